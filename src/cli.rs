@@ -1,0 +1,71 @@
+//! Command-line pieces every chapter composes, so a flag means the same in
+//! every chapter that has it.
+
+use crate::error::LabError;
+use crate::narrator::Narrator;
+use clap::{Args, Parser};
+use std::ffi::OsString;
+
+/// `--explain` and `--step`, for instructors.
+#[derive(Args, Debug, Clone)]
+pub struct NarrationArgs {
+    /// Narrate every step on stderr: the syscall, its arguments, why, and
+    /// the man page to read
+    #[arg(long)]
+    pub explain: bool,
+
+    /// Instructor mode: like --explain, and wait for Enter before each step
+    #[arg(long)]
+    pub step: bool,
+}
+
+impl NarrationArgs {
+    pub fn narrator(&self) -> Narrator {
+        Narrator::new(self.explain, self.step)
+    }
+}
+
+/// `COMMAND [ARG]...`: everything after it belongs to the command.
+#[derive(Args, Debug, Clone)]
+pub struct CommandArgs {
+    /// The program to run and its arguments (default: /bin/sh)
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<OsString>,
+}
+
+impl CommandArgs {
+    /// The words to run, `/bin/sh` when none were given (as chroot(1) does).
+    pub fn words(&self) -> Vec<OsString> {
+        if self.command.is_empty() {
+            vec![OsString::from("/bin/sh")]
+        } else {
+            self.command.clone()
+        }
+    }
+}
+
+/// Parse the command line. `--help` exits 0; a usage error exits 125 like
+/// any other runtime failure (Docker's convention), never 2.
+pub fn parse<C: Parser>() -> C {
+    match C::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            let _ = error.print();
+            std::process::exit(0)
+        }
+        Err(error) => {
+            let text = error.kind().to_string();
+            let message = error
+                .to_string()
+                .lines()
+                .next()
+                .map(|line| line.trim_start_matches("error: ").to_string())
+                .unwrap_or(text);
+            crate::exit_with_error(&LabError::Usage { message })
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Finding COMMAND the way the container will see it.
+//!
+//! The runtime checks, before it forks, that the command exists inside the
+//! root the container will get, so a typo is one clear error with exit code
+//! 127 instead of a failed exec deep inside a half-built container. Paths are
+//! resolved with openat2(2) and RESOLVE_IN_ROOT: an absolute symlink in the
+//! rootfs (`bin -> /usr/bin`) then resolves inside the rootfs, as it will
+//! after chroot, and never escapes to the host.
+
+use crate::error::LabError;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat2};
+use nix::sys::stat::{Mode, SFlag, fstat};
+use std::ffi::{CString, OsString};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// The PATH searched when the runtime's environment has none (the same
+/// default Docker gives a container).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A command ready for execve(2): the path inside the container's root, and
+/// argv as the user typed it.
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub path: CString,
+    pub argv: Vec<CString>,
+}
+
+impl Command {
+    /// `argv[0]` followed by the arguments, for narration: `"sh" "-c" "echo hi"`.
+    pub fn display_argv(&self) -> String {
+        self.argv
+            .iter()
+            .map(|arg| format!("{:?}", arg.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Resolve `words[0]` inside `root` (`/` for a process on the host),
+/// searching `PATH` when it has no slash, like execvp(3) will.
+pub fn resolve(root: &Path, words: &[OsString]) -> Result<Command, LabError> {
+    let name = &words[0];
+    let argv = words
+        .iter()
+        .map(|word| {
+            CString::new(word.as_bytes()).map_err(|_| LabError::Usage {
+                message: format!("argument {word:?} contains a NUL byte"),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let not_found = || LabError::CommandNotFound {
+        command: name.to_string_lossy().into_owned(),
+        root: root.to_path_buf(),
+    };
+    let root_dir = open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| LabError::StepFailed {
+        syscall: "open",
+        target: root.display().to_string(),
+        errno,
+    })?;
+
+    let path = if name.as_bytes().contains(&b'/') {
+        let in_root = absolute_in_root(root, Path::new(name));
+        lookup(&root_dir, &in_root).ok_or_else(not_found)?;
+        in_root
+    } else {
+        let search = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+        std::env::split_paths(&search)
+            .filter(|dir| dir.is_absolute())
+            .map(|dir| dir.join(name))
+            .find(|candidate| lookup(&root_dir, candidate).is_some_and(|kind| kind.executable))
+            .ok_or_else(not_found)?
+    };
+    Ok(Command {
+        path: CString::new(path.as_os_str().as_bytes()).expect("built from NUL-free parts"),
+        argv,
+    })
+}
+
+/// After chroot the child's working directory is the new `/`, so a relative
+/// path is relative to the root; on the host it is relative to where we are.
+fn absolute_in_root(root: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else if root == Path::new("/") {
+        std::env::current_dir().unwrap_or_default().join(path)
+    } else {
+        Path::new("/").join(path)
+    }
+}
+
+struct Found {
+    executable: bool,
+}
+
+fn lookup(root_dir: &OwnedFd, path: &Path) -> Option<Found> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+    let relative = path.strip_prefix("/").unwrap_or(path);
+    let file = openat2(root_dir, relative, how).ok()?;
+    let st = fstat(&file).ok()?;
+    let is_file = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG;
+    Some(Found {
+        executable: is_file && st.st_mode & 0o111 != 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn fake_root(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lab-command-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("usr/bin")).unwrap();
+        std::fs::write(dir.join("usr/bin/tool"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            dir.join("usr/bin/tool"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(dir.join("usr/bin/data"), "not a program").unwrap();
+        // An absolute symlink, as merged-/usr distributions have.
+        symlink("/usr/bin", dir.join("bin")).unwrap();
+        dir
+    }
+
+    fn words(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn absolute_symlink_resolves_inside_the_root() {
+        let root = fake_root("symlink");
+        let command = resolve(&root, &words(&["/bin/tool", "x"])).unwrap();
+        assert_eq!(command.path.to_str().unwrap(), "/bin/tool");
+        assert_eq!(command.display_argv(), "\"/bin/tool\", \"x\"");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn missing_command_is_127_and_names_the_rootfs() {
+        let root = fake_root("missing");
+        let error = resolve(&root, &words(&["/bin/nope"])).unwrap_err();
+        assert_eq!(error.exit_code(), 127);
+        assert!(error.to_string().contains("not found in rootfs"), "{error}");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn escaping_symlink_does_not_reach_the_host() {
+        let root = fake_root("escape");
+        // /etc/passwd exists on the host, but not in this root.
+        symlink("../../../../../../etc/passwd", root.join("usr/bin/escape")).unwrap();
+        assert!(resolve(&root, &words(&["/usr/bin/escape"])).is_err());
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}

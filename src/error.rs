@@ -1,0 +1,196 @@
+//! One error type for every chapter, mapped to Docker's exit codes.
+//!
+//! Messages are one lowercase line naming the step, the path and the errno;
+//! a hint says what to do about it. A runtime failure exits 125, a command
+//! that is not executable 126, a command that is not found 127 (the codes
+//! `docker run` uses, documented in docker-run(1) under "Exit Status").
+
+use nix::errno::Errno;
+use std::fmt;
+use std::path::PathBuf;
+
+/// The runtime itself failed (bad input, a syscall that went wrong).
+pub const EXIT_RUNTIME_FAILURE: i32 = 125;
+/// The command exists but cannot be executed.
+pub const EXIT_NOT_EXECUTABLE: i32 = 126;
+/// The command does not exist.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+#[derive(Debug)]
+pub enum LabError {
+    /// The command line could not be parsed.
+    Usage { message: String },
+    /// ROOTFS does not exist.
+    RootfsMissing { path: PathBuf, hint: String },
+    /// ROOTFS exists but is not a directory.
+    RootfsNotDirectory { path: PathBuf },
+    /// COMMAND is not inside the root the container will see.
+    CommandNotFound { command: String, root: PathBuf },
+    /// COMMAND was found but the kernel refused to execute it.
+    CommandNotExecutable { command: String, errno: Errno },
+    /// The runtime lacks a capability one of its steps needs.
+    MissingCapability {
+        capability: &'static str,
+        needed_for: &'static str,
+        /// The command line to repeat with sudo.
+        command_line: String,
+    },
+    /// A narrated step (one syscall) failed.
+    StepFailed {
+        syscall: &'static str,
+        target: String,
+        errno: Errno,
+    },
+    /// A rootfs-building script failed (it printed why).
+    Script { script: PathBuf, status: i32 },
+    /// Something happened in the child between fork and exec; the child
+    /// already formatted it, the parent only relays it.
+    InChild {
+        exit_code: i32,
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl LabError {
+    /// The exit code the runtime ends with for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LabError::CommandNotFound { .. } => EXIT_NOT_FOUND,
+            LabError::CommandNotExecutable { errno, .. } if *errno == Errno::ENOENT => {
+                EXIT_NOT_FOUND
+            }
+            LabError::CommandNotExecutable { .. } => EXIT_NOT_EXECUTABLE,
+            LabError::InChild { exit_code, .. } => *exit_code,
+            _ => EXIT_RUNTIME_FAILURE,
+        }
+    }
+
+    /// What the user can do about it, if we know.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            LabError::Usage { .. } => Some("see --help for usage and examples".into()),
+            LabError::RootfsMissing { hint, .. } => Some(hint.clone()),
+            LabError::RootfsNotDirectory { .. } => {
+                Some("ROOTFS must be a directory holding a root filesystem (bin/, etc/, ...)".into())
+            }
+            LabError::CommandNotFound { root, .. } if root.as_os_str() == "/" => {
+                Some("check the spelling, or give the full path".into())
+            }
+            LabError::CommandNotFound { root, .. } => Some(format!(
+                "the command must exist inside the rootfs: look in {} (PATH is searched there, not on the host)",
+                root.display()
+            )),
+            LabError::CommandNotExecutable { errno, .. } if *errno == Errno::ENOENT => Some(
+                "the file exists but its interpreter or dynamic loader does not: copy it into the rootfs too".into(),
+            ),
+            LabError::CommandNotExecutable { .. } => {
+                Some("make it executable (chmod +x) or run it through a shell".into())
+            }
+            LabError::MissingCapability { command_line, .. } => {
+                Some(format!("run it as root: sudo {command_line}"))
+            }
+            LabError::StepFailed { errno, .. } if *errno == Errno::EPERM => {
+                Some("this step needs privileges: run as root".into())
+            }
+            LabError::StepFailed { .. } => None,
+            LabError::Script { .. } => Some("its own error message is just above".into()),
+            LabError::InChild { hint, .. } => hint.clone(),
+        }
+    }
+}
+
+/// An errno as `no such file or directory (ENOENT)`: lowercase, with the
+/// symbolic name so it can be looked up in errno(3).
+pub fn describe_errno(errno: Errno) -> String {
+    let text = errno.desc();
+    let mut chars = text.chars();
+    let lower_first = match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    format!("{lower_first} ({errno:?})")
+}
+
+impl fmt::Display for LabError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabError::Usage { message } => write!(f, "{message}"),
+            LabError::RootfsMissing { path, .. } => {
+                write!(f, "rootfs {} not found", path.display())
+            }
+            LabError::RootfsNotDirectory { path } => {
+                write!(f, "rootfs {} is not a directory", path.display())
+            }
+            LabError::CommandNotFound { command, root } if root.as_os_str() == "/" => {
+                write!(f, "command {command} not found")
+            }
+            LabError::CommandNotFound { command, root } => {
+                write!(
+                    f,
+                    "command {command} not found in rootfs {}",
+                    root.display()
+                )
+            }
+            LabError::CommandNotExecutable { command, errno, .. } => {
+                write!(f, "cannot execute {command}: {}", describe_errno(*errno))
+            }
+            LabError::MissingCapability {
+                capability,
+                needed_for,
+                ..
+            } => write!(
+                f,
+                "{needed_for} needs {capability}, which this process does not have"
+            ),
+            LabError::StepFailed {
+                syscall,
+                target,
+                errno,
+            } => write!(f, "{syscall} {target}: {}", describe_errno(*errno)),
+            LabError::Script { script, status } => {
+                write!(f, "{} failed with exit status {status}", script.display())
+            }
+            LabError::InChild { message, .. } => write!(f, "{message}"),
+        }
+    }
+}
+
+impl std::error::Error for LabError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_is_lowercase_with_symbol() {
+        assert_eq!(
+            describe_errno(Errno::ENOENT),
+            "no such file or directory (ENOENT)"
+        );
+    }
+
+    #[test]
+    fn exit_codes_follow_docker() {
+        let missing = LabError::CommandNotFound {
+            command: "nope".into(),
+            root: "/r".into(),
+        };
+        assert_eq!(missing.exit_code(), 127);
+        let noexec = LabError::CommandNotExecutable {
+            command: "/etc/passwd".into(),
+            errno: Errno::EACCES,
+        };
+        assert_eq!(noexec.exit_code(), 126);
+        let step = LabError::StepFailed {
+            syscall: "chroot",
+            target: "/r".into(),
+            errno: Errno::EPERM,
+        };
+        assert_eq!(step.exit_code(), 125);
+        assert_eq!(
+            step.to_string(),
+            "chroot /r: operation not permitted (EPERM)"
+        );
+    }
+}

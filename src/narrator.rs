@@ -1,0 +1,117 @@
+//! The narrator: the single doorway every step of a container goes through.
+//!
+//! A step is announced (with `--explain`), optionally paused on (with
+//! `--step`), executed, and its failure turned into an error that names the
+//! step. Narration goes to stderr so the container's stdout stays clean.
+
+use crate::error::LabError;
+use colored::Colorize;
+use std::cell::Cell;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+
+/// One syscall-sized step of building a container.
+pub struct Step<'a> {
+    /// The system call, as its man page names it (`chroot`).
+    pub syscall: &'static str,
+    /// Its key arguments as they are passed (`"/var/lib/container-lab/rootfs"`).
+    pub args: &'a str,
+    /// One line on why the container needs this step.
+    pub why: &'static str,
+    /// Where to read more (`chroot(2)`).
+    pub man: &'static str,
+}
+
+pub struct Narrator {
+    explain: bool,
+    pause: bool,
+    /// Who performs the steps: the runtime, or the child it forked.
+    actor: Cell<&'static str>,
+}
+
+impl Narrator {
+    /// `explain` prints each step; `pause` (instructor mode) also waits for
+    /// Enter before each step, and implies `explain`.
+    pub fn new(explain: bool, pause: bool) -> Narrator {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        colored::control::set_override(color);
+        Narrator {
+            explain: explain || pause,
+            pause,
+            actor: Cell::new("runtime"),
+        }
+    }
+
+    /// A narrator that says nothing (for tools that are not chapters).
+    pub fn silent() -> Narrator {
+        Narrator::new(false, false)
+    }
+
+    // ANCHOR: step
+    /// Announce `step`, wait for Enter in `--step` mode, run it, and turn a
+    /// failing errno into an error that names the syscall and its target.
+    pub fn run<T>(
+        &self,
+        step: Step<'_>,
+        action: impl FnOnce() -> nix::Result<T>,
+    ) -> Result<T, LabError> {
+        self.announce(&step);
+        action().map_err(|errno| LabError::StepFailed {
+            syscall: step.syscall,
+            target: step.args.to_string(),
+            errno,
+        })
+    }
+    // ANCHOR_END: step
+
+    /// Called in the child right after fork: from now on the steps are
+    /// the child's, and the narration says so.
+    pub fn now_in_child(&self) {
+        self.actor.set("child");
+    }
+
+    fn announce(&self, step: &Step<'_>) {
+        if !self.explain {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "{} {}({})  {}",
+            format!("{:<9}", format!("[{}]", self.actor.get()))
+                .bold()
+                .cyan(),
+            step.syscall.bold(),
+            step.args,
+            step.man.dimmed()
+        );
+        let _ = writeln!(err, "{:9} {}", "", step.why.italic());
+        drop(err);
+        if self.pause {
+            wait_for_enter();
+        }
+    }
+
+    /// A remark that is not a syscall (what the child now shares, what
+    /// happened to it), shown with `--explain`.
+    pub fn note(&self, text: &str) {
+        if self.explain {
+            eprintln!("{:9} {}", "", format!("- {text}").yellow());
+        }
+    }
+}
+
+/// Instructor mode: block until Enter. Read the terminal itself rather than
+/// stdin, which belongs to the container's command.
+fn wait_for_enter() {
+    eprint!("{}", "    press Enter to run this step ".dimmed());
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    match std::fs::File::open("/dev/tty") {
+        Ok(tty) => {
+            let _ = BufReader::new(tty).read_line(&mut line);
+        }
+        Err(_) => {
+            let _ = std::io::stdin().lock().read_line(&mut line);
+        }
+    }
+}

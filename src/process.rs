@@ -1,0 +1,229 @@
+//! Starting the container's process and waiting for it.
+//!
+//! fork(2) makes the child; the child runs the chapter's setup steps (chroot,
+//! namespaces, ...) and then execve(2)s the command. A close-on-exec pipe
+//! tells the parent how that went: if exec succeeds the kernel closes the
+//! pipe and the parent reads nothing; if any step fails the child writes its
+//! error into the pipe first. This is how runc, crun and Go's os/exec learn
+//! that an exec failed.
+
+use crate::command::Command;
+use crate::error::{EXIT_RUNTIME_FAILURE, LabError};
+use crate::narrator::{Narrator, Step};
+use crate::sharing::Probe;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, execv, fork, pipe2, read, write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// The signals a user sends to stop a container. The runtime passes them on
+/// to the command instead of dying and leaving it behind (runc calls this
+/// the signal proxy).
+const FORWARDED_SIGNALS: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// The child's pid, for the signal handler (0 until there is a child).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward_to_child(signal: libc::c_int) {
+    let child = CHILD.load(Ordering::SeqCst);
+    if child > 0 {
+        // SAFETY: kill(2) is async-signal-safe; a stale pid at worst gets ESRCH.
+        unsafe { libc::kill(child, signal) };
+    }
+}
+
+/// A running container process.
+pub struct Child {
+    pub pid: Pid,
+}
+
+// ANCHOR: spawn
+/// Fork; in the child run `setup` (the chapter's isolation steps) and exec
+/// `command`. Returns once the command is running, or with the child's error.
+pub fn spawn(
+    narrator: &Narrator,
+    command: &Command,
+    setup: impl FnOnce(&Narrator) -> Result<(), LabError>,
+) -> Result<Child, LabError> {
+    let host_view = Probe::open().view();
+    let (report_read, report_write) =
+        pipe2(OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
+            syscall: "pipe2",
+            target: "O_CLOEXEC".into(),
+            errno,
+        })?;
+    install_signal_forwarding();
+    let fork_result = narrator.run(
+        Step {
+            syscall: "fork",
+            args: "",
+            why: "make the process that will become the container; the runtime stays to wait for it",
+            man: "fork(2)",
+        },
+        // SAFETY: the lab's binaries are single-threaded when they fork, so
+        // the child may allocate and use the narrator before it execs.
+        || unsafe { fork() },
+    )?;
+    match fork_result {
+        ForkResult::Parent { child } => {
+            CHILD.store(child.as_raw(), Ordering::SeqCst);
+            drop(report_write);
+            match read_report(report_read) {
+                None => Ok(Child { pid: child }),
+                Some(error) => {
+                    let _ = waitpid(child, None);
+                    Err(error)
+                }
+            }
+        }
+        ForkResult::Child => {
+            drop(report_read);
+            narrator.now_in_child();
+            restore_default_signals();
+            let probe = Probe::open();
+            let error = match setup(narrator) {
+                Ok(()) => {
+                    narrator.note(&probe.view().compare(&host_view));
+                    exec(narrator, command)
+                }
+                Err(error) => error,
+            };
+            write_report(report_write, &error);
+            // SAFETY: _exit(2) skips atexit handlers and stdio flushing that
+            // belong to the parent's copy of the process.
+            unsafe { libc::_exit(error.exit_code()) }
+        }
+    }
+}
+// ANCHOR_END: spawn
+
+/// Replace the child with the command. Returns only if execve(2) failed.
+fn exec(narrator: &Narrator, command: &Command) -> LabError {
+    let path = command.path.to_string_lossy().into_owned();
+    let args = format!("{path:?}, [{}]", command.display_argv());
+    let result = narrator.run(
+        Step {
+            syscall: "execve",
+            args: &args,
+            why: "replace the child with the command; from here on it is the container",
+            man: "execve(2)",
+        },
+        || execv(&command.path, &command.argv),
+    );
+    match result {
+        Err(LabError::StepFailed { errno, .. }) => LabError::CommandNotExecutable {
+            command: path,
+            errno,
+        },
+        Err(other) => other,
+        Ok(never) => match never {},
+    }
+}
+
+// ANCHOR: exit_code
+/// Wait for the command and return the exit code the runtime should end
+/// with: the command's own, or 128+N if signal N killed it (the shell's
+/// convention, which Docker follows: 137 is SIGKILL, 143 SIGTERM).
+pub fn wait(narrator: &Narrator, child: Child) -> Result<i32, LabError> {
+    let pid = child.pid.to_string();
+    let step = Step {
+        syscall: "waitpid",
+        args: &pid,
+        why: "collect the command's exit status so the runtime can return it",
+        man: "waitpid(2)",
+    };
+    let status = narrator.run(step, || {
+        loop {
+            match waitpid(child.pid, None) {
+                Err(Errno::EINTR) => continue,
+                other => return other,
+            }
+        }
+    })?;
+    CHILD.store(0, Ordering::SeqCst);
+    let code = match status {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, signal, _) => {
+            narrator.note(&format!("the command was killed by {signal}"));
+            128 + signal as i32
+        }
+        _ => EXIT_RUNTIME_FAILURE,
+    };
+    narrator.note(&format!("the command exited; the runtime exits {code}"));
+    Ok(code)
+}
+// ANCHOR_END: exit_code
+
+fn install_signal_forwarding() {
+    let action = SigAction::new(
+        SigHandler::Handler(forward_to_child),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in FORWARDED_SIGNALS {
+        // SAFETY: the handler only loads an atomic and calls kill(2).
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+}
+
+/// The command must start with the default dispositions, not our handlers
+/// (exec resets handled signals anyway; this also covers ignored ones).
+fn restore_default_signals() {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in FORWARDED_SIGNALS {
+        // SAFETY: restoring SIG_DFL has no handler to be unsafe about.
+        let _ = unsafe { sigaction(signal, &default) };
+    }
+}
+
+/// Serialise an error from the child: exit code, message, hint, one per line.
+fn write_report(pipe: OwnedFd, error: &LabError) {
+    let text = format!(
+        "{}\n{}\n{}",
+        error.exit_code(),
+        error,
+        error.hint().unwrap_or_default()
+    );
+    let _ = write(pipe.as_fd(), text.as_bytes());
+}
+
+/// `None` when the pipe closed without a word: exec succeeded.
+fn read_report(pipe: OwnedFd) -> Option<LabError> {
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 1024];
+    loop {
+        match read(&pipe, &mut buffer) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    if bytes.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines = text.splitn(3, '\n');
+    let exit_code = lines
+        .next()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(EXIT_RUNTIME_FAILURE);
+    let message = lines
+        .next()
+        .unwrap_or("the child failed before exec")
+        .to_string();
+    let hint = lines.next().filter(|h| !h.is_empty()).map(str::to_string);
+    Some(LabError::InChild {
+        exit_code,
+        message,
+        hint,
+    })
+}

@@ -1,0 +1,144 @@
+//! Root filesystems: where the lab finds one, and how it builds one.
+//!
+//! A container's `/` is an ordinary directory holding programs, their
+//! libraries and a few files in /etc. The chapters take it as ROOTFS; when
+//! none is given they use `$CONTAINER_LAB_ROOTFS`, or else
+//! `/var/lib/container-lab/rootfs`. The shell scripts in `rootfs-scripts/`
+//! build one; `lab rootfs` runs them and adds the lab's own tools.
+
+use crate::error::LabError;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where the lab keeps its default rootfs.
+pub const DEFAULT_ROOTFS: &str = "/var/lib/container-lab/rootfs";
+/// Environment variable that overrides [`DEFAULT_ROOTFS`].
+pub const ROOTFS_ENV: &str = "CONTAINER_LAB_ROOTFS";
+/// The rootfs scripts of the source tree the binaries were built from.
+pub const SCRIPTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rootfs-scripts");
+/// Programs of this package that `lab rootfs` installs into /usr/local/bin.
+pub const IN_CONTAINER_TOOLS: [&str; 1] = ["lab-breakout"];
+
+/// The ways to build a rootfs, one script each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Variant {
+    /// The host's own shell and tools with their libraries (offline, default).
+    Host,
+    /// One static busybox (needs the busybox-static package).
+    Busybox,
+    /// Alpine's minirootfs (downloads it, checks its SHA-256).
+    Alpine,
+    /// Debian minbase via debootstrap (needs debootstrap and a mirror).
+    Debian,
+}
+
+impl Variant {
+    pub fn script(self) -> PathBuf {
+        let name = match self {
+            Variant::Host => "host.sh",
+            Variant::Busybox => "busybox.sh",
+            Variant::Alpine => "alpine.sh",
+            Variant::Debian => "debian.sh",
+        };
+        Path::new(SCRIPTS_DIR).join(name)
+    }
+}
+
+/// The rootfs to use when the user named none.
+pub fn default_path() -> PathBuf {
+    std::env::var_os(ROOTFS_ENV)
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOTFS))
+}
+
+/// Check that `given` (or the default) is a directory we can use as `/`.
+pub fn locate(given: Option<&Path>) -> Result<PathBuf, LabError> {
+    let path = given.map(Path::to_path_buf).unwrap_or_else(default_path);
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_dir() => Ok(path),
+        Ok(_) => Err(LabError::RootfsNotDirectory { path }),
+        Err(_) => Err(LabError::RootfsMissing {
+            hint: format!(
+                "build it with: sudo {} rootfs {}",
+                lab_binary().display(),
+                path.display()
+            ),
+            path,
+        }),
+    }
+}
+
+/// The `lab` driver next to the running binary (cargo puts them together).
+pub fn lab_binary() -> PathBuf {
+    sibling("lab")
+}
+
+/// A program of this package, found next to the running binary.
+pub fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Build a rootfs of `variant` in `dir` and install the lab's tools into it.
+pub fn build(variant: Variant, dir: &Path) -> Result<(), LabError> {
+    run_script(&variant.script(), &[dir.as_os_str()])?;
+    let tools: Vec<PathBuf> = IN_CONTAINER_TOOLS.iter().map(|t| sibling(t)).collect();
+    let mut args = vec![dir.as_os_str()];
+    args.extend(tools.iter().map(|t| t.as_os_str()));
+    run_script(&Path::new(SCRIPTS_DIR).join("install-tools.sh"), &args)
+}
+
+fn run_script(script: &Path, args: &[&std::ffi::OsStr]) -> Result<(), LabError> {
+    let status = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .status()
+        .map_err(|error| LabError::StepFailed {
+            syscall: "execve",
+            target: format!("bash {}", script.display()),
+            errno: nix::errno::Errno::from_raw(error.raw_os_error().unwrap_or(0)),
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(LabError::Script {
+            script: script.to_path_buf(),
+            status: status.code().unwrap_or(-1),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_rootfs_hint_names_the_build_command() {
+        let error = locate(Some(Path::new("/nonexistent/lab-rootfs"))).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "rootfs /nonexistent/lab-rootfs not found"
+        );
+        let hint = error.hint().unwrap();
+        assert!(hint.starts_with("build it with: sudo "), "{hint}");
+        assert!(hint.ends_with(" rootfs /nonexistent/lab-rootfs"), "{hint}");
+    }
+
+    #[test]
+    fn a_file_is_not_a_rootfs() {
+        let error = locate(Some(Path::new("/etc/hostname"))).unwrap_err();
+        assert_eq!(error.exit_code(), 125);
+        assert!(error.to_string().ends_with("is not a directory"));
+    }
+
+    #[test]
+    fn every_variant_has_its_script() {
+        use clap::ValueEnum;
+        for variant in Variant::value_variants() {
+            assert!(variant.script().is_file(), "{:?}", variant.script());
+        }
+    }
+}
