@@ -32,15 +32,23 @@ pub fn program_name() -> String {
 /// The command line this program was started with, quoted for a shell
 /// where needed, to show the user what to type again.
 pub fn command_line() -> String {
-    std::iter::once(program_name())
+    let words: Vec<String> = std::iter::once(program_name())
         .chain(std::env::args().skip(1))
-        .map(|word| shell_quote(&word))
+        .collect();
+    shell_words(&words)
+}
+
+/// Words joined into one line a shell would split back the same way.
+pub fn shell_words<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|word| shell_quote(word.as_ref()))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
 /// Quote `word` for sh(1) unless it is made only of safe characters.
-pub fn shell_quote(word: &str) -> String {
+fn shell_quote(word: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "/-._=:,+@%".contains(c);
     if !word.is_empty() && word.chars().all(safe) {
         word.to_string()

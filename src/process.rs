@@ -133,10 +133,10 @@ fn exec(narrator: &Narrator, command: &Command) -> LabError {
 /// with: the command's own, or 128+N if signal N killed it (the shell's
 /// convention, which Docker follows: 137 is SIGKILL, 143 SIGTERM).
 pub fn wait(narrator: &Narrator, child: Child) -> Result<i32, LabError> {
-    let pid = child.pid.to_string();
+    let args = format!("{}, &status, 0", child.pid);
     let step = Step {
         syscall: "waitpid",
-        args: &pid,
+        args: &args,
         why: "collect the command's exit status so the runtime can return it",
         man: "waitpid(2)",
     };

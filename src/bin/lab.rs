@@ -119,10 +119,7 @@ fn demo(step: bool) -> Result<i32, LabError> {
             "{} {} {}",
             "$".dimmed(),
             chapter,
-            args.iter()
-                .map(|a| container_lab::shell_quote(a))
-                .collect::<Vec<_>>()
-                .join(" ")
+            container_lab::shell_words(&args)
         );
         let status = Command::new(rootfs::sibling(chapter))
             .args(&args)

@@ -1,0 +1,162 @@
+//! Helpers shared by the integration tests: root checks, a rootfs built by
+//! the tests themselves, running chapter binaries, and transcripts for the
+//! book.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Environment variable that lets a non-root `cargo test` skip the tests
+/// that need root instead of failing them.
+pub const SKIP_ROOT_ENV: &str = "CONTAINER_LAB_SKIP_ROOT_TESTS";
+
+/// True when the test may go on. Not root: panic with the reason, unless
+/// the user opted out with CONTAINER_LAB_SKIP_ROOT_TESTS=1 (then say so).
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var(SKIP_ROOT_ENV).as_deref() == Ok("1") {
+        eprintln!("SKIPPED {test}: needs root ({SKIP_ROOT_ENV}=1 is set)");
+        return false;
+    }
+    panic!(
+        "{test} needs root: run `cargo test`, whose runner re-runs the tests through sudo, \
+         or set {SKIP_ROOT_ENV}=1 to skip the root-only tests"
+    );
+}
+
+/// Path of a binary of this package.
+pub fn bin(name: &str) -> PathBuf {
+    let path = match name {
+        "ch00-process" => env!("CARGO_BIN_EXE_ch00-process"),
+        "ch01-chroot" => env!("CARGO_BIN_EXE_ch01-chroot"),
+        "lab" => env!("CARGO_BIN_EXE_lab"),
+        "lab-breakout" => env!("CARGO_BIN_EXE_lab-breakout"),
+        other => panic!("unknown binary {other}"),
+    };
+    PathBuf::from(path)
+}
+
+/// A scratch directory for this test binary, under cargo's target tmp dir.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(env!("CARGO_CRATE_NAME"))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// The host-tools rootfs, built once per test binary by `lab rootfs`.
+pub fn rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(env!("CARGO_CRATE_NAME"))
+            .join("rootfs");
+        let output = Command::new(bin("lab"))
+            .arg("rootfs")
+            .arg(&dir)
+            .output()
+            .expect("run lab rootfs");
+        assert!(
+            output.status.success(),
+            "lab rootfs {} failed:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        dir
+    })
+}
+
+/// Run a binary of this package with `args`, without a terminal.
+pub fn run<I, S>(name: &str, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Command::new(bin(name))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap_or_else(|error| panic!("cannot start {name}: {error}"))
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited, not killed")
+}
+
+/// A terminal-like transcript of one run for the book: the command line,
+/// what it printed (stderr first: in every transcript we keep, all stderr
+/// lines come before the command's output or after it ends), and the exit
+/// status when it is not 0. `rootfs` is shown as `./rootfs` and pids as
+/// `<pid>`, the only values that change from run to run.
+pub fn transcript(shown_command: &str, output: &Output, rootfs: Option<&Path>) -> String {
+    let mut text = format!("$ {shown_command}\n{}{}", stderr(output), stdout(output));
+    if !output.status.success() {
+        text.push_str(&format!("$ echo $?\n{}\n", code(output)));
+    }
+    if let Some(rootfs) = rootfs {
+        text = text.replace(&rootfs.display().to_string(), "./rootfs");
+    }
+    hide_pids(&text)
+}
+
+/// Replace the pid in `waitpid(1234, &status, 0)` with `<pid>`.
+fn hide_pids(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("waitpid(") {
+        let (head, tail) = rest.split_at(at + "waitpid(".len());
+        out.push_str(head);
+        let digits = tail.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 && tail[digits..].starts_with(',') {
+            out.push_str("<pid>");
+            rest = &tail[digits..];
+        } else {
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Compare `content` with the snapshot `tests/snapshots/NAME.snap`, which
+/// the book includes from its fourth line on.
+#[macro_export]
+macro_rules! snapshot {
+    ($name:expr, $content:expr) => {
+        insta::with_settings!({prepend_module_to_snapshot => false, omit_expression => true}, {
+            insta::assert_snapshot!($name, $content);
+        })
+    };
+}
+
+/// Assert the runtime failed the way DESIGN.md says: the expected exit code,
+/// one error line and one hint line on stderr, nothing on stdout.
+pub fn assert_clean_failure(output: &Output, expected_code: i32, error_contains: &str) {
+    let err = stderr(output);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(code(output), expected_code, "stderr: {err}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "want an error line and a hint line, got: {err}"
+    );
+    assert!(lines[0].contains(" error: "), "{err}");
+    assert!(lines[0].contains(error_contains), "{err}");
+    assert!(lines[1].contains(" hint: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(stdout(output), "", "stdout must stay clean");
+}
