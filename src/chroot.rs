@@ -1,7 +1,7 @@
 //! chroot(2): give a process a different `/`.
 //!
 //! Version 7 Unix (1979) added the call so a build could run against a
-//! different tree; 4.2BSD (1982) brought it along. It changes one thing, the
+//! different tree; Bill Joy added it to BSD in 1982. It changes one thing, the
 //! directory where path resolution starts for absolute paths and where `..`
 //! stops climbing, and nothing else: the process keeps its PIDs, hostname,
 //! network, users and any directory it already had open.

@@ -4,7 +4,7 @@
 //! namespaces, ...) and then execve(2)s the command. A close-on-exec pipe
 //! tells the parent how that went: if exec succeeds the kernel closes the
 //! pipe and the parent reads nothing; if any step fails the child writes its
-//! error into the pipe first. This is how runc, crun and Go's os/exec learn
+//! error into the pipe first. This is how Go's os/exec and Rust's std::process::Command learn
 //! that an exec failed.
 
 use crate::command::Command;

@@ -83,7 +83,7 @@ fn demo(step: bool) -> Result<i32, LabError> {
                 narration,
                 "/bin/sh",
                 "-c",
-                "echo \"pid $$ on $(hostname), uid $(id -u)\"; ls /",
+                "echo \"pid $$ on $(hostname), uid $(id -u), / holds:\" /*",
             ],
         ),
         (
@@ -94,7 +94,7 @@ fn demo(step: bool) -> Result<i32, LabError> {
                 &rootfs_text,
                 "/bin/sh",
                 "-c",
-                "ls /; cat /etc/container-lab-rootfs",
+                "echo / holds: /*; cat /etc/container-lab-rootfs",
             ],
         ),
         (

@@ -1,0 +1,107 @@
+//! The book never pastes code: every Rust listing is an include of a real
+//! source file by anchor, every anchor it names exists, and every terminal
+//! transcript of a chapter page comes from a snapshot the tests write.
+
+use std::path::{Path, PathBuf};
+
+fn book_pages() -> Vec<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src");
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .collect();
+    pages.sort();
+    pages
+}
+
+/// Fenced blocks as (info string, body).
+fn fenced_blocks(markdown: &str) -> Vec<(String, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in markdown.lines() {
+        let trimmed = line.trim_start();
+        match (&mut current, trimmed.strip_prefix("```")) {
+            (None, Some(info)) => current = Some((info.trim().to_string(), String::new())),
+            (Some(_), Some(_)) => blocks.push(current.take().unwrap()),
+            (Some((_, body)), None) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    blocks
+}
+
+/// `{{#include PATH:ANCHOR}}` or `{{#include PATH:START:}}`, resolved.
+fn check_include(page: &Path, directive: &str) {
+    let inner = directive
+        .trim()
+        .strip_prefix("{{#include ")
+        .and_then(|rest| rest.strip_suffix("}}"))
+        .unwrap_or_else(|| panic!("{}: not an include: {directive}", page.display()));
+    let mut parts = inner.splitn(2, ':');
+    let file = page.parent().unwrap().join(parts.next().unwrap());
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "{}: include {} unreadable: {e}",
+            page.display(),
+            file.display()
+        )
+    });
+    if let Some(selector) = parts.next() {
+        let first = selector.split(':').next().unwrap();
+        if first.parse::<usize>().is_err() {
+            assert!(
+                text.contains(&format!("ANCHOR: {first}"))
+                    && text.contains(&format!("ANCHOR_END: {first}")),
+                "{}: anchor {first} missing in {}",
+                page.display(),
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_rust_listing_is_an_include_of_real_code() {
+    let mut listings = 0;
+    for page in book_pages() {
+        let markdown = std::fs::read_to_string(&page).unwrap();
+        for (info, body) in fenced_blocks(&markdown) {
+            if info.starts_with("rust") {
+                listings += 1;
+                for line in body.lines().filter(|line| !line.trim().is_empty()) {
+                    check_include(&page, line);
+                }
+            }
+        }
+    }
+    assert!(
+        listings >= 6,
+        "the chapter pages should show code, found {listings} listings"
+    );
+}
+
+#[test]
+fn chapter_transcripts_come_from_snapshots() {
+    for page in book_pages() {
+        let name = page.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("ch") {
+            continue;
+        }
+        let markdown = std::fs::read_to_string(&page).unwrap();
+        for (info, body) in fenced_blocks(&markdown) {
+            if info == "console" || info == "text" && body.contains("{{#include") {
+                for line in body.lines().filter(|line| !line.trim().is_empty()) {
+                    assert!(
+                        line.contains("tests/snapshots/"),
+                        "{name}: pasted output: {line}"
+                    );
+                    check_include(&page, line);
+                }
+            }
+        }
+    }
+}
