@@ -42,7 +42,7 @@ fn main() {
 
 // ANCHOR: recipe
 fn recipe(cli: &Cli) -> Result<i32, LabError> {
-    let narrator = cli.narration.narrator();
+    let narrator = cli.narration.narrator()?;
     // There is no other root yet: the command is looked up on the host.
     let command = command::resolve(Path::new("/"), &cli.command.words())?;
     // fork, then exec in the child with nothing changed in between.

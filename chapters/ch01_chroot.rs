@@ -52,7 +52,7 @@ fn main() {
 
 // ANCHOR: recipe
 fn recipe(cli: &Cli) -> Result<i32, LabError> {
-    let narrator = cli.narration.narrator();
+    let narrator = cli.narration.narrator()?;
     caps::require(CAP_SYS_CHROOT, "chroot(2)")?;
     let rootfs = rootfs::locate(cli.rootfs.as_deref())?;
     // The command must exist inside the new root, not on the host.

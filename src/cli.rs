@@ -20,7 +20,7 @@ pub struct NarrationArgs {
 }
 
 impl NarrationArgs {
-    pub fn narrator(&self) -> Narrator {
+    pub fn narrator(&self) -> Result<Narrator, LabError> {
         Narrator::new(self.explain, self.step)
     }
 }

@@ -41,6 +41,8 @@ pub enum LabError {
         target: String,
         errno: Errno,
     },
+    /// `--step` was asked for but there is no terminal to wait on.
+    NoTerminal { errno: Errno },
     /// A rootfs-building script failed (it printed why).
     Script { script: PathBuf, status: i32 },
     /// Something happened in the child between fork and exec; the child
@@ -94,6 +96,9 @@ impl LabError {
                 Some("this step needs privileges: run as root".into())
             }
             LabError::StepFailed { .. } => None,
+            LabError::NoTerminal { .. } => {
+                Some("run it from a terminal, or use --explain, which does not pause".into())
+            }
             LabError::Script { .. } => Some("its own error message is just above".into()),
             LabError::InChild { hint, .. } => hint.clone(),
         }
@@ -148,6 +153,11 @@ impl fmt::Display for LabError {
                 target,
                 errno,
             } => write!(f, "{syscall} {target}: {}", describe_errno(*errno)),
+            LabError::NoTerminal { errno } => write!(
+                f,
+                "--step waits for Enter on /dev/tty, which cannot be opened: {}",
+                describe_errno(*errno)
+            ),
             LabError::Script { script, status } => {
                 write!(f, "{} failed with exit status {status}", script.display())
             }

@@ -7,7 +7,8 @@
 use crate::error::LabError;
 use colored::Colorize;
 use std::cell::Cell;
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
 
 /// One syscall-sized step of building a container.
 pub struct Step<'a> {
@@ -23,7 +24,8 @@ pub struct Step<'a> {
 
 pub struct Narrator {
     explain: bool,
-    pause: bool,
+    /// Instructor mode: the terminal to wait on for Enter before each step.
+    pause: Option<File>,
     /// Who performs the steps: the runtime, or the child it forked.
     actor: Cell<&'static str>,
 }
@@ -31,19 +33,28 @@ pub struct Narrator {
 impl Narrator {
     /// `explain` prints each step; `pause` (instructor mode) also waits for
     /// Enter before each step, and implies `explain`.
-    pub fn new(explain: bool, pause: bool) -> Narrator {
+    ///
+    /// Pausing reads the controlling terminal, /dev/tty, never stdin: stdin
+    /// belongs to the container's command, and the runtime reading it would
+    /// steal the command's input. Without a terminal there is nobody to
+    /// press Enter, so that is an error up front.
+    pub fn new(explain: bool, pause: bool) -> Result<Narrator, LabError> {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         colored::control::set_override(color);
-        Narrator {
-            explain: explain || pause,
+        let pause = if pause {
+            // std opens files close-on-exec: the command never inherits it.
+            let tty = File::open("/dev/tty").map_err(|error| LabError::NoTerminal {
+                errno: nix::errno::Errno::from_raw(error.raw_os_error().unwrap_or(0)),
+            })?;
+            Some(tty)
+        } else {
+            None
+        };
+        Ok(Narrator {
+            explain: explain || pause.is_some(),
             pause,
             actor: Cell::new("runtime"),
-        }
-    }
-
-    /// A narrator that says nothing (for tools that are not chapters).
-    pub fn silent() -> Narrator {
-        Narrator::new(false, false)
+        })
     }
 
     // ANCHOR: step
@@ -86,8 +97,8 @@ impl Narrator {
         );
         let _ = writeln!(err, "{:9} {}", "", step.why.italic());
         drop(err);
-        if self.pause {
-            wait_for_enter();
+        if let Some(tty) = &self.pause {
+            wait_for_enter(tty);
         }
     }
 
@@ -100,18 +111,11 @@ impl Narrator {
     }
 }
 
-/// Instructor mode: block until Enter. Read the terminal itself rather than
-/// stdin, which belongs to the container's command.
-fn wait_for_enter() {
-    eprint!("{}", "    press Enter to run this step ".dimmed());
+/// Instructor mode: block until Enter. In canonical mode a terminal read
+/// returns one line, so one read consumes exactly one Enter.
+fn wait_for_enter(mut tty: &File) {
+    eprint!("{:9} {}", "", "press Enter to run this step".dimmed());
     let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    match std::fs::File::open("/dev/tty") {
-        Ok(tty) => {
-            let _ = BufReader::new(tty).read_line(&mut line);
-        }
-        Err(_) => {
-            let _ = std::io::stdin().lock().read_line(&mut line);
-        }
-    }
+    let mut line = [0u8; 256];
+    let _ = tty.read(&mut line);
 }

@@ -19,12 +19,12 @@ fn in_rootfs(args: &[&str]) -> std::process::Output {
 }
 
 /// A file on the host, outside the rootfs, holding a value the test made.
-fn host_marker(name: &str) -> (String, String) {
-    let dir = scratch(name);
+fn host_marker(name: &str) -> (Scratch, String, String) {
+    let dir = Scratch::new(name);
     let path = dir.join("host-secret.txt");
     let token = format!("host secret {}-{}", std::process::id(), name);
     std::fs::write(&path, format!("{token}\n")).unwrap();
-    (path.display().to_string(), token)
+    (dir, path.display().to_string(), token)
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn breakout_reaches_a_host_file() {
     if !require_root("breakout_reaches_a_host_file") {
         return;
     }
-    let (marker, token) = host_marker("breakout");
+    let (_dir, marker, token) = host_marker("breakout");
     let direct = in_rootfs(&["/bin/cat", &marker]);
     assert_eq!(code(&direct), 1, "the marker must not be visible by path");
     assert!(!stdout(&direct).contains(&token));
@@ -158,7 +158,8 @@ fn rootfs_that_is_a_file_is_refused() {
     if !require_root("rootfs_that_is_a_file_is_refused") {
         return;
     }
-    let file = scratch("not-a-dir").join("file");
+    let dir = Scratch::new("not-a-dir");
+    let file = dir.join("file");
     std::fs::write(&file, "").unwrap();
     let output = run("ch01-chroot", [file.to_str().unwrap()]);
     assert_clean_failure(&output, 125, "is not a directory");
@@ -278,4 +279,92 @@ fn sigterm_to_the_runtime_reaches_the_command() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(143));
+}
+
+#[test]
+fn step_without_a_terminal_is_a_clear_error() {
+    if !require_root("step_without_a_terminal_is_a_clear_error") {
+        return;
+    }
+    let mut command = Command::new(bin("ch01-chroot"));
+    command.args(["--step", rootfs().to_str().unwrap(), "/bin/true"]);
+    // SAFETY: setsid(2) is async-signal-safe; it detaches from the terminal.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(drop)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let output = command.output().unwrap();
+    assert_clean_failure(&output, 125, "--step waits for Enter on /dev/tty");
+}
+
+/// Instructor mode on a real (pseudo-)terminal: each step waits for Enter,
+/// and nothing runs before it is pressed. script(1) gives the runtime a pty.
+#[test]
+fn step_waits_for_enter_before_each_step() {
+    if !require_root("step_waits_for_enter_before_each_step") {
+        return;
+    }
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+    let runtime = format!(
+        "{} --step {} /bin/echo ran-the-command",
+        bin("ch01-chroot").display(),
+        rootfs().display()
+    );
+    let mut script = Command::new("script")
+        .args(["-q", "-e", "-c", &runtime, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut pty_out = script.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = pty_out.read(&mut buffer) {
+            if n == 0 || sender.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let collect_for = |duration: Duration, seen: &mut String| {
+        let deadline = Instant::now() + duration;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if let Ok(bytes) = receiver.recv_timeout(left) {
+                seen.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    };
+    let steps = ["fork()", "chroot(", "chdir(", "execve(", "waitpid("];
+    for (index, step) in steps.iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen.matches("press Enter").count() <= index {
+            assert!(Instant::now() < deadline, "no prompt for {step}:\n{seen}");
+            collect_for(Duration::from_millis(50), &mut seen);
+        }
+        assert!(
+            seen.contains(step),
+            "prompt before {step} without it:\n{seen}"
+        );
+        // Nothing moves while Enter is not pressed.
+        collect_for(Duration::from_millis(200), &mut seen);
+        assert_eq!(seen.matches("press Enter").count(), index + 1, "{seen}");
+        if index < 3 {
+            assert!(
+                !seen.contains("ran-the-command\r\n"),
+                "ran before execve:\n{seen}"
+            );
+        }
+        script.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+    }
+    let status = script.wait().unwrap();
+    collect_for(Duration::from_millis(200), &mut seen);
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains("ran-the-command"), "{seen}");
 }

@@ -47,7 +47,8 @@ fn host_rootfs_builds_runs_and_is_idempotent() {
     if !require_root("host_rootfs_builds_runs_and_is_idempotent") {
         return;
     }
-    let dir = scratch("host").join("rootfs");
+    let scratch = Scratch::new("host");
+    let dir = scratch.join("rootfs");
     let first = script("host.sh", &[&dir]);
     assert!(first.status.success(), "{}", stderr(&first));
     let before = listing(&dir);
@@ -61,7 +62,6 @@ fn host_rootfs_builds_runs_and_is_idempotent() {
     // The dynamic loader came along, so the copied programs really run.
     let output = run_sh_in(&dir);
     assert_eq!(stdout(&output), "works in host\n", "{}", stderr(&output));
-    std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
 }
 
 #[test]
@@ -77,7 +77,8 @@ fn busybox_rootfs_builds_and_runs() {
         busybox.status.success(),
         "busybox is not installed: apt-get install busybox-static (.ci/run does)"
     );
-    let dir = scratch("busybox").join("rootfs");
+    let scratch = Scratch::new("busybox");
+    let dir = scratch.join("rootfs");
     let output = Command::new(bin("lab"))
         .args(["rootfs", "--variant", "busybox"])
         .arg(&dir)
@@ -96,12 +97,11 @@ fn busybox_rootfs_builds_and_runs() {
         ],
     );
     assert_eq!(code(&output), 0, "{}", stderr(&output));
-    std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
 }
 
 #[test]
 fn alpine_refuses_a_tarball_with_the_wrong_checksum() {
-    let dir = scratch("alpine");
+    let dir = Scratch::new("alpine");
     let tarball = dir.join("fake.tar.gz");
     std::fs::write(&tarball, "not alpine").unwrap();
     let output = Command::new("bash")
@@ -117,7 +117,6 @@ fn alpine_refuses_a_tarball_with_the_wrong_checksum() {
         stderr(&output)
     );
     assert!(!dir.join("rootfs/bin").exists(), "nothing may be unpacked");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -138,7 +137,7 @@ fn scripts_refuse_bad_targets() {
 /// the host through it.
 #[test]
 fn absolute_symlinks_in_a_rootfs_cannot_redirect_writes_to_the_host() {
-    let dir = scratch("symlink");
+    let dir = Scratch::new("symlink");
     let rootfs = dir.join("rootfs");
     let outside = dir.join("outside");
     std::fs::create_dir_all(rootfs.join("usr/local/bin")).unwrap();
@@ -157,5 +156,4 @@ fn absolute_symlinks_in_a_rootfs_cannot_redirect_writes_to_the_host() {
         0,
         "nothing written outside"
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }
