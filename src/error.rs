@@ -43,6 +43,8 @@ pub enum LabError {
     },
     /// `--step` was asked for but there is no terminal to wait on.
     NoTerminal { errno: Errno },
+    /// A program of the lab that goes into every rootfs was not built.
+    ToolMissing { path: PathBuf },
     /// A rootfs-building script failed (it printed why).
     Script { script: PathBuf, status: i32 },
     /// Something happened in the child between fork and exec; the child
@@ -98,6 +100,9 @@ impl LabError {
             LabError::StepFailed { .. } => None,
             LabError::NoTerminal { .. } => {
                 Some("run it from a terminal, or use --explain, which does not pause".into())
+            }
+            LabError::ToolMissing { .. } => {
+                Some("build all the lab's binaries first: cargo build --release".into())
             }
             LabError::Script { .. } => Some("its own error message is just above".into()),
             LabError::InChild { hint, .. } => hint.clone(),
@@ -158,6 +163,9 @@ impl fmt::Display for LabError {
                 "--step waits for Enter on /dev/tty, which cannot be opened: {}",
                 describe_errno(*errno)
             ),
+            LabError::ToolMissing { path } => {
+                write!(f, "{} not found: the rootfs needs it", path.display())
+            }
             LabError::Script { script, status } => {
                 write!(f, "{} failed with exit status {status}", script.display())
             }

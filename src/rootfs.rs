@@ -84,8 +84,13 @@ pub fn sibling(name: &str) -> PathBuf {
 
 /// Build a rootfs of `variant` in `dir` and install the lab's tools into it.
 pub fn build(variant: Variant, dir: &Path) -> Result<(), LabError> {
-    run_script(&variant.script(), &[dir.as_os_str()])?;
     let tools: Vec<PathBuf> = IN_CONTAINER_TOOLS.iter().map(|t| sibling(t)).collect();
+    if let Some(missing) = tools.iter().find(|tool| !tool.is_file()) {
+        return Err(LabError::ToolMissing {
+            path: missing.clone(),
+        });
+    }
+    run_script(&variant.script(), &[dir.as_os_str()])?;
     let mut args = vec![dir.as_os_str()];
     args.extend(tools.iter().map(|t| t.as_os_str()));
     run_script(&Path::new(SCRIPTS_DIR).join("install-tools.sh"), &args)
