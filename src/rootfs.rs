@@ -17,7 +17,7 @@ pub const ROOTFS_ENV: &str = "CONTAINER_LAB_ROOTFS";
 /// The rootfs scripts of the source tree the binaries were built from.
 pub const SCRIPTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rootfs-scripts");
 /// Programs of this package that `lab rootfs` installs into /usr/local/bin.
-pub const IN_CONTAINER_TOOLS: [&str; 1] = ["lab-breakout"];
+pub const IN_CONTAINER_TOOLS: [&str; 2] = ["lab-breakout", "lab-probe"];
 
 /// The ways to build a rootfs, one script each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -84,13 +84,28 @@ pub fn sibling(name: &str) -> PathBuf {
 
 /// Build a rootfs of `variant` in `dir` and install the lab's tools into it.
 pub fn build(variant: Variant, dir: &Path) -> Result<(), LabError> {
-    let tools: Vec<PathBuf> = IN_CONTAINER_TOOLS.iter().map(|t| sibling(t)).collect();
-    if let Some(missing) = tools.iter().find(|tool| !tool.is_file()) {
-        return Err(LabError::ToolMissing {
-            path: missing.clone(),
-        });
-    }
+    let tools = tool_paths()?;
     run_script(&variant.script(), &[dir.as_os_str()])?;
+    install(dir, &tools)
+}
+
+/// Copy this build's in-container tools into `dir`, so a rootfs built by
+/// an older build never runs an older probe.
+pub fn install_tools(dir: &Path) -> Result<(), LabError> {
+    install(dir, &tool_paths()?)
+}
+
+fn tool_paths() -> Result<Vec<PathBuf>, LabError> {
+    let tools: Vec<PathBuf> = IN_CONTAINER_TOOLS.iter().map(|t| sibling(t)).collect();
+    match tools.iter().find(|tool| !tool.is_file()) {
+        Some(missing) => Err(LabError::ToolMissing {
+            path: missing.clone(),
+        }),
+        None => Ok(tools),
+    }
+}
+
+fn install(dir: &Path, tools: &[PathBuf]) -> Result<(), LabError> {
     let mut args = vec![dir.as_os_str()];
     args.extend(tools.iter().map(|t| t.as_os_str()));
     run_script(&Path::new(SCRIPTS_DIR).join("install-tools.sh"), &args)

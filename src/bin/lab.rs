@@ -32,6 +32,31 @@ enum LabCommand {
         /// Where to build it (default: $CONTAINER_LAB_ROOTFS or /var/lib/container-lab/rootfs)
         dir: Option<PathBuf>,
     },
+    /// Run lab-probe in every chapter and print the isolation scorecard
+    #[command(
+        long_about = "Run lab-probe in every chapter and print the isolation scorecard: one row per \
+            way of reaching the host, one column per chapter.\n\n\
+            The tour first moves itself into new mount, UTS, IPC and network namespaces that \
+            stand in for the host, so a chapter that leaks (changes the hostname, leaks a mount) \
+            leaks into the stand-in, not into your machine. For each chapter it plants bait (a \
+            secret file, a process, IPC objects, a listener), runs the probe, and confirms every \
+            claim from the host side.",
+        after_help = "Examples:\n  sudo lab tour\n  sudo lab tour --chapters 00,01 --json"
+    )]
+    Tour {
+        /// Print the matrix as JSON
+        #[arg(long)]
+        json: bool,
+        /// Only these chapters (comma-separated numbers: 00,01)
+        #[arg(long, value_delimiter = ',', value_name = "NN,NN")]
+        chapters: Vec<String>,
+        /// The root filesystem to run the chapters on (default: the lab's, built if missing)
+        #[arg(long, value_name = "DIR")]
+        rootfs: Option<PathBuf>,
+        /// Also write the book's scorecard tables into DIR (book/src/generated)
+        #[arg(long, value_name = "DIR")]
+        book: Option<PathBuf>,
+    },
     /// Show what the chapters so far do, narrated: ch00, ch01, and the chroot breakout
     Demo {
         /// Pause before every step (for a live class)
@@ -50,18 +75,92 @@ fn main() {
             Ok(0)
         }
         LabCommand::Demo { step } => demo(step),
+        LabCommand::Tour {
+            json,
+            chapters,
+            rootfs,
+            book,
+        } => tour(json, &chapters, rootfs, book),
     })
 }
 
-fn demo(step: bool) -> Result<i32, LabError> {
-    let rootfs_dir = rootfs::default_path();
-    if !rootfs_dir.join("usr/local/bin/lab-breakout").exists() {
-        banner(&format!(
-            "building the default rootfs in {}",
-            rootfs_dir.display()
-        ));
-        rootfs::build(Variant::Host, &rootfs_dir)?;
+/// The default rootfs, built first if it is missing or lacks the lab's tools.
+fn default_rootfs_ready() -> Result<PathBuf, LabError> {
+    let dir = rootfs::default_path();
+    let complete = rootfs::IN_CONTAINER_TOOLS
+        .iter()
+        .all(|tool| dir.join("usr/local/bin").join(tool).exists());
+    if complete {
+        rootfs::install_tools(&dir)?;
+    } else {
+        banner(&format!("building the default rootfs in {}", dir.display()));
+        rootfs::build(Variant::Host, &dir)?;
     }
+    Ok(dir)
+}
+
+fn tour(
+    json: bool,
+    selected: &[String],
+    rootfs_dir: Option<PathBuf>,
+    book: Option<PathBuf>,
+) -> Result<i32, LabError> {
+    use container_lab::tour;
+    let chapters = tour::chapters(selected)?;
+    let rootfs_dir = match rootfs_dir {
+        Some(dir) => {
+            let dir = rootfs::locate(Some(&dir))?;
+            rootfs::install_tools(&dir)?;
+            dir
+        }
+        None => default_rootfs_ready()?,
+    };
+    let matrix = tour::tour(&chapters, &rootfs_dir, |line| {
+        eprintln!("{}", line.dimmed())
+    })?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&matrix).expect("matrix serialises")
+        );
+    } else {
+        print!("{}", matrix.render());
+    }
+    if let Some(dir) = book {
+        write_book_tables(&matrix, &dir)?;
+    }
+    let regressions = matrix.regressions();
+    for regression in &regressions {
+        eprintln!("{} {regression}", "regression:".red().bold());
+    }
+    Ok(if regressions.is_empty() { 0 } else { 1 })
+}
+
+/// The scorecard page's table and each chapter's column, as Markdown.
+fn write_book_tables(
+    matrix: &container_lab::scorecard::Matrix,
+    dir: &Path,
+) -> Result<(), LabError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error("mkdir", dir, e))?;
+    let mut files = vec![(dir.join("scorecard.md"), matrix.markdown())];
+    for column in &matrix.columns {
+        let table = matrix
+            .markdown_column(&column.chapter)
+            .expect("column exists");
+        files.push((
+            dir.join(format!("scorecard-ch{}.md", column.chapter)),
+            table,
+        ));
+    }
+    for (path, text) in files {
+        std::fs::write(&path, text).map_err(|e| io_error("write", &path, e))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn demo(step: bool) -> Result<i32, LabError> {
+    let rootfs_dir = default_rootfs_ready()?;
     let marker_dir =
         std::env::temp_dir().join(format!("container-lab-demo-{}", std::process::id()));
     std::fs::create_dir_all(&marker_dir).map_err(|e| io_error("mkdir", &marker_dir, e))?;

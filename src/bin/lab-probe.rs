@@ -1,0 +1,79 @@
+//! lab-probe: runs inside a container and tries every way out it knows.
+//!
+//! Each check prints ISOLATED, LEAKS or N/A with one line of evidence.
+//! Run by hand in any chapter's shell, or let `lab tour` run it everywhere
+//! with bait planted on the host side.
+
+use clap::Parser;
+use container_lab::probe::{self, Context};
+use container_lab::scorecard::{Bait, CHECKS, Verdict};
+
+/// Try to reach the host from inside a container, one check at a time.
+#[derive(Parser, Debug)]
+#[command(
+    name = "lab-probe",
+    version,
+    after_help = "Checks that need bait on the host (a marker file, a process, an IPC object, a \
+        listener) say N/A when run by hand: `lab tour` plants the bait and passes it with --bait."
+)]
+struct Cli {
+    /// Print the findings as JSON (for `lab tour`)
+    #[arg(long)]
+    json: bool,
+
+    /// What the host planted, as JSON (written by `lab tour`)
+    #[arg(long, value_name = "JSON")]
+    bait: Option<String>,
+
+    /// Run only this check (repeatable); see the list with --list
+    #[arg(long, value_name = "CHECK")]
+    only: Vec<String>,
+
+    /// List the checks and exit
+    #[arg(long)]
+    list: bool,
+}
+
+fn main() {
+    // Before anything else opens a file: what is open now was inherited.
+    let inherited = Context::new(Bait::default());
+    let cli: Cli = container_lab::cli::parse();
+    container_lab::run(|| {
+        if cli.list {
+            for check in CHECKS {
+                println!("{:26} {}", check.id, check.title);
+            }
+            return Ok(0);
+        }
+        let bait: Bait = match &cli.bait {
+            Some(json) => serde_json::from_str(json).map_err(|error| {
+                container_lab::error::LabError::Usage {
+                    message: format!("--bait is not valid JSON: {error}"),
+                }
+            })?,
+            None => Bait::default(),
+        };
+        let context = Context { bait, ..inherited };
+        let findings = probe::run(&context, &cli.only);
+        if cli.json {
+            println!(
+                "{}",
+                serde_json::to_string(&findings).expect("findings serialise")
+            );
+        } else {
+            for finding in &findings {
+                println!(
+                    "{:26} {}  {}",
+                    finding.check,
+                    finding.verdict.colored(8),
+                    finding.evidence
+                );
+            }
+        }
+        let leaks = findings
+            .iter()
+            .filter(|f| f.verdict == Verdict::Leaks)
+            .count();
+        Ok(if leaks == 0 { 0 } else { 1 })
+    })
+}

@@ -1,0 +1,998 @@
+//! The checks `lab-probe` runs inside a container, one function each.
+//!
+//! Each check tries one way of reaching the host and reports ISOLATED,
+//! LEAKS or N/A with one line of evidence. Every check runs in a forked
+//! child of the probe, so one that changes the process (the chroot breakout,
+//! unshare, a mount) cannot disturb the next. Checks are careful with the
+//! host: they open tunables for writing but never write, read a disk but
+//! never write it, and keep every resource burst bounded in size and time.
+//!
+//! The probe's word is not final: `lab tour` confirms each LEAKS against
+//! the secret it planted, and decides the checks whose effect only the host
+//! can see (hostname, signal, mount, loopback).
+
+use crate::scorecard::{Bait, Finding, Verdict};
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open, openat};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::{Mode, SFlag, fstat, makedev, mknod};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork, getpid, getppid, getuid, pipe2, read, write};
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What the probe knows when its checks run.
+pub struct Context {
+    pub bait: Bait,
+    /// Directory fds that were open when the probe started: inherited.
+    pub inherited_dirs: Vec<RawFd>,
+}
+
+impl Context {
+    /// Call first thing in `main`, before the probe opens anything itself.
+    pub fn new(bait: Bait) -> Context {
+        Context {
+            bait,
+            inherited_dirs: inherited_directory_fds(),
+        }
+    }
+}
+
+type CheckFn = fn(&Context) -> Finding;
+
+/// Every check the probe knows, by id (the order of `scorecard::CHECKS`).
+pub const ALL: &[(&str, CheckFn)] = &[
+    ("fs.host-path", host_path),
+    ("fs.chroot-breakout", chroot_breakout),
+    ("fs.inherited-fd", inherited_fd),
+    ("pid.see-host", see_host_process),
+    ("pid.signal-host", signal_host_process),
+    ("pid.own-numbering", own_pid_numbering),
+    ("uts.hostname", change_hostname),
+    ("ipc.sysv-shm", sysv_shm),
+    ("ipc.posix-mq", posix_mq),
+    ("mnt.leak", leak_a_mount),
+    ("net.interfaces", host_interfaces),
+    ("net.loopback", host_loopback),
+    ("user.host-root", host_root),
+    ("cap.sys-admin", cap_sys_admin),
+    ("cap.dangerous", dangerous_caps),
+    ("dev.block-read", read_block_device),
+    ("sys.proc-sys", write_proc_sys),
+    ("sys.sysfs", write_sysfs),
+    ("sys.keyctl", keyctl),
+    ("sys.unshare", unshare_namespaces),
+    ("sys.cgroup-release-agent", cgroup_release_agent),
+    ("sys.runtime-exe", runtime_exe),
+    ("res.memory", exceed_memory),
+    ("res.pids", exceed_pids),
+    ("res.cpu", exceed_cpu),
+];
+
+/// Run the checks named in `only` (all when empty), each in its own child.
+pub fn run(context: &Context, only: &[String]) -> Vec<Finding> {
+    ALL.iter()
+        .filter(|(id, _)| only.is_empty() || only.iter().any(|o| o == id))
+        .map(|(id, check)| in_child(id, context, *check))
+        .collect()
+}
+
+fn isolated(check: &str, evidence: impl Into<String>) -> Finding {
+    Finding::new(check, Verdict::Isolated, evidence)
+}
+
+fn leaks(check: &str, evidence: impl Into<String>) -> Finding {
+    Finding::new(check, Verdict::Leaks, evidence)
+}
+
+fn not_applicable(check: &str, evidence: impl Into<String>) -> Finding {
+    Finding::new(check, Verdict::NotApplicable, evidence)
+}
+
+fn no_bait(check: &str) -> Finding {
+    not_applicable(
+        check,
+        "no bait planted for this check (run it through `lab tour`)",
+    )
+}
+
+fn errno_text(errno: Errno) -> String {
+    crate::error::describe_errno(errno)
+}
+
+/// Run `check` in a forked child with a deadline; the child sends its
+/// finding back as JSON through a pipe.
+fn in_child(id: &str, context: &Context, check: CheckFn) -> Finding {
+    const DEADLINE: Duration = Duration::from_secs(20);
+    let Ok((reader, writer)) = pipe2(OFlag::O_CLOEXEC) else {
+        return not_applicable(id, "the probe could not make a pipe");
+    };
+    // SAFETY: the probe is single-threaded; the child only runs the check
+    // and leaves with _exit.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            drop(reader);
+            let finding = check(context);
+            let json = serde_json::to_vec(&finding).unwrap_or_default();
+            let _ = write(&writer, &json);
+            // SAFETY: skip the parent's atexit handlers and buffers.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(writer);
+            let bytes = read_with_deadline(&reader, DEADLINE);
+            let status = if bytes.is_none() {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                waitpid(child, None)
+            } else {
+                waitpid(child, None)
+            };
+            match bytes.and_then(|b| serde_json::from_slice::<Finding>(&b).ok()) {
+                Some(finding) => finding,
+                None => not_applicable(
+                    id,
+                    format!("the check did not report (timed out or died: {status:?})"),
+                ),
+            }
+        }
+        Err(errno) => not_applicable(id, format!("fork: {}", errno_text(errno))),
+    }
+}
+
+/// Everything until EOF, or `None` if the deadline passes first.
+fn read_with_deadline(fd: &OwnedFd, deadline: Duration) -> Option<Vec<u8>> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let end = Instant::now() + deadline;
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let left = end.checked_duration_since(Instant::now())?;
+        let timeout = PollTimeout::try_from(left.as_millis().min(60_000) as i32).ok()?;
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(0) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return None,
+            Ok(_) => match read(fd, &mut buffer) {
+                Ok(0) => return Some(bytes),
+                Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+                Err(Errno::EINTR) => continue,
+                Err(_) => return None,
+            },
+        }
+    }
+}
+
+/// File descriptors 3 and up that are open directories right now.
+fn inherited_directory_fds() -> Vec<RawFd> {
+    (3..1024)
+        .filter(|fd| {
+            // SAFETY: the fd is only borrowed for fstat, never closed here.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(*fd) };
+            nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFD).is_ok()
+                && fstat(borrowed).is_ok_and(|st| {
+                    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+                })
+        })
+        .collect()
+}
+
+/// A scratch directory for the probe's own mount points and device nodes:
+/// /tmp when the container has one, else its root.
+fn scratch_path(name: &str) -> PathBuf {
+    let base = if Path::new("/tmp").is_dir() {
+        "/tmp"
+    } else {
+        "/"
+    };
+    Path::new(base).join(format!(".lab-probe-{name}-{}", getpid()))
+}
+
+/// A mounted filesystem of `fstype` the check can look into: the
+/// container's own (`/proc`, `/sys`) when it has one, else a fresh mount
+/// that is undone when the guard drops. Root that can mount a fresh procfs
+/// has the same reach as one that was given it.
+struct KernelFs {
+    path: PathBuf,
+    mounted_by_us: bool,
+}
+
+impl KernelFs {
+    fn get(fstype: &str, usual: &str, sign: &str) -> Result<KernelFs, Errno> {
+        if Path::new(usual).join(sign).exists() {
+            return Ok(KernelFs {
+                path: usual.into(),
+                mounted_by_us: false,
+            });
+        }
+        let path = scratch_path(fstype);
+        std::fs::create_dir_all(&path)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+        if let Err(errno) = mount(
+            Some(fstype),
+            &path,
+            Some(fstype),
+            MsFlags::empty(),
+            None::<&str>,
+        ) {
+            let _ = std::fs::remove_dir(&path);
+            return Err(errno);
+        }
+        Ok(KernelFs {
+            path,
+            mounted_by_us: true,
+        })
+    }
+
+    fn proc() -> Result<KernelFs, Errno> {
+        KernelFs::get("proc", "/proc", "self/status")
+    }
+}
+
+impl Drop for KernelFs {
+    fn drop(&mut self) {
+        if self.mounted_by_us {
+            let _ = umount2(&self.path, MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir(&self.path);
+        }
+    }
+}
+
+fn read_bait_file(path: &Path) -> Result<String, Errno> {
+    std::fs::read_to_string(path).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+}
+
+fn leaks_observed(check: &str, evidence: String, observed: String) -> Finding {
+    let mut finding = leaks(check, evidence);
+    finding.observed = Some(observed);
+    finding
+}
+
+// ---- filesystem -----------------------------------------------------------
+
+fn host_path(context: &Context) -> Finding {
+    const ID: &str = "fs.host-path";
+    let Some(path) = &context.bait.host_file else {
+        return no_bait(ID);
+    };
+    match read_bait_file(path) {
+        Ok(text) => leaks_observed(ID, format!("read {}", path.display()), text),
+        Err(errno) => isolated(ID, format!("{}: {}", path.display(), errno_text(errno))),
+    }
+}
+
+fn chroot_breakout(context: &Context) -> Finding {
+    const ID: &str = "fs.chroot-breakout";
+    let Some(path) = &context.bait.host_file else {
+        return no_bait(ID);
+    };
+    if let Err((step, errno)) = crate::chroot::break_out(|_| {}) {
+        return isolated(ID, format!("{step} failed: {}", errno_text(errno)));
+    }
+    match read_bait_file(path) {
+        Ok(text) => leaks_observed(ID, format!("climbed out and read {}", path.display()), text),
+        Err(errno) => isolated(
+            ID,
+            format!(
+                "climbed to the top, but {} is not there: {}",
+                path.display(),
+                errno_text(errno)
+            ),
+        ),
+    }
+}
+
+fn inherited_fd(context: &Context) -> Finding {
+    const ID: &str = "fs.inherited-fd";
+    let Some(marker) = &context.bait.marker_name else {
+        return no_bait(ID);
+    };
+    if context.inherited_dirs.is_empty() {
+        return isolated(ID, "no directory fd was inherited");
+    }
+    for fd in &context.inherited_dirs {
+        // SAFETY: borrowed for the openat only.
+        let dir = unsafe { BorrowedFd::borrow_raw(*fd) };
+        if let Ok(file) = openat(
+            dir,
+            marker.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            let mut text = String::new();
+            let _ = std::fs::File::from(file).read_to_string(&mut text);
+            return leaks_observed(ID, format!("fd {fd} leads to the host's {marker}"), text);
+        }
+    }
+    isolated(
+        ID,
+        format!(
+            "directory fds {:?} were inherited but none reach the bait",
+            context.inherited_dirs
+        ),
+    )
+}
+
+// ---- processes ------------------------------------------------------------
+
+fn see_host_process(context: &Context) -> Finding {
+    const ID: &str = "pid.see-host";
+    let Some(pid) = context.bait.host_pid else {
+        return no_bait(ID);
+    };
+    match nix::sys::signal::kill(Pid::from_raw(pid), None) {
+        Ok(()) | Err(Errno::EPERM) => leaks(ID, format!("kill({pid}, 0) finds the host's process")),
+        Err(errno) => isolated(ID, format!("kill({pid}, 0): {}", errno_text(errno))),
+    }
+}
+
+fn signal_host_process(context: &Context) -> Finding {
+    const ID: &str = "pid.signal-host";
+    let Some(pid) = context.bait.host_pid else {
+        return no_bait(ID);
+    };
+    match nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1) {
+        Ok(()) => leaks(ID, format!("sent SIGUSR1 to pid {pid}")),
+        Err(errno) => isolated(ID, format!("kill({pid}, SIGUSR1): {}", errno_text(errno))),
+    }
+}
+
+fn own_pid_numbering(_: &Context) -> Finding {
+    const ID: &str = "pid.own-numbering";
+    // The check runs in a child of the probe, so the probe is the parent.
+    let probe = getppid();
+    let probe_parent = parent_of(probe);
+    match (probe.as_raw(), probe_parent) {
+        (1, _) => isolated(ID, "the probe is PID 1"),
+        (_, Some(0 | 1)) => isolated(
+            ID,
+            format!("the probe is PID {probe}, its parent is the container's init"),
+        ),
+        (_, Some(parent)) => leaks(
+            ID,
+            format!("the probe is PID {probe}, its parent PID {parent}: the host's numbering"),
+        ),
+        (_, None) => leaks(
+            ID,
+            format!("the probe is PID {probe}: the host's numbering"),
+        ),
+    }
+}
+
+/// The parent of `pid`, from /proc when there is one.
+fn parent_of(pid: Pid) -> Option<i32> {
+    let proc = KernelFs::proc().ok()?;
+    let status = std::fs::read_to_string(proc.path.join(format!("{pid}/status"))).ok()?;
+    let line = status.lines().find(|l| l.starts_with("PPid:"))?;
+    line["PPid:".len()..].trim().parse().ok()
+}
+
+// ---- hostname, ipc, mounts ------------------------------------------------
+
+fn change_hostname(context: &Context) -> Finding {
+    const ID: &str = "uts.hostname";
+    let Some(tag) = &context.bait.hostname_tag else {
+        return no_bait(ID);
+    };
+    match nix::unistd::sethostname(tag) {
+        Ok(()) => leaks(ID, format!("set the hostname to {tag}")),
+        Err(errno) => isolated(ID, format!("sethostname: {}", errno_text(errno))),
+    }
+}
+
+fn sysv_shm(context: &Context) -> Finding {
+    const ID: &str = "ipc.sysv-shm";
+    let Some(key) = context.bait.shm_key else {
+        return no_bait(ID);
+    };
+    // SAFETY: plain syscalls; the segment is attached read-only and read
+    // within its size.
+    unsafe {
+        let id = libc::shmget(key, 0, 0);
+        if id < 0 {
+            return isolated(
+                ID,
+                format!("shmget(key {key:#x}): {}", errno_text(Errno::last())),
+            );
+        }
+        let address = libc::shmat(id, std::ptr::null(), libc::SHM_RDONLY);
+        if address as isize == -1 {
+            return isolated(ID, format!("shmat: {}", errno_text(Errno::last())));
+        }
+        let bytes = std::slice::from_raw_parts(address as *const u8, 64);
+        let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+        let text = String::from_utf8_lossy(&bytes[..end]).into_owned();
+        libc::shmdt(address);
+        leaks_observed(ID, format!("attached host segment key {key:#x}"), text)
+    }
+}
+
+fn posix_mq(context: &Context) -> Finding {
+    const ID: &str = "ipc.posix-mq";
+    let Some(name) = &context.bait.mq_name else {
+        return no_bait(ID);
+    };
+    let flags = nix::mqueue::MQ_OFlag::O_RDONLY | nix::mqueue::MQ_OFlag::O_NONBLOCK;
+    match nix::mqueue::mq_open(name.as_str(), flags, Mode::empty(), None) {
+        Ok(queue) => {
+            let mut buffer = vec![0u8; 8192];
+            let mut priority = 0;
+            let text = match nix::mqueue::mq_receive(&queue, &mut buffer, &mut priority) {
+                Ok(n) => String::from_utf8_lossy(&buffer[..n]).into_owned(),
+                Err(_) => String::new(),
+            };
+            leaks_observed(ID, format!("opened the host's queue {name}"), text)
+        }
+        Err(errno) => isolated(ID, format!("mq_open({name}): {}", errno_text(errno))),
+    }
+}
+
+fn leak_a_mount(context: &Context) -> Finding {
+    const ID: &str = "mnt.leak";
+    let Some(tag) = &context.bait.mount_tag else {
+        return no_bait(ID);
+    };
+    let target = scratch_path("mnt");
+    if let Err(error) = std::fs::create_dir_all(&target) {
+        return isolated(ID, format!("mkdir {}: {error}", target.display()));
+    }
+    // Left mounted on purpose: the host looks for it, then removes it.
+    match mount(
+        Some(tag.as_str()),
+        &target,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=16k"),
+    ) {
+        Ok(()) => leaks(
+            ID,
+            format!("mounted a tmpfs named {tag} on {}", target.display()),
+        ),
+        Err(errno) => {
+            let _ = std::fs::remove_dir(&target);
+            isolated(ID, format!("mount tmpfs: {}", errno_text(errno)))
+        }
+    }
+}
+
+// ---- network --------------------------------------------------------------
+
+fn host_interfaces(context: &Context) -> Finding {
+    const ID: &str = "net.interfaces";
+    let Some(bait) = &context.bait.host_interface else {
+        return no_bait(ID);
+    };
+    let names: Vec<String> = match nix::net::if_::if_nameindex() {
+        Ok(list) => list
+            .iter()
+            .map(|i| i.name().to_string_lossy().into_owned())
+            .collect(),
+        Err(errno) => return isolated(ID, format!("if_nameindex: {}", errno_text(errno))),
+    };
+    if names.iter().any(|name| name == bait) {
+        leaks(
+            ID,
+            format!("sees the host's {bait} among {}", names.join(" ")),
+        )
+    } else {
+        isolated(ID, format!("sees only: {}", names.join(" ")))
+    }
+}
+
+fn host_loopback(context: &Context) -> Finding {
+    const ID: &str = "net.loopback";
+    let Some(port) = context.bait.loopback_port else {
+        return no_bait(ID);
+    };
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    match std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)) {
+        Ok(mut stream) => {
+            use std::io::Write;
+            let _ = stream.write_all(b"lab-probe\n");
+            leaks(ID, format!("connected to 127.0.0.1:{port}"))
+        }
+        Err(error) => isolated(ID, format!("connect 127.0.0.1:{port}: {error}")),
+    }
+}
+
+// ---- users and privileges ---------------------------------------------
+
+/// Whether this process's user namespace is the host's: its uid_map is the
+/// identity map the initial namespace has (user_namespaces(7)).
+fn in_host_user_namespace() -> Result<bool, String> {
+    let proc = KernelFs::proc().map_err(|e| format!("no /proc: {}", errno_text(e)))?;
+    let map = std::fs::read_to_string(proc.path.join("self/uid_map")).map_err(|e| e.to_string())?;
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    Ok(fields == ["0", "0", "4294967295"])
+}
+
+fn host_root(_: &Context) -> Finding {
+    const ID: &str = "user.host-root";
+    if !getuid().is_root() {
+        return isolated(ID, format!("runs as uid {}", getuid()));
+    }
+    match in_host_user_namespace() {
+        Ok(true) => leaks(ID, "uid 0 maps to the host's uid 0 (identity uid_map)"),
+        Ok(false) => isolated(ID, "uid 0 is mapped to an unprivileged host uid"),
+        Err(why) => not_applicable(ID, format!("cannot read uid_map: {why}")),
+    }
+}
+
+/// capget(2)'s header and data, as <linux/capability.h> lays them out.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// The effective capability set, from capget(2) (no /proc needed).
+fn effective_capabilities() -> u64 {
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget fills two data structs for version 3 (0x20080522).
+    let result = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    if result != 0 {
+        return 0;
+    }
+    u64::from(data[0].effective) | (u64::from(data[1].effective) << 32)
+}
+
+const DANGEROUS: &[(u32, &str)] = &[
+    (2, "CAP_DAC_READ_SEARCH"),
+    (12, "CAP_NET_ADMIN"),
+    (16, "CAP_SYS_MODULE"),
+    (17, "CAP_SYS_RAWIO"),
+    (19, "CAP_SYS_PTRACE"),
+    (22, "CAP_SYS_BOOT"),
+    (25, "CAP_SYS_TIME"),
+    (27, "CAP_MKNOD"),
+    (33, "CAP_MAC_ADMIN"),
+    (39, "CAP_BPF"),
+];
+
+fn capability_finding(id: &str, held: Vec<&str>) -> Finding {
+    if held.is_empty() {
+        return isolated(id, "not in the effective set");
+    }
+    match in_host_user_namespace() {
+        Ok(false) => isolated(
+            id,
+            format!(
+                "holds {} only inside its own user namespace",
+                held.join(" ")
+            ),
+        ),
+        _ => leaks(id, format!("holds {} over the host", held.join(" "))),
+    }
+}
+
+fn cap_sys_admin(_: &Context) -> Finding {
+    let held = if effective_capabilities() & (1 << 21) != 0 {
+        vec!["CAP_SYS_ADMIN"]
+    } else {
+        vec![]
+    };
+    capability_finding("cap.sys-admin", held)
+}
+
+fn dangerous_caps(_: &Context) -> Finding {
+    let effective = effective_capabilities();
+    let held = DANGEROUS
+        .iter()
+        .filter(|(bit, _)| effective & (1 << bit) != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    capability_finding("cap.dangerous", held)
+}
+
+fn read_block_device(context: &Context) -> Finding {
+    const ID: &str = "dev.block-read";
+    let Some((major, minor)) = context.bait.block_device else {
+        return no_bait(ID);
+    };
+    let node = scratch_path("blk");
+    if let Err(errno) = mknod(
+        &node,
+        SFlag::S_IFBLK,
+        Mode::from_bits_truncate(0o600),
+        makedev(major, minor),
+    ) {
+        return isolated(
+            ID,
+            format!("mknod block {major}:{minor}: {}", errno_text(errno)),
+        );
+    }
+    let result = open(&node, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty());
+    let _ = std::fs::remove_file(&node);
+    let device = match result {
+        Ok(fd) => fd,
+        Err(errno) => {
+            return isolated(
+                ID,
+                format!("made {major}:{minor} but open: {}", errno_text(errno)),
+            );
+        }
+    };
+    let mut first = [0u8; 64];
+    match read(&device, &mut first) {
+        Ok(n) => {
+            let end = first[..n].iter().position(|b| *b == 0).unwrap_or(n);
+            leaks_observed(
+                ID,
+                format!("made a node for the host's block device {major}:{minor} and read it"),
+                String::from_utf8_lossy(&first[..end]).into_owned(),
+            )
+        }
+        Err(errno) => isolated(ID, format!("read {major}:{minor}: {}", errno_text(errno))),
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Open `path` for writing and close it without writing a byte.
+fn can_open_for_writing(path: &Path) -> Result<(), Errno> {
+    open(path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()).map(drop)
+}
+
+fn write_proc_sys(_: &Context) -> Finding {
+    const ID: &str = "sys.proc-sys";
+    let proc = match KernelFs::proc() {
+        Ok(proc) => proc,
+        Err(errno) => {
+            return isolated(
+                ID,
+                format!("no /proc, and mount proc: {}", errno_text(errno)),
+            );
+        }
+    };
+    let target = proc.path.join("sys/kernel/core_pattern");
+    match can_open_for_writing(&target) {
+        Ok(()) => leaks(
+            ID,
+            "opened /proc/sys/kernel/core_pattern for writing (wrote nothing)",
+        ),
+        Err(errno) => isolated(
+            ID,
+            format!("open core_pattern for writing: {}", errno_text(errno)),
+        ),
+    }
+}
+
+fn write_sysfs(_: &Context) -> Finding {
+    const ID: &str = "sys.sysfs";
+    let sys = match KernelFs::get("sysfs", "/sys", "kernel") {
+        Ok(sys) => sys,
+        Err(errno) => {
+            return isolated(
+                ID,
+                format!("no /sys, and mount sysfs: {}", errno_text(errno)),
+            );
+        }
+    };
+    let candidates = [
+        "kernel/uevent_helper",
+        "kernel/mm/ksm/run",
+        "kernel/profiling",
+    ];
+    let Some(tunable) = candidates.iter().find(|c| sys.path.join(c).exists()) else {
+        return not_applicable(
+            ID,
+            "none of the usual writable tunables exist on this kernel",
+        );
+    };
+    match can_open_for_writing(&sys.path.join(tunable)) {
+        Ok(()) => leaks(
+            ID,
+            format!("opened /sys/{tunable} for writing (wrote nothing)"),
+        ),
+        Err(errno) => isolated(
+            ID,
+            format!("open /sys/{tunable} for writing: {}", errno_text(errno)),
+        ),
+    }
+}
+
+// ---- syscalls -------------------------------------------------------------
+
+fn keyctl(_: &Context) -> Finding {
+    const ID: &str = "sys.keyctl";
+    const KEYCTL_GET_KEYRING_ID: libc::c_long = 0;
+    const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
+    // SAFETY: asks for the id of the session keyring, without creating one.
+    let id = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_GET_KEYRING_ID,
+            KEY_SPEC_SESSION_KEYRING,
+            0,
+        )
+    };
+    if id >= 0 {
+        leaks(
+            ID,
+            "keyctl(2) works: the kernel keyrings are not namespaced",
+        )
+    } else {
+        isolated(ID, format!("keyctl: {}", errno_text(Errno::last())))
+    }
+}
+
+fn unshare_namespaces(_: &Context) -> Finding {
+    const ID: &str = "sys.unshare";
+    use nix::sched::{CloneFlags, unshare};
+    match unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC) {
+        Ok(()) => leaks(
+            ID,
+            "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC) succeeded",
+        ),
+        Err(errno) => isolated(ID, format!("unshare: {}", errno_text(errno))),
+    }
+}
+
+fn cgroup_release_agent(_: &Context) -> Finding {
+    const ID: &str = "sys.cgroup-release-agent";
+    let target = scratch_path("cgroup");
+    if let Err(error) = std::fs::create_dir_all(&target) {
+        return isolated(ID, format!("mkdir {}: {error}", target.display()));
+    }
+    // A named v1 hierarchy with no controllers: it still has the
+    // release_agent file that CVE-2022-0492 wrote to.
+    let mounted = mount(
+        Some("cgroup"),
+        &target,
+        Some("cgroup"),
+        MsFlags::empty(),
+        Some("none,name=lab-probe"),
+    );
+    let finding = match mounted {
+        Ok(()) => match can_open_for_writing(&target.join("release_agent")) {
+            Ok(()) => leaks(
+                ID,
+                "mounted a cgroup v1 hierarchy and opened release_agent for writing",
+            ),
+            Err(errno) => isolated(
+                ID,
+                format!(
+                    "mounted cgroup v1, but release_agent: {}",
+                    errno_text(errno)
+                ),
+            ),
+        },
+        Err(errno) => isolated(ID, format!("mount cgroup v1: {}", errno_text(errno))),
+    };
+    let _ = umount2(&target, MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_dir(&target);
+    finding
+}
+
+fn runtime_exe(_: &Context) -> Finding {
+    const ID: &str = "sys.runtime-exe";
+    // This check's parent is the probe; the probe's parent started it.
+    let Some(runtime) = parent_of(getppid()).filter(|pid| *pid > 0) else {
+        return isolated(
+            ID,
+            "the process that started the probe is outside its PID namespace",
+        );
+    };
+    let proc = match KernelFs::proc() {
+        Ok(proc) => proc,
+        Err(errno) => {
+            return isolated(
+                ID,
+                format!("no /proc, and mount proc: {}", errno_text(errno)),
+            );
+        }
+    };
+    let exe = proc.path.join(format!("{runtime}/exe"));
+    if let Err(errno) = open(&exe, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
+        return isolated(ID, format!("/proc/{runtime}/exe: {}", errno_text(errno)));
+    }
+    match open(&exe, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {
+        Ok(_) => leaks(
+            ID,
+            format!("opened /proc/{runtime}/exe for writing (wrote nothing)"),
+        ),
+        Err(Errno::ETXTBSY) => leaks(
+            ID,
+            format!(
+                "/proc/{runtime}/exe is reachable; writing waits only for it to stop running (ETXTBSY)"
+            ),
+        ),
+        Err(errno) => isolated(
+            ID,
+            format!("/proc/{runtime}/exe for writing: {}", errno_text(errno)),
+        ),
+    }
+}
+
+// ---- resources ------------------------------------------------------------
+
+/// Run `work` in a grandchild and report how it ended.
+fn in_grandchild(work: impl FnOnce() -> i32) -> Result<WaitStatus, Errno> {
+    // SAFETY: single-threaded; the grandchild leaves with _exit.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            let code = work();
+            // SAFETY: as above.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => waitpid(child, None),
+    }
+}
+
+fn exceed_memory(context: &Context) -> Finding {
+    const ID: &str = "res.memory";
+    let budget = context.bait.memory_limit_bytes;
+    if budget == 0 {
+        return no_bait(ID);
+    }
+    let target = budget * 4;
+    let status = in_grandchild(|| {
+        let mut memory: Vec<u8> = Vec::new();
+        if memory.try_reserve_exact(target as usize).is_err() {
+            return 2;
+        }
+        // Touch every page so the kernel really has to provide it.
+        memory.resize(target as usize, 1);
+        std::hint::black_box(&memory);
+        0
+    });
+    let mib = |bytes: u64| bytes >> 20;
+    match status {
+        Ok(WaitStatus::Exited(_, 0)) => leaks(
+            ID,
+            format!(
+                "allocated and touched {} MiB, 4x the {} MiB budget",
+                mib(target),
+                mib(budget)
+            ),
+        ),
+        Ok(WaitStatus::Exited(_, 2)) => {
+            isolated(ID, format!("could not reserve {} MiB", mib(target)))
+        }
+        Ok(WaitStatus::Signaled(_, signal, _)) => isolated(
+            ID,
+            format!(
+                "killed by {signal} before reaching {} MiB (out of memory)",
+                mib(target)
+            ),
+        ),
+        other => not_applicable(ID, format!("unexpected end: {other:?}")),
+    }
+}
+
+fn exceed_pids(context: &Context) -> Finding {
+    const ID: &str = "res.pids";
+    let budget = context.bait.pids_limit;
+    if budget == 0 {
+        return no_bait(ID);
+    }
+    let target = budget * 4;
+    let mut children = Vec::new();
+    let mut refused = None;
+    for _ in 0..target {
+        // SAFETY: single-threaded; each child only sleeps until killed.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => loop {
+                nix::unistd::pause();
+            },
+            Ok(ForkResult::Parent { child }) => children.push(child),
+            Err(errno) => {
+                refused = Some(errno);
+                break;
+            }
+        }
+    }
+    let started = children.len();
+    for child in children {
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(child, None);
+    }
+    match refused {
+        None => leaks(
+            ID,
+            format!("started {started} processes, 4x the budget of {budget}"),
+        ),
+        Some(errno) => isolated(
+            ID,
+            format!(
+                "fork refused after {started} processes: {}",
+                errno_text(errno)
+            ),
+        ),
+    }
+}
+
+fn exceed_cpu(context: &Context) -> Finding {
+    const ID: &str = "res.cpu";
+    let quota = context.bait.cpu_limit;
+    if quota <= 0.0 {
+        return no_bait(ID);
+    }
+    use nix::time::{ClockId, clock_gettime};
+    let cpu_now = || {
+        clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+            .map(|t| Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32))
+            .unwrap_or_default()
+    };
+    let wall = Duration::from_secs(1);
+    let started = Instant::now();
+    let cpu_before = cpu_now();
+    let mut spins: u64 = 0;
+    while started.elapsed() < wall {
+        spins = std::hint::black_box(spins.wrapping_add(1));
+    }
+    let share = (cpu_now() - cpu_before).as_secs_f64() / started.elapsed().as_secs_f64();
+    // Generous bound: a quota of 0.5 that lets through 0.75 is not a quota.
+    if share > quota * 1.5 {
+        leaks(
+            ID,
+            format!("one busy thread got {share:.2} CPU for 1 s (quota {quota})"),
+        )
+    } else {
+        isolated(
+            ID,
+            format!("one busy thread got only {share:.2} CPU for 1 s (quota {quota})"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scorecard_check_has_a_probe_function_in_order() {
+        let probe: Vec<&str> = ALL.iter().map(|(id, _)| *id).collect();
+        let card: Vec<&str> = crate::scorecard::CHECKS.iter().map(|c| c.id).collect();
+        assert_eq!(probe, card);
+    }
+
+    #[test]
+    fn checks_without_bait_say_so() {
+        let context = Context {
+            bait: Bait::default(),
+            inherited_dirs: vec![],
+        };
+        let finding = host_path(&context);
+        assert_eq!(finding.verdict, Verdict::NotApplicable);
+        assert!(finding.evidence.contains("lab tour"));
+    }
+
+    #[test]
+    fn a_check_runs_in_a_child_and_reports_back() {
+        let context = Context {
+            bait: Bait::default(),
+            inherited_dirs: vec![],
+        };
+        let finding = in_child("sys.keyctl", &context, keyctl);
+        assert_eq!(finding.check, "sys.keyctl");
+        assert_ne!(
+            finding.verdict,
+            Verdict::NotApplicable,
+            "{}",
+            finding.evidence
+        );
+    }
+
+    #[test]
+    fn hex_is_lowercase_pairs() {
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
+    }
+}

@@ -1,0 +1,431 @@
+//! The isolation scorecard: the checks, their verdicts, and the matrix.
+//!
+//! `lab-probe` runs the checks inside a container; `lab tour` plants the
+//! bait on the host side, runs the probe in every chapter, confirms what the
+//! probe claims against what the host actually saw, and prints the matrix:
+//! checks down, chapters across.
+
+use colored::Colorize;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// One cell of the matrix.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The container could not reach the host this way.
+    #[serde(rename = "ISOLATED")]
+    Isolated,
+    /// It could.
+    #[serde(rename = "LEAKS")]
+    Leaks,
+    /// The check could not be made here (missing bait, hardware, kernel).
+    #[serde(rename = "N/A")]
+    NotApplicable,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Isolated => "ISOLATED",
+            Verdict::Leaks => "LEAKS",
+            Verdict::NotApplicable => "N/A",
+        }
+    }
+
+    /// The label padded to `width` and colored for a terminal.
+    pub fn colored(self, width: usize) -> String {
+        let text = format!("{:<width$}", self.label());
+        match self {
+            Verdict::Isolated => text.green().to_string(),
+            Verdict::Leaks => text.red().bold().to_string(),
+            Verdict::NotApplicable => text.dimmed().to_string(),
+        }
+    }
+}
+
+/// What one check found, with one line of evidence.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub check: String,
+    pub verdict: Verdict,
+    pub evidence: String,
+    /// What the probe read from the bait (a file's or a segment's
+    /// contents), for the harness to compare with the secret it kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
+}
+
+impl Finding {
+    pub fn new(check: &str, verdict: Verdict, evidence: impl Into<String>) -> Finding {
+        Finding {
+            check: check.to_string(),
+            verdict,
+            evidence: evidence.into(),
+            observed: None,
+        }
+    }
+}
+
+/// Where the harness hid things for the probe to look for. The secret the
+/// bait holds is *not* in here: the probe reports what it read, and the
+/// harness compares.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Bait {
+    /// A file on the host, by its host path.
+    pub host_file: Option<PathBuf>,
+    /// Name of the marker file inside a leaked directory fd.
+    pub marker_name: Option<String>,
+    /// A harmless host process to see and signal (it waits for SIGUSR1).
+    pub host_pid: Option<i32>,
+    /// Key of a SysV shared memory segment on the host.
+    pub shm_key: Option<i32>,
+    /// Name of a POSIX message queue on the host.
+    pub mq_name: Option<String>,
+    /// A network interface only the host has.
+    pub host_interface: Option<String>,
+    /// A TCP port listening on the host's 127.0.0.1.
+    pub loopback_port: Option<u16>,
+    /// `major:minor` of a block device of the host's (a loop device the
+    /// tour attached to a file holding its secret).
+    pub block_device: Option<(u64, u64)>,
+    /// Source name the probe gives the tmpfs it mounts, so the host can find it.
+    pub mount_tag: Option<String>,
+    /// The hostname the probe sets, so the host can recognise it.
+    pub hostname_tag: Option<String>,
+    /// Budgets the resource checks try to exceed (4x each).
+    pub memory_limit_bytes: u64,
+    pub pids_limit: u32,
+    pub cpu_limit: f64,
+}
+
+/// No bait, and the tour's budgets: what a probe run by hand uses.
+impl Default for Bait {
+    fn default() -> Bait {
+        Bait {
+            host_file: None,
+            marker_name: None,
+            host_pid: None,
+            shm_key: None,
+            mq_name: None,
+            host_interface: None,
+            loopback_port: None,
+            block_device: None,
+            mount_tag: None,
+            hostname_tag: None,
+            memory_limit_bytes: MEMORY_BUDGET_BYTES,
+            pids_limit: PIDS_BUDGET,
+            cpu_limit: CPU_BUDGET,
+        }
+    }
+}
+
+/// Budgets the tour asks every chapter to respect (chapters with cgroups
+/// get them as flags; the others have no way to enforce them).
+pub const MEMORY_BUDGET_BYTES: u64 = 64 << 20;
+pub const PIDS_BUDGET: u32 = 64;
+pub const CPU_BUDGET: f64 = 0.5;
+
+/// A row of the matrix.
+pub struct Check {
+    pub id: &'static str,
+    pub group: &'static str,
+    /// What the probe tries, as a row label.
+    pub title: &'static str,
+}
+
+/// Every check, in the order rows are printed.
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: "fs.host-path",
+        group: "filesystem",
+        title: "read a host file by its path",
+    },
+    Check {
+        id: "fs.chroot-breakout",
+        group: "filesystem",
+        title: "climb out of chroot (chroot, chdir .., chroot .)",
+    },
+    Check {
+        id: "fs.inherited-fd",
+        group: "filesystem",
+        title: "follow a directory fd the runtime leaked",
+    },
+    Check {
+        id: "pid.see-host",
+        group: "processes",
+        title: "see a host process",
+    },
+    Check {
+        id: "pid.signal-host",
+        group: "processes",
+        title: "signal a host process",
+    },
+    Check {
+        id: "pid.own-numbering",
+        group: "processes",
+        title: "own PID numbering (PID 1 inside)",
+    },
+    Check {
+        id: "uts.hostname",
+        group: "hostname",
+        title: "change the host's hostname",
+    },
+    Check {
+        id: "ipc.sysv-shm",
+        group: "ipc",
+        title: "attach a host SysV shared memory segment",
+    },
+    Check {
+        id: "ipc.posix-mq",
+        group: "ipc",
+        title: "open a host POSIX message queue",
+    },
+    Check {
+        id: "mnt.leak",
+        group: "mounts",
+        title: "a mount made inside appears on the host",
+    },
+    Check {
+        id: "net.interfaces",
+        group: "network",
+        title: "see the host's network interfaces",
+    },
+    Check {
+        id: "net.loopback",
+        group: "network",
+        title: "connect to the host's 127.0.0.1",
+    },
+    Check {
+        id: "user.host-root",
+        group: "users",
+        title: "root inside is root on the host",
+    },
+    Check {
+        id: "cap.sys-admin",
+        group: "privileges",
+        title: "CAP_SYS_ADMIN over the host",
+    },
+    Check {
+        id: "cap.dangerous",
+        group: "privileges",
+        title: "other dangerous capabilities",
+    },
+    Check {
+        id: "dev.block-read",
+        group: "privileges",
+        title: "mknod a host block device and read it",
+    },
+    Check {
+        id: "sys.proc-sys",
+        group: "privileges",
+        title: "write /proc/sys (core_pattern)",
+    },
+    Check {
+        id: "sys.sysfs",
+        group: "privileges",
+        title: "write a /sys tunable",
+    },
+    Check {
+        id: "sys.keyctl",
+        group: "syscalls",
+        title: "use the kernel keyring (keyctl)",
+    },
+    Check {
+        id: "sys.unshare",
+        group: "syscalls",
+        title: "make new namespaces (unshare)",
+    },
+    Check {
+        id: "sys.cgroup-release-agent",
+        group: "syscalls",
+        title: "mount cgroup v1, reach release_agent",
+    },
+    Check {
+        id: "sys.runtime-exe",
+        group: "syscalls",
+        title: "reach the runtime binary (CVE-2019-5736)",
+    },
+    Check {
+        id: "res.memory",
+        group: "resources",
+        title: "use 4x the memory budget",
+    },
+    Check {
+        id: "res.pids",
+        group: "resources",
+        title: "run 4x the process budget",
+    },
+    Check {
+        id: "res.cpu",
+        group: "resources",
+        title: "use more CPU than the quota",
+    },
+];
+
+/// One chapter's column.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Column {
+    /// `"01"`.
+    pub chapter: String,
+    /// `"ch01-chroot"`.
+    pub binary: String,
+    pub findings: Vec<Finding>,
+}
+
+impl Column {
+    pub fn verdict(&self, check: &str) -> Option<Verdict> {
+        self.findings
+            .iter()
+            .find(|f| f.check == check)
+            .map(|f| f.verdict)
+    }
+}
+
+/// The whole scorecard, as `lab tour --json` prints it.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Matrix {
+    pub columns: Vec<Column>,
+}
+
+impl Matrix {
+    /// Checks isolated in one chapter and leaking in a later one: each one
+    /// a regression, since every chapter builds on the one before.
+    pub fn regressions(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for check in CHECKS {
+            let mut isolated_in: Option<&Column> = None;
+            for column in &self.columns {
+                match column.verdict(check.id) {
+                    Some(Verdict::Isolated) => isolated_in = Some(column),
+                    Some(Verdict::Leaks) => {
+                        if let Some(earlier) = isolated_in {
+                            found.push(format!(
+                                "{}: ISOLATED in ch{} but LEAKS in ch{}",
+                                check.id, earlier.chapter, column.chapter
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        found
+    }
+
+    /// The colored table for a terminal.
+    pub fn render(&self) -> String {
+        let width = CHECKS.iter().map(|c| c.title.len()).max().unwrap_or(0);
+        let mut out = format!("{:width$}", "");
+        for column in &self.columns {
+            out.push_str(
+                &format!("  {:<8}", format!("ch{}", column.chapter))
+                    .bold()
+                    .to_string(),
+            );
+        }
+        out.push('\n');
+        let mut group = "";
+        for check in CHECKS {
+            if check.group != group {
+                group = check.group;
+                out.push_str(&format!("{}\n", group.to_uppercase().dimmed()));
+            }
+            out.push_str(&format!("{:width$}", check.title));
+            for column in &self.columns {
+                let verdict = column.verdict(check.id).unwrap_or(Verdict::NotApplicable);
+                out.push_str(&format!("  {}", verdict.colored(8)));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The matrix as a Markdown table, for the book.
+    pub fn markdown(&self) -> String {
+        let mut out = String::from("| check |");
+        for column in &self.columns {
+            out.push_str(&format!(" ch{} |", column.chapter));
+        }
+        out.push_str("\n|---|");
+        out.push_str(&"---|".repeat(self.columns.len()));
+        out.push('\n');
+        for check in CHECKS {
+            out.push_str(&format!("| {} (`{}`) |", check.title, check.id));
+            for column in &self.columns {
+                let verdict = column.verdict(check.id).unwrap_or(Verdict::NotApplicable);
+                out.push_str(&format!(" {} |", verdict.label()));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// One chapter's column with each check's title, for its book page.
+    pub fn markdown_column(&self, chapter: &str) -> Option<String> {
+        let column = self.columns.iter().find(|c| c.chapter == chapter)?;
+        let mut out = format!("| check | ch{chapter} |\n|---|---|\n");
+        for check in CHECKS {
+            let verdict = column.verdict(check.id).unwrap_or(Verdict::NotApplicable);
+            out.push_str(&format!("| {} | {} |\n", check.title, verdict.label()));
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(chapter: &str, cells: &[(&str, Verdict)]) -> Column {
+        Column {
+            chapter: chapter.into(),
+            binary: format!("ch{chapter}"),
+            findings: cells
+                .iter()
+                .map(|(id, v)| Finding::new(id, *v, ""))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn check_ids_are_unique() {
+        let mut ids: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), CHECKS.len());
+    }
+
+    #[test]
+    fn isolated_then_leaks_is_a_regression() {
+        let matrix = Matrix {
+            columns: vec![
+                column("00", &[("fs.host-path", Verdict::Leaks)]),
+                column("01", &[("fs.host-path", Verdict::Isolated)]),
+                column("02", &[("fs.host-path", Verdict::NotApplicable)]),
+                column("03", &[("fs.host-path", Verdict::Leaks)]),
+            ],
+        };
+        assert_eq!(
+            matrix.regressions(),
+            vec!["fs.host-path: ISOLATED in ch01 but LEAKS in ch03".to_string()]
+        );
+    }
+
+    #[test]
+    fn leaks_then_isolated_is_progress() {
+        let matrix = Matrix {
+            columns: vec![
+                column("00", &[("uts.hostname", Verdict::Leaks)]),
+                column("01", &[("uts.hostname", Verdict::Isolated)]),
+            ],
+        };
+        assert!(matrix.regressions().is_empty());
+    }
+
+    #[test]
+    fn verdicts_serialise_as_the_matrix_shows_them() {
+        let finding = Finding::new("x", Verdict::NotApplicable, "e");
+        let json = serde_json::to_string(&finding).unwrap();
+        assert_eq!(json, r#"{"check":"x","verdict":"N/A","evidence":"e"}"#);
+    }
+}

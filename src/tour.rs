@@ -1,0 +1,683 @@
+//! `lab tour`: run the probe in every chapter and build the scorecard.
+//!
+//! The tour first makes a stand-in host: it moves itself into new mount,
+//! UTS, IPC and network namespaces, so that when a chapter LEAKS (changes
+//! the hostname, leaks a mount, reaches a listener) the leak lands in the
+//! stand-in and not on the real machine. Each chapter is then an honest
+//! test: its container is isolated from the tour exactly as much as it
+//! would be from the host. For each chapter the tour plants fresh bait,
+//! runs the probe, checks the host side itself, and cleans up.
+
+use crate::error::LabError;
+use crate::scorecard::{
+    Bait, CPU_BUDGET, Column, Finding, MEMORY_BUDGET_BYTES, Matrix, PIDS_BUDGET, Verdict,
+};
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::stat::Mode;
+use nix::unistd::{ForkResult, Pid, fork, pipe2};
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A chapter the tour knows how to run the probe in.
+pub struct Chapter {
+    pub number: &'static str,
+    pub binary: &'static str,
+    /// Whether the chapter takes ROOTFS before the command.
+    pub takes_rootfs: bool,
+}
+
+/// Every chapter, in order; the tour runs those whose binary was built.
+pub const CHAPTERS: &[Chapter] = &[
+    Chapter {
+        number: "00",
+        binary: "ch00-process",
+        takes_rootfs: false,
+    },
+    Chapter {
+        number: "01",
+        binary: "ch01-chroot",
+        takes_rootfs: true,
+    },
+];
+
+/// Hostname of the stand-in host.
+const STAND_IN_HOSTNAME: &str = "lab-tour-host";
+/// The interface only the stand-in host has.
+const BAIT_INTERFACE: &str = "labbait0";
+/// Where bait files live on the host; `lab clean` removes leftovers.
+pub const BAIT_ROOT: &str = "/run/container-lab";
+
+fn step_error(syscall: &'static str, target: impl Into<String>, errno: Errno) -> LabError {
+    LabError::StepFailed {
+        syscall,
+        target: target.into(),
+        errno,
+    }
+}
+
+fn io_errno(error: &std::io::Error) -> Errno {
+    Errno::from_raw(error.raw_os_error().unwrap_or(0))
+}
+
+/// Move this process into fresh mount, UTS, IPC and network namespaces
+/// that stand in for the host (see the module comment).
+pub fn enter_stand_in_host() -> Result<(), LabError> {
+    let kinds = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET;
+    unshare(kinds).map_err(|e| {
+        step_error(
+            "unshare",
+            "CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET",
+            e,
+        )
+    })?;
+    // Nothing mounted from here on may propagate to the real host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| step_error("mount", "/ MS_REC|MS_PRIVATE", e))?;
+    nix::unistd::sethostname(STAND_IN_HOSTNAME)
+        .map_err(|e| step_error("sethostname", STAND_IN_HOSTNAME, e))?;
+    crate::net::set_link_up("lo").map_err(|e| step_error("ioctl", "SIOCSIFFLAGS lo up", e))?;
+    // A veth pair is the one virtual interface every kernel has (dummy is a
+    // module that may be missing). Without ip(8) the check is N/A.
+    let _ = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            BAIT_INTERFACE,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "labbait1",
+        ])
+        .status();
+    Ok(())
+}
+
+/// A secret no container can guess: 16 hex digits from the kernel's RNG.
+fn secret() -> String {
+    let mut bytes = [0u8; 8];
+    if let Ok(mut random) = std::fs::File::open("/dev/urandom") {
+        let _ = random.read_exact(&mut bytes);
+    }
+    crate::probe::hex(&bytes)
+}
+
+/// Everything planted on the host for one chapter's probe run; removed on
+/// drop, whatever happened.
+struct HostBait {
+    secret: String,
+    bait: Bait,
+    dir: PathBuf,
+    /// Open without O_CLOEXEC on purpose: a runtime that does not close
+    /// inherited fds hands it to the container.
+    dir_fd: Option<OwnedFd>,
+    process: Option<(Pid, OwnedFd)>,
+    shm_id: Option<i32>,
+    listener: Option<TcpListener>,
+    loop_device: Option<LoopDevice>,
+    /// Why a piece of bait could not be planted, by check id.
+    unplanted: Vec<(&'static str, String)>,
+}
+
+impl HostBait {
+    fn plant(chapter: &str) -> Result<HostBait, LabError> {
+        let secret = secret();
+        let dir = Path::new(BAIT_ROOT).join(format!("tour-{}-ch{chapter}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| step_error("mkdir", dir.display().to_string(), io_errno(&e)))?;
+        let marker = dir.join("host-secret.txt");
+        std::fs::write(&marker, &secret)
+            .map_err(|e| step_error("write", marker.display().to_string(), io_errno(&e)))?;
+        let dir_fd = open(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).ok();
+
+        let mut planted = HostBait {
+            secret: secret.clone(),
+            bait: Bait {
+                host_file: Some(marker),
+                marker_name: Some("host-secret.txt".into()),
+                mount_tag: Some(format!("lab-probe-{secret}")),
+                hostname_tag: Some(format!("probe-{}", &secret[..8])),
+                mq_name: Some(format!("/container-lab-{secret}")),
+                memory_limit_bytes: MEMORY_BUDGET_BYTES,
+                pids_limit: PIDS_BUDGET,
+                cpu_limit: CPU_BUDGET,
+                ..Bait::default()
+            },
+            dir,
+            dir_fd,
+            process: None,
+            shm_id: None,
+            listener: None,
+            loop_device: None,
+            unplanted: Vec::new(),
+        };
+        planted.process = spawn_signal_target();
+        planted.bait.host_pid = planted.process.as_ref().map(|(pid, _)| pid.as_raw());
+        planted.plant_shm();
+        planted.plant_mq();
+        planted.listener = TcpListener::bind("127.0.0.1:0").ok();
+        planted.bait.loopback_port = planted
+            .listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port());
+        let has_bait_interface = nix::net::if_::if_nameindex()
+            .map(|list| {
+                list.iter()
+                    .any(|i| i.name().to_bytes() == BAIT_INTERFACE.as_bytes())
+            })
+            .unwrap_or(false);
+        planted.bait.host_interface = has_bait_interface.then(|| BAIT_INTERFACE.to_string());
+        planted.plant_block_device();
+        Ok(planted)
+    }
+
+    fn plant_shm(&mut self) {
+        let key = i32::from_str_radix(&self.secret[..7], 16).unwrap_or(0x1ab);
+        // SAFETY: create a 4 KiB segment, write the secret (shorter than the
+        // segment) and detach.
+        unsafe {
+            let id = libc::shmget(key, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
+            if id < 0 {
+                return;
+            }
+            let address = libc::shmat(id, std::ptr::null(), 0);
+            if address as isize != -1 {
+                std::ptr::copy_nonoverlapping(
+                    self.secret.as_ptr(),
+                    address as *mut u8,
+                    self.secret.len(),
+                );
+                libc::shmdt(address);
+            }
+            self.shm_id = Some(id);
+        }
+        self.bait.shm_key = Some(key);
+    }
+
+    fn plant_block_device(&mut self) {
+        let backing = self.dir.join("disk.img");
+        let mut image = self.secret.clone().into_bytes();
+        image.resize(64 * 1024, 0);
+        if let Err(error) = std::fs::write(&backing, image) {
+            self.unplanted
+                .push(("dev.block-read", format!("{}: {error}", backing.display())));
+            return;
+        }
+        match LoopDevice::attach(&backing) {
+            Ok(device) => {
+                self.bait.block_device = Some((LoopDevice::MAJOR, device.number));
+                self.loop_device = Some(device);
+            }
+            Err(why) => self.unplanted.push((
+                "dev.block-read",
+                format!("no loop device on this host: {why}"),
+            )),
+        }
+    }
+
+    fn plant_mq(&mut self) {
+        use nix::mqueue::{MQ_OFlag, MqAttr, mq_open, mq_send};
+        let Some(name) = self.bait.mq_name.clone() else {
+            return;
+        };
+        let attr = MqAttr::new(0, 1, 64, 0);
+        let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_WRONLY;
+        match mq_open(
+            name.as_str(),
+            flags,
+            Mode::from_bits_truncate(0o600),
+            Some(&attr),
+        ) {
+            Ok(queue) => {
+                let _ = mq_send(&queue, self.secret.as_bytes(), 0);
+            }
+            Err(_) => self.bait.mq_name = None,
+        }
+    }
+
+    /// What the host itself saw, read right after the probe ended.
+    fn observe(&mut self, findings: &[Finding]) -> HostObservations {
+        let claimed = |id: &str| {
+            findings
+                .iter()
+                .any(|f| f.check == id && f.verdict == Verdict::Leaks)
+        };
+        let signal_received = match &self.process {
+            Some((_, pipe)) => {
+                let wait = if claimed("pid.signal-host") { 1000 } else { 0 };
+                readable_within(pipe, wait)
+            }
+            None => false,
+        };
+        let hostname = nix::unistd::gethostname()
+            .ok()
+            .map(|h| h.to_string_lossy().into_owned());
+        let hostname_changed_to = hostname.filter(|h| h != STAND_IN_HOSTNAME);
+        let _ = nix::unistd::sethostname(STAND_IN_HOSTNAME);
+        let mount_seen = self.bait.mount_tag.as_deref().and_then(remove_tagged_mount);
+        let connection_accepted = self.listener.as_ref().is_some_and(|listener| {
+            let _ = listener.set_nonblocking(true);
+            listener.accept().is_ok()
+        });
+        HostObservations {
+            secret: self.secret.clone(),
+            signal_received,
+            hostname_changed_to,
+            mount_seen,
+            connection_accepted,
+            unplanted: self.unplanted.clone(),
+        }
+    }
+}
+
+impl Drop for HostBait {
+    fn drop(&mut self) {
+        if let Some((pid, _)) = self.process.take() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(id) = self.shm_id {
+            // SAFETY: removing a segment we created.
+            unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+        }
+        if let Some(name) = &self.bait.mq_name {
+            let _ = nix::mqueue::mq_unlink(name.as_str());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A harmless host process that waits for SIGUSR1 and, when it comes,
+/// writes one byte to a pipe the tour reads.
+fn spawn_signal_target() -> Option<(Pid, OwnedFd)> {
+    let (reader, writer) = pipe2(OFlag::O_CLOEXEC).ok()?;
+    let mut usr1 = SigSet::empty();
+    usr1.add(Signal::SIGUSR1);
+    // SAFETY: the tour is single-threaded here; the child only waits for
+    // a signal, writes a byte and leaves with _exit.
+    match unsafe { fork() }.ok()? {
+        ForkResult::Child => {
+            let _ = usr1.thread_block();
+            if usr1.wait().is_ok() {
+                let _ = nix::unistd::write(&writer, b"!");
+            }
+            // SAFETY: leave without running the parent's exit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => Some((child, reader)),
+    }
+}
+
+fn readable_within(fd: &OwnedFd, millis: u16) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::from(millis)), Ok(n) if n > 0)
+}
+
+/// A loop device (loop(4)) backed by a file of the tour's: a block device
+/// of the host's whose contents only the tour knows, so a container that
+/// can mknod and read it proves the leak without touching a real disk.
+struct LoopDevice {
+    device: std::fs::File,
+    number: u64,
+}
+
+impl LoopDevice {
+    const MAJOR: u64 = 7;
+    const LOOP_SET_FD: libc::c_ulong = 0x4C00;
+    const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+    const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+
+    fn attach(backing: &Path) -> Result<LoopDevice, String> {
+        use std::os::fd::AsRawFd;
+        let control = std::fs::File::open("/dev/loop-control")
+            .map_err(|e| format!("/dev/loop-control: {e}"))?;
+        // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a number.
+        let number = unsafe { libc::ioctl(control.as_raw_fd(), Self::LOOP_CTL_GET_FREE) };
+        if number < 0 {
+            return Err(format!(
+                "LOOP_CTL_GET_FREE: {}",
+                crate::error::describe_errno(Errno::last())
+            ));
+        }
+        let path = format!("/dev/loop{number}");
+        let device = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("{path}: {e}"))?;
+        let file =
+            std::fs::File::open(backing).map_err(|e| format!("{}: {e}", backing.display()))?;
+        // SAFETY: LOOP_SET_FD takes the backing file's descriptor.
+        if unsafe { libc::ioctl(device.as_raw_fd(), Self::LOOP_SET_FD, file.as_raw_fd()) } < 0 {
+            return Err(format!(
+                "LOOP_SET_FD {path}: {}",
+                crate::error::describe_errno(Errno::last())
+            ));
+        }
+        Ok(LoopDevice {
+            device,
+            number: number as u64,
+        })
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: detaching the device we attached.
+        unsafe { libc::ioctl(self.device.as_raw_fd(), Self::LOOP_CLR_FD, 0) };
+    }
+}
+
+/// Find the tmpfs the probe mounted (by its source name) in our mount
+/// table; unmount it and remove its directory. Returns where it was.
+fn remove_tagged_mount(tag: &str) -> Option<PathBuf> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount_point = table.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let source = right.split(' ').nth(1)?;
+        let point = left.split(' ').nth(4)?;
+        (source == tag).then(|| unescape_mountinfo(point))
+    })?;
+    let path = PathBuf::from(mount_point);
+    let _ = umount2(&path, MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_dir(&path);
+    Some(path)
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\040`-style
+/// octal escapes (proc(5)).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+        {
+            let value = u8::from_str_radix(&field[i + 1..i + 4], 8).unwrap_or(b'?');
+            out.push(value);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What the host side saw during one probe run.
+#[derive(Debug, Default)]
+pub struct HostObservations {
+    pub secret: String,
+    pub signal_received: bool,
+    pub hostname_changed_to: Option<String>,
+    pub mount_seen: Option<PathBuf>,
+    pub connection_accepted: bool,
+    /// Bait the host could not plant, and why (the check is N/A).
+    pub unplanted: Vec<(&'static str, String)>,
+}
+
+/// The final verdicts: the probe's claims, confirmed or overruled by what
+/// the host saw. Checks whose effect only the host can see are decided by
+/// the host; a LEAKS that should carry the secret and does not is marked
+/// N/A with the reason, which fails any test that expects a verdict.
+pub fn judge(findings: Vec<Finding>, host: &HostObservations) -> Vec<Finding> {
+    findings
+        .into_iter()
+        .map(|finding| judge_one(finding, host))
+        .collect()
+}
+
+fn judge_one(mut finding: Finding, host: &HostObservations) -> Finding {
+    if let Some((_, why)) = host.unplanted.iter().find(|(id, _)| *id == finding.check) {
+        finding.verdict = Verdict::NotApplicable;
+        finding.evidence = format!("the host could not plant the bait: {why}");
+        return finding;
+    }
+    let decided_by_host = |seen: bool, leak: String, isolated: &str| {
+        if seen {
+            (Verdict::Leaks, leak)
+        } else {
+            (Verdict::Isolated, isolated.to_string())
+        }
+    };
+    let (verdict, evidence) = match finding.check.as_str() {
+        "pid.signal-host" => decided_by_host(
+            host.signal_received,
+            "the host's process received SIGUSR1".into(),
+            &format!("the host's process got no signal ({})", finding.evidence),
+        ),
+        "uts.hostname" => decided_by_host(
+            host.hostname_changed_to.is_some(),
+            format!(
+                "the host's hostname became {}",
+                host.hostname_changed_to.clone().unwrap_or_default()
+            ),
+            &format!("the host's hostname did not change ({})", finding.evidence),
+        ),
+        "mnt.leak" => decided_by_host(
+            host.mount_seen.is_some(),
+            format!(
+                "the host's mount table gained {}",
+                host.mount_seen
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+            &format!(
+                "the host's mount table did not change ({})",
+                finding.evidence
+            ),
+        ),
+        "net.loopback" => decided_by_host(
+            host.connection_accepted,
+            "the host's 127.0.0.1 listener accepted a connection".into(),
+            &format!(
+                "no connection reached the host's listener ({})",
+                finding.evidence
+            ),
+        ),
+        "fs.host-path" | "fs.chroot-breakout" | "fs.inherited-fd" | "ipc.sysv-shm"
+        | "ipc.posix-mq" | "dev.block-read"
+            if finding.verdict == Verdict::Leaks =>
+        {
+            confirm(
+                &finding,
+                finding
+                    .observed
+                    .as_deref()
+                    .is_some_and(|seen| seen.trim() == host.secret),
+            )
+        }
+        _ => (finding.verdict, finding.evidence.clone()),
+    };
+    finding.verdict = verdict;
+    finding.evidence = evidence;
+    finding.observed = None;
+    finding
+}
+
+fn confirm(finding: &Finding, matches: bool) -> (Verdict, String) {
+    if matches {
+        (
+            Verdict::Leaks,
+            format!("{} (the host confirms the secret)", finding.evidence),
+        )
+    } else {
+        (
+            Verdict::NotApplicable,
+            format!(
+                "unconfirmed: the probe says '{}' but what it read is not the host's secret",
+                finding.evidence
+            ),
+        )
+    }
+}
+
+/// Run the probe in `chapter` and judge the result.
+pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError> {
+    let binary = crate::rootfs::sibling(chapter.binary);
+    let mut planted = HostBait::plant(chapter.number)?;
+    let bait_json = serde_json::to_string(&planted.bait).expect("bait serialises");
+    let mut command = Command::new(&binary);
+    if chapter.takes_rootfs {
+        command.arg(rootfs).arg("/usr/local/bin/lab-probe");
+    } else {
+        command.arg(crate::rootfs::sibling("lab-probe"));
+    }
+    command.args(["--json", "--bait", &bait_json]);
+    let output = command
+        .output()
+        .map_err(|e| step_error("execve", binary.display().to_string(), io_errno(&e)))?;
+    // The runtime has exited: the leaked fd has done its job.
+    planted.dir_fd.take();
+    let findings: Vec<Finding> =
+        serde_json::from_slice(&output.stdout).map_err(|error| LabError::Probe {
+            chapter: chapter.binary.to_string(),
+            message: format!(
+                "its output is not the probe's JSON ({error}); exit status {:?}; stderr: {}",
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        })?;
+    let host = planted.observe(&findings);
+    Ok(Column {
+        chapter: chapter.number.to_string(),
+        binary: chapter.binary.to_string(),
+        findings: judge(findings, &host),
+    })
+}
+
+/// The chapters to run: those selected (all when `selected` is empty)
+/// whose binary exists next to this one.
+pub fn chapters(selected: &[String]) -> Result<Vec<&'static Chapter>, LabError> {
+    for wanted in selected {
+        if !CHAPTERS.iter().any(|c| c.number == wanted) {
+            return Err(LabError::Usage {
+                message: format!(
+                    "no chapter {wanted}: the tour knows {}",
+                    CHAPTERS
+                        .iter()
+                        .map(|c| c.number)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    Ok(CHAPTERS
+        .iter()
+        .filter(|c| selected.is_empty() || selected.iter().any(|s| s == c.number))
+        .filter(|c| crate::rootfs::sibling(c.binary).is_file())
+        .collect())
+}
+
+/// Run the whole tour: stand-in host, then every chapter in order.
+pub fn tour(
+    chapters: &[&Chapter],
+    rootfs: &Path,
+    progress: impl Fn(&str),
+) -> Result<Matrix, LabError> {
+    enter_stand_in_host()?;
+    let mut columns = Vec::new();
+    for chapter in chapters {
+        progress(&format!("probing {} ...", chapter.binary));
+        columns.push(run_chapter(chapter, rootfs)?);
+    }
+    Ok(Matrix { columns })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(id: &str, verdict: Verdict, observed: Option<&str>) -> Finding {
+        let mut finding = Finding::new(id, verdict, "probe says so");
+        finding.observed = observed.map(str::to_string);
+        finding
+    }
+
+    fn host() -> HostObservations {
+        HostObservations {
+            secret: "s3cret".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn host_decides_the_hostname_whatever_the_probe_says() {
+        let mut seen = host();
+        seen.hostname_changed_to = Some("probe-1".into());
+        let judged = judge(vec![claim("uts.hostname", Verdict::Isolated, None)], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Leaks);
+        let judged = judge(vec![claim("uts.hostname", Verdict::Leaks, None)], &host());
+        assert_eq!(judged[0].verdict, Verdict::Isolated);
+    }
+
+    #[test]
+    fn a_leak_must_carry_the_secret() {
+        let judged = judge(
+            vec![claim("fs.host-path", Verdict::Leaks, Some("s3cret\n"))],
+            &host(),
+        );
+        assert_eq!(judged[0].verdict, Verdict::Leaks);
+        let judged = judge(
+            vec![claim("fs.host-path", Verdict::Leaks, Some("guess"))],
+            &host(),
+        );
+        assert_eq!(judged[0].verdict, Verdict::NotApplicable);
+        assert!(judged[0].evidence.starts_with("unconfirmed"));
+    }
+
+    #[test]
+    fn bait_the_host_could_not_plant_makes_the_check_na() {
+        let mut seen = host();
+        seen.unplanted
+            .push(("dev.block-read", "no loop device".into()));
+        let judged = judge(
+            vec![claim("dev.block-read", Verdict::Isolated, None)],
+            &seen,
+        );
+        assert_eq!(judged[0].verdict, Verdict::NotApplicable);
+        assert!(judged[0].evidence.contains("no loop device"));
+    }
+
+    #[test]
+    fn probe_only_checks_pass_through() {
+        let judged = judge(vec![claim("cap.sys-admin", Verdict::Leaks, None)], &host());
+        assert_eq!(judged[0].verdict, Verdict::Leaks);
+        assert_eq!(judged[0].evidence, "probe says so");
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape_mountinfo("/tmp/a\\040b"), "/tmp/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+
+    #[test]
+    fn unknown_chapter_is_a_usage_error() {
+        assert!(chapters(&["42".into()]).is_err());
+    }
+}
