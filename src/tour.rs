@@ -391,39 +391,11 @@ impl Drop for LoopDevice {
 /// Find the tmpfs the probe mounted (by its source name) in our mount
 /// table; unmount it and remove its directory. Returns where it was.
 fn remove_tagged_mount(tag: &str) -> Option<PathBuf> {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mount_point = table.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let source = right.split(' ').nth(1)?;
-        let point = left.split(' ').nth(4)?;
-        (source == tag).then(|| unescape_mountinfo(point))
-    })?;
-    let path = PathBuf::from(mount_point);
+    let mounts = crate::hostinfo::read_mountinfo().ok()?;
+    let path = mounts.into_iter().find(|m| m.source == tag)?.mount_point;
     let _ = umount2(&path, MntFlags::MNT_DETACH);
     let _ = std::fs::remove_dir(&path);
     Some(path)
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\040`-style
-/// octal escapes (proc(5)).
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
-        {
-            let value = u8::from_str_radix(&field[i + 1..i + 4], 8).unwrap_or(b'?');
-            out.push(value);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What the host side saw during one probe run.
@@ -668,12 +640,6 @@ mod tests {
         let judged = judge(vec![claim("cap.sys-admin", Verdict::Leaks, None)], &host());
         assert_eq!(judged[0].verdict, Verdict::Leaks);
         assert_eq!(judged[0].evidence, "probe says so");
-    }
-
-    #[test]
-    fn mountinfo_escapes_are_decoded() {
-        assert_eq!(unescape_mountinfo("/tmp/a\\040b"), "/tmp/a b");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
     }
 
     #[test]

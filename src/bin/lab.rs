@@ -32,6 +32,14 @@ enum LabCommand {
         /// Where to build it (default: $CONTAINER_LAB_ROOTFS or /var/lib/container-lab/rootfs)
         dir: Option<PathBuf>,
     },
+    /// Check this machine before a class: root, kernel, cgroups, user namespaces, tools, rootfs
+    #[command(
+        long_about = "Check this machine before a class: root, kernel, cgroup layout (v2, v1 or \
+            hybrid, and which controllers are where), overlayfs, user namespace restrictions, \
+            the tools later chapters use, and the default rootfs. Every warning says how to fix \
+            it. Needs no root."
+    )]
+    Doctor,
     /// Run lab-probe in every chapter and print the isolation scorecard
     #[command(
         long_about = "Run lab-probe in every chapter and print the isolation scorecard: one row per \
@@ -75,6 +83,7 @@ fn main() {
             Ok(0)
         }
         LabCommand::Demo { step } => demo(step),
+        LabCommand::Doctor => doctor(),
         LabCommand::Tour {
             json,
             chapters,
@@ -157,6 +166,15 @@ fn write_book_tables(
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+fn doctor() -> Result<i32, LabError> {
+    use std::io::IsTerminal;
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    colored::control::set_override(color);
+    let passed = container_lab::doctor::run(&mut std::io::stdout().lock())
+        .map_err(|e| io_error("write", Path::new("stdout"), e))?;
+    Ok(if passed { 0 } else { 1 })
 }
 
 fn demo(step: bool) -> Result<i32, LabError> {

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Regenerate what the book shows that the lab computes: the scorecard tables
+# (from a real `lab tour`) and the terminal transcripts (insta snapshots
+# written by the tests). Needs root, like the lab itself.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cargo build --quiet
+rootfs=$(mktemp -d /tmp/container-lab-book.XXXXXX)
+trap 'rm -rf "$rootfs"' EXIT
+.cargo/as-root target/debug/lab rootfs "$rootfs" >/dev/null
+.cargo/as-root target/debug/lab tour --rootfs "$rootfs" --book book/src/generated >/dev/null
+INSTA_UPDATE=always cargo test --quiet

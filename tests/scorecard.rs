@@ -1,0 +1,176 @@
+//! The isolation scorecard, for real: `lab tour` runs the probe in every
+//! chapter as root and every cell is checked against what the chapter
+//! claims to isolate.
+
+mod common;
+use common::*;
+use container_lab::scorecard::{CHECKS, Matrix, Verdict};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// What the real machine looked like before and after the tour.
+struct Tour {
+    matrix: Matrix,
+    hostname: (String, String),
+    mount_points: (BTreeSet<std::path::PathBuf>, BTreeSet<std::path::PathBuf>),
+}
+
+fn mount_points() -> BTreeSet<std::path::PathBuf> {
+    container_lab::hostinfo::read_mountinfo()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.mount_point)
+        .collect()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap()
+}
+
+/// One tour for the whole file (it takes a few seconds per chapter).
+fn tour() -> &'static Tour {
+    static TOUR: OnceLock<Tour> = OnceLock::new();
+    TOUR.get_or_init(|| {
+        let (hostname_before, mounts_before) = (hostname(), mount_points());
+        let output = run(
+            "lab",
+            [
+                "tour".as_ref(),
+                "--json".as_ref(),
+                "--rootfs".as_ref(),
+                rootfs().as_os_str(),
+            ],
+        );
+        assert_eq!(code(&output), 0, "lab tour failed:\n{}", stderr(&output));
+        let matrix: Matrix =
+            serde_json::from_slice(&output.stdout).expect("lab tour --json prints a matrix");
+        Tour {
+            matrix,
+            hostname: (hostname_before, hostname()),
+            mount_points: (mounts_before, mount_points()),
+        }
+    })
+}
+
+/// Each chapter's column: the checks it isolates; every other check must
+/// LEAK. A cell that differs fails with the probe's evidence line.
+fn assert_column(chapter: &str, isolated: &[&str]) {
+    if !require_root("scorecard") {
+        return;
+    }
+    let column = tour()
+        .matrix
+        .columns
+        .iter()
+        .find(|c| c.chapter == chapter)
+        .unwrap_or_else(|| panic!("no column for ch{chapter}"));
+    let mut wrong = Vec::new();
+    for check in CHECKS {
+        let expected = if isolated.contains(&check.id) {
+            Verdict::Isolated
+        } else {
+            Verdict::Leaks
+        };
+        let finding = column.findings.iter().find(|f| f.check == check.id);
+        match finding {
+            Some(f) if f.verdict == expected => {}
+            Some(f) => wrong.push(format!(
+                "ch{chapter} {}: expected {}, got {}: {}",
+                check.id,
+                expected.label(),
+                f.verdict.label(),
+                f.evidence
+            )),
+            None => wrong.push(format!("ch{chapter} {}: no finding", check.id)),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn ch00_a_plain_process_leaks_everything() {
+    assert_column("00", &[]);
+}
+
+#[test]
+fn ch01_chroot_hides_host_paths_and_nothing_else() {
+    assert_column("01", &["fs.host-path"]);
+}
+
+#[test]
+fn whole_matrix() {
+    if !require_root("whole_matrix") {
+        return;
+    }
+    snapshot!("scorecard_matrix", tour().matrix.markdown());
+}
+
+/// A check isolated in chapter N stays isolated in every later chapter.
+#[test]
+fn matrix_is_monotone() {
+    if !require_root("matrix_is_monotone") {
+        return;
+    }
+    let regressions = tour().matrix.regressions();
+    assert!(regressions.is_empty(), "{}", regressions.join("\n"));
+}
+
+/// The book's scorecard tables are what the tour prints today.
+#[test]
+fn book_tables_are_fresh() {
+    if !require_root("book_tables_are_fresh") {
+        return;
+    }
+    let matrix = &tour().matrix;
+    let generated = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/generated");
+    let mut expected = vec![("scorecard.md".to_string(), matrix.markdown())];
+    for column in &matrix.columns {
+        expected.push((
+            format!("scorecard-ch{}.md", column.chapter),
+            matrix.markdown_column(&column.chapter).unwrap(),
+        ));
+    }
+    for (name, text) in expected {
+        let on_disk = std::fs::read_to_string(generated.join(&name)).unwrap_or_default();
+        assert_eq!(
+            on_disk, text,
+            "book/src/generated/{name} is stale: run book/update-generated.sh"
+        );
+    }
+}
+
+/// The tour runs inside its stand-in host: the machine's hostname and
+/// mount table are what they were, and no bait is left behind.
+#[test]
+fn the_real_host_is_untouched() {
+    if !require_root("the_real_host_is_untouched") {
+        return;
+    }
+    let tour = tour();
+    assert_eq!(
+        tour.hostname.0, tour.hostname.1,
+        "the tour changed the machine's hostname"
+    );
+    assert_eq!(
+        tour.mount_points.0, tour.mount_points.1,
+        "the tour changed the machine's mounts"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir("/run/container-lab")
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n.to_string_lossy().starts_with("tour-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "bait left behind: {leftovers:?}");
+    let loops = std::process::Command::new("losetup").arg("-a").output();
+    if let Ok(loops) = loops {
+        assert!(
+            !stdout(&loops).contains("/run/container-lab/"),
+            "loop device left attached: {}",
+            stdout(&loops)
+        );
+    }
+}
