@@ -5,11 +5,13 @@
 
 pub mod caps;
 pub mod chroot;
+pub mod clean;
 pub mod cli;
 pub mod command;
 pub mod doctor;
 pub mod error;
 pub mod hostinfo;
+pub mod loopdev;
 pub mod narrator;
 pub mod net;
 pub mod probe;

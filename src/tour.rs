@@ -130,7 +130,7 @@ struct HostBait {
     process: Option<(Pid, OwnedFd)>,
     shm_id: Option<i32>,
     listener: Option<TcpListener>,
-    loop_device: Option<LoopDevice>,
+    loop_device: Option<crate::loopdev::LoopDevice>,
     /// Why a piece of bait could not be planted, by check id.
     unplanted: Vec<(&'static str, String)>,
 }
@@ -220,9 +220,9 @@ impl HostBait {
                 .push(("dev.block-read", format!("{}: {error}", backing.display())));
             return;
         }
-        match LoopDevice::attach(&backing) {
+        match crate::loopdev::LoopDevice::attach(&backing) {
             Ok(device) => {
-                self.bait.block_device = Some((LoopDevice::MAJOR, device.number));
+                self.bait.block_device = Some((crate::loopdev::MAJOR, device.number));
                 self.loop_device = Some(device);
             }
             Err(why) => self.unplanted.push((
@@ -330,62 +330,6 @@ fn readable_within(fd: &OwnedFd, millis: u16) -> bool {
     use std::os::fd::AsFd;
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
     matches!(poll(&mut fds, PollTimeout::from(millis)), Ok(n) if n > 0)
-}
-
-/// A loop device (loop(4)) backed by a file of the tour's: a block device
-/// of the host's whose contents only the tour knows, so a container that
-/// can mknod and read it proves the leak without touching a real disk.
-struct LoopDevice {
-    device: std::fs::File,
-    number: u64,
-}
-
-impl LoopDevice {
-    const MAJOR: u64 = 7;
-    const LOOP_SET_FD: libc::c_ulong = 0x4C00;
-    const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
-    const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
-
-    fn attach(backing: &Path) -> Result<LoopDevice, String> {
-        use std::os::fd::AsRawFd;
-        let control = std::fs::File::open("/dev/loop-control")
-            .map_err(|e| format!("/dev/loop-control: {e}"))?;
-        // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a number.
-        let number = unsafe { libc::ioctl(control.as_raw_fd(), Self::LOOP_CTL_GET_FREE) };
-        if number < 0 {
-            return Err(format!(
-                "LOOP_CTL_GET_FREE: {}",
-                crate::error::describe_errno(Errno::last())
-            ));
-        }
-        let path = format!("/dev/loop{number}");
-        let device = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("{path}: {e}"))?;
-        let file =
-            std::fs::File::open(backing).map_err(|e| format!("{}: {e}", backing.display()))?;
-        // SAFETY: LOOP_SET_FD takes the backing file's descriptor.
-        if unsafe { libc::ioctl(device.as_raw_fd(), Self::LOOP_SET_FD, file.as_raw_fd()) } < 0 {
-            return Err(format!(
-                "LOOP_SET_FD {path}: {}",
-                crate::error::describe_errno(Errno::last())
-            ));
-        }
-        Ok(LoopDevice {
-            device,
-            number: number as u64,
-        })
-    }
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: detaching the device we attached.
-        unsafe { libc::ioctl(self.device.as_raw_fd(), Self::LOOP_CLR_FD, 0) };
-    }
 }
 
 /// Find the tmpfs the probe mounted (by its source name) in our mount

@@ -94,3 +94,99 @@ fn doctor_without_root_fails_and_says_how_to_fix_it() {
         "{report}"
     );
 }
+
+/// What a SIGKILLed run would leave, made by hand: clean removes it all,
+/// and leaves alone a live tour's bait and a user's own directory.
+#[test]
+fn clean_removes_only_what_dead_runs_left() {
+    if !require_root("clean_removes_only_what_dead_runs_left") {
+        return;
+    }
+    use container_lab::loopdev;
+    let scratch = Scratch::new("clean");
+    let rootfs = scratch.join("rootfs");
+    let mount_point = rootfs.join("tmp/.lab-probe-mnt-1");
+    let users_dir = rootfs.join("tmp/keep-me");
+    std::fs::create_dir_all(&mount_point).unwrap();
+    std::fs::create_dir_all(&users_dir).unwrap();
+    nix::mount::mount(
+        Some("lab-probe-test"),
+        &mount_point,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=16k"),
+    )
+    .unwrap();
+    // A bait dir of a tour that no longer runs (pid above any pid_max), with
+    // its loop device still attached, and one of a live "tour" (this test).
+    let dead = std::path::PathBuf::from("/run/container-lab/tour-999999999-ch00");
+    let live = std::path::PathBuf::from(format!(
+        "/run/container-lab/tour-{}-ch00",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::write(dead.join("disk.img"), vec![0u8; 65536]).unwrap();
+    // losetup(8) attaches and exits, like a tour SIGKILLed after attaching.
+    let attached = Command::new("losetup")
+        .args(["--find", "--show"])
+        .arg(dead.join("disk.img"))
+        .output()
+        .expect("losetup from util-linux");
+    let number: u64 = stdout(&attached)
+        .trim()
+        .trim_start_matches("/dev/loop")
+        .parse()
+        .unwrap();
+
+    let output = run(
+        "lab",
+        ["clean".as_ref(), "--rootfs".as_ref(), rootfs.as_os_str()],
+    );
+    let out = stdout(&output);
+    // Undo by hand whatever clean did not, before asserting.
+    let still_mounted = container_lab::hostinfo::read_mountinfo()
+        .unwrap()
+        .iter()
+        .any(|m| m.mount_point == mount_point);
+    if still_mounted {
+        let _ = nix::mount::umount2(&mount_point, nix::mount::MntFlags::MNT_DETACH);
+    }
+    let still_attached = loopdev::attached().iter().any(|(n, _)| *n == number);
+    if still_attached {
+        let _ = loopdev::detach(number);
+    }
+    let live_kept = live.exists();
+    let _ = std::fs::remove_dir_all(&live);
+    let _ = std::fs::remove_dir_all(&dead);
+
+    assert_eq!(code(&output), 0, "{out}{}", stderr(&output));
+    assert!(!still_mounted, "mount left: {out}");
+    assert!(!still_attached, "loop device left: {out}");
+    assert!(
+        out.contains(&format!("removed loop device /dev/loop{number}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("removed bait directory /run/container-lab/tour-999999999-ch00"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "removed scratch directory {}",
+            mount_point.display()
+        )),
+        "{out}"
+    );
+    assert!(!mount_point.exists());
+    assert!(live_kept, "the bait of a running tour must stay");
+    assert!(
+        users_dir.exists(),
+        "a directory without the lab's name must stay"
+    );
+    let again = run(
+        "lab",
+        ["clean".as_ref(), "--rootfs".as_ref(), rootfs.as_os_str()],
+    );
+    assert_eq!(stdout(&again), "nothing to clean\n");
+}

@@ -40,6 +40,21 @@ enum LabCommand {
             it. Needs no root."
     )]
     Doctor,
+    /// Remove what interrupted lab runs left behind (mounts, loop devices, bait, scratch dirs)
+    #[command(
+        long_about = "Remove what interrupted lab runs left behind. A run cleans up after itself \
+            even on error and Ctrl-C; only a SIGKILL or a crash leaves things behind. clean removes \
+            only things with the lab's own names (.lab-probe-*, .lab-breakout, \
+            /run/container-lab/tour-PID-*), and only when the run that made them has ended."
+    )]
+    Clean {
+        /// Say what would be removed, remove nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Also look in this rootfs (the default rootfs is always looked at; repeatable)
+        #[arg(long, value_name = "DIR")]
+        rootfs: Vec<PathBuf>,
+    },
     /// Run lab-probe in every chapter and print the isolation scorecard
     #[command(
         long_about = "Run lab-probe in every chapter and print the isolation scorecard: one row per \
@@ -84,6 +99,7 @@ fn main() {
         }
         LabCommand::Demo { step } => demo(step),
         LabCommand::Doctor => doctor(),
+        LabCommand::Clean { dry_run, rootfs } => clean(dry_run, rootfs),
         LabCommand::Tour {
             json,
             chapters,
@@ -166,6 +182,31 @@ fn write_book_tables(
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+fn clean(dry_run: bool, mut rootfs_dirs: Vec<PathBuf>) -> Result<i32, LabError> {
+    use container_lab::clean;
+    rootfs_dirs.push(rootfs::default_path());
+    let leftovers = clean::find(&rootfs_dirs, Path::new(container_lab::tour::BAIT_ROOT));
+    if leftovers.is_empty() {
+        println!("nothing to clean");
+        return Ok(0);
+    }
+    let mut failed = 0;
+    for leftover in &leftovers {
+        if dry_run {
+            println!("would remove {leftover}");
+            continue;
+        }
+        match clean::remove(leftover) {
+            Ok(()) => println!("{} {leftover}", "removed".green()),
+            Err(why) => {
+                failed += 1;
+                eprintln!("{} {leftover}: {why}", "could not remove".red());
+            }
+        }
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
 }
 
 fn doctor() -> Result<i32, LabError> {

@@ -1,0 +1,162 @@
+//! `lab clean`: find and remove what interrupted lab runs left behind.
+//!
+//! A run cleans up after itself on success, on error and on Ctrl-C; only a
+//! SIGKILL (or a crash of the machine) can leave things behind. Everything
+//! the lab creates carries a name it can recognise, and `lab clean` removes
+//! only things with those names, and only when the run that made them is
+//! gone.
+
+use crate::hostinfo::read_mountinfo;
+use nix::mount::{MntFlags, umount2};
+use std::path::{Path, PathBuf};
+
+/// Name prefix of the probe's scratch directories and mount points.
+pub const PROBE_PREFIX: &str = ".lab-probe-";
+/// The breakout's trapdoor directory, left if it is killed mid-escape.
+pub const BREAKOUT_DIR: &str = ".lab-breakout";
+
+/// One thing a lab run left behind.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Leftover {
+    /// A mount point of the probe's, still mounted.
+    Mount(PathBuf),
+    /// A loop device the tour attached, and its backing file.
+    LoopDevice(u64, PathBuf),
+    /// A tour's bait directory under /run/container-lab.
+    BaitDir(PathBuf),
+    /// A scratch directory of the probe or the breakout inside a rootfs.
+    ScratchDir(PathBuf),
+}
+
+impl std::fmt::Display for Leftover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Leftover::Mount(path) => write!(f, "mount {}", path.display()),
+            Leftover::LoopDevice(n, backing) => {
+                write!(f, "loop device /dev/loop{n} ({})", backing.display())
+            }
+            Leftover::BaitDir(path) => write!(f, "bait directory {}", path.display()),
+            Leftover::ScratchDir(path) => write!(f, "scratch directory {}", path.display()),
+        }
+    }
+}
+
+/// The pid in a tour's bait directory name (`tour-PID-chNN`).
+fn tour_pid(name: &str) -> Option<i32> {
+    name.strip_prefix("tour-")?.split('-').next()?.parse().ok()
+}
+
+fn is_running(pid: i32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Everything to remove, in the order it must go: mounts before the
+/// directories under them, loop devices before their backing files.
+pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
+    let mut found = Vec::new();
+    let is_ours = |path: &Path| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().starts_with(PROBE_PREFIX))
+            .unwrap_or(false)
+    };
+    let mut mounts: Vec<PathBuf> = read_mountinfo()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|p| is_ours(p))
+        .collect();
+    // Deepest first, so nested mounts come off before their parents.
+    mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found.extend(mounts.into_iter().map(Leftover::Mount));
+
+    let dead_bait = |path: &Path| {
+        path.strip_prefix(bait_root)
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .and_then(|first| {
+                let name = first.as_os_str().to_string_lossy();
+                tour_pid(&name).filter(|pid| !is_running(*pid))
+            })
+    };
+    for (number, backing) in crate::loopdev::attached() {
+        if dead_bait(&backing).is_some() {
+            found.push(Leftover::LoopDevice(number, backing));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(bait_root) {
+        for entry in entries.flatten() {
+            if dead_bait(&entry.path()).is_some() {
+                found.push(Leftover::BaitDir(entry.path()));
+            }
+        }
+    }
+    for rootfs in rootfs_dirs {
+        for dir in [rootfs.join("tmp"), rootfs.to_path_buf()] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(PROBE_PREFIX) || name == BREAKOUT_DIR {
+                    found.push(Leftover::ScratchDir(entry.path()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Remove one leftover.
+pub fn remove(leftover: &Leftover) -> Result<(), String> {
+    match leftover {
+        Leftover::Mount(path) => umount2(path, MntFlags::MNT_DETACH).map_err(|errno| {
+            format!(
+                "umount {}: {}",
+                path.display(),
+                crate::error::describe_errno(errno)
+            )
+        }),
+        Leftover::LoopDevice(number, _) => crate::loopdev::detach(*number),
+        Leftover::BaitDir(path) => {
+            std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        // Only ever empty directories or device nodes the probe made: never
+        // recurse into something that might hold a user's files.
+        Leftover::ScratchDir(path) => std::fs::remove_dir(path)
+            .or_else(|_| std::fs::remove_file(path))
+            .map_err(|e| format!("{}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tour_pids_come_from_bait_dir_names() {
+        assert_eq!(tour_pid("tour-1234-ch01"), Some(1234));
+        assert_eq!(tour_pid("tour-x-ch01"), None);
+        assert_eq!(tour_pid("containers"), None);
+    }
+
+    #[test]
+    fn scratch_dirs_are_found_only_by_their_names() {
+        let root = std::env::temp_dir().join(format!("lab-clean-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("tmp/.lab-probe-mnt-42")).unwrap();
+        std::fs::create_dir_all(root.join("tmp/users-own-dir")).unwrap();
+        std::fs::create_dir_all(root.join(".lab-breakout")).unwrap();
+        let found = find(std::slice::from_ref(&root), &root.join("no-bait-here"));
+        let scratch: Vec<_> = found
+            .iter()
+            .filter_map(|l| match l {
+                Leftover::ScratchDir(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(scratch.len(), 2, "{found:?}");
+        assert!(scratch.contains(&root.join("tmp/.lab-probe-mnt-42")));
+        assert!(scratch.contains(&root.join(".lab-breakout")));
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}
