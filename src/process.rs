@@ -13,7 +13,9 @@ use crate::narrator::{Narrator, Step};
 use crate::sharing::Probe;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::signal::{
+    SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask,
+};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, execv, fork, pipe2, read, write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -61,6 +63,11 @@ pub fn spawn(
             errno,
         })?;
     install_signal_forwarding();
+    // Hold the forwarded signals until the parent knows the child's pid;
+    // one that arrived in between would otherwise be forwarded to nobody.
+    let held = forwarded_signal_set();
+    let mut previous_mask = SigSet::empty();
+    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&held), Some(&mut previous_mask));
     let fork_result = narrator.run(
         Step {
             syscall: "fork",
@@ -71,10 +78,14 @@ pub fn spawn(
         // SAFETY: the lab's binaries are single-threaded when they fork, so
         // the child may allocate and use the narrator before it execs.
         || unsafe { fork() },
-    )?;
+    );
+    let fork_result = fork_result.inspect_err(|_| {
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous_mask), None);
+    })?;
     match fork_result {
         ForkResult::Parent { child } => {
             CHILD.store(child.as_raw(), Ordering::SeqCst);
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous_mask), None);
             drop(report_write);
             match read_report(report_read) {
                 None => Ok(Child { pid: child }),
@@ -87,7 +98,10 @@ pub fn spawn(
         ForkResult::Child => {
             drop(report_read);
             narrator.now_in_child();
+            // The command must start with default dispositions and nothing
+            // blocked: both survive execve(2) (signal(7)).
             restore_default_signals();
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous_mask), None);
             let probe = Probe::open();
             let error = match setup(narrator) {
                 Ok(()) => {
@@ -174,8 +188,16 @@ fn install_signal_forwarding() {
     }
 }
 
-/// The command must start with the default dispositions, not our handlers
-/// (exec resets handled signals anyway; this also covers ignored ones).
+fn forwarded_signal_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in FORWARDED_SIGNALS {
+        set.add(signal);
+    }
+    set
+}
+
+/// Back to the default dispositions, not our handlers (exec resets handled
+/// signals anyway; this also covers ignored ones).
 fn restore_default_signals() {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in FORWARDED_SIGNALS {
