@@ -7,8 +7,9 @@
 
 use clap::Parser;
 use container_lab::cli::{self, CommandArgs, NarrationArgs};
+use container_lab::command;
 use container_lab::error::LabError;
-use container_lab::{command, process};
+use container_lab::process::{self, Launch};
 use std::path::Path;
 
 /// Run COMMAND as an ordinary child process: fork, exec, wait.
@@ -46,7 +47,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     // There is no other root yet: the command is looked up on the host.
     let command = command::resolve(Path::new("/"), &cli.command.words())?;
     // fork, then exec in the child with nothing changed in between.
-    let child = process::spawn(&narrator, &command, |_| Ok(()))?;
+    let child = process::spawn(&narrator, &command, |_| Ok(Launch::Exec))?;
     process::wait(&narrator, child)
 }
 // ANCHOR_END: recipe

@@ -8,7 +8,8 @@ use clap::Parser;
 use container_lab::caps::{self, CAP_SYS_CHROOT};
 use container_lab::cli::{self, CommandArgs, NarrationArgs};
 use container_lab::error::LabError;
-use container_lab::{chroot, command, process, rootfs};
+use container_lab::process::{self, Launch};
+use container_lab::{chroot, command, rootfs};
 use std::path::PathBuf;
 
 /// Run COMMAND with ROOTFS as its root directory, like chroot(1).
@@ -60,8 +61,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     let child = process::spawn(&narrator, &command, |narrator| {
         // ANCHOR: new
         // NEW in ch01: the child gets its own `/` before it execs.
-        chroot::enter_root(narrator, &rootfs)
+        chroot::enter_root(narrator, &rootfs)?;
         // ANCHOR_END: new
+        Ok(Launch::Exec)
     })?;
     process::wait(&narrator, child)
 }

@@ -11,6 +11,7 @@ pub mod command;
 pub mod doctor;
 pub mod error;
 pub mod hostinfo;
+pub mod init;
 pub mod loopdev;
 pub mod narrator;
 pub mod net;

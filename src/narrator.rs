@@ -74,10 +74,10 @@ impl Narrator {
     }
     // ANCHOR_END: step
 
-    /// Called in the child right after fork: from now on the steps are
-    /// the child's, and the narration says so.
-    pub fn now_in_child(&self) {
-        self.actor.set("child");
+    /// Called right after fork: from now on the steps are this process's
+    /// (`child`, `init`, `command`), and the narration says so.
+    pub fn act_as(&self, actor: &'static str) {
+        self.actor.set(actor);
     }
 
     fn announce(&self, step: &Step<'_>) {

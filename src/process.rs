@@ -47,13 +47,23 @@ pub struct Child {
     pub pid: Pid,
 }
 
+/// How the child hands over to the command once its setup is done.
+pub enum Launch {
+    /// execve(2) the command: it becomes the container's first process.
+    Exec,
+    /// Stay behind as the container's PID 1, an init that reaps orphans and
+    /// passes signals on, and run the command as its child (see `init`).
+    UnderInit,
+}
+
 // ANCHOR: spawn
-/// Fork; in the child run `setup` (the chapter's isolation steps) and exec
-/// `command`. Returns once the command is running, or with the child's error.
+/// Fork; in the child run `setup` (the chapter's isolation steps), then
+/// launch the command. Returns once the command is running, or with the
+/// child's error.
 pub fn spawn(
     narrator: &Narrator,
     command: &Command,
-    setup: impl FnOnce(&Narrator) -> Result<(), LabError>,
+    setup: impl FnOnce(&Narrator) -> Result<Launch, LabError>,
 ) -> Result<Child, LabError> {
     let host_view = Probe::open().view();
     let (report_read, report_write) =
@@ -62,30 +72,14 @@ pub fn spawn(
             target: "O_CLOEXEC".into(),
             errno,
         })?;
-    install_signal_forwarding();
-    // Hold the forwarded signals until the parent knows the child's pid;
-    // one that arrived in between would otherwise be forwarded to nobody.
-    let held = forwarded_signal_set();
-    let mut previous_mask = SigSet::empty();
-    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&held), Some(&mut previous_mask));
-    let fork_result = narrator.run(
-        Step {
-            syscall: "fork",
-            args: "",
-            why: "make the process that will become the container; the runtime stays to wait for it",
-            man: "fork(2)",
-        },
-        // SAFETY: the lab's binaries are single-threaded when they fork, so
-        // the child may allocate and use the narrator before it execs.
-        || unsafe { fork() },
-    );
-    let fork_result = fork_result.inspect_err(|_| {
-        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous_mask), None);
-    })?;
-    match fork_result {
+    let step = Step {
+        syscall: "fork",
+        args: "",
+        why: "make the process that will become the container; the runtime stays to wait for it",
+        man: "fork(2)",
+    };
+    match fork_forwarding(narrator, step)? {
         ForkResult::Parent { child } => {
-            CHILD.store(child.as_raw(), Ordering::SeqCst);
-            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous_mask), None);
             drop(report_write);
             match read_report(report_read) {
                 None => Ok(Child { pid: child }),
@@ -97,27 +91,63 @@ pub fn spawn(
         }
         ForkResult::Child => {
             drop(report_read);
-            narrator.now_in_child();
-            // The command must start with default dispositions and nothing
-            // blocked: both survive execve(2) (signal(7)).
-            restore_default_signals();
-            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous_mask), None);
+            narrator.act_as("child");
             let probe = Probe::open();
-            let error = match setup(narrator) {
-                Ok(()) => {
+            match setup(narrator) {
+                Ok(launch) => {
                     narrator.note(&probe.view().compare(&host_view));
-                    exec(narrator, command)
+                    match launch {
+                        Launch::Exec => exec_or_report(narrator, command, report_write),
+                        Launch::UnderInit => crate::init::run(narrator, command, report_write),
+                    }
                 }
-                Err(error) => error,
-            };
-            write_report(report_write, &error);
-            // SAFETY: _exit(2) skips atexit handlers and stdio flushing that
-            // belong to the parent's copy of the process.
-            unsafe { libc::_exit(error.exit_code()) }
+                Err(error) => report_and_exit(report_write, &error),
+            }
         }
     }
 }
 // ANCHOR_END: spawn
+
+/// fork(2) with the signal proxy in place: from its first instant the new
+/// child receives the signals a user sends to stop the container, and the
+/// child starts with default dispositions and nothing blocked (both survive
+/// execve(2), signal(7)).
+pub fn fork_forwarding(narrator: &Narrator, step: Step<'_>) -> Result<ForkResult, LabError> {
+    install_signal_forwarding();
+    // Hold the forwarded signals until the parent knows the child's pid;
+    // one that arrived in between would otherwise be forwarded to nobody.
+    let mut previous_mask = SigSet::empty();
+    let _ = sigprocmask(
+        SigmaskHow::SIG_BLOCK,
+        Some(&forwarded_signal_set()),
+        Some(&mut previous_mask),
+    );
+    // SAFETY: the lab's binaries are single-threaded when they fork, so the
+    // child may allocate and use the narrator before it execs.
+    let result = narrator.run(step, || unsafe { fork() });
+    match result {
+        Ok(ForkResult::Parent { child }) => CHILD.store(child.as_raw(), Ordering::SeqCst),
+        Ok(ForkResult::Child) => restore_default_signals(),
+        Err(_) => {}
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous_mask), None);
+    result
+}
+
+/// Replace this process with the command; if execve(2) fails, send the
+/// error through `report` and exit.
+pub fn exec_or_report(narrator: &Narrator, command: &Command, report: OwnedFd) -> ! {
+    let error = exec(narrator, command);
+    report_and_exit(report, &error)
+}
+
+/// Send `error` to the runtime through `report` and end this process.
+pub fn report_and_exit(report: OwnedFd, error: &LabError) -> ! {
+    write_report(report, error);
+    // SAFETY: _exit(2) skips atexit handlers and stdio flushing that belong
+    // to the parent's copy of the process.
+    unsafe { libc::_exit(error.exit_code()) }
+}
 
 /// Replace the child with the command. Returns only if execve(2) failed.
 fn exec(narrator: &Narrator, command: &Command) -> LabError {
@@ -163,16 +193,22 @@ pub fn wait(narrator: &Narrator, child: Child) -> Result<i32, LabError> {
         }
     })?;
     CHILD.store(0, Ordering::SeqCst);
-    let code = match status {
+    let code = exit_code_of(narrator, status);
+    narrator.note(&format!("the command exited; the runtime exits {code}"));
+    Ok(code)
+}
+
+/// The shell's encoding of how a process ended: its exit code, or 128+N
+/// for death by signal N.
+pub fn exit_code_of(narrator: &Narrator, status: WaitStatus) -> i32 {
+    match status {
         WaitStatus::Exited(_, code) => code,
         WaitStatus::Signaled(_, signal, _) => {
             narrator.note(&format!("the command was killed by {signal}"));
             128 + signal as i32
         }
         _ => EXIT_RUNTIME_FAILURE,
-    };
-    narrator.note(&format!("the command exited; the runtime exits {code}"));
-    Ok(code)
+    }
 }
 // ANCHOR_END: exit_code
 

@@ -1,0 +1,58 @@
+//! A minimal init: what the container's PID 1 must do that ordinary
+//! programs don't.
+//!
+//! In a new PID namespace the first process is PID 1, and PID 1 is special
+//! (pid_namespaces(7)): orphaned processes are re-parented to it, so it must
+//! reap them or they stay zombies forever; and the kernel delivers it only
+//! the signals it has a handler for, so a shell or a server that never
+//! expected to be PID 1 ignores the SIGTERM meant to stop it. This init does
+//! the two jobs and nothing else, like tini or `docker run --init`: it runs
+//! the command as its child, passes signals on, reaps everything, and exits
+//! with the command's status.
+
+use crate::command::Command;
+use crate::narrator::{Narrator, Step};
+use crate::process::{exec_or_report, exit_code_of, fork_forwarding, report_and_exit};
+use nix::errno::Errno;
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, Pid};
+use std::os::fd::OwnedFd;
+
+// ANCHOR: init
+/// Become the container's init: fork the command, then reap until it exits.
+pub fn run(narrator: &Narrator, command: &Command, report: OwnedFd) -> ! {
+    let step = Step {
+        syscall: "fork",
+        args: "",
+        why: "this process stays as PID 1, the init; the command becomes its child",
+        man: "fork(2)",
+    };
+    match fork_forwarding(narrator, step) {
+        Err(error) => report_and_exit(report, &error),
+        Ok(ForkResult::Child) => {
+            narrator.act_as("command");
+            exec_or_report(narrator, command, report)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            // Only the command's exec may close the runtime's pipe now.
+            drop(report);
+            narrator.act_as("init");
+            let code = reap_until(narrator, child);
+            std::process::exit(code)
+        }
+    }
+}
+
+/// Reap every child, the command and any orphan re-parented to PID 1,
+/// until the command itself has exited; return its exit code.
+fn reap_until(narrator: &Narrator, command: Pid) -> i32 {
+    loop {
+        match waitpid(None::<Pid>, None) {
+            Ok(status) if status.pid() == Some(command) => return exit_code_of(narrator, status),
+            Ok(_) => continue, // an orphan: reaped, no zombie left behind
+            Err(Errno::EINTR) => continue,
+            Err(_) => return crate::error::EXIT_RUNTIME_FAILURE,
+        }
+    }
+}
+// ANCHOR_END: init
