@@ -11,6 +11,12 @@ pub const CAP_SYS_CHROOT: Capability = Capability {
     name: "CAP_SYS_CHROOT",
 };
 
+/// CAP_SYS_ADMIN, needed for unshare(2) of most namespaces and mount(2).
+pub const CAP_SYS_ADMIN: Capability = Capability {
+    number: 21,
+    name: "CAP_SYS_ADMIN",
+};
+
 #[derive(Clone, Copy, Debug)]
 pub struct Capability {
     pub number: u32,
@@ -36,6 +42,41 @@ pub fn require(capability: Capability, needed_for: &'static str) -> Result<(), L
         needed_for,
         command_line: crate::command_line(),
     })
+}
+
+/// Remove `capability` from the bounding set (prctl(2) PR_CAPBSET_DROP):
+/// no program this process executes can ever hold it again, not even root's.
+pub fn drop_from_bounding_set(
+    narrator: &crate::narrator::Narrator,
+    capability: Capability,
+    why: &str,
+) -> Result<(), LabError> {
+    let args = format!("PR_CAPBSET_DROP, {}", capability.name);
+    narrator.run(
+        crate::narrator::Step {
+            syscall: "prctl",
+            args: &args,
+            why,
+            man: "prctl(2)",
+        },
+        || {
+            // SAFETY: PR_CAPBSET_DROP takes the capability number only.
+            let result = unsafe {
+                libc::prctl(
+                    libc::PR_CAPBSET_DROP,
+                    capability.number as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                )
+            };
+            if result < 0 {
+                Err(nix::errno::Errno::last())
+            } else {
+                Ok(())
+            }
+        },
+    )
 }
 
 #[cfg(test)]

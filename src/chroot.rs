@@ -54,11 +54,12 @@ pub fn break_out(say: impl Fn(&str)) -> Result<(), (&'static str, Errno)> {
     say("mkdir(\".lab-breakout\")");
     // 2. chroot into it *without* chdir: our working directory is now
     //    outside our root, where the kernel's `..` check never looks.
-    chroot(TRAPDOOR).map_err(|e| ("chroot(\".lab-breakout\")", e))?;
-    say("chroot(\".lab-breakout\"), no chdir: the working directory is now outside the root");
-    // The trapdoor is our root now but still a name in the old tree:
-    // remove it so we leave nothing behind.
+    let entered = chroot(TRAPDOOR);
+    // Whether that worked or not, remove the trapdoor (if we are in it, it
+    // is our root but still a name in the old tree): leave nothing behind.
     let _ = std::fs::remove_dir(TRAPDOOR);
+    entered.map_err(|e| ("chroot(\".lab-breakout\")", e))?;
+    say("chroot(\".lab-breakout\"), no chdir: the working directory is now outside the root");
     // 3. Climb: `..` of the real `/` is `/` itself, so stop when `.` and
     //    `..` are the same directory.
     loop {

@@ -24,6 +24,8 @@ pub enum LabError {
     RootfsMissing { path: PathBuf, hint: String },
     /// ROOTFS exists but is not a directory.
     RootfsNotDirectory { path: PathBuf },
+    /// ROOTFS lacks a directory the chapter mounts something on.
+    RootfsIncomplete { path: PathBuf, missing: String },
     /// COMMAND is not inside the root the container will see.
     CommandNotFound { command: String, root: PathBuf },
     /// COMMAND was found but the kernel refused to execute it.
@@ -80,6 +82,10 @@ impl LabError {
             LabError::RootfsNotDirectory { .. } => {
                 Some("ROOTFS must be a directory holding a root filesystem (bin/, etc/, ...)".into())
             }
+            LabError::RootfsIncomplete { path, missing } => Some(format!(
+                "create it (mkdir {}{missing}); the runtime never modifies a rootfs on disk",
+                path.display()
+            )),
             LabError::CommandNotFound { root, .. } if root.as_os_str() == "/" => {
                 Some("check the spelling, or give the full path".into())
             }
@@ -136,6 +142,13 @@ impl fmt::Display for LabError {
             }
             LabError::RootfsNotDirectory { path } => {
                 write!(f, "rootfs {} is not a directory", path.display())
+            }
+            LabError::RootfsIncomplete { path, missing } => {
+                write!(
+                    f,
+                    "rootfs {} has no {missing} directory to mount on",
+                    path.display()
+                )
             }
             LabError::CommandNotFound { command, root } if root.as_os_str() == "/" => {
                 write!(f, "command {command} not found")

@@ -17,7 +17,7 @@ pub struct Step<'a> {
     /// Its key arguments as they are passed (`"/var/lib/container-lab/rootfs"`).
     pub args: &'a str,
     /// One line on why the container needs this step.
-    pub why: &'static str,
+    pub why: &'a str,
     /// Where to read more (`chroot(2)`).
     pub man: &'static str,
 }

@@ -207,6 +207,12 @@ impl KernelFs {
                 mounted_by_us: false,
             });
         }
+        KernelFs::fresh(fstype)
+    }
+
+    /// A new mount of `fstype`, as an attacker with CAP_SYS_ADMIN would
+    /// make when the container's own copy is read-only.
+    fn fresh(fstype: &str) -> Result<KernelFs, Errno> {
         let path = scratch_path(fstype);
         std::fs::create_dir_all(&path)
             .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
@@ -604,28 +610,37 @@ fn read_block_device(context: &Context) -> Finding {
     let Some((major, minor)) = context.bait.block_device else {
         return no_bait(ID);
     };
-    let node = scratch_path("blk");
-    if let Err(errno) = mknod(
-        &node,
-        SFlag::S_IFBLK,
-        Mode::from_bits_truncate(0o600),
-        makedev(major, minor),
-    ) {
+    // Any writable directory on a filesystem without `nodev` will do, so
+    // try the usual suspects, as an attacker would.
+    let mut refusals = Vec::new();
+    let mut opened = None;
+    for dir in ["/tmp", "/", "/dev", "/root", "/var/tmp", "/run"] {
+        let node = Path::new(dir).join(format!(".lab-probe-blk-{}", getpid()));
+        let made = mknod(
+            &node,
+            SFlag::S_IFBLK,
+            Mode::from_bits_truncate(0o600),
+            makedev(major, minor),
+        );
+        if let Err(errno) = made {
+            refusals.push(format!("mknod in {dir}: {}", errno_text(errno)));
+            continue;
+        }
+        let result = open(&node, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty());
+        let _ = std::fs::remove_file(&node);
+        match result {
+            Ok(fd) => {
+                opened = Some(fd);
+                break;
+            }
+            Err(errno) => refusals.push(format!("open in {dir}: {}", errno_text(errno))),
+        }
+    }
+    let Some(device) = opened else {
         return isolated(
             ID,
-            format!("mknod block {major}:{minor}: {}", errno_text(errno)),
+            format!("block {major}:{minor}: {}", refusals.join("; ")),
         );
-    }
-    let result = open(&node, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty());
-    let _ = std::fs::remove_file(&node);
-    let device = match result {
-        Ok(fd) => fd,
-        Err(errno) => {
-            return isolated(
-                ID,
-                format!("made {major}:{minor} but open: {}", errno_text(errno)),
-            );
-        }
     };
     let mut first = [0u8; 64];
     match read(&device, &mut first) {
@@ -652,60 +667,80 @@ fn can_open_for_writing(path: &Path) -> Result<(), Errno> {
 
 fn write_proc_sys(_: &Context) -> Finding {
     const ID: &str = "sys.proc-sys";
-    let proc = match KernelFs::proc() {
-        Ok(proc) => proc,
-        Err(errno) => {
-            return isolated(
-                ID,
-                format!("no /proc, and mount proc: {}", errno_text(errno)),
-            );
+    writable_tunable(
+        ID,
+        "proc",
+        "/proc",
+        "self/status",
+        &["sys/kernel/core_pattern"],
+    )
+}
+
+/// Open a kernel tunable for writing (and write nothing): first in the
+/// container's own mount of `fstype`, then, if that is read-only or
+/// missing, in a fresh mount, as root with CAP_SYS_ADMIN could.
+fn writable_tunable(id: &str, fstype: &str, usual: &str, sign: &str, tunables: &[&str]) -> Finding {
+    let mut refusals = Vec::new();
+    let attempts = [KernelFs::get(fstype, usual, sign), KernelFs::fresh(fstype)];
+    for attempt in attempts {
+        let fs = match attempt {
+            Ok(fs) => fs,
+            Err(errno) => {
+                refusals.push(format!("mount {fstype}: {}", errno_text(errno)));
+                continue;
+            }
+        };
+        let Some(tunable) = tunables.iter().find(|t| fs.path.join(t).exists()) else {
+            refusals.push(format!("none of {tunables:?} in {}", fs.path.display()));
+            continue;
+        };
+        let how = if fs.mounted_by_us {
+            "a fresh "
+        } else {
+            "the container's "
+        };
+        match can_open_for_writing(&fs.path.join(tunable)) {
+            Ok(()) => {
+                return leaks(
+                    id,
+                    format!("opened {tunable} in {how}{fstype} for writing (wrote nothing)"),
+                );
+            }
+            Err(errno) => {
+                refusals.push(format!("{tunable} in {how}{fstype}: {}", errno_text(errno)))
+            }
         }
-    };
-    let target = proc.path.join("sys/kernel/core_pattern");
-    match can_open_for_writing(&target) {
-        Ok(()) => leaks(
-            ID,
-            "opened /proc/sys/kernel/core_pattern for writing (wrote nothing)",
-        ),
-        Err(errno) => isolated(
-            ID,
-            format!("open core_pattern for writing: {}", errno_text(errno)),
-        ),
     }
+    // Last, what root with CAP_SYS_ADMIN would try next: make the
+    // container's own read-only mount writable again.
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
+    match mount(None::<&str>, usual, None::<&str>, flags, None::<&str>) {
+        Ok(()) => {
+            if let Some(tunable) = tunables.iter().find(|t| Path::new(usual).join(t).exists()) {
+                if can_open_for_writing(&Path::new(usual).join(tunable)).is_ok() {
+                    return leaks(
+                        id,
+                        format!("remounted {usual} read-write and opened {tunable} for writing"),
+                    );
+                }
+            }
+            refusals.push(format!(
+                "remounted {usual} read-write, still no writable tunable"
+            ));
+        }
+        Err(errno) => refusals.push(format!("remount {usual} read-write: {}", errno_text(errno))),
+    }
+    isolated(id, refusals.join("; "))
 }
 
 fn write_sysfs(_: &Context) -> Finding {
     const ID: &str = "sys.sysfs";
-    let sys = match KernelFs::get("sysfs", "/sys", "kernel") {
-        Ok(sys) => sys,
-        Err(errno) => {
-            return isolated(
-                ID,
-                format!("no /sys, and mount sysfs: {}", errno_text(errno)),
-            );
-        }
-    };
-    let candidates = [
+    let tunables = [
         "kernel/uevent_helper",
         "kernel/mm/ksm/run",
         "kernel/profiling",
     ];
-    let Some(tunable) = candidates.iter().find(|c| sys.path.join(c).exists()) else {
-        return not_applicable(
-            ID,
-            "none of the usual writable tunables exist on this kernel",
-        );
-    };
-    match can_open_for_writing(&sys.path.join(tunable)) {
-        Ok(()) => leaks(
-            ID,
-            format!("opened /sys/{tunable} for writing (wrote nothing)"),
-        ),
-        Err(errno) => isolated(
-            ID,
-            format!("open /sys/{tunable} for writing: {}", errno_text(errno)),
-        ),
-    }
+    writable_tunable(ID, "sysfs", "/sys", "kernel", &tunables)
 }
 
 // ---- syscalls -------------------------------------------------------------

@@ -69,6 +69,25 @@ pub fn locate(given: Option<&Path>) -> Result<PathBuf, LabError> {
     }
 }
 
+/// The absolute path of `rootfs`, checked to hold each of `dirs`: the
+/// chapters mount over them and never create anything in the rootfs.
+pub fn require_mount_points(rootfs: &Path, dirs: &[&str]) -> Result<PathBuf, LabError> {
+    let absolute = std::fs::canonicalize(rootfs).map_err(|error| LabError::StepFailed {
+        syscall: "realpath",
+        target: rootfs.display().to_string(),
+        errno: nix::errno::Errno::from_raw(error.raw_os_error().unwrap_or(0)),
+    })?;
+    for dir in dirs {
+        if !absolute.join(dir).is_dir() {
+            return Err(LabError::RootfsIncomplete {
+                path: absolute.clone(),
+                missing: format!("/{dir}"),
+            });
+        }
+    }
+    Ok(absolute)
+}
+
 /// The `lab` driver next to the running binary (cargo puts them together).
 pub fn lab_binary() -> PathBuf {
     sibling("lab")

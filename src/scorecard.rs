@@ -67,8 +67,8 @@ impl Finding {
 }
 
 /// Where the harness hid things for the probe to look for. The secret the
-/// bait holds is *not* in here: the probe reports what it read, and the
-/// harness compares.
+/// bait holds is *not* in here, and no name in here is derived from it:
+/// the probe reports what it read, and the harness compares.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Bait {
     /// A file on the host, by its host path.
@@ -92,7 +92,8 @@ pub struct Bait {
     pub mount_tag: Option<String>,
     /// The hostname the probe sets, so the host can recognise it.
     pub hostname_tag: Option<String>,
-    /// Budgets the resource checks try to exceed (4x each).
+    /// Budgets the resource checks try to exceed: 4x the memory and the
+    /// processes, 1.5x the CPU share.
     pub memory_limit_bytes: u64,
     pub pids_limit: u32,
     pub cpu_limit: f64,

@@ -45,6 +45,16 @@ pub const CHAPTERS: &[Chapter] = &[
         binary: "ch01-chroot",
         takes_rootfs: true,
     },
+    Chapter {
+        number: "02",
+        binary: "ch02-jail",
+        takes_rootfs: true,
+    },
+    Chapter {
+        number: "03",
+        binary: "ch03-namespaces",
+        takes_rootfs: true,
+    },
 ];
 
 /// Hostname of the stand-in host.
@@ -92,6 +102,17 @@ pub fn enter_stand_in_host() -> Result<(), LabError> {
     nix::unistd::sethostname(STAND_IN_HOSTNAME)
         .map_err(|e| step_error("sethostname", STAND_IN_HOSTNAME, e))?;
     crate::net::set_link_up("lo").map_err(|e| step_error("ioctl", "SIOCSIFFLAGS lo up", e))?;
+    // A host has a sysfs of its own network namespace mounted at /sys; so
+    // must the stand-in, or a container's sysfs mount would be the first
+    // of that namespace and behave unlike on a real host.
+    mount(
+        Some("sysfs"),
+        "/sys",
+        Some("sysfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| step_error("mount", "sysfs /sys", e))?;
     // A veth pair is the one virtual interface every kernel has (dummy is a
     // module that may be missing). Without ip(8) the check is N/A.
     let _ = Command::new("ip")
@@ -110,7 +131,7 @@ pub fn enter_stand_in_host() -> Result<(), LabError> {
 }
 
 /// A secret no container can guess: 16 hex digits from the kernel's RNG.
-fn secret() -> String {
+fn random_hex() -> String {
     let mut bytes = [0u8; 8];
     if let Ok(mut random) = std::fs::File::open("/dev/urandom") {
         let _ = random.read_exact(&mut bytes);
@@ -137,7 +158,10 @@ struct HostBait {
 
 impl HostBait {
     fn plant(chapter: &str) -> Result<HostBait, LabError> {
-        let secret = secret();
+        let secret = random_hex();
+        // Names the probe is told are drawn apart from the secret, so no
+        // name gives the secret away.
+        let tag = random_hex();
         let dir = Path::new(BAIT_ROOT).join(format!("tour-{}-ch{chapter}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .map_err(|e| step_error("mkdir", dir.display().to_string(), io_errno(&e)))?;
@@ -151,9 +175,9 @@ impl HostBait {
             bait: Bait {
                 host_file: Some(marker),
                 marker_name: Some("host-secret.txt".into()),
-                mount_tag: Some(format!("lab-probe-{secret}")),
-                hostname_tag: Some(format!("probe-{}", &secret[..8])),
-                mq_name: Some(format!("/container-lab-{secret}")),
+                mount_tag: Some(format!("lab-probe-{tag}")),
+                hostname_tag: Some(format!("probe-{}", &tag[..8])),
+                mq_name: Some(format!("/container-lab-{tag}")),
                 memory_limit_bytes: MEMORY_BUDGET_BYTES,
                 pids_limit: PIDS_BUDGET,
                 cpu_limit: CPU_BUDGET,
@@ -189,7 +213,8 @@ impl HostBait {
     }
 
     fn plant_shm(&mut self) {
-        let key = i32::from_str_radix(&self.secret[..7], 16).unwrap_or(0x1ab);
+        let tag = self.bait.mount_tag.as_deref().unwrap_or_default();
+        let key = i32::from_str_radix(&tag[tag.len() - 7..], 16).unwrap_or(0x1ab);
         // SAFETY: create a 4 KiB segment, write the secret (shorter than the
         // segment) and detach.
         unsafe {

@@ -1,0 +1,390 @@
+//! Mounts: what the container sees at /proc, /sys, /dev and /tmp, and how
+//! its root is swapped in with pivot_root(2).
+//!
+//! Chapter 02 mounts one thing, a /proc for its new PID namespace, and has
+//! no mount namespace yet: that mount shows up in the host's mount table
+//! until the runtime takes it down. Chapter 03 does everything inside a
+//! mount namespace of its own, made private first, so nothing it mounts
+//! ever reaches the host and everything disappears with the container.
+
+use crate::error::LabError;
+use crate::hostinfo::read_mountinfo;
+use crate::narrator::{Narrator, Step};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+use nix::unistd::{chdir, pivot_root};
+use std::path::{Path, PathBuf};
+
+/// Source name of the /proc chapter 02 mounts in the host's mount table,
+/// followed by the runtime's pid, so the runtime (and `lab clean`) can tell
+/// its own mount from anyone else's.
+pub const HOST_PROC_SOURCE_PREFIX: &str = "container-lab-proc-";
+
+const FLAG_NAMES: &[(MsFlags, &str)] = &[
+    (MsFlags::MS_RDONLY, "MS_RDONLY"),
+    (MsFlags::MS_NOSUID, "MS_NOSUID"),
+    (MsFlags::MS_NODEV, "MS_NODEV"),
+    (MsFlags::MS_NOEXEC, "MS_NOEXEC"),
+    (MsFlags::MS_REMOUNT, "MS_REMOUNT"),
+    (MsFlags::MS_BIND, "MS_BIND"),
+    (MsFlags::MS_REC, "MS_REC"),
+    (MsFlags::MS_PRIVATE, "MS_PRIVATE"),
+];
+
+fn flag_names(flags: MsFlags) -> String {
+    let names: Vec<&str> = FLAG_NAMES
+        .iter()
+        .filter(|(flag, _)| flags.contains(*flag))
+        .map(|(_, name)| *name)
+        .collect();
+    if names.is_empty() {
+        "0".into()
+    } else {
+        names.join("|")
+    }
+}
+
+/// One narrated mount(2).
+fn mount_step(
+    narrator: &Narrator,
+    source: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+    why: &str,
+) -> Result<(), LabError> {
+    let quoted = |value: Option<&str>| {
+        value
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_else(|| "NULL".into())
+    };
+    let args = format!(
+        "{}, {:?}, {}, {}, {}",
+        quoted(source),
+        target.display().to_string(),
+        quoted(fstype),
+        flag_names(flags),
+        quoted(data)
+    );
+    narrator.run(
+        Step {
+            syscall: "mount",
+            args: &args,
+            why,
+            man: "mount(2)",
+        },
+        || mount(source, target, fstype, flags, data),
+    )
+}
+
+const SAFE: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+
+// ANCHOR: proc
+/// Mount a procfs at `target`. It shows the processes of the mounting
+/// process's PID namespace, so a container that mounts its own /proc sees
+/// only its own processes (proc(5)).
+pub fn mount_proc(narrator: &Narrator, target: &Path, source: &str) -> Result<(), LabError> {
+    let why = "a /proc that lists only the container's own processes, so ps works inside";
+    mount_step(
+        narrator,
+        Some(source),
+        target,
+        Some("proc"),
+        SAFE,
+        None,
+        why,
+    )
+}
+// ANCHOR_END: proc
+
+/// The /proc chapter 02 mounted in the host's mount table, taken down when
+/// the guard drops: after the container ends, on an error, on Ctrl-C.
+pub struct HostProcMount {
+    source: String,
+}
+
+impl HostProcMount {
+    /// For the container started by this runtime process.
+    pub fn for_this_runtime() -> HostProcMount {
+        HostProcMount {
+            source: format!("{HOST_PROC_SOURCE_PREFIX}{}", std::process::id()),
+        }
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+impl Drop for HostProcMount {
+    fn drop(&mut self) {
+        for mount_point in mount_points_with_source(&self.source) {
+            let _ = umount2(&mount_point, MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// Where mounts whose source is `source` are, as this process sees them.
+pub fn mount_points_with_source(source: &str) -> Vec<PathBuf> {
+    read_mountinfo()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.source == source)
+        .map(|m| m.mount_point)
+        .collect()
+}
+
+// ANCHOR: private
+/// Make every mount in our new mount namespace private, recursively, before
+/// mounting anything: on a host where / is shared (systemd makes it so),
+/// mounts made in a new namespace would otherwise propagate back to the
+/// host (mount_namespaces(7)).
+pub fn make_all_private(narrator: &Narrator) -> Result<(), LabError> {
+    let why = "nothing mounted from here on propagates to the host, nor from the host to us";
+    mount_step(
+        narrator,
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+        why,
+    )
+}
+// ANCHOR_END: private
+
+/// Bind-mount the rootfs onto itself: pivot_root(2) needs the new root to
+/// be a mount point.
+pub fn bind_onto_itself(narrator: &Narrator, rootfs: &Path) -> Result<(), LabError> {
+    let why =
+        "pivot_root needs the new root to be a mount point; a bind mount onto itself makes it one";
+    let source = rootfs.to_string_lossy();
+    mount_step(
+        narrator,
+        Some(&source),
+        rootfs,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        why,
+    )
+}
+
+/// The kernel filesystems a ch03 container gets, mounted under `rootfs`
+/// before the pivot (the rootfs directories must exist; nothing is created
+/// in it on disk).
+pub fn mount_kernel_filesystems(narrator: &Narrator, rootfs: &Path) -> Result<(), LabError> {
+    mount_proc(narrator, &rootfs.join("proc"), "proc")?;
+    mount_step(
+        narrator,
+        Some("sysfs"),
+        &rootfs.join("sys"),
+        Some("sysfs"),
+        SAFE | MsFlags::MS_RDONLY,
+        None,
+        "/sys read-only: the container may look at the kernel's devices and tunables, not change them",
+    )?;
+    mount_step(
+        narrator,
+        Some("tmpfs"),
+        &rootfs.join("tmp"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+        "a /tmp in memory: the container's scratch files never touch the rootfs on disk",
+    )?;
+    populate_dev(narrator, &rootfs.join("dev"))
+}
+
+// ANCHOR: dev
+/// A minimal /dev on a fresh tmpfs: the few device nodes programs expect,
+/// a devpts instance of the container's own, /dev/shm, and /dev/console
+/// when there is a terminal. The host's /dev, with its disks, stays out.
+fn populate_dev(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
+    mount_step(
+        narrator,
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=755,size=64k"),
+        "an empty /dev of the container's own instead of the host's",
+    )?;
+    // (name, major, minor), as in the kernel's devices.txt.
+    const NODES: [(&str, u64, u64); 6] = [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ];
+    for (name, major, minor) in NODES {
+        let path = dev.join(name);
+        let args = format!(
+            "{:?}, S_IFCHR|0666, makedev({major}, {minor})",
+            path.display().to_string()
+        );
+        narrator.run(
+            Step {
+                syscall: "mknod",
+                args: &args,
+                why: "a device node every program expects",
+                man: "mknod(2)",
+            },
+            || {
+                mknod(
+                    &path,
+                    SFlag::S_IFCHR,
+                    Mode::from_bits_truncate(0o666),
+                    makedev(major, minor),
+                )?;
+                // mknod(2) applies the umask; the nodes must be 0666.
+                nix::sys::stat::fchmodat(
+                    nix::fcntl::AT_FDCWD,
+                    &path,
+                    Mode::from_bits_truncate(0o666),
+                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                )
+            },
+        )?;
+    }
+    let pts = dev.join("pts");
+    let shm = dev.join("shm");
+    for dir in [&pts, &shm] {
+        narrator.run(
+            Step {
+                syscall: "mkdir",
+                args: &format!("{:?}", dir.display().to_string()),
+                why: "a mount point in the new /dev",
+                man: "mkdir(2)",
+            },
+            || nix::unistd::mkdir(dir.as_path(), Mode::from_bits_truncate(0o755)),
+        )?;
+    }
+    mount_step(
+        narrator,
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+        "pseudo-terminals of the container's own: it cannot see or open the host's",
+    )?;
+    mount_step(
+        narrator,
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        SAFE,
+        Some("mode=1777,size=64m"),
+        "POSIX shared memory (shm_open) lives here",
+    )?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        let path = dev.join(link);
+        narrator.run(
+            Step {
+                syscall: "symlink",
+                args: &format!("{target:?}, {:?}", path.display().to_string()),
+                why: "the links programs expect in /dev",
+                man: "symlink(2)",
+            },
+            || nix::unistd::symlinkat(target, nix::fcntl::AT_FDCWD, &path),
+        )?;
+    }
+    bind_console(narrator, dev)
+}
+// ANCHOR_END: dev
+
+/// When the runtime runs on a terminal, the container's /dev/console is
+/// that terminal, bind-mounted (as runc and LXC do).
+fn bind_console(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
+    let Ok(terminal) = nix::unistd::ttyname(std::io::stdin()) else {
+        return Ok(());
+    };
+    let console = dev.join("console");
+    std::fs::File::create(&console).map_err(|e| LabError::StepFailed {
+        syscall: "open",
+        target: console.display().to_string(),
+        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+    })?;
+    let source = terminal.to_string_lossy();
+    mount_step(
+        narrator,
+        Some(&source),
+        &console,
+        None,
+        MsFlags::MS_BIND,
+        None,
+        "the container's console is the terminal it runs on",
+    )
+}
+
+// ANCHOR: pivot
+/// Make `rootfs` the root of our mount namespace and drop the old root
+/// entirely. pivot_root(".", ".") stacks the old root on top of the new one
+/// at "/", so a lazy unmount of "." removes it without ever creating a
+/// directory for it in the rootfs (pivot_root(2), NOTES).
+pub fn pivot_into(narrator: &Narrator, rootfs: &Path) -> Result<(), LabError> {
+    let shown = format!("{:?}", rootfs.display().to_string());
+    narrator.run(
+        Step {
+            syscall: "chdir",
+            args: &shown,
+            why: "stand in the new root, so pivot_root can work with \".\"",
+            man: "chdir(2)",
+        },
+        || chdir(rootfs),
+    )?;
+    narrator.run(
+        Step {
+            syscall: "pivot_root",
+            args: "\".\", \".\"",
+            why: "the rootfs becomes / of the mount namespace; the old root sits on top of it, still reachable",
+            man: "pivot_root(2)",
+        },
+        || pivot_root(".", "."),
+    )?;
+    narrator.run(
+        Step {
+            syscall: "umount2",
+            args: "\".\", MNT_DETACH",
+            why: "detach the old root: the host's filesystem is no longer reachable by any path",
+            man: "umount2(2)",
+        },
+        || umount2(".", MntFlags::MNT_DETACH),
+    )?;
+    narrator.run(
+        Step {
+            syscall: "chdir",
+            args: "\"/\"",
+            why: "stand at the top of the new root",
+            man: "chdir(2)",
+        },
+        || chdir("/"),
+    )
+}
+// ANCHOR_END: pivot
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_read_like_c() {
+        assert_eq!(
+            flag_names(MsFlags::MS_REC | MsFlags::MS_PRIVATE),
+            "MS_REC|MS_PRIVATE"
+        );
+        assert_eq!(flag_names(MsFlags::empty()), "0");
+    }
+}

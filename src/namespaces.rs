@@ -1,0 +1,105 @@
+//! Namespaces: each gives the container a private copy of one kind of
+//! global resource (namespaces(7)).
+//!
+//! Linux gained them one by one: mount (2.4.19, 2002), UTS and IPC
+//! (2.6.19, 2006), PID (2.6.24, 2008), network (completed around 2.6.29,
+//! 2009), user (3.8, 2013), cgroup (4.6, 2016), time (5.6, 2020).
+
+use crate::error::LabError;
+use crate::narrator::{Narrator, Step};
+use nix::sched::CloneFlags;
+
+/// Why a container wants each kind, for the narration.
+const REASONS: &[(CloneFlags, &str, &str)] = &[
+    (
+        CloneFlags::CLONE_NEWPID,
+        "CLONE_NEWPID",
+        "a process tree of its own whose first process is PID 1",
+    ),
+    (
+        CloneFlags::CLONE_NEWUTS,
+        "CLONE_NEWUTS",
+        "a hostname of its own",
+    ),
+    (
+        CloneFlags::CLONE_NEWNS,
+        "CLONE_NEWNS",
+        "a mount table of its own",
+    ),
+    (
+        CloneFlags::CLONE_NEWIPC,
+        "CLONE_NEWIPC",
+        "SysV and POSIX IPC objects of its own",
+    ),
+    (
+        CloneFlags::CLONE_NEWNET,
+        "CLONE_NEWNET",
+        "a network stack of its own",
+    ),
+    (
+        CloneFlags::CLONE_NEWUSER,
+        "CLONE_NEWUSER",
+        "user and group ids of its own",
+    ),
+];
+
+/// The `CLONE_NEW*` names in `kinds`, joined as C would write them.
+pub fn flag_names(kinds: CloneFlags) -> String {
+    REASONS
+        .iter()
+        .filter(|(flag, _, _)| kinds.contains(*flag))
+        .map(|(_, name, _)| *name)
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// unshare(2): move the calling process into new namespaces of `kinds`.
+/// For CLONE_NEWPID the caller stays where it is and its *next child* is
+/// the new namespace's PID 1.
+pub fn unshare(narrator: &Narrator, kinds: CloneFlags) -> Result<(), LabError> {
+    let names = flag_names(kinds);
+    let reasons: Vec<&str> = REASONS
+        .iter()
+        .filter(|(flag, _, _)| kinds.contains(*flag))
+        .map(|(_, _, why)| *why)
+        .collect();
+    let why = if kinds == CloneFlags::CLONE_NEWPID {
+        "the next child starts a process tree of its own, as its PID 1".to_string()
+    } else {
+        format!("the container gets {}", reasons.join(", "))
+    };
+    narrator.run(
+        Step {
+            syscall: "unshare",
+            args: &names,
+            why: &why,
+            man: "unshare(2)",
+        },
+        || nix::sched::unshare(kinds),
+    )
+}
+
+/// sethostname(2) inside the new UTS namespace: the host's stays as it is.
+pub fn set_hostname(narrator: &Narrator, hostname: &str) -> Result<(), LabError> {
+    let args = format!("{hostname:?}");
+    narrator.run(
+        Step {
+            syscall: "sethostname",
+            args: &args,
+            why: "name the container; only its own UTS namespace sees the change",
+            man: "sethostname(2)",
+        },
+        || nix::unistd::sethostname(hostname),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_names_read_like_c() {
+        let kinds = CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWPID;
+        assert_eq!(flag_names(kinds), "CLONE_NEWPID|CLONE_NEWUTS");
+    }
+}
