@@ -18,7 +18,7 @@ pub const BREAKOUT_DIR: &str = ".lab-breakout";
 /// One thing a lab run left behind.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Leftover {
-    /// A mount point of the probe's, still mounted.
+    /// A mount of the probe's, or the /proc of a ch02 runtime that died.
     Mount(PathBuf),
     /// A loop device the tour attached, and its backing file.
     LoopDevice(u64, PathBuf),
@@ -59,11 +59,18 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
             .map(|n| n.to_string_lossy().starts_with(PROBE_PREFIX))
             .unwrap_or(false)
     };
+    // The probe's mount points, and the /proc of a ch02 runtime that died.
+    let dead_runtime_proc = |source: &str| {
+        source
+            .strip_prefix(crate::mounts::HOST_PROC_SOURCE_PREFIX)
+            .and_then(|pid| pid.parse().ok())
+            .is_some_and(|pid| !is_running(pid))
+    };
     let mut mounts: Vec<PathBuf> = read_mountinfo()
         .unwrap_or_default()
         .into_iter()
+        .filter(|m| is_ours(&m.mount_point) || dead_runtime_proc(&m.source))
         .map(|m| m.mount_point)
-        .filter(|p| is_ours(p))
         .collect();
     // Deepest first, so nested mounts come off before their parents.
     mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));

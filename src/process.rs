@@ -92,6 +92,10 @@ pub fn spawn(
         ForkResult::Child => {
             drop(report_read);
             narrator.act_as("child");
+            // If the runtime dies (even by SIGKILL), the container dies with
+            // it rather than run on unwatched (prctl(2), PR_SET_PDEATHSIG).
+            // SAFETY: PR_SET_PDEATHSIG takes a signal number.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
             let probe = Probe::open();
             match setup(narrator) {
                 Ok(launch) => {

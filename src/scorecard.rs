@@ -70,6 +70,7 @@ impl Finding {
 /// bait holds is *not* in here, and no name in here is derived from it:
 /// the probe reports what it read, and the harness compares.
 #[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(default)]
 pub struct Bait {
     /// A file on the host, by its host path.
     pub host_file: Option<PathBuf>,

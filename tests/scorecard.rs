@@ -99,6 +99,41 @@ fn ch01_chroot_hides_host_paths_and_nothing_else() {
 }
 
 #[test]
+fn ch02_jail_closes_the_breakout_and_hides_the_host_processes() {
+    assert_column(
+        "02",
+        &[
+            "fs.host-path",
+            "fs.chroot-breakout",
+            "fs.inherited-fd",
+            "pid.see-host",
+            "pid.signal-host",
+            "pid.own-numbering",
+            "uts.hostname",
+        ],
+    );
+}
+
+#[test]
+fn ch03_namespaces_add_private_mounts_and_ipc() {
+    assert_column(
+        "03",
+        &[
+            "fs.host-path",
+            "fs.chroot-breakout",
+            "fs.inherited-fd",
+            "pid.see-host",
+            "pid.signal-host",
+            "pid.own-numbering",
+            "uts.hostname",
+            "ipc.sysv-shm",
+            "ipc.posix-mq",
+            "mnt.leak",
+        ],
+    );
+}
+
+#[test]
 fn whole_matrix() {
     if !require_root("whole_matrix") {
         return;

@@ -3,6 +3,8 @@
 //! book.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod isolation;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -34,7 +36,10 @@ pub fn bin(name: &str) -> PathBuf {
         "ch00-process" => env!("CARGO_BIN_EXE_ch00-process"),
         "ch01-chroot" => env!("CARGO_BIN_EXE_ch01-chroot"),
         "lab" => env!("CARGO_BIN_EXE_lab"),
+        "ch02-jail" => env!("CARGO_BIN_EXE_ch02-jail"),
+        "ch03-namespaces" => env!("CARGO_BIN_EXE_ch03-namespaces"),
         "lab-breakout" => env!("CARGO_BIN_EXE_lab-breakout"),
+        "lab-probe" => env!("CARGO_BIN_EXE_lab-probe"),
         other => panic!("unknown binary {other}"),
     };
     PathBuf::from(path)
@@ -103,6 +108,12 @@ where
         .unwrap_or_else(|error| panic!("cannot start {name}: {error}"))
 }
 
+/// Run `chapter ROOTFS ARGS...` on the test rootfs.
+pub fn run_in(chapter: &str, args: &[&str]) -> Output {
+    let rootfs = rootfs().to_str().unwrap();
+    run(chapter, std::iter::once(rootfs).chain(args.iter().copied()))
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -131,15 +142,24 @@ pub fn transcript(shown_command: &str, output: &Output, rootfs: Option<&Path>) -
     hide_pids(&text)
 }
 
-/// Replace the pid in `waitpid(1234, &status, 0)` with `<pid>`.
+/// Replace the runtime's pid wherever narration shows one: in
+/// `waitpid(1234, &status, 0)` and in ch02's `container-lab-proc-1234`.
 fn hide_pids(text: &str) -> String {
+    hide_digits_after(
+        &hide_digits_after(text, "waitpid(", ","),
+        "container-lab-proc-",
+        "\"",
+    )
+}
+
+fn hide_digits_after(text: &str, prefix: &str, terminator: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
-    while let Some(at) = rest.find("waitpid(") {
-        let (head, tail) = rest.split_at(at + "waitpid(".len());
+    while let Some(at) = rest.find(prefix) {
+        let (head, tail) = rest.split_at(at + prefix.len());
         out.push_str(head);
         let digits = tail.chars().take_while(char::is_ascii_digit).count();
-        if digits > 0 && tail[digits..].starts_with(',') {
+        if digits > 0 && tail[digits..].starts_with(terminator) {
             out.push_str("<pid>");
             rest = &tail[digits..];
         } else {

@@ -1,0 +1,205 @@
+//! Checks that hold for every chapter from 02 on, written once and called
+//! from each chapter's test file with the chapter's binary.
+
+use super::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The ch01 breakout program is blocked, and the host file stays out of reach.
+pub fn breakout_fails(chapter: &str) {
+    let marker_dir = Scratch::new(&format!("{chapter}-breakout"));
+    let marker = marker_dir.join("host-secret.txt");
+    std::fs::write(&marker, "host secret\n").unwrap();
+    let marker = marker.to_str().unwrap();
+    let output = run_in(
+        chapter,
+        &["/usr/local/bin/lab-breakout", "/bin/cat", marker],
+    );
+    assert_eq!(
+        code(&output),
+        1,
+        "the breakout must fail: {}",
+        stderr(&output)
+    );
+    assert!(!stdout(&output).contains("host secret"));
+    assert!(
+        stderr(&output)
+            .contains("blocked: chroot(\".lab-breakout\") failed: operation not permitted (EPERM)"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !rootfs().join(".lab-breakout").exists(),
+        "trapdoor left behind"
+    );
+}
+
+/// CAP_SYS_CHROOT is gone from the command's bounding set (bit 18 of CapBnd).
+pub fn cannot_chroot_again(chapter: &str) {
+    let output = run_in(chapter, &["/bin/grep", "^CapBnd:", "/proc/self/status"]);
+    let mask =
+        container_lab::caps::effective_from_status(&stdout(&output).replace("CapBnd:", "CapEff:"))
+            .unwrap_or_else(|| panic!("no CapBnd line: {}", stdout(&output)));
+    assert_eq!(
+        mask & (1 << 18),
+        0,
+        "CAP_SYS_CHROOT still in the bounding set: {mask:x}"
+    );
+    assert_ne!(
+        mask & (1 << 21),
+        0,
+        "only CAP_SYS_CHROOT should be gone (until ch09)"
+    );
+}
+
+/// A directory fd the runtime inherited does not reach the command: only
+/// 0, 1, 2 (and the fd ls itself opens) are listed.
+pub fn inherited_fds_are_closed(chapter: &str) {
+    use std::os::unix::process::CommandExt;
+    let host_dir = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    let leaked = std::os::fd::AsRawFd::as_raw_fd(&host_dir);
+    let mut command = Command::new(bin(chapter));
+    command.args([rootfs().to_str().unwrap(), "/bin/ls", "/proc/self/fd"]);
+    // SAFETY: pre_exec only clears FD_CLOEXEC on an fd we own, as a
+    // careless caller of the runtime would leave it.
+    unsafe {
+        command.pre_exec(move || {
+            nix::fcntl::fcntl(
+                std::os::fd::BorrowedFd::borrow_raw(leaked),
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            )
+            .map(drop)
+            .map_err(std::io::Error::from)
+        });
+    }
+    let output = command.output().unwrap();
+    let fds: Vec<String> = stdout(&output)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    // 0, 1, 2, and 3: the directory ls opens to list /proc/self/fd.
+    assert_eq!(
+        fds,
+        ["0", "1", "2", "3"],
+        "fd {leaked} (the host's /) must not reach the command"
+    );
+    drop(host_dir);
+}
+
+/// The working directory starts at the new root and `..` stays there.
+pub fn working_directory_is_inside(chapter: &str) {
+    let output = run_in(chapter, &["/bin/sh", "-c", "pwd; cd ..; pwd"]);
+    assert_eq!(stdout(&output), "/\n/\n", "{}", stderr(&output));
+}
+
+/// `ps` lists the init (PID 1), the command and ps itself: nothing of the host.
+pub fn ps_sees_only_its_own_processes(chapter: &str) {
+    let output = run_in(chapter, &["/bin/sh", "-c", "ps -e -o pid=,comm="]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let rows: Vec<(u32, String)> = stdout(&output)
+        .lines()
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            (
+                words.next().unwrap().parse().unwrap(),
+                words.next().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 3, "init, sh and ps only: {rows:?}");
+    assert_eq!(rows[0].0, 1, "{rows:?}");
+    assert_eq!(
+        rows[0].1,
+        chapter.chars().take(15).collect::<String>(),
+        "PID 1 is the init: {rows:?}"
+    );
+    assert!(rows.iter().any(|(_, comm)| comm == "sh"), "{rows:?}");
+    assert!(rows.iter().any(|(_, comm)| comm == "ps"), "{rows:?}");
+}
+
+/// Orphans are re-parented to the init, which reaps them: after they
+/// exit, no zombie (state Z) is left in the container.
+pub fn orphans_are_reaped(chapter: &str) {
+    // The subshell exits at once, orphaning its `sleep`, which is
+    // re-parented to PID 1 and exits 0.2 s later.
+    let script = "(sleep 0.2 &); sleep 1; ps -e -o stat=,pid=,comm=";
+    let output = run_in(chapter, &["/bin/sh", "-c", script]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let listing = stdout(&output);
+    let zombies: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.trim_start().starts_with('Z'))
+        .collect();
+    assert!(zombies.is_empty(), "zombies left: {zombies:?}\n{listing}");
+}
+
+/// A signal sent to the runtime ends the container; the runtime returns 128+N.
+pub fn signal_to_runtime_ends_container(chapter: &str, signal: nix::sys::signal::Signal) {
+    let mut runtime = Command::new(bin(chapter))
+        .args([
+            rootfs().to_str().unwrap(),
+            "/bin/sh",
+            "-c",
+            "echo ready; exec sleep 60",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(runtime.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(runtime.id() as i32), signal).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = runtime.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = runtime.kill();
+            panic!("{chapter} did not end within 20 s of {signal}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        status.code(),
+        Some(128 + signal as i32),
+        "{chapter} after {signal}"
+    );
+}
+
+/// The hostname is set inside and the host's does not change.
+pub fn hostname_is_private(chapter: &str) {
+    let before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let rootfs = rootfs().to_str().unwrap();
+    let output = run(
+        chapter,
+        [
+            "--hostname",
+            "inside",
+            rootfs,
+            "/bin/sh",
+            "-c",
+            "hostname; hostname renamed; hostname",
+        ],
+    );
+    assert_eq!(stdout(&output), "inside\nrenamed\n", "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        before
+    );
+}
+
+/// Without the init, the command is PID 1 itself.
+pub fn no_init_makes_the_command_pid_1(chapter: &str) {
+    let rootfs = rootfs().to_str().unwrap();
+    let output = run(chapter, ["--no-init", rootfs, "/bin/sh", "-c", "echo $$"]);
+    assert_eq!(stdout(&output), "1\n", "{}", stderr(&output));
+}
