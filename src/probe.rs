@@ -716,13 +716,15 @@ fn writable_tunable(id: &str, fstype: &str, usual: &str, sign: &str, tunables: &
     let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
     match mount(None::<&str>, usual, None::<&str>, flags, None::<&str>) {
         Ok(()) => {
-            if let Some(tunable) = tunables.iter().find(|t| Path::new(usual).join(t).exists()) {
-                if can_open_for_writing(&Path::new(usual).join(tunable)).is_ok() {
-                    return leaks(
-                        id,
-                        format!("remounted {usual} read-write and opened {tunable} for writing"),
-                    );
-                }
+            let writable = tunables.iter().find(|t| {
+                let path = Path::new(usual).join(t);
+                path.exists() && can_open_for_writing(&path).is_ok()
+            });
+            if let Some(tunable) = writable {
+                return leaks(
+                    id,
+                    format!("remounted {usual} read-write and opened {tunable} for writing"),
+                );
             }
             refusals.push(format!(
                 "remounted {usual} read-write, still no writable tunable"
