@@ -44,6 +44,7 @@ pub fn require(capability: Capability, needed_for: &'static str) -> Result<(), L
     })
 }
 
+// ANCHOR: drop_chroot
 /// Remove `capability` from the bounding set (prctl(2) PR_CAPBSET_DROP):
 /// no program this process executes can ever hold it again, not even root's.
 pub fn drop_from_bounding_set(
@@ -78,6 +79,7 @@ pub fn drop_from_bounding_set(
         },
     )
 }
+// ANCHOR_END: drop_chroot
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@
 use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
 
+// ANCHOR: close_inherited
 /// close_range(2) with CLOSE_RANGE_CLOEXEC over 3..=~0.
 pub fn close_inherited(narrator: &Narrator) -> Result<(), LabError> {
     narrator.run(
@@ -27,3 +28,4 @@ pub fn close_inherited(narrator: &Narrator) -> Result<(), LabError> {
         },
     )
 }
+// ANCHOR_END: close_inherited

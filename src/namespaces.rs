@@ -53,6 +53,7 @@ pub fn flag_names(kinds: CloneFlags) -> String {
         .join("|")
 }
 
+// ANCHOR: unshare
 /// unshare(2): move the calling process into new namespaces of `kinds`.
 /// For CLONE_NEWPID the caller stays where it is and its *next child* is
 /// the new namespace's PID 1.
@@ -78,6 +79,7 @@ pub fn unshare(narrator: &Narrator, kinds: CloneFlags) -> Result<(), LabError> {
         || nix::sched::unshare(kinds),
     )
 }
+// ANCHOR_END: unshare
 
 /// sethostname(2) inside the new UTS namespace: the host's stays as it is.
 pub fn set_hostname(narrator: &Narrator, hostname: &str) -> Result<(), LabError> {

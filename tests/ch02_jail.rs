@@ -112,3 +112,19 @@ as_root!(explain_narrates_the_new_steps, {
         transcript(shown, &output, Some(common::rootfs()))
     );
 });
+
+as_root!(
+    /// For the book: the jail's own hostname and process tree.
+    transcript_of_a_jail,
+    {
+        let rootfs = rootfs().to_str().unwrap();
+        let script = "hostname; ps -e -o pid,ppid,comm";
+        let output = run(CH, ["--hostname", "web1", rootfs, "/bin/sh", "-c", script]);
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let shown = format!("ch02-jail --hostname web1 ./rootfs /bin/sh -c '{script}'");
+        snapshot!("ch02_ps", transcript(&shown, &output, Some(common::rootfs())));
+        let output = run_in(CH, &["/usr/local/bin/lab-breakout", "/bin/sh"]);
+        let shown = "ch02-jail ./rootfs /usr/local/bin/lab-breakout /bin/sh";
+        snapshot!("ch02_breakout", transcript(shown, &output, Some(common::rootfs())));
+    }
+);

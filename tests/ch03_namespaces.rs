@@ -191,3 +191,15 @@ as_root!(explain_narrates_the_new_steps, {
         )
     );
 });
+
+as_root!(
+    /// For the book: what a ch03 container's filesystem looks like.
+    transcript_of_the_mounts,
+    {
+        let script = "ls /dev; cut -d' ' -f5 /proc/self/mountinfo";
+        let output = run_in(CH, &["/bin/sh", "-c", script]);
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let shown = format!("ch03-namespaces ./rootfs /bin/sh -c \"{script}\"");
+        snapshot!("ch03_mounts", transcript(&shown, &output, Some(common::rootfs())));
+    }
+);
