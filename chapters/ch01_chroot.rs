@@ -6,11 +6,10 @@
 
 use clap::Parser;
 use container_lab::caps::{self, CAP_SYS_CHROOT};
-use container_lab::cli::{self, CommandArgs, NarrationArgs};
+use container_lab::cli::{self, CommandArgs, NarrationArgs, RootfsArg};
 use container_lab::error::LabError;
 use container_lab::process::{self, Launch};
-use container_lab::{chroot, command, rootfs};
-use std::path::PathBuf;
+use container_lab::{chroot, command};
 
 /// Run COMMAND with ROOTFS as its root directory, like chroot(1).
 #[derive(Parser, Debug)]
@@ -38,9 +37,8 @@ struct Cli {
     #[command(flatten)]
     narration: NarrationArgs,
 
-    /// The directory that becomes the command's / (default: the lab's rootfs)
-    #[arg(value_name = "ROOTFS")]
-    rootfs: Option<PathBuf>,
+    #[command(flatten)]
+    rootfs: RootfsArg,
 
     #[command(flatten)]
     command: CommandArgs,
@@ -55,7 +53,7 @@ fn main() {
 fn recipe(cli: &Cli) -> Result<i32, LabError> {
     let narrator = cli.narration.narrator()?;
     caps::require(CAP_SYS_CHROOT, "chroot(2)")?;
-    let rootfs = rootfs::locate(cli.rootfs.as_deref())?;
+    let rootfs = cli.rootfs.locate()?;
     // The command must exist inside the new root, not on the host.
     let command = command::resolve(&rootfs, &cli.command.words())?;
     let child = process::spawn(&narrator, &command, |narrator| {

@@ -8,13 +8,13 @@
 
 use clap::Parser;
 use container_lab::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
-use container_lab::cli::{self, CommandArgs, NarrationArgs};
+use container_lab::cli::{self, CommandArgs, JailArgs, NarrationArgs, RootfsArg};
 use container_lab::error::LabError;
 use container_lab::mounts::{self, HostProcMount};
-use container_lab::process::{self, Launch};
-use container_lab::{chroot, command, fds, namespaces, rootfs};
+use container_lab::process;
+use container_lab::{chroot, command, fds, namespaces};
 use nix::sched::CloneFlags;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Run COMMAND in a jail: its own root, hostname and process tree.
 #[derive(Parser, Debug)]
@@ -44,17 +44,11 @@ struct Cli {
     #[command(flatten)]
     narration: NarrationArgs,
 
-    /// The container's hostname (set in its own UTS namespace)
-    #[arg(long, value_name = "NAME", default_value = "jail")]
-    hostname: String,
+    #[command(flatten)]
+    jail: JailArgs,
 
-    /// Run COMMAND itself as PID 1, without the init (to see why an init matters)
-    #[arg(long)]
-    no_init: bool,
-
-    /// The directory that becomes the command's / (default: the lab's rootfs)
-    #[arg(value_name = "ROOTFS")]
-    rootfs: Option<PathBuf>,
+    #[command(flatten)]
+    rootfs: RootfsArg,
 
     #[command(flatten)]
     command: CommandArgs,
@@ -70,7 +64,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     let narrator = cli.narration.narrator()?;
     caps::require(CAP_SYS_CHROOT, "chroot(2)")?;
     caps::require(CAP_SYS_ADMIN, "unshare(2) and mount(2)")?;
-    let rootfs = rootfs::locate(cli.rootfs.as_deref())?;
+    let rootfs = cli.rootfs.locate()?;
     let command = command::resolve(&rootfs, &cli.command.words())?;
     // ANCHOR: new_runtime
     // NEW in ch02: the next child is PID 1 of a process tree of its own.
@@ -83,7 +77,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         // ANCHOR: new_child
         // NEW in ch02: a hostname of its own.
         namespaces::unshare(narrator, CloneFlags::CLONE_NEWUTS)?;
-        namespaces::set_hostname(narrator, &cli.hostname)?;
+        namespaces::set_hostname(narrator, &cli.jail.hostname)?;
         chroot::enter_root(narrator, &rootfs)?;
         // NEW in ch02: a /proc that shows only this process tree.
         mounts::mount_proc(narrator, Path::new("/proc"), host_proc.source())?;
@@ -92,11 +86,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         let why = "root inside can never call chroot(2) again, so it cannot climb out";
         caps::drop_from_bounding_set(narrator, CAP_SYS_CHROOT, why)?;
         // NEW in ch02: a real PID 1 that reaps orphans and forwards signals.
-        Ok(if cli.no_init {
-            Launch::Exec
-        } else {
-            Launch::UnderInit
-        })
+        Ok(cli.jail.launch())
         // ANCHOR_END: new_child
     })?;
     process::wait(&narrator, child)

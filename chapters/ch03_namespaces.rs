@@ -9,12 +9,11 @@
 
 use clap::Parser;
 use container_lab::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
-use container_lab::cli::{self, CommandArgs, NarrationArgs};
+use container_lab::cli::{self, CommandArgs, JailArgs, NarrationArgs, RootfsArg};
 use container_lab::error::LabError;
-use container_lab::process::{self, Launch};
+use container_lab::process;
 use container_lab::{command, fds, mounts, namespaces, rootfs};
 use nix::sched::CloneFlags;
-use std::path::PathBuf;
 
 /// Run COMMAND with its own mount table, IPC objects, hostname and process tree.
 #[derive(Parser, Debug)]
@@ -42,17 +41,11 @@ struct Cli {
     #[command(flatten)]
     narration: NarrationArgs,
 
-    /// The container's hostname (set in its own UTS namespace)
-    #[arg(long, value_name = "NAME", default_value = "jail")]
-    hostname: String,
+    #[command(flatten)]
+    jail: JailArgs,
 
-    /// Run COMMAND itself as PID 1, without the init (to see why an init matters)
-    #[arg(long)]
-    no_init: bool,
-
-    /// The directory that becomes the command's / (default: the lab's rootfs)
-    #[arg(value_name = "ROOTFS")]
-    rootfs: Option<PathBuf>,
+    #[command(flatten)]
+    rootfs: RootfsArg,
 
     #[command(flatten)]
     command: CommandArgs,
@@ -68,7 +61,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     let narrator = cli.narration.narrator()?;
     caps::require(CAP_SYS_CHROOT, "dropping CAP_SYS_CHROOT")?;
     caps::require(CAP_SYS_ADMIN, "unshare(2), mount(2) and pivot_root(2)")?;
-    let rootfs = rootfs::locate(cli.rootfs.as_deref())?;
+    let rootfs = cli.rootfs.locate()?;
     let rootfs = rootfs::require_mount_points(&rootfs, &["proc", "sys", "dev", "tmp"])?;
     let command = command::resolve(&rootfs, &cli.command.words())?;
     namespaces::unshare(&narrator, CloneFlags::CLONE_NEWPID)?;
@@ -77,7 +70,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         // NEW in ch03: a mount table and IPC objects of its own.
         let kinds = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
         namespaces::unshare(narrator, kinds)?;
-        namespaces::set_hostname(narrator, &cli.hostname)?;
+        namespaces::set_hostname(narrator, &cli.jail.hostname)?;
         // NEW in ch03: private first, then mount: nothing reaches the host.
         mounts::make_all_private(narrator)?;
         mounts::bind_onto_itself(narrator, &rootfs)?;
@@ -88,11 +81,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         fds::close_inherited(narrator)?;
         let why = "root inside can never call chroot(2) again, so it cannot climb out";
         caps::drop_from_bounding_set(narrator, CAP_SYS_CHROOT, why)?;
-        Ok(if cli.no_init {
-            Launch::Exec
-        } else {
-            Launch::UnderInit
-        })
+        Ok(cli.jail.launch())
     })?;
     process::wait(&narrator, child)
 }

@@ -3,8 +3,10 @@
 
 use crate::error::LabError;
 use crate::narrator::Narrator;
+use crate::process::Launch;
 use clap::{Args, Parser};
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 /// `--explain` and `--step`, for instructors.
 #[derive(Args, Debug, Clone)]
@@ -22,6 +24,44 @@ pub struct NarrationArgs {
 impl NarrationArgs {
     pub fn narrator(&self) -> Result<Narrator, LabError> {
         Narrator::new(self.explain, self.step)
+    }
+}
+
+/// `ROOTFS`: the directory that becomes the command's `/` (from ch01 on).
+#[derive(Args, Debug, Clone)]
+pub struct RootfsArg {
+    /// The directory that becomes the command's / (default: the lab's rootfs)
+    #[arg(value_name = "ROOTFS")]
+    pub rootfs: Option<PathBuf>,
+}
+
+impl RootfsArg {
+    /// The rootfs given, or the default one, checked to be a directory.
+    pub fn locate(&self) -> Result<PathBuf, LabError> {
+        crate::rootfs::locate(self.rootfs.as_deref())
+    }
+}
+
+/// Flags of the jail, from ch02 on.
+#[derive(Args, Debug, Clone)]
+pub struct JailArgs {
+    /// The container's hostname (set in its own UTS namespace)
+    #[arg(long, value_name = "NAME", default_value = "jail")]
+    pub hostname: String,
+
+    /// Run COMMAND itself as PID 1, without the init (to see why an init matters)
+    #[arg(long)]
+    pub no_init: bool,
+}
+
+impl JailArgs {
+    /// Under the init, unless --no-init.
+    pub fn launch(&self) -> Launch {
+        if self.no_init {
+            Launch::Exec
+        } else {
+            Launch::UnderInit
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! Checks that hold for every chapter from 02 on, written once and called
-//! from each chapter's test file with the chapter's binary.
+//! Checks that hold for every chapter from the one that introduced them
+//! on, written once and called from each chapter's test file with the
+//! chapter's binary.
 
 use super::*;
 use std::io::{BufRead, BufReader};
