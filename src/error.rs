@@ -51,6 +51,8 @@ pub enum LabError {
     Probe { chapter: String, message: String },
     /// A rootfs-building script failed (it printed why).
     Script { script: PathBuf, status: i32 },
+    /// The runtime refused to go on with a handshake (it reports why).
+    RuntimeGaveUp,
     /// Something happened in the child between fork and exec; the child
     /// already formatted it, the parent only relays it.
     InChild {
@@ -117,6 +119,7 @@ impl LabError {
             ),
             LabError::Script { .. } => Some("its own error message is just above".into()),
             LabError::InChild { hint, .. } => hint.clone(),
+            LabError::RuntimeGaveUp => None,
         }
     }
 }
@@ -191,6 +194,7 @@ impl fmt::Display for LabError {
                 write!(f, "{} failed with exit status {status}", script.display())
             }
             LabError::InChild { message, .. } => write!(f, "{message}"),
+            LabError::RuntimeGaveUp => write!(f, "the runtime gave up on this container"),
         }
     }
 }

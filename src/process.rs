@@ -65,13 +65,36 @@ pub fn spawn(
     command: &Command,
     setup: impl FnOnce(&Narrator) -> Result<Launch, LabError>,
 ) -> Result<Child, LabError> {
+    spawn_with_runtime_help(
+        narrator,
+        command,
+        |_, _| Ok(()),
+        |narrator, _| setup(narrator),
+    )
+}
+// ANCHOR_END: spawn
+
+// ANCHOR: spawn_with_runtime_help
+/// Like `spawn`, for containers the runtime must finish from outside: the
+/// child's `setup` may stop at `Handshake::ask_runtime`, the runtime then
+/// runs `help(child, what)` (move a network interface in, write uid maps)
+/// and lets the child go on. Two pipes carry the conversation, as in runc.
+pub fn spawn_with_runtime_help(
+    narrator: &Narrator,
+    command: &Command,
+    mut help: impl FnMut(Pid, &str) -> Result<(), LabError>,
+    setup: impl FnOnce(&Narrator, &Handshake) -> Result<Launch, LabError>,
+) -> Result<Child, LabError> {
     let host_view = Probe::open().view();
-    let (report_read, report_write) =
+    let pipe = || {
         pipe2(OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
             syscall: "pipe2",
             target: "O_CLOEXEC".into(),
             errno,
-        })?;
+        })
+    };
+    let (report_read, report_write) = pipe()?;
+    let (go_read, go_write) = pipe()?;
     let step = Step {
         syscall: "fork",
         args: "",
@@ -81,23 +104,45 @@ pub fn spawn(
     match fork_forwarding(narrator, step)? {
         ForkResult::Parent { child } => {
             drop(report_write);
-            match read_report(report_read) {
-                None => Ok(Child { pid: child }),
-                Some(error) => {
-                    let _ = waitpid(child, None);
-                    Err(error)
+            drop(go_read);
+            let mut reports = ReportReader {
+                pipe: report_read,
+                buffer: Vec::new(),
+            };
+            loop {
+                match reports.next() {
+                    Report::Exec => return Ok(Child { pid: child }),
+                    Report::Failed(error) => {
+                        let _ = waitpid(child, None);
+                        return Err(error);
+                    }
+                    Report::Asks(what) => {
+                        if let Err(error) = help(child, &what) {
+                            // The child reads the refusal and leaves quietly;
+                            // the runtime reports its own error.
+                            let _ = write(&go_write, b"F");
+                            let _ = waitpid(child, None);
+                            return Err(error);
+                        }
+                        let _ = write(&go_write, b"G");
+                    }
                 }
             }
         }
         ForkResult::Child => {
             drop(report_read);
+            drop(go_write);
             narrator.act_as("child");
             // If the runtime dies (even by SIGKILL), the container dies with
             // it rather than run on unwatched (prctl(2), PR_SET_PDEATHSIG).
             // SAFETY: PR_SET_PDEATHSIG takes a signal number.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
             let probe = Probe::open();
-            match setup(narrator) {
+            let handshake = Handshake {
+                report: &report_write,
+                go: go_read,
+            };
+            match setup(narrator, &handshake) {
                 Ok(launch) => {
                     narrator.note(&probe.view().compare(&host_view));
                     match launch {
@@ -105,12 +150,88 @@ pub fn spawn(
                         Launch::UnderInit => crate::init::run(narrator, command, report_write),
                     }
                 }
+                // SAFETY: the runtime already has its own error to report.
+                Err(LabError::RuntimeGaveUp) => unsafe { libc::_exit(EXIT_RUNTIME_FAILURE) },
                 Err(error) => report_and_exit(report_write, &error),
             }
         }
     }
 }
-// ANCHOR_END: spawn
+// ANCHOR_END: spawn_with_runtime_help
+
+/// The child's end of the conversation with the runtime.
+pub struct Handshake<'a> {
+    report: &'a OwnedFd,
+    go: OwnedFd,
+}
+
+impl Handshake<'_> {
+    /// Ask the runtime to do `what` from outside, and wait until it has.
+    pub fn ask_runtime(&self, narrator: &Narrator, what: &str, why: &str) -> Result<(), LabError> {
+        let args = format!("sync pipe, {what:?}");
+        let answer = narrator.run(
+            Step {
+                syscall: "write",
+                args: &args,
+                why,
+                man: "pipe(7)",
+            },
+            || {
+                write(self.report, format!("S{what}\n").as_bytes())?;
+                let mut answer = [0u8; 1];
+                loop {
+                    match read(&self.go, &mut answer) {
+                        Err(Errno::EINTR) => continue,
+                        Ok(0) => return Ok(b'F'),
+                        Ok(_) => return Ok(answer[0]),
+                        Err(errno) => return Err(errno),
+                    }
+                }
+            },
+        )?;
+        if answer == b'G' {
+            Ok(())
+        } else {
+            Err(LabError::RuntimeGaveUp)
+        }
+    }
+}
+
+/// What the child said on the report pipe.
+enum Report {
+    /// Nothing, and the pipe closed: the command was executed.
+    Exec,
+    /// Setup failed; the child's error.
+    Failed(LabError),
+    /// The child waits for the runtime to do something from outside.
+    Asks(String),
+}
+
+struct ReportReader {
+    pipe: OwnedFd,
+    buffer: Vec<u8>,
+}
+
+impl ReportReader {
+    /// Read until one whole message is in: an `S...\n` line, or an `E`
+    /// report that runs to end of file.
+    fn next(&mut self) -> Report {
+        let mut chunk = [0u8; 1024];
+        loop {
+            let line_end = self.buffer.iter().position(|b| *b == b'\n');
+            if let (Some(b'S'), Some(end)) = (self.buffer.first(), line_end) {
+                let what = String::from_utf8_lossy(&self.buffer[1..end]).into_owned();
+                self.buffer.drain(..=end);
+                return Report::Asks(what);
+            }
+            match read(&self.pipe, &mut chunk) {
+                Ok(0) | Err(_) if self.buffer.is_empty() => return Report::Exec,
+                Ok(0) | Err(_) => return Report::Failed(parse_report(&self.buffer)),
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
 
 /// fork(2) with the signal proxy in place: from its first instant the new
 /// child receives the signals a user sends to stop the container, and the
@@ -249,7 +370,7 @@ fn restore_default_signals() {
 /// Serialise an error from the child: exit code, message, hint, one per line.
 fn write_report(pipe: OwnedFd, error: &LabError) {
     let text = format!(
-        "{}\n{}\n{}",
+        "E{}\n{}\n{}",
         error.exit_code(),
         error,
         error.hint().unwrap_or_default()
@@ -257,22 +378,10 @@ fn write_report(pipe: OwnedFd, error: &LabError) {
     let _ = write(pipe.as_fd(), text.as_bytes());
 }
 
-/// `None` when the pipe closed without a word: exec succeeded.
-fn read_report(pipe: OwnedFd) -> Option<LabError> {
-    let mut bytes = Vec::new();
-    let mut buffer = [0u8; 1024];
-    loop {
-        match read(&pipe, &mut buffer) {
-            Ok(0) => break,
-            Ok(n) => bytes.extend_from_slice(&buffer[..n]),
-            Err(Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-    }
-    if bytes.is_empty() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&bytes);
+/// An `E` report: exit code, message and hint, one per line.
+fn parse_report(bytes: &[u8]) -> LabError {
+    let bytes = bytes.strip_prefix(b"E").unwrap_or(bytes);
+    let text = String::from_utf8_lossy(bytes);
     let mut lines = text.splitn(3, '\n');
     let exit_code = lines
         .next()
@@ -283,9 +392,9 @@ fn read_report(pipe: OwnedFd) -> Option<LabError> {
         .unwrap_or("the child failed before exec")
         .to_string();
     let hint = lines.next().filter(|h| !h.is_empty()).map(str::to_string);
-    Some(LabError::InChild {
+    LabError::InChild {
         exit_code,
         message,
         hint,
-    })
+    }
 }
