@@ -60,5 +60,9 @@ make_skeleton() {
     [ -e "$root/etc/group" ] || printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$root/etc/group"
     [ -e "$root/etc/hosts" ] || printf '%s\n' '127.0.0.1 localhost' '::1 localhost' >"$root/etc/hosts"
     [ -e "$root/etc/nsswitch.conf" ] || printf '%s\n' 'passwd: files' 'group: files' 'hosts: files dns' >"$root/etc/nsswitch.conf"
+    # Empty placeholders the runtime bind-mounts its own copies over.
+    for file in hostname resolv.conf; do
+        [ -e "$root/etc/$file" ] || : >"$root/etc/$file"
+    done
     echo "$variant" >"$root/etc/container-lab-rootfs"
 }

@@ -3,6 +3,7 @@
 
 use crate::error::LabError;
 use crate::narrator::Narrator;
+use crate::net::{NetMode, PortMapping, Subnet};
 use crate::process::Launch;
 use clap::{Args, Parser};
 use std::ffi::OsString;
@@ -62,6 +63,50 @@ impl JailArgs {
         } else {
             Launch::UnderInit
         }
+    }
+}
+
+/// Network flags, from ch04 on.
+#[derive(Args, Debug, Clone)]
+pub struct NetArgs {
+    /// none: only loopback; host: share the host's network (no isolation);
+    /// bridge: own network on a lab bridge, with NAT and published ports
+    #[arg(
+        long = "net",
+        value_enum,
+        value_name = "MODE",
+        default_value = "bridge"
+    )]
+    pub mode: NetMode,
+
+    /// Publish a container port on the host: HOST_PORT:CONTAINER_PORT[/tcp] (repeatable)
+    #[arg(short = 'p', long = "publish", value_name = "HOST:CONTAINER")]
+    pub publish: Vec<PortMapping>,
+
+    /// The bridge to plug the container into (created on first use)
+    #[arg(long, value_name = "NAME", default_value = "labbr0")]
+    pub bridge: String,
+
+    /// The bridge's subnet; the bridge takes the first address
+    #[arg(long, value_name = "CIDR", default_value = "10.88.0.0/24")]
+    pub subnet: Subnet,
+}
+
+impl NetArgs {
+    /// Refuse flag combinations that cannot work, before anything is made.
+    pub fn check(&self) -> Result<(), LabError> {
+        if !self.publish.is_empty() && self.mode != NetMode::Bridge {
+            return Err(LabError::Usage { message: "-p needs --net bridge: with none there is nothing to publish to, with host the ports are the host's already".into() });
+        }
+        if self.bridge.is_empty() || self.bridge.len() > 15 || self.bridge.contains(['/', ' ']) {
+            return Err(LabError::Usage {
+                message: format!(
+                    "--bridge {:?}: an interface name has 1 to 15 characters, no '/' or spaces",
+                    self.bridge
+                ),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -51,6 +51,10 @@ pub enum LabError {
     Probe { chapter: String, message: String },
     /// A rootfs-building script failed (it printed why).
     Script { script: PathBuf, status: i32 },
+    /// A tool the runtime runs (ip, nft) failed; what it said.
+    ToolFailed { command: String, message: String },
+    /// A network setting the user asked for cannot work.
+    Network { message: String, hint: String },
     /// The runtime refused to go on with a handshake (it reports why).
     RuntimeGaveUp,
     /// Something happened in the child between fork and exec; the child
@@ -120,6 +124,12 @@ impl LabError {
             LabError::Script { .. } => Some("its own error message is just above".into()),
             LabError::InChild { hint, .. } => hint.clone(),
             LabError::RuntimeGaveUp => None,
+            LabError::ToolFailed { command, message } if message.starts_with("cannot run") => {
+                let package = if command.starts_with("nft") { "nftables" } else { "iproute2" };
+                Some(format!("install it: apt-get install {package}"))
+            }
+            LabError::ToolFailed { .. } => None,
+            LabError::Network { hint, .. } => Some(hint.clone()),
         }
     }
 }
@@ -195,6 +205,8 @@ impl fmt::Display for LabError {
             }
             LabError::InChild { message, .. } => write!(f, "{message}"),
             LabError::RuntimeGaveUp => write!(f, "the runtime gave up on this container"),
+            LabError::ToolFailed { command, message } => write!(f, "{command}: {message}"),
+            LabError::Network { message, .. } => write!(f, "{message}"),
         }
     }
 }

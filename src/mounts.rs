@@ -329,6 +329,35 @@ fn bind_console(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
     )
 }
 
+/// Bind-mount each of `files` (a host file, and the name it takes in the
+/// rootfs's /etc) over the rootfs's own, when the rootfs has one: the
+/// container reads the runtime's copy and the rootfs on disk is untouched.
+pub fn bind_etc_files(
+    narrator: &Narrator,
+    rootfs: &Path,
+    files: &[(PathBuf, &str)],
+) -> Result<(), LabError> {
+    for (source, name) in files {
+        let target = rootfs.join("etc").join(name);
+        if !target.is_file() {
+            narrator.note(&format!("the rootfs has no /etc/{name}: left out (the runtime never creates files in a rootfs)"));
+            continue;
+        }
+        let source = source.to_string_lossy();
+        let why = "the container's own copy, written by the runtime; the rootfs's stays as it is";
+        mount_step(
+            narrator,
+            Some(&source),
+            &target,
+            None,
+            MsFlags::MS_BIND,
+            None,
+            why,
+        )?;
+    }
+    Ok(())
+}
+
 // ANCHOR: pivot
 /// Make `rootfs` the root of our mount namespace and drop the old root
 /// entirely. pivot_root(".", ".") stacks the old root on top of the new one

@@ -74,6 +74,17 @@ impl Narrator {
     }
     // ANCHOR_END: step
 
+    /// Like `run`, for a step that is not one syscall (a tool the runtime
+    /// runs, such as ip(8)) and reports its own error.
+    pub fn run_tool<T>(
+        &self,
+        step: Step<'_>,
+        action: impl FnOnce() -> Result<T, LabError>,
+    ) -> Result<T, LabError> {
+        self.announce(&step);
+        action()
+    }
+
     /// Called right after fork: from now on the steps are this process's
     /// (`child`, `init`, `command`), and the narration says so.
     pub fn act_as(&self, actor: &'static str) {

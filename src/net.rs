@@ -1,7 +1,26 @@
-//! Network plumbing shared by the tour and, later, chapter 04.
+//! Networking: a network namespace per container, wired to the host by a
+//! veth pair and a bridge, with NAT out and published ports in.
+//!
+//! The runtime uses the standard tools, ip(8) for links and addresses and
+//! nft(8) for NAT, each run with plain arguments (never a shell line): they
+//! are what an administrator would type, so every step the narrator shows
+//! can be retyped by hand, and the netlink and nftables protocols they speak
+//! stay out of a teaching codebase.
+//!
+//! Host-side state lives under /run/container-lab/net/NETNS/BRIDGE/, where
+//! NETNS is the inode of the runtime's network namespace (so throwaway
+//! namespaces in tests never meet): a lock, one lease file per address in
+//! use, one file per published host port, each holding the runtime's pid.
 
+use crate::error::LabError;
+use crate::narrator::{Narrator, Step};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+use std::fmt;
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
 
 /// Bring interface `name` up, as `ip link set NAME up` does, with the
 /// SIOCGIFFLAGS/SIOCSIFFLAGS ioctls on any socket (netdevice(7)).
@@ -33,4 +52,895 @@ pub fn set_link_up(name: &str) -> nix::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--net none`: the new namespace's loopback, brought up by the child
+/// itself (a new network namespace starts with `lo` down).
+pub fn bring_up_loopback(narrator: &Narrator) -> Result<(), LabError> {
+    let why = "a new network namespace has only a loopback, and it starts down";
+    narrator.run(
+        Step {
+            syscall: "ioctl",
+            args: "SIOCSIFFLAGS, \"lo\" IFF_UP",
+            why,
+            man: "netdevice(7)",
+        },
+        || set_link_up("lo"),
+    )
+}
+
+/// `--net`: how much of the host's network the container gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetMode {
+    /// Its own network namespace with only loopback, up.
+    None,
+    /// The host's own network stack, shared (no isolation at all).
+    Host,
+    /// Its own namespace, wired to a lab bridge with NAT and published ports.
+    Bridge,
+}
+
+/// `-p HOST_PORT:CONTAINER_PORT[/tcp]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortMapping {
+    pub host: u16,
+    pub container: u16,
+}
+
+impl FromStr for PortMapping {
+    type Err = String;
+    fn from_str(text: &str) -> Result<PortMapping, String> {
+        let (ports, protocol) = text.split_once('/').unwrap_or((text, "tcp"));
+        if protocol != "tcp" {
+            return Err(format!(
+                "{text}: only tcp ports can be published (got /{protocol})"
+            ));
+        }
+        let (host, container) = ports
+            .split_once(':')
+            .ok_or_else(|| format!("{text}: expected HOST_PORT:CONTAINER_PORT, as in 8080:80"))?;
+        let port = |value: &str, which: &str| match value.parse::<u16>() {
+            Ok(0) | Err(_) => Err(format!(
+                "{text}: {which} port {value:?} is not a number from 1 to 65535"
+            )),
+            Ok(port) => Ok(port),
+        };
+        Ok(PortMapping {
+            host: port(host, "host")?,
+            container: port(container, "container")?,
+        })
+    }
+}
+
+impl fmt::Display for PortMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}/tcp", self.host, self.container)
+    }
+}
+
+/// An IPv4 subnet such as `10.88.0.0/24`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subnet {
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl FromStr for Subnet {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Subnet, String> {
+        let (address, prefix) = text
+            .split_once('/')
+            .ok_or_else(|| format!("{text}: expected ADDRESS/PREFIX, as in 10.88.0.0/24"))?;
+        let address: Ipv4Addr = address
+            .parse()
+            .map_err(|_| format!("{text}: {address} is not an IPv4 address"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .map_err(|_| format!("{text}: {prefix} is not a prefix length"))?;
+        if !(16..=29).contains(&prefix) {
+            return Err(format!("{text}: the prefix must be from /16 to /29"));
+        }
+        let subnet = Subnet {
+            network: address,
+            prefix,
+        };
+        if subnet.network_bits() != u32::from(address) {
+            return Err(format!(
+                "{text}: host bits are set; did you mean {}?",
+                Subnet {
+                    network: Ipv4Addr::from(subnet.network_bits()),
+                    prefix
+                }
+            ));
+        }
+        Ok(subnet)
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl Subnet {
+    fn mask(&self) -> u32 {
+        u32::MAX << (32 - self.prefix)
+    }
+
+    fn network_bits(&self) -> u32 {
+        u32::from(self.network) & self.mask()
+    }
+
+    /// The bridge's own address: the first in the subnet.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.network_bits() + 1)
+    }
+
+    /// Addresses for containers: after the gateway, before broadcast.
+    pub fn container_addresses(&self) -> impl Iterator<Item = Ipv4Addr> {
+        let first = self.network_bits() + 2;
+        let broadcast = self.network_bits() | !self.mask();
+        (first..broadcast).map(Ipv4Addr::from)
+    }
+
+    /// Whether the two address ranges share any address.
+    pub fn overlaps(&self, network: Ipv4Addr, prefix: u8) -> bool {
+        let shorter = self.prefix.min(prefix);
+        let mask = if shorter == 0 {
+            0
+        } else {
+            u32::MAX << (32 - shorter)
+        };
+        u32::from(self.network) & mask == u32::from(network) & mask
+    }
+}
+
+/// The IPv4 routes of this network namespace as (device, network, prefix),
+/// from /proc/net/route (its addresses are little-endian hex, proc(5)).
+pub fn parse_routes(table: &str) -> Vec<(String, Ipv4Addr, u8)> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let hex = |field: &str| u32::from_str_radix(field, 16).ok().map(u32::from_be);
+            let destination = hex(fields.get(1)?)?;
+            let mask = hex(fields.get(7)?)?;
+            Some((
+                fields[0].to_string(),
+                Ipv4Addr::from(destination),
+                mask.count_ones() as u8,
+            ))
+        })
+        .collect()
+}
+
+/// Run an ip(8) or nft(8) command, narrated; its stderr becomes the error.
+fn tool(
+    narrator: &Narrator,
+    program: &'static str,
+    args: &[&str],
+    why: &str,
+    man: &'static str,
+    netns: Option<&std::fs::File>,
+) -> Result<(), LabError> {
+    let line = format!("{program} {}", args.join(" "));
+    narrator.run_tool(
+        Step {
+            syscall: program,
+            args: &args.join(" "),
+            why,
+            man,
+        },
+        || {
+            let mut command = Command::new(program);
+            command.args(args);
+            if let Some(netns) = netns {
+                let fd = netns.as_raw_fd();
+                use std::os::unix::process::CommandExt;
+                // SAFETY: setns(2) is a plain syscall, safe between fork and exec;
+                // it puts the tool into the container's network namespace.
+                unsafe {
+                    command.pre_exec(move || {
+                        if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+            let output = command.output().map_err(|error| LabError::ToolFailed {
+                command: line.clone(),
+                message: format!("cannot run {program}: {error}"),
+            })?;
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(LabError::ToolFailed {
+                    command: line.clone(),
+                    message: String::from_utf8_lossy(&output.stderr)
+                        .trim()
+                        .to_lowercase(),
+                })
+            }
+        },
+    )
+}
+
+/// nft(8) with a ruleset on its standard input, applied atomically.
+fn nft(narrator: &Narrator, ruleset: &str, why: &str) -> Result<(), LabError> {
+    let summary = ruleset
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches(" {")
+        .to_string();
+    narrator.run_tool(
+        Step {
+            syscall: "nft",
+            args: &format!("-f - <<< '{summary} ...'"),
+            why,
+            man: "nft(8)",
+        },
+        || {
+            use std::io::Write;
+            let mut child = Command::new("nft")
+                .args(["-f", "-"])
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|error| LabError::ToolFailed {
+                    command: "nft -f -".into(),
+                    message: format!("cannot run nft: {error}"),
+                })?;
+            let _ = child
+                .stdin
+                .take()
+                .expect("piped")
+                .write_all(ruleset.as_bytes());
+            let output = child
+                .wait_with_output()
+                .map_err(|error| LabError::ToolFailed {
+                    command: "nft -f -".into(),
+                    message: error.to_string(),
+                })?;
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(LabError::ToolFailed {
+                    command: format!("nft -f - ({summary})"),
+                    message: String::from_utf8_lossy(&output.stderr)
+                        .trim()
+                        .to_lowercase(),
+                })
+            }
+        },
+    )
+}
+
+/// Quietly undo something (cleanup must go on when one step fails).
+fn quietly(program: &str, args: &[&str]) {
+    let _ = Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+fn io(syscall: &'static str, path: &Path, error: std::io::Error) -> LabError {
+    LabError::StepFailed {
+        syscall,
+        target: path.display().to_string(),
+        errno: nix::errno::Errno::from_raw(error.raw_os_error().unwrap_or(0)),
+    }
+}
+
+/// Where this network namespace's lab state lives.
+pub fn state_root() -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let netns = std::fs::metadata("/proc/self/ns/net")
+        .map(|m| m.ino())
+        .unwrap_or(0);
+    Path::new(crate::tour::BAIT_ROOT)
+        .join("net")
+        .join(netns.to_string())
+}
+
+/// Whether process `pid` still runs.
+pub fn is_running(pid: i32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// The pid a lease or port file holds.
+fn owner(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// An exclusive lock on the bridge's state, held while it lives: leases and
+/// port claims are read and written under it, so ten containers starting at
+/// once get ten different addresses.
+struct StateLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+impl StateLock {
+    fn take(dir: &Path) -> Result<StateLock, LabError> {
+        std::fs::create_dir_all(dir.join("leases")).map_err(|e| io("mkdir", dir, e))?;
+        std::fs::create_dir_all(dir.join("ports")).map_err(|e| io("mkdir", dir, e))?;
+        let path = dir.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io("open", &path, e))?;
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(
+            |(_, errno)| LabError::StepFailed {
+                syscall: "flock",
+                target: path.display().to_string(),
+                errno,
+            },
+        )?;
+        Ok(StateLock(lock))
+    }
+}
+
+/// What a container asks of the bridge network.
+pub struct BridgeRequest<'a> {
+    pub bridge: &'a str,
+    pub subnet: Subnet,
+    pub ports: &'a [PortMapping],
+    pub hostname: &'a str,
+}
+
+/// One container's place on the bridge: its address, its veth, its port
+/// rules, its /etc files. Everything is taken down when it drops: after the
+/// container ends, on an error, on Ctrl-C. The bridge itself stays for the
+/// next container (`lab clean` removes it).
+pub struct ContainerNetwork {
+    pub bridge: String,
+    pub subnet: Subnet,
+    pub address: Ipv4Addr,
+    pub ports: Vec<PortMapping>,
+    state: PathBuf,
+    files: PathBuf,
+    host_veth: String,
+    peer_veth: String,
+    table: String,
+    claimed: Vec<PathBuf>,
+}
+
+/// Names the lab gives per-container things, from the runtime's pid.
+pub fn host_veth_name(pid: u32) -> String {
+    format!("labv{pid}")
+}
+pub fn container_table_name(pid: u32) -> String {
+    format!("container-lab-c{pid}")
+}
+pub fn bridge_table_name(bridge: &str) -> String {
+    format!("container-lab-{bridge}")
+}
+
+impl ContainerNetwork {
+    // ANCHOR: prepare
+    /// Before fork: check the request, make sure the bridge exists, take an
+    /// address and the host ports, and write the container's /etc files.
+    pub fn prepare(
+        narrator: &Narrator,
+        request: &BridgeRequest<'_>,
+    ) -> Result<ContainerNetwork, LabError> {
+        let pid = std::process::id();
+        let state = state_root().join(request.bridge);
+        let lock = StateLock::take(&state)?;
+        ensure_bridge(narrator, request.bridge, request.subnet, &state)?;
+        let mut network = ContainerNetwork {
+            bridge: request.bridge.to_string(),
+            subnet: request.subnet,
+            address: Ipv4Addr::UNSPECIFIED,
+            ports: request.ports.to_vec(),
+            files: state.join(format!("ctr-{pid}")),
+            state,
+            host_veth: host_veth_name(pid),
+            peer_veth: format!("labc{pid}"),
+            table: container_table_name(pid),
+            claimed: Vec::new(),
+        };
+        for port in request.ports {
+            network.claim_port(port.host)?;
+        }
+        network.address = network.lease_address()?;
+        drop(lock);
+        network.write_etc_files(request.hostname)?;
+        Ok(network)
+    }
+    // ANCHOR_END: prepare
+
+    fn claim_port(&mut self, port: u16) -> Result<(), LabError> {
+        let claim = self.state.join("ports").join(port.to_string());
+        let taken_by_lab = owner(&claim).filter(|pid| is_running(*pid));
+        let in_use =
+            taken_by_lab.is_some() || std::net::TcpListener::bind(("0.0.0.0", port)).is_err();
+        if in_use {
+            return Err(LabError::Network {
+                message: format!("host port {port} is already in use"),
+                hint: "choose another host port, or stop what listens on it (ss -ltnp shows who)"
+                    .into(),
+            });
+        }
+        std::fs::write(&claim, std::process::id().to_string())
+            .map_err(|e| io("write", &claim, e))?;
+        self.claimed.push(claim);
+        Ok(())
+    }
+
+    /// The first free address; a lease whose runtime died is free again.
+    fn lease_address(&mut self) -> Result<Ipv4Addr, LabError> {
+        for address in self.subnet.container_addresses() {
+            let lease = self.state.join("leases").join(address.to_string());
+            if owner(&lease).is_some_and(is_running) {
+                continue;
+            }
+            std::fs::write(&lease, std::process::id().to_string())
+                .map_err(|e| io("write", &lease, e))?;
+            self.claimed.push(lease);
+            return Ok(address);
+        }
+        Err(LabError::Network {
+            message: format!("no free address left in {}", self.subnet),
+            hint: "stop some containers, or use a larger --subnet on another --bridge".into(),
+        })
+    }
+
+    fn write_etc_files(&self, hostname: &str) -> Result<(), LabError> {
+        std::fs::create_dir_all(&self.files).map_err(|e| io("mkdir", &self.files, e))?;
+        let hosts = format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost\n{}\t{hostname}\n",
+            self.address
+        );
+        let resolv = resolv_conf_for_container(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        );
+        for (name, text) in [
+            ("hosts", hosts),
+            ("hostname", format!("{hostname}\n")),
+            ("resolv.conf", resolv),
+        ] {
+            let path = self.files.join(name);
+            std::fs::write(&path, text).map_err(|e| io("write", &path, e))?;
+        }
+        Ok(())
+    }
+
+    /// The files the container's /etc/hosts, /etc/hostname and
+    /// /etc/resolv.conf are bind-mounted from.
+    pub fn etc_files(&self) -> Vec<(PathBuf, &'static str)> {
+        ["hosts", "hostname", "resolv.conf"]
+            .iter()
+            .map(|name| (self.files.join(name), *name))
+            .collect()
+    }
+
+    // ANCHOR: wire
+    /// After the child made its network namespace: a veth pair, one end on
+    /// the bridge, the other moved into the container as eth0 with its
+    /// address and a default route; then the published ports.
+    pub fn wire(&self, narrator: &Narrator, child: nix::unistd::Pid) -> Result<(), LabError> {
+        let (host, peer) = (self.host_veth.as_str(), self.peer_veth.as_str());
+        let child_pid = child.to_string();
+        tool(
+            narrator,
+            "ip",
+            &["link", "add", host, "type", "veth", "peer", "name", peer],
+            "a virtual cable: what goes in one end comes out of the other",
+            "ip-link(8)",
+            None,
+        )?;
+        tool(
+            narrator,
+            "ip",
+            &["link", "set", peer, "netns", &child_pid],
+            "move one end into the container's network namespace",
+            "ip-link(8)",
+            None,
+        )?;
+        tool(
+            narrator,
+            "ip",
+            &["link", "set", host, "master", &self.bridge, "up"],
+            "plug the host end into the bridge, like a cable into a switch",
+            "ip-link(8)",
+            None,
+        )?;
+        let netns_path = format!("/proc/{child}/ns/net");
+        let netns =
+            std::fs::File::open(&netns_path).map_err(|e| io("open", Path::new(&netns_path), e))?;
+        let inside = Some(&netns);
+        let address = format!("{}/{}", self.address, self.subnet.prefix);
+        let gateway = self.subnet.gateway().to_string();
+        tool(
+            narrator,
+            "ip",
+            &["link", "set", peer, "name", "eth0"],
+            "inside: the container's end is its eth0",
+            "ip-link(8)",
+            inside,
+        )?;
+        tool(
+            narrator,
+            "ip",
+            &["addr", "add", &address, "dev", "eth0"],
+            "inside: the container's own address on the bridge's subnet",
+            "ip-address(8)",
+            inside,
+        )?;
+        tool(
+            narrator,
+            "ip",
+            &["link", "set", "eth0", "up"],
+            "inside: bring eth0 up",
+            "ip-link(8)",
+            inside,
+        )?;
+        tool(
+            narrator,
+            "ip",
+            &["link", "set", "lo", "up"],
+            "inside: a loopback of its own",
+            "ip-link(8)",
+            inside,
+        )?;
+        tool(
+            narrator,
+            "ip",
+            &["route", "add", "default", "via", &gateway],
+            "inside: everything not on the bridge goes through the host",
+            "ip-route(8)",
+            inside,
+        )?;
+        if !self.ports.is_empty() {
+            nft(
+                narrator,
+                &self.port_rules(),
+                "publish the ports: connections to the host's port are rewritten to the container's",
+            )?;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: wire
+
+    /// DNAT rules for `-p`, in a table of this container's own so they go
+    /// with one command. `fib daddr type local` matches any address of the
+    /// host (its loopback, its bridge address, its other interfaces);
+    /// prerouting catches traffic from elsewhere, output the host's own.
+    fn port_rules(&self) -> String {
+        let mut rules = String::new();
+        for port in &self.ports {
+            rules.push_str(&format!(
+                "    fib daddr type local tcp dport {} dnat to {}:{}\n",
+                port.host, self.address, port.container
+            ));
+        }
+        format!(
+            "table ip {table} {{\n  chain prerouting {{\n    type nat hook prerouting priority -100;\n{rules}  }}\n  chain output {{\n    type nat hook output priority -100;\n{rules}  }}\n}}\n",
+            table = self.table
+        )
+    }
+}
+
+impl Drop for ContainerNetwork {
+    fn drop(&mut self) {
+        if !self.ports.is_empty() {
+            quietly("nft", &["delete", "table", "ip", &self.table]);
+        }
+        // Gone already if the container's namespace died with it; this
+        // covers an error between creating the pair and moving one end.
+        quietly("ip", &["link", "delete", &self.host_veth]);
+        for claim in &self.claimed {
+            let _ = std::fs::remove_file(claim);
+        }
+        let _ = std::fs::remove_dir_all(&self.files);
+    }
+}
+
+/// The bridge, its address, NAT for the subnet and forwarding: created on
+/// first use, checked on every later one.
+fn ensure_bridge(
+    narrator: &Narrator,
+    bridge: &str,
+    subnet: Subnet,
+    state: &Path,
+) -> Result<(), LabError> {
+    let gateway = format!("{}/{}", subnet.gateway(), subnet.prefix);
+    if Path::new("/sys/class/net").join(bridge).exists() {
+        let recorded = std::fs::read_to_string(state.join("subnet")).unwrap_or_default();
+        if recorded.trim() != subnet.to_string() {
+            return Err(LabError::Network {
+                message: format!(
+                    "bridge {bridge} already serves {}, not {subnet}",
+                    if recorded.is_empty() {
+                        "another network"
+                    } else {
+                        recorded.trim()
+                    }
+                ),
+                hint: format!(
+                    "use --subnet {} with it, or another --bridge NAME for {subnet}",
+                    recorded.trim()
+                ),
+            });
+        }
+        return Ok(());
+    }
+    let routes = parse_routes(&std::fs::read_to_string("/proc/net/route").unwrap_or_default());
+    if let Some((device, network, prefix)) = routes
+        .iter()
+        .find(|(_, network, prefix)| *prefix > 0 && subnet.overlaps(*network, *prefix))
+    {
+        return Err(LabError::Network {
+            message: format!(
+                "subnet {subnet} overlaps the host's route {network}/{prefix} on {device}"
+            ),
+            hint: "choose another --subnet, one this host does not use".into(),
+        });
+    }
+    tool(
+        narrator,
+        "ip",
+        &["link", "add", bridge, "type", "bridge"],
+        "a virtual switch on the host that the containers plug into",
+        "ip-link(8)",
+        None,
+    )?;
+    let undo = || quietly("ip", &["link", "delete", bridge]);
+    let steps = || -> Result<(), LabError> {
+        tool(
+            narrator,
+            "ip",
+            &["addr", "add", &gateway, "dev", bridge],
+            "the host's address on the containers' subnet: their gateway",
+            "ip-address(8)",
+            None,
+        )?;
+        tool(
+            narrator,
+            "ip",
+            &["link", "set", bridge, "up"],
+            "switch it on",
+            "ip-link(8)",
+            None,
+        )?;
+        let flipped = enable_forwarding(narrator, bridge)?;
+        nft(
+            narrator,
+            &bridge_rules(bridge, subnet, flipped),
+            "NAT for the subnet: containers reach out with the host's address",
+        )?;
+        if flipped {
+            std::fs::write(state.join("forwarding-enabled"), "1")
+                .map_err(|e| io("write", state, e))?;
+        }
+        std::fs::write(state.join("subnet"), subnet.to_string()).map_err(|e| io("write", state, e))
+    };
+    steps().inspect_err(|_| {
+        quietly(
+            "nft",
+            &["delete", "table", "ip", &bridge_table_name(bridge)],
+        );
+        undo();
+    })
+}
+
+/// Turn on IPv4 forwarding if it is off, and let the bridge route
+/// 127.0.0.1 (so `-p` works from the host's loopback). Returns whether
+/// forwarding was off before: then the lab's rules forward only its subnet.
+fn enable_forwarding(narrator: &Narrator, bridge: &str) -> Result<bool, LabError> {
+    let forward = Path::new("/proc/sys/net/ipv4/ip_forward");
+    let was_on = std::fs::read_to_string(forward)
+        .map(|v| v.trim() == "1")
+        .unwrap_or(false);
+    let localnet = PathBuf::from(format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"));
+    let mut settings = vec![(
+        localnet,
+        "routed 127.0.0.1 may leave through the bridge once DNAT has rewritten it",
+    )];
+    if !was_on {
+        settings.push((
+            forward.to_path_buf(),
+            "let the host route packets between the bridge and its other interfaces",
+        ));
+    }
+    for (path, why) in settings {
+        let args = format!("{:?}, \"1\"", path.display().to_string());
+        narrator.run(
+            Step {
+                syscall: "write",
+                args: &args,
+                why,
+                man: "proc(5)",
+            },
+            || {
+                std::fs::write(&path, "1")
+                    .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+            },
+        )?;
+    }
+    Ok(!was_on)
+}
+
+/// The bridge's nftables table: masquerade for the subnet and for
+/// loopback-DNATed connections; if the lab turned forwarding on, forward
+/// only what comes from or goes to its subnet.
+fn bridge_rules(bridge: &str, subnet: Subnet, restrict_forwarding: bool) -> String {
+    let forward = if restrict_forwarding {
+        format!(
+            "  chain forward {{\n    type filter hook forward priority filter; policy drop;\n    ip saddr {subnet} accept\n    ip daddr {subnet} accept\n  }}\n"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat;\n    ip saddr {subnet} ip daddr != {subnet} masquerade\n    oifname \"{bridge}\" ip saddr 127.0.0.0/8 masquerade\n  }}\n{forward}}}\n",
+        table = bridge_table_name(bridge)
+    )
+}
+
+/// The host's resolv.conf minus resolvers on loopback, which the
+/// container cannot reach from its own namespace.
+pub fn resolv_conf_for_container(host: &str) -> String {
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("nameserver"), Some(address))
+                if address.starts_with("127.") || address == "::1" =>
+            {
+                dropped.push(address.to_string())
+            }
+            (Some("nameserver" | "search" | "options"), Some(_)) => kept.push(line.to_string()),
+            _ => {}
+        }
+    }
+    let mut text = String::from("# written by container-lab from the host's /etc/resolv.conf\n");
+    if !dropped.is_empty() {
+        text.push_str(&format!(
+            "# left out, on the host's loopback: {}\n",
+            dropped.join(" ")
+        ));
+    }
+    for line in kept {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
+/// Take down what `ensure_bridge` made (for `lab clean`).
+pub fn remove_bridge(bridge: &str, state: &Path) {
+    quietly(
+        "nft",
+        &["delete", "table", "ip", &bridge_table_name(bridge)],
+    );
+    quietly("ip", &["link", "delete", bridge]);
+    if state.join("forwarding-enabled").exists() {
+        let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "0");
+    }
+    let _ = std::fs::remove_dir_all(state);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_mappings_parse_and_refuse_nonsense() {
+        assert_eq!(
+            "8080:80".parse(),
+            Ok(PortMapping {
+                host: 8080,
+                container: 80
+            })
+        );
+        assert_eq!(
+            "8080:80/tcp".parse(),
+            Ok(PortMapping {
+                host: 8080,
+                container: 80
+            })
+        );
+        for bad in [
+            "8080",
+            "8080:",
+            ":80",
+            "0:80",
+            "70000:80",
+            "a:b",
+            "8080:80/udp",
+            "-1:80",
+        ] {
+            assert!(
+                bad.parse::<PortMapping>().is_err(),
+                "{bad} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn subnets_parse_and_give_addresses() {
+        let subnet: Subnet = "10.88.0.0/24".parse().unwrap();
+        assert_eq!(subnet.gateway(), Ipv4Addr::new(10, 88, 0, 1));
+        let addresses: Vec<Ipv4Addr> = subnet.container_addresses().collect();
+        assert_eq!(addresses.first(), Some(&Ipv4Addr::new(10, 88, 0, 2)));
+        assert_eq!(addresses.last(), Some(&Ipv4Addr::new(10, 88, 0, 254)));
+        assert!(
+            "10.88.0.1/24"
+                .parse::<Subnet>()
+                .unwrap_err()
+                .contains("did you mean 10.88.0.0/24")
+        );
+        assert!("10.88.0.0/8".parse::<Subnet>().is_err());
+        assert!("nonsense".parse::<Subnet>().is_err());
+    }
+
+    #[test]
+    fn overlap_is_symmetric_and_exact() {
+        let subnet: Subnet = "10.88.0.0/24".parse().unwrap();
+        assert!(subnet.overlaps(Ipv4Addr::new(10, 0, 0, 0), 8));
+        assert!(subnet.overlaps(Ipv4Addr::new(10, 88, 0, 128), 25));
+        assert!(!subnet.overlaps(Ipv4Addr::new(10, 89, 0, 0), 24));
+        assert!(!subnet.overlaps(Ipv4Addr::new(192, 168, 1, 0), 24));
+    }
+
+    #[test]
+    fn routes_come_from_proc_net_route() {
+        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                     eth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                     eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let routes = parse_routes(table);
+        assert_eq!(
+            routes[0],
+            ("eth0".to_string(), Ipv4Addr::new(0, 0, 0, 0), 0)
+        );
+        assert_eq!(
+            routes[1],
+            ("eth0".to_string(), Ipv4Addr::new(192, 168, 1, 0), 24)
+        );
+    }
+
+    #[test]
+    fn loopback_resolvers_are_left_out() {
+        let host = "nameserver 127.0.0.53\nnameserver 192.0.2.53\nsearch lab.example\n# comment\n";
+        let text = resolv_conf_for_container(host);
+        assert!(text.contains("nameserver 192.0.2.53\n"));
+        assert!(text.contains("search lab.example\n"));
+        assert!(text.contains("left out, on the host's loopback: 127.0.0.53"));
+        assert!(!text.lines().any(|l| l.starts_with("nameserver 127.")));
+    }
+
+    #[test]
+    fn port_rules_use_one_table_per_container() {
+        let network = ContainerNetwork {
+            bridge: "labbr0".into(),
+            subnet: "10.88.0.0/24".parse().unwrap(),
+            address: Ipv4Addr::new(10, 88, 0, 2),
+            ports: vec![PortMapping {
+                host: 8080,
+                container: 80,
+            }],
+            state: PathBuf::from("/nonexistent"),
+            files: PathBuf::from("/nonexistent"),
+            host_veth: "labv1".into(),
+            peer_veth: "labc1".into(),
+            table: "container-lab-c1".into(),
+            claimed: vec![],
+        };
+        let rules = network.port_rules();
+        assert!(rules.starts_with("table ip container-lab-c1 {"));
+        assert_eq!(
+            rules
+                .matches("fib daddr type local tcp dport 8080 dnat to 10.88.0.2:80")
+                .count(),
+            2
+        );
+        std::mem::forget(network); // its Drop would run ip/nft
+    }
 }

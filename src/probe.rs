@@ -990,6 +990,58 @@ fn exceed_cpu(context: &Context) -> Finding {
     }
 }
 
+// ---- a tiny server and client, for the network chapter ----------------------
+
+/// Serve `port` on every address: greet `count` clients with this host's
+/// name and the client's address as this side sees it, then exit. Gives up
+/// after 60 s so a test that goes wrong cannot leave it running.
+pub fn serve(port: u16, count: u32) -> Result<i32, crate::error::LabError> {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind(("0.0.0.0", port)).map_err(|error| {
+        crate::error::LabError::StepFailed {
+            syscall: "bind",
+            target: format!("0.0.0.0:{port}"),
+            errno: Errno::from_raw(error.raw_os_error().unwrap_or(0)),
+        }
+    })?;
+    println!("listening on port {port}");
+    let _ = std::io::stdout().flush();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    listener.set_nonblocking(true).ok();
+    let hostname = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut greeted = 0;
+    while greeted < count && Instant::now() < deadline {
+        match listener.accept() {
+            Ok((mut stream, peer)) => {
+                let _ = writeln!(stream, "hello from {hostname}, you are {}", peer.ip());
+                greeted += 1;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    Ok(if greeted == count { 0 } else { 1 })
+}
+
+/// Connect to `address`, print the one-line greeting, exit 0 (1 on failure).
+pub fn connect(address: std::net::SocketAddr) -> Result<i32, crate::error::LabError> {
+    use std::io::BufRead;
+    match std::net::TcpStream::connect_timeout(&address, Duration::from_secs(3)) {
+        Ok(stream) => {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stream).read_line(&mut line);
+            print!("{line}");
+            Ok(0)
+        }
+        Err(error) => {
+            eprintln!("lab-probe: connect {address}: {error}");
+            Ok(1)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,6 +105,11 @@ pub fn spawn_with_runtime_help(
         ForkResult::Parent { child } => {
             drop(report_write);
             drop(go_read);
+            if let Err(error) = crate::namespaces::restore_pid_namespace_for_children(narrator) {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                return Err(error);
+            }
             let mut reports = ReportReader {
                 pipe: report_read,
                 buffer: Vec::new(),

@@ -32,6 +32,20 @@ struct Cli {
     /// List the checks and exit
     #[arg(long)]
     list: bool,
+
+    /// Instead of probing: serve PORT (TCP), greeting each client with this
+    /// container's hostname and the client's address, then exit after
+    /// --count clients or 60 s
+    #[arg(long, value_name = "PORT", conflicts_with_all = ["connect", "only", "list"])]
+    serve: Option<u16>,
+
+    /// With --serve: how many clients to greet before exiting
+    #[arg(long, default_value_t = 1, requires = "serve")]
+    count: u32,
+
+    /// Instead of probing: connect to ADDRESS:PORT and print the greeting
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    connect: Option<std::net::SocketAddr>,
 }
 
 fn main() {
@@ -39,6 +53,12 @@ fn main() {
     let inherited = Context::new(Bait::default());
     let cli: Cli = container_lab::cli::parse();
     container_lab::run(|| {
+        if let Some(port) = cli.serve {
+            return probe::serve(port, cli.count);
+        }
+        if let Some(address) = cli.connect {
+            return probe::connect(address);
+        }
         if cli.list {
             for check in CHECKS {
                 println!("{:26} {}", check.id, check.title);
