@@ -35,8 +35,8 @@ use std::path::Path;
         sudo ch02-jail --explain ./rootfs /bin/ps\n  \
         sudo ch02-jail --hostname web1 ./rootfs /bin/hostname\n  \
         sudo ch02-jail --no-init ./rootfs /bin/sh    (the PID 1 problem: try Ctrl-C)\n\n\
-        Needs CAP_SYS_ADMIN and CAP_SYS_CHROOT (run as root). Ctrl-C, SIGTERM and SIGHUP \
-        sent to the runtime reach the command through the init.\n\
+        Needs CAP_SYS_ADMIN and CAP_SYS_CHROOT (run as root). Ctrl-C, SIGTERM, SIGHUP and \
+        SIGQUIT sent to the runtime reach the command through the init.\n\
         Exit status: the command's own; 125 if the runtime failed, 126 if COMMAND is not \
         executable, 127 if it was not found, 128+N if signal N killed it."
 )]
@@ -71,7 +71,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     namespaces::unshare(&narrator, CloneFlags::CLONE_NEWPID)?;
     // NEW in ch02: the /proc we mount lands in the host's mount table
     // (there is no mount namespace yet): take it down whatever happens.
-    let host_proc = HostProcMount::for_this_runtime();
+    let host_proc = HostProcMount::for_this_runtime(&rootfs)?;
     // ANCHOR_END: new_runtime
     let child = process::spawn(&narrator, &command, |narrator| {
         // ANCHOR: new_child

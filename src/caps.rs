@@ -46,7 +46,10 @@ pub fn require(capability: Capability, needed_for: &'static str) -> Result<(), L
 
 // ANCHOR: drop_chroot
 /// Remove `capability` from the bounding set (prctl(2) PR_CAPBSET_DROP):
-/// no program this process executes can ever hold it again, not even root's.
+/// no program this process executes can ever hold it again, not even
+/// root's. Root's capabilities after execve(2) come from the bounding set
+/// and the inheritable set (capabilities(7)), so the capability leaves the
+/// inheritable and ambient sets too.
 pub fn drop_from_bounding_set(
     narrator: &crate::narrator::Narrator,
     capability: Capability,
@@ -61,23 +64,75 @@ pub fn drop_from_bounding_set(
             man: "prctl(2)",
         },
         || {
-            // SAFETY: PR_CAPBSET_DROP takes the capability number only.
-            let result = unsafe {
+            let number = capability.number as libc::c_ulong;
+            // SAFETY: PR_CAPBSET_DROP and PR_CAP_AMBIENT_LOWER take a
+            // capability number only.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, number, 0, 0, 0) } < 0 {
+                return Err(nix::errno::Errno::last());
+            }
+            unsafe {
                 libc::prctl(
-                    libc::PR_CAPBSET_DROP,
-                    capability.number as libc::c_ulong,
-                    0,
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_LOWER as libc::c_ulong,
+                    number,
                     0,
                     0,
                 )
             };
-            if result < 0 {
-                Err(nix::errno::Errno::last())
-            } else {
-                Ok(())
-            }
+            drop_inheritable(capability)
         },
     )
+}
+
+/// capget(2)/capset(2)'s header and data, as <linux/capability.h> lays
+/// them out (version 3: two data structs for 64 capabilities).
+#[repr(C)]
+pub struct CapHeader {
+    pub version: u32,
+    pub pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct CapData {
+    pub effective: u32,
+    pub permitted: u32,
+    pub inheritable: u32,
+}
+
+pub const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// This process's three capability sets, from capget(2).
+pub fn get() -> nix::Result<[CapData; 2]> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: version 3 fills exactly two data structs.
+    let result = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    if result < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(data)
+    }
+}
+
+fn drop_inheritable(capability: Capability) -> nix::Result<()> {
+    let mut data = get()?;
+    let (word, bit) = ((capability.number / 32) as usize, capability.number % 32);
+    data[word].inheritable &= !(1 << bit);
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    // SAFETY: capset reads the header and two data structs we own.
+    let result = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    if result < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(())
+    }
 }
 // ANCHOR_END: drop_chroot
 

@@ -26,6 +26,14 @@ pub enum Leftover {
     BaitDir(PathBuf),
     /// A scratch directory of the probe or the breakout inside a rootfs.
     ScratchDir(PathBuf),
+    /// The nftables table of a ch04 container whose runtime died.
+    NftTable(String),
+    /// The host end of a dead ch04 container's veth pair.
+    Link(String),
+    /// A lease, port claim or /etc copy of a dead ch04 container.
+    NetState(PathBuf),
+    /// A lab bridge no running container uses (it stays between runs).
+    Bridge(String, PathBuf),
 }
 
 impl std::fmt::Display for Leftover {
@@ -37,6 +45,10 @@ impl std::fmt::Display for Leftover {
             }
             Leftover::BaitDir(path) => write!(f, "bait directory {}", path.display()),
             Leftover::ScratchDir(path) => write!(f, "scratch directory {}", path.display()),
+            Leftover::NftTable(name) => write!(f, "nftables table {name}"),
+            Leftover::Link(name) => write!(f, "network interface {name}"),
+            Leftover::NetState(path) => write!(f, "network state {}", path.display()),
+            Leftover::Bridge(name, _) => write!(f, "bridge {name} with its NAT table"),
         }
     }
 }
@@ -97,6 +109,7 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
             }
         }
     }
+    find_network(&mut found);
     for rootfs in rootfs_dirs {
         for dir in [rootfs.join("tmp"), rootfs.to_path_buf()] {
             let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -113,6 +126,73 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
     found
 }
 
+/// The pid at the end of a lab name (`labv1234`, `container-lab-c1234`,
+/// `ctr-1234`), when it has one.
+fn pid_suffix(name: &str, prefix: &str) -> Option<i32> {
+    name.strip_prefix(prefix)?.parse().ok()
+}
+
+/// ch04's leftovers in this network namespace: per-container tables,
+/// veths and state of runtimes that died, then bridges nobody uses.
+fn find_network(found: &mut Vec<Leftover>) {
+    let dead = |pid: Option<i32>| pid.is_some_and(|pid| !is_running(pid));
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output();
+    if let Ok(tables) = tables {
+        for line in String::from_utf8_lossy(&tables.stdout).lines() {
+            let name = line.trim_start_matches("table ip ").trim();
+            if dead(pid_suffix(name, "container-lab-c")) {
+                found.push(Leftover::NftTable(name.to_string()));
+            }
+        }
+    }
+    if let Ok(links) = nix::net::if_::if_nameindex() {
+        for link in links.iter() {
+            let name = link.name().to_string_lossy().into_owned();
+            if dead(pid_suffix(&name, "labv")) {
+                found.push(Leftover::Link(name));
+            }
+        }
+    }
+    let Ok(bridges) = std::fs::read_dir(crate::net::state_root()) else {
+        return;
+    };
+    for bridge in bridges.flatten() {
+        let mut in_use = false;
+        for kind in ["leases", "ports"] {
+            for entry in std::fs::read_dir(bridge.path().join(kind))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let owner = std::fs::read_to_string(entry.path())
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok());
+                if dead(owner) {
+                    found.push(Leftover::NetState(entry.path()));
+                } else {
+                    in_use = true;
+                }
+            }
+        }
+        for entry in std::fs::read_dir(bridge.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if dead(pid_suffix(&name, "ctr-")) {
+                found.push(Leftover::NetState(entry.path()));
+            }
+        }
+        if !in_use {
+            let name = bridge.file_name().to_string_lossy().into_owned();
+            found.push(Leftover::Bridge(name, bridge.path()));
+        }
+    }
+}
+
 /// Remove one leftover.
 pub fn remove(leftover: &Leftover) -> Result<(), String> {
     match leftover {
@@ -127,11 +207,34 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
         Leftover::BaitDir(path) => {
             std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
         }
+        Leftover::NftTable(name) => tool("nft", &["delete", "table", "ip", name]),
+        // Gone meanwhile is fine: a veth goes when its peer's namespace dies.
+        Leftover::Link(name) if nix::net::if_::if_nametoindex(name.as_str()).is_err() => Ok(()),
+        Leftover::Link(name) => tool("ip", &["link", "delete", name]),
+        Leftover::NetState(path) => std::fs::remove_dir_all(path)
+            .or_else(|_| std::fs::remove_file(path))
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Leftover::Bridge(name, state) => {
+            crate::net::remove_bridge(name, state);
+            Ok(())
+        }
         // Only ever empty directories or device nodes the probe made: never
         // recurse into something that might hold a user's files.
         Leftover::ScratchDir(path) => std::fs::remove_dir(path)
             .or_else(|_| std::fs::remove_file(path))
             .map_err(|e| format!("{}: {e}", path.display())),
+    }
+}
+
+fn tool(program: &str, args: &[&str]) -> Result<(), String> {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
     }
 }
 

@@ -53,8 +53,8 @@ pub enum LabError {
     Script { script: PathBuf, status: i32 },
     /// A tool the runtime runs (ip, nft) failed; what it said.
     ToolFailed { command: String, message: String },
-    /// A network setting the user asked for cannot work.
-    Network { message: String, hint: String },
+    /// What was asked cannot be had: a port in use, a subnet taken, a shared rootfs.
+    Refused { message: String, hint: String },
     /// The runtime refused to go on with a handshake (it reports why).
     RuntimeGaveUp,
     /// Something happened in the child between fork and exec; the child
@@ -129,7 +129,7 @@ impl LabError {
                 Some(format!("install it: apt-get install {package}"))
             }
             LabError::ToolFailed { .. } => None,
-            LabError::Network { hint, .. } => Some(hint.clone()),
+            LabError::Refused { hint, .. } => Some(hint.clone()),
         }
     }
 }
@@ -206,7 +206,7 @@ impl fmt::Display for LabError {
             LabError::InChild { message, .. } => write!(f, "{message}"),
             LabError::RuntimeGaveUp => write!(f, "the runtime gave up on this container"),
             LabError::ToolFailed { command, message } => write!(f, "{command}: {message}"),
-            LabError::Network { message, .. } => write!(f, "{message}"),
+            LabError::Refused { message, .. } => write!(f, "{message}"),
         }
     }
 }

@@ -24,7 +24,7 @@ pub fn run(narrator: &Narrator, command: &Command, report: OwnedFd) -> ! {
     let step = Step {
         syscall: "fork",
         args: "",
-        why: "this process stays as PID 1, the init; the command becomes its child",
+        why: "this process stays as PID 1, the init, and keeps no descriptor open; the command becomes its child",
         man: "fork(2)",
     };
     match fork_forwarding(narrator, step) {
@@ -36,6 +36,12 @@ pub fn run(narrator: &Narrator, command: &Command, report: OwnedFd) -> ! {
         Ok(ForkResult::Parent { child }) => {
             // Only the command's exec may close the runtime's pipe now.
             drop(report);
+            // PID 1 never execs, so close-on-exec never closes anything in
+            // it: close every descriptor it holds above stdio, or any
+            // process of the container could reach them through /proc/1/fd.
+            // Not narrated: it runs while the command narrates its exec.
+            // SAFETY: close_range only closes this process's descriptors.
+            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
             narrator.act_as("init");
             let code = reap_until(narrator, child);
             std::process::exit(code)

@@ -104,14 +104,34 @@ pub fn mount_proc(narrator: &Narrator, target: &Path, source: &str) -> Result<()
 /// the guard drops: after the container ends, on an error, on Ctrl-C.
 pub struct HostProcMount {
     source: String,
+    proc_dir: PathBuf,
 }
 
 impl HostProcMount {
-    /// For the container started by this runtime process.
-    pub fn for_this_runtime() -> HostProcMount {
-        HostProcMount {
-            source: format!("{HOST_PROC_SOURCE_PREFIX}{}", std::process::id()),
+    /// For the container this runtime is about to start on `rootfs`.
+    /// Refuses a rootfs whose /proc another running jail has mounted: with
+    /// no mount namespace, both jails would share one /proc mount point, and
+    /// the one mounted last would hide the other's.
+    pub fn for_this_runtime(rootfs: &Path) -> Result<HostProcMount, LabError> {
+        let proc_dir =
+            std::fs::canonicalize(rootfs.join("proc")).unwrap_or_else(|_| rootfs.join("proc"));
+        let other_jail = read_mountinfo().unwrap_or_default().into_iter().find(|m| {
+            m.mount_point == proc_dir
+                && m.source
+                    .strip_prefix(HOST_PROC_SOURCE_PREFIX)
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists())
+        });
+        if let Some(other) = other_jail {
+            return Err(LabError::Refused {
+                message: format!("{} is the /proc of another running jail ({})", proc_dir.display(), other.source),
+                hint: "ch02 has no mount namespace, so two jails cannot share a rootfs: use a copy of it, or ch03, whose mounts are private".into(),
+            });
         }
+        Ok(HostProcMount {
+            source: format!("{HOST_PROC_SOURCE_PREFIX}{}", std::process::id()),
+            proc_dir,
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -121,8 +141,12 @@ impl HostProcMount {
 
 impl Drop for HostProcMount {
     fn drop(&mut self) {
-        for mount_point in mount_points_with_source(&self.source) {
-            let _ = umount2(&mount_point, MntFlags::MNT_DETACH);
+        // umount2(2) takes a path and removes the mount on top there: only
+        // unmount if the top one is ours (else `lab clean` will, later).
+        let mounts = read_mountinfo().unwrap_or_default();
+        let top = mounts.iter().rev().find(|m| m.mount_point == self.proc_dir);
+        if top.is_some_and(|m| m.source == self.source) {
+            let _ = umount2(&self.proc_dir, MntFlags::MNT_DETACH);
         }
     }
 }

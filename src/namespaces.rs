@@ -65,7 +65,7 @@ pub fn unshare(narrator: &Narrator, kinds: CloneFlags) -> Result<(), LabError> {
         .map(|(_, _, why)| *why)
         .collect();
     let why = if kinds == CloneFlags::CLONE_NEWPID {
-        "the next child starts a process tree of its own, as its PID 1".to_string()
+        "the next child starts a process tree of its own, as its PID 1 (only that one: the runtime's later children stay on the host)".to_string()
     } else {
         format!("the container gets {}", reasons.join(", "))
     };
@@ -84,25 +84,18 @@ pub fn unshare(narrator: &Narrator, kinds: CloneFlags) -> Result<(), LabError> {
 /// After unshare(CLONE_NEWPID) and the fork that made the container's PID 1,
 /// put the runtime's own later children (ip, nft) back in its PID
 /// namespace: setns(2) to the namespace the runtime itself is in resets
-/// /proc/self/ns/pid_for_children (pid_namespaces(7)).
-pub fn restore_pid_namespace_for_children(narrator: &Narrator) -> Result<(), LabError> {
+/// /proc/self/ns/pid_for_children (pid_namespaces(7)). Not narrated: it
+/// runs while the child narrates its own steps, and the narration of
+/// unshare(CLONE_NEWPID) already says it.
+pub fn restore_pid_namespace_for_children() -> nix::Result<()> {
     let own = std::fs::read_link("/proc/self/ns/pid").ok();
     let for_children = std::fs::read_link("/proc/self/ns/pid_for_children").ok();
     if own == for_children {
         return Ok(());
     }
-    narrator.run(
-        Step {
-            syscall: "setns",
-            args: "open(\"/proc/self/ns/pid\"), CLONE_NEWPID",
-            why: "the runtime's later children (ip, nft) belong on the host, not in the container's process tree",
-            man: "setns(2)",
-        },
-        || {
-            let own = nix::fcntl::open("/proc/self/ns/pid", nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
-            nix::sched::setns(own, CloneFlags::CLONE_NEWPID)
-        },
-    )
+    let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC;
+    let own = nix::fcntl::open("/proc/self/ns/pid", flags, nix::sys::stat::Mode::empty())?;
+    nix::sched::setns(own, CloneFlags::CLONE_NEWPID)
 }
 
 /// sethostname(2) inside the new UTS namespace: the host's stays as it is.

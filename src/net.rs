@@ -460,7 +460,7 @@ impl ContainerNetwork {
         let in_use =
             taken_by_lab.is_some() || std::net::TcpListener::bind(("0.0.0.0", port)).is_err();
         if in_use {
-            return Err(LabError::Network {
+            return Err(LabError::Refused {
                 message: format!("host port {port} is already in use"),
                 hint: "choose another host port, or stop what listens on it (ss -ltnp shows who)"
                     .into(),
@@ -484,7 +484,7 @@ impl ContainerNetwork {
             self.claimed.push(lease);
             return Ok(address);
         }
-        Err(LabError::Network {
+        Err(LabError::Refused {
             message: format!("no free address left in {}", self.subnet),
             hint: "stop some containers, or use a larger --subnet on another --bridge".into(),
         })
@@ -650,10 +650,13 @@ fn ensure_bridge(
     state: &Path,
 ) -> Result<(), LabError> {
     let gateway = format!("{}/{}", subnet.gateway(), subnet.prefix);
-    if Path::new("/sys/class/net").join(bridge).exists() {
+    // Asked of the kernel through a socket, which answers for the caller's
+    // network namespace (/sys/class/net answers for the namespace /sys was
+    // mounted in, which may be another).
+    if nix::net::if_::if_nametoindex(bridge).is_ok() {
         let recorded = std::fs::read_to_string(state.join("subnet")).unwrap_or_default();
         if recorded.trim() != subnet.to_string() {
-            return Err(LabError::Network {
+            return Err(LabError::Refused {
                 message: format!(
                     "bridge {bridge} already serves {}, not {subnet}",
                     if recorded.is_empty() {
@@ -675,7 +678,7 @@ fn ensure_bridge(
         .iter()
         .find(|(_, network, prefix)| *prefix > 0 && subnet.overlaps(*network, *prefix))
     {
-        return Err(LabError::Network {
+        return Err(LabError::Refused {
             message: format!(
                 "subnet {subnet} overlaps the host's route {network}/{prefix} on {device}"
             ),

@@ -295,30 +295,62 @@ fn inherited_fd(context: &Context) -> Finding {
     let Some(marker) = &context.bait.marker_name else {
         return no_bait(ID);
     };
-    if context.inherited_dirs.is_empty() {
-        return isolated(ID, "no directory fd was inherited");
-    }
     for fd in &context.inherited_dirs {
         // SAFETY: borrowed for the openat only.
         let dir = unsafe { BorrowedFd::borrow_raw(*fd) };
-        if let Ok(file) = openat(
-            dir,
-            marker.as_str(),
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            let mut text = String::new();
-            let _ = std::fs::File::from(file).read_to_string(&mut text);
+        if let Ok(text) = read_marker(dir, marker) {
             return leaks_observed(ID, format!("fd {fd} leads to the host's {marker}"), text);
         }
     }
-    isolated(
-        ID,
-        format!(
-            "directory fds {:?} were inherited but none reach the bait",
-            context.inherited_dirs
-        ),
-    )
+    // The container's PID 1 may hold what the probe was not given: its
+    // descriptors are reachable to anyone in the container through /proc.
+    if let Ok(proc) = KernelFs::proc() {
+        let fds = proc.path.join("1/fd");
+        for entry in std::fs::read_dir(&fds).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Ok(dir) = open(
+                &path,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            ) else {
+                continue;
+            };
+            if let Ok(text) = read_marker(dir.as_fd(), marker) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                return leaks_observed(
+                    ID,
+                    format!("PID 1's fd {name} leads to the host's {marker}"),
+                    text,
+                );
+            }
+        }
+    }
+    if context.inherited_dirs.is_empty() {
+        isolated(
+            ID,
+            "no directory fd reaches the host's, neither the probe's nor PID 1's",
+        )
+    } else {
+        isolated(
+            ID,
+            format!(
+                "directory fds {:?} were inherited but none reach the bait",
+                context.inherited_dirs
+            ),
+        )
+    }
+}
+
+fn read_marker(dir: BorrowedFd<'_>, marker: &str) -> Result<String, Errno> {
+    let file = openat(
+        dir,
+        marker,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut text = String::new();
+    let _ = std::fs::File::from(file).read_to_string(&mut text);
+    Ok(text)
 }
 
 // ---- processes ------------------------------------------------------------
@@ -526,35 +558,12 @@ fn host_root(_: &Context) -> Finding {
     }
 }
 
-/// capget(2)'s header and data, as <linux/capability.h> lays them out.
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
 /// The effective capability set, from capget(2) (no /proc needed).
 fn effective_capabilities() -> u64 {
-    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: capget fills two data structs for version 3 (0x20080522).
-    let result = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-    if result != 0 {
-        return 0;
+    match crate::caps::get() {
+        Ok(data) => u64::from(data[0].effective) | (u64::from(data[1].effective) << 32),
+        Err(_) => 0,
     }
-    u64::from(data[0].effective) | (u64::from(data[1].effective) << 32)
 }
 
 const DANGEROUS: &[(u32, &str)] = &[
@@ -712,25 +721,33 @@ fn writable_tunable(id: &str, fstype: &str, usual: &str, sign: &str, tunables: &
         }
     }
     // Last, what root with CAP_SYS_ADMIN would try next: make the
-    // container's own read-only mount writable again.
-    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
-    match mount(None::<&str>, usual, None::<&str>, flags, None::<&str>) {
-        Ok(()) => {
-            let writable = tunables.iter().find(|t| {
-                let path = Path::new(usual).join(t);
-                path.exists() && can_open_for_writing(&path).is_ok()
-            });
-            if let Some(tunable) = writable {
-                return leaks(
-                    id,
-                    format!("remounted {usual} read-write and opened {tunable} for writing"),
-                );
-            }
+    // container's own mount writable again, first the mount (a bind
+    // remount), then the filesystem itself (a plain remount).
+    let attempts = [
+        (MsFlags::MS_REMOUNT | MsFlags::MS_BIND, "the mount"),
+        (MsFlags::MS_REMOUNT, "the filesystem"),
+    ];
+    for (flags, what) in attempts {
+        if let Err(errno) = mount(None::<&str>, usual, None::<&str>, flags, None::<&str>) {
             refusals.push(format!(
-                "remounted {usual} read-write, still no writable tunable"
+                "remount {what} at {usual} read-write: {}",
+                errno_text(errno)
             ));
+            continue;
         }
-        Err(errno) => refusals.push(format!("remount {usual} read-write: {}", errno_text(errno))),
+        let writable = tunables.iter().find(|t| {
+            let path = Path::new(usual).join(t);
+            path.exists() && can_open_for_writing(&path).is_ok()
+        });
+        if let Some(tunable) = writable {
+            return leaks(
+                id,
+                format!("remounted {what} at {usual} read-write and opened {tunable} for writing"),
+            );
+        }
+        refusals.push(format!(
+            "remounted {what} at {usual} read-write, still no writable tunable"
+        ));
     }
     isolated(id, refusals.join("; "))
 }
@@ -1022,6 +1039,29 @@ pub fn serve(port: u16, count: u32) -> Result<i32, crate::error::LabError> {
         }
     }
     Ok(if greeted == count { 0 } else { 1 })
+}
+
+/// Fork a child that sleeps `millis` ms and exits, and return at once: the
+/// child is orphaned and re-parented to PID 1 (or a subreaper), which must
+/// reap it or it stays a zombie.
+pub fn leave_orphan(millis: u64) -> Result<i32, crate::error::LabError> {
+    // SAFETY: single-threaded; the child only sleeps and leaves with _exit.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            std::thread::sleep(Duration::from_millis(millis));
+            // SAFETY: leave without the parent's exit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            println!("left orphan {child}");
+            Ok(0)
+        }
+        Err(errno) => Err(crate::error::LabError::StepFailed {
+            syscall: "fork",
+            target: String::new(),
+            errno,
+        }),
+    }
 }
 
 /// Connect to `address`, print the one-line greeting, exit 0 (1 on failure).

@@ -105,10 +105,14 @@ pub fn spawn_with_runtime_help(
         ForkResult::Parent { child } => {
             drop(report_write);
             drop(go_read);
-            if let Err(error) = crate::namespaces::restore_pid_namespace_for_children(narrator) {
+            if let Err(errno) = crate::namespaces::restore_pid_namespace_for_children() {
                 let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                 let _ = waitpid(child, None);
-                return Err(error);
+                return Err(LabError::StepFailed {
+                    syscall: "setns",
+                    target: "/proc/self/ns/pid, CLONE_NEWPID".into(),
+                    errno,
+                });
             }
             let mut reports = ReportReader {
                 pipe: report_read,
@@ -150,6 +154,10 @@ pub fn spawn_with_runtime_help(
             match setup(narrator, &handshake) {
                 Ok(launch) => {
                     narrator.note(&probe.view().compare(&host_view));
+                    // The probe holds the host's /proc/self/ns open: it must
+                    // not outlive setup in a process the container can see.
+                    drop(probe);
+                    drop(handshake);
                     match launch {
                         Launch::Exec => exec_or_report(narrator, command, report_write),
                         Launch::UnderInit => crate::init::run(narrator, command, report_write),
@@ -366,7 +374,9 @@ fn forwarded_signal_set() -> SigSet {
 /// signals anyway; this also covers ignored ones).
 fn restore_default_signals() {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for signal in FORWARDED_SIGNALS {
+    // Rust ignores SIGPIPE in every program it starts; an ignored signal
+    // stays ignored across execve(2), and `yes | head` would misbehave.
+    for signal in FORWARDED_SIGNALS.into_iter().chain([Signal::SIGPIPE]) {
         // SAFETY: restoring SIG_DFL has no handler to be unsafe about.
         let _ = unsafe { sigaction(signal, &default) };
     }

@@ -55,6 +55,11 @@ pub const CHAPTERS: &[Chapter] = &[
         binary: "ch03-namespaces",
         takes_rootfs: true,
     },
+    Chapter {
+        number: "04",
+        binary: "ch04-net",
+        takes_rootfs: true,
+    },
 ];
 
 /// Hostname of the stand-in host.
@@ -542,11 +547,14 @@ pub fn tour(
 ) -> Result<Matrix, LabError> {
     enter_stand_in_host()?;
     let mut columns = Vec::new();
-    for chapter in chapters {
+    let result = chapters.iter().try_for_each(|chapter| {
         progress(&format!("probing {} ...", chapter.binary));
         columns.push(run_chapter(chapter, rootfs)?);
-    }
-    Ok(Matrix { columns })
+        Ok(())
+    });
+    // The stand-in's bridges die with its namespace; their state with them.
+    let _ = std::fs::remove_dir_all(crate::net::state_root());
+    result.map(|()| Matrix { columns })
 }
 
 #[cfg(test)]

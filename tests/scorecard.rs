@@ -99,6 +99,7 @@ const CH02_ADDS: &[&str] = &[
     "uts.hostname",
 ];
 const CH03_ADDS: &[&str] = &["ipc.sysv-shm", "ipc.posix-mq", "mnt.leak"];
+const CH04_ADDS: &[&str] = &["net.interfaces", "net.loopback"];
 
 #[test]
 fn ch00_a_plain_process_leaks_everything() {
@@ -118,6 +119,11 @@ fn ch02_jail_closes_the_breakout_and_hides_the_host_processes() {
 #[test]
 fn ch03_namespaces_add_private_mounts_and_ipc() {
     assert_column("03", &[CH01, CH02_ADDS, CH03_ADDS].concat());
+}
+
+#[test]
+fn ch04_net_hides_the_host_network() {
+    assert_column("04", &[CH01, CH02_ADDS, CH03_ADDS, CH04_ADDS].concat());
 }
 
 #[test]

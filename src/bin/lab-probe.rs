@@ -46,6 +46,11 @@ struct Cli {
     /// Instead of probing: connect to ADDRESS:PORT and print the greeting
     #[arg(long, value_name = "ADDRESS:PORT")]
     connect: Option<std::net::SocketAddr>,
+
+    /// Instead of probing: leave behind an orphan, a child that exits after
+    /// MILLIS ms, and exit at once (to watch who adopts and reaps it)
+    #[arg(long, value_name = "MILLIS")]
+    orphan: Option<u64>,
 }
 
 fn main() {
@@ -58,6 +63,9 @@ fn main() {
         }
         if let Some(address) = cli.connect {
             return probe::connect(address);
+        }
+        if let Some(millis) = cli.orphan {
+            return probe::leave_orphan(millis);
         }
         if cli.list {
             for check in CHECKS {

@@ -124,15 +124,22 @@ pub fn ps_sees_only_its_own_processes(chapter: &str) {
     assert!(rows.iter().any(|(_, comm)| comm == "ps"), "{rows:?}");
 }
 
-/// Orphans are re-parented to the init, which reaps them: after they
-/// exit, no zombie (state Z) is left in the container.
+/// Orphans are re-parented to the init, which reaps them: while the
+/// orphan runs its parent is PID 1, and after it exits no zombie (state Z)
+/// is left in the container.
 pub fn orphans_are_reaped(chapter: &str) {
-    // The subshell exits at once, orphaning its `sleep`, which is
-    // re-parented to PID 1 and exits 0.2 s later.
-    let script = "(sleep 0.2 &); sleep 1; ps -e -o stat=,pid=,comm=";
+    // lab-probe leaves a child behind and exits at once; the orphan exits
+    // 0.5 s later. (Not `(sleep 0.5 &)`: a shell opens /dev/null for a
+    // background job, and ch02 has no /dev yet.)
+    let script = "/usr/local/bin/lab-probe --orphan 500; ps -e -o ppid=,comm=; sleep 1.5; ps -e -o stat=,comm=";
     let output = run_in(chapter, &["/bin/sh", "-c", script]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let listing = stdout(&output);
+    let adopted = listing.lines().any(|l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        words == ["1", "lab-probe"]
+    });
+    assert!(adopted, "no orphan adopted by PID 1:\n{listing}");
     let zombies: Vec<&str> = listing
         .lines()
         .filter(|l| l.trim_start().starts_with('Z'))

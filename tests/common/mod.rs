@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod isolation;
+pub mod netns;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ pub fn bin(name: &str) -> PathBuf {
         "lab" => env!("CARGO_BIN_EXE_lab"),
         "ch02-jail" => env!("CARGO_BIN_EXE_ch02-jail"),
         "ch03-namespaces" => env!("CARGO_BIN_EXE_ch03-namespaces"),
+        "ch04-net" => env!("CARGO_BIN_EXE_ch04-net"),
         "lab-breakout" => env!("CARGO_BIN_EXE_lab-breakout"),
         "lab-probe" => env!("CARGO_BIN_EXE_lab-probe"),
         other => panic!("unknown binary {other}"),
@@ -142,14 +144,22 @@ pub fn transcript(shown_command: &str, output: &Output, rootfs: Option<&Path>) -
     hide_pids(&text)
 }
 
-/// Replace the runtime's pid wherever narration shows one: in
-/// `waitpid(1234, &status, 0)` and in ch02's `container-lab-proc-1234`.
+/// Replace the pids narration shows (in `waitpid(1234, &status, 0)`,
+/// ch02's `container-lab-proc-1234`, ch04's veth names and `netns 1234`).
 fn hide_pids(text: &str) -> String {
-    hide_digits_after(
-        &hide_digits_after(text, "waitpid(", ","),
-        "container-lab-proc-",
-        "\"",
-    )
+    let mut text = text.to_string();
+    for (prefix, terminator) in [
+        ("waitpid(", ","),
+        ("container-lab-proc-", "\""),
+        ("labv", ""),
+        ("labc", ""),
+        ("container-lab-c", ""),
+        ("ctr-", ""),
+        ("netns ", ""),
+    ] {
+        text = hide_digits_after(&text, prefix, terminator);
+    }
+    text
 }
 
 fn hide_digits_after(text: &str, prefix: &str, terminator: &str) -> String {

@@ -1,0 +1,280 @@
+//! ch04-net, for real, each test inside throwaway network namespaces that
+//! stand in for the host (and for "the internet"): no traffic leaves them.
+
+mod common;
+use common::netns::Netns;
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Stdio};
+
+const CH: &str = "ch04-net";
+
+macro_rules! as_root {
+    ($(#[$doc:meta])* $name:ident, $body:expr) => {
+        $(#[$doc])*
+        #[test]
+        fn $name() {
+            if require_root(stringify!($name)) {
+                $body
+            }
+        }
+    };
+}
+
+/// Start ch04 in `host` with `args` before ROOTFS and `command` after it.
+fn start(host: &Netns, args: &[&str], command: &[&str]) -> Child {
+    host.command(bin(CH))
+        .args(args)
+        .arg(rootfs())
+        .args(command)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The first line the container prints (its readiness).
+fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
+fn finish(child: Child) -> std::process::Output {
+    child.wait_with_output().unwrap()
+}
+
+/// Nothing per-container left in `host`: no veth, no container table, no
+/// lease, no port claim.
+fn assert_nothing_left(host: &Netns) {
+    let links = host.ip(&["-br", "link"]);
+    assert!(!links.contains("labv"), "veth left: {links}");
+    let tables = host
+        .command("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    assert!(
+        !stdout(&tables).contains("container-lab-c"),
+        "container table left: {}",
+        stdout(&tables)
+    );
+    for dir in ["leases", "ports"] {
+        let path = host.lab_state().join("labbr0").join(dir);
+        let left: Vec<_> = std::fs::read_dir(&path)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{dir} left: {left:?}");
+    }
+}
+
+#[test]
+fn help_teaches_the_network_flags() {
+    let output = run(CH, ["--help"]);
+    assert_eq!(code(&output), 0);
+    snapshot!("ch04_help", stdout(&output));
+}
+
+as_root!(
+    /// A server in the container answers the host through the published
+    /// port, on the host's loopback and on the bridge address.
+    published_port_answers_on_loopback_and_bridge,
+    {
+        let host = Netns::new("publish");
+        let mut server = start(&host, &["-p", "18080:8080"], &["/usr/local/bin/lab-probe", "--serve", "8080", "--count", "2"]);
+        assert_eq!(first_line(&mut server), "listening on port 8080\n");
+        for address in ["127.0.0.1:18080", "10.88.0.1:18080"] {
+            let client = host.command(bin("lab-probe")).args(["--connect", address]).output().unwrap();
+            assert!(stdout(&client).starts_with("hello from jail"), "{address}: {}{}", stdout(&client), stderr(&client));
+        }
+        let output = finish(server);
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        assert_nothing_left(&host);
+    }
+);
+
+as_root!(
+    /// Two containers on the bridge reach each other directly (no NAT
+    /// between them: the server sees the client's own address).
+    two_containers_reach_each_other,
+    {
+        let host = Netns::new("pair");
+        let script = "ip -4 -o addr show eth0; exec /usr/local/bin/lab-probe --serve 8080";
+        let mut server = start(&host, &[], &["/bin/sh", "-c", script]);
+        let line = first_line(&mut server);
+        let server_ip = line.split_whitespace().nth(3).unwrap().split('/').next().unwrap().to_string();
+        let mut ready = String::new();
+        BufReader::new(server.stdout.as_mut().unwrap()).read_line(&mut ready).unwrap();
+        let target = format!("{server_ip}:8080");
+        let client = start(&host, &[], &["/bin/sh", "-c", &format!("ip -4 -o addr show eth0; /usr/local/bin/lab-probe --connect {target}")]);
+        let client = finish(client);
+        let out = stdout(&client);
+        let client_ip = out.split_whitespace().nth(3).unwrap().split('/').next().unwrap();
+        assert!(out.contains(&format!("hello from jail, you are {client_ip}")), "{out}{}", stderr(&client));
+        assert_ne!(client_ip, server_ip);
+        assert_eq!(code(&finish(server)), 0);
+        assert_nothing_left(&host);
+    }
+);
+
+as_root!(
+    /// A third namespace plays the internet: the container reaches it only
+    /// through the host's NAT, and it sees the host's address as source.
+    the_outside_is_reached_through_nat,
+    {
+        let host = Netns::new("nat-host");
+        let world = Netns::new("nat-world");
+        host.ip(&["link", "add", "labt-h", "type", "veth", "peer", "name", "labt-w"]);
+        host.ip(&["link", "set", "labt-w", "netns", &world.name]);
+        host.ip(&["addr", "add", "198.51.100.1/24", "dev", "labt-h"]);
+        host.ip(&["link", "set", "labt-h", "up"]);
+        world.ip(&["addr", "add", "198.51.100.2/24", "dev", "labt-w"]);
+        world.ip(&["link", "set", "labt-w", "up"]);
+        assert!(!world.ip(&["route"]).contains("10.88."), "the world must have no route to the containers");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                world.enter_this_thread();
+                let listener = std::net::TcpListener::bind("198.51.100.2:9000").unwrap();
+                sender.send(()).unwrap();
+                let (mut stream, peer) = listener.accept().unwrap();
+                writeln!(stream, "hello from the world").unwrap();
+                let mut rest = String::new();
+                let _ = stream.read_to_string(&mut rest);
+                sender.send(()).unwrap();
+                assert_eq!(peer.ip().to_string(), "198.51.100.1", "the world must see the host's address");
+            });
+            receiver.recv().unwrap();
+            let client = finish(start(&host, &[], &["/usr/local/bin/lab-probe", "--connect", "198.51.100.2:9000"]));
+            assert_eq!(stdout(&client), "hello from the world\n", "{}", stderr(&client));
+            receiver.recv().unwrap();
+        });
+        assert_nothing_left(&host);
+    }
+);
+
+as_root!(
+    /// Ten containers started at once get ten addresses; afterwards no
+    /// interface, lease or rule of theirs is left.
+    ten_at_once_get_ten_addresses,
+    {
+        let host = Netns::new("ten");
+        let children: Vec<Child> = (0..10)
+            .map(|_| start(&host, &[], &["/bin/sh", "-c", "ip -4 -o addr show eth0"]))
+            .collect();
+        let mut addresses: Vec<String> = children
+            .into_iter()
+            .map(|child| {
+                let output = finish(child);
+                assert_eq!(code(&output), 0, "{}", stderr(&output));
+                stdout(&output).split_whitespace().nth(3).unwrap().to_string()
+            })
+            .collect();
+        addresses.sort();
+        addresses.dedup();
+        assert_eq!(addresses.len(), 10, "{addresses:?}");
+        assert_nothing_left(&host);
+        let links = host.ip(&["-br", "link"]);
+        assert_eq!(links.lines().count(), 2, "only lo and the bridge: {links}");
+    }
+);
+
+as_root!(
+    /// Bad input: one clear error each, and nothing half-created.
+    bad_input_is_refused_cleanly,
+    {
+        let host = Netns::new("bad");
+        let refused = |args: &[&str], message: &str| {
+            let output = finish(start(&host, args, &["/bin/true"]));
+            assert_clean_failure(&output, 125, message);
+        };
+        refused(&["-p", "8080"], "expected HOST_PORT:CONTAINER_PORT");
+        refused(&["-p", "0:80"], "host port \"0\" is not a number from 1 to 65535");
+        refused(&["-p", "70000:80"], "is not a number from 1 to 65535");
+        refused(&["-p", "80:80/udp"], "only tcp ports can be published");
+        refused(&["--net", "none", "-p", "80:80"], "-p needs --net bridge");
+        refused(&["--subnet", "10.88.0.1/24"], "did you mean 10.88.0.0/24");
+        // A port something already listens on.
+        std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            let (done_sender, done) = std::sync::mpsc::channel::<()>();
+            let host = &host;
+            scope.spawn(move || {
+                host.enter_this_thread();
+                let _listener = std::net::TcpListener::bind("0.0.0.0:18090").unwrap();
+                sender.send(()).unwrap();
+                done.recv().unwrap();
+            });
+            receiver.recv().unwrap();
+            refused(&["-p", "18090:80"], "host port 18090 is already in use");
+            done_sender.send(()).unwrap();
+        });
+        // A subnet the host already routes.
+        host.ip(&["link", "add", "labt-a", "type", "veth", "peer", "name", "labt-b"]);
+        host.ip(&["addr", "add", "10.99.0.1/24", "dev", "labt-a"]);
+        host.ip(&["link", "set", "labt-a", "up"]);
+        host.ip(&["link", "set", "labt-b", "up"]);
+        refused(&["--bridge", "labbr9", "--subnet", "10.99.0.0/24"], "overlaps the host's route 10.99.0.0/24 on labt-a");
+        assert!(!host.ip(&["-br", "link"]).contains("labbr9"), "no bridge may be left half-made");
+        assert_nothing_left(&host);
+    }
+);
+
+as_root!(
+    /// `--net none`: only a loopback, up. `--net host`: the host's own links.
+    none_and_host_modes,
+    {
+        let host = Netns::new("modes");
+        let none = finish(start(&host, &["--net", "none"], &["ip", "-br", "link"]));
+        let listing = stdout(&none);
+        let links: Vec<&str> = listing.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+        assert_eq!(links, ["lo"], "{}", stderr(&none));
+        assert!(stdout(&none).contains("UNKNOWN") || stdout(&none).contains("UP"), "lo must be up: {}", stdout(&none));
+        host.ip(&["link", "add", "labt-only", "type", "veth", "peer", "name", "labt-host"]);
+        let shared = finish(start(&host, &["--net", "host"], &["ip", "-br", "link"]));
+        assert!(stdout(&shared).contains("labt-only"), "{}", stdout(&shared));
+    }
+);
+
+as_root!(
+    /// For the book: the narrated wiring of a first container on a fresh host.
+    explain_narrates_the_wiring,
+    {
+        let host = Netns::new("explain");
+        let output = finish(start(&host, &["--explain"], &["/sbin/ip", "-4", "-br", "addr"]));
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let state = host.lab_state().display().to_string();
+        let text = transcript("ch04-net --explain ./rootfs /sbin/ip -4 -br addr", &output, Some(rootfs()))
+            .replace(&state, "/run/container-lab/net/<netns>");
+        snapshot!("ch04_explain", text);
+    }
+);
+
+as_root!(
+    /// A SIGKILLed runtime cannot clean up; `lab clean` then removes its
+    /// port rules, lease and files, and the bridge nobody uses any more,
+    /// and turns forwarding back off since the lab turned it on.
+    lab_clean_reclaims_what_a_killed_runtime_left,
+    {
+        let host = Netns::new("killed");
+        let mut server = start(&host, &["-p", "18081:8080"], &["/usr/local/bin/lab-probe", "--serve", "8080"]);
+        assert_eq!(first_line(&mut server), "listening on port 8080\n");
+        server.kill().unwrap();
+        finish(server);
+        let tables = || stdout(&host.command("nft").args(["list", "tables"]).output().unwrap());
+        assert!(tables().contains("container-lab-c"), "the killed runtime's rules are still there");
+        let cleaned = host.command(bin("lab")).arg("clean").output().unwrap();
+        assert_eq!(code(&cleaned), 0, "{}{}", stdout(&cleaned), stderr(&cleaned));
+        let out = stdout(&cleaned);
+        for removed in ["removed nftables table container-lab-c", "removed network state", "removed bridge labbr0"] {
+            assert!(out.contains(removed), "{removed}: {out}");
+        }
+        assert_eq!(tables(), "", "no lab table may be left");
+        assert_eq!(host.ip(&["-br", "link"]).lines().count(), 1, "only lo");
+        let forwarding = host.command("cat").arg("/proc/sys/net/ipv4/ip_forward").output().unwrap();
+        assert_eq!(stdout(&forwarding), "0\n");
+        assert!(!host.lab_state().join("labbr0").exists());
+    }
+);
