@@ -3,6 +3,7 @@
 //! Each chapter binary in `chapters/` is a short recipe; the mechanisms it
 //! calls live here, one module per idea.
 
+pub mod bench;
 pub mod caps;
 pub mod chroot;
 pub mod clean;

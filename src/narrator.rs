@@ -113,6 +113,12 @@ impl Narrator {
         }
     }
 
+    /// Whether remarks are shown: work done only to narrate (reading
+    /// /proc to compare namespaces) is skipped when nobody listens.
+    pub fn is_explaining(&self) -> bool {
+        self.explain
+    }
+
     /// A remark that is not a syscall (what the child now shares, what
     /// happened to it), shown with `--explain`.
     pub fn note(&self, text: &str) {

@@ -404,9 +404,11 @@ pub struct ContainerNetwork {
     state: PathBuf,
     files: PathBuf,
     host_veth: String,
-    peer_veth: String,
     table: String,
     claimed: Vec<PathBuf>,
+    /// Set once the peer is inside the container: from then on the kernel
+    /// deletes the pair when the container's namespace goes.
+    peer_moved: std::cell::Cell<bool>,
 }
 
 /// Names the lab gives per-container things, from the runtime's pid.
@@ -440,9 +442,9 @@ impl ContainerNetwork {
             files: state.join(format!("ctr-{pid}")),
             state,
             host_veth: host_veth_name(pid),
-            peer_veth: format!("labc{pid}"),
             table: container_table_name(pid),
             claimed: Vec::new(),
+            peer_moved: std::cell::Cell::new(false),
         };
         for port in request.ports {
             network.claim_port(port.host)?;
@@ -521,27 +523,25 @@ impl ContainerNetwork {
 
     // ANCHOR: wire
     /// After the child made its network namespace: a veth pair, one end on
-    /// the bridge, the other moved into the container as eth0 with its
-    /// address and a default route; then the published ports.
+    /// the bridge, the other inside the container as eth0 with its address
+    /// and a default route; then the published ports.
     pub fn wire(&self, narrator: &Narrator, child: nix::unistd::Pid) -> Result<(), LabError> {
-        let (host, peer) = (self.host_veth.as_str(), self.peer_veth.as_str());
+        let host = self.host_veth.as_str();
         let child_pid = child.to_string();
+        // Made with its far end already inside the container and named
+        // eth0: moving an interface between namespaces afterwards costs the
+        // kernel an RCU grace period, tens of milliseconds.
         tool(
             narrator,
             "ip",
-            &["link", "add", host, "type", "veth", "peer", "name", peer],
-            "a virtual cable: what goes in one end comes out of the other",
+            &[
+                "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", &child_pid,
+            ],
+            "a virtual cable, its far end already in the container's network namespace as eth0",
             "ip-link(8)",
             None,
         )?;
-        tool(
-            narrator,
-            "ip",
-            &["link", "set", peer, "netns", &child_pid],
-            "move one end into the container's network namespace",
-            "ip-link(8)",
-            None,
-        )?;
+        self.peer_moved.set(true);
         tool(
             narrator,
             "ip",
@@ -556,14 +556,6 @@ impl ContainerNetwork {
         let inside = Some(&netns);
         let address = format!("{}/{}", self.address, self.subnet.prefix);
         let gateway = self.subnet.gateway().to_string();
-        tool(
-            narrator,
-            "ip",
-            &["link", "set", peer, "name", "eth0"],
-            "inside: the container's end is its eth0",
-            "ip-link(8)",
-            inside,
-        )?;
         tool(
             narrator,
             "ip",
@@ -631,9 +623,12 @@ impl Drop for ContainerNetwork {
         if !self.ports.is_empty() {
             quietly("nft", &["delete", "table", "ip", &self.table]);
         }
-        // Gone already if the container's namespace died with it; this
-        // covers an error between creating the pair and moving one end.
-        quietly("ip", &["link", "delete", &self.host_veth]);
+        // Once the peer is in the container, the kernel deletes the pair
+        // with the container's namespace (and deleting it here would only
+        // make the runtime wait for that); before, it is ours to delete.
+        if !self.peer_moved.get() {
+            quietly("ip", &["link", "delete", &self.host_veth]);
+        }
         for claim in &self.claimed {
             let _ = std::fs::remove_file(claim);
         }
@@ -932,9 +927,9 @@ mod tests {
             state: PathBuf::from("/nonexistent"),
             files: PathBuf::from("/nonexistent"),
             host_veth: "labv1".into(),
-            peer_veth: "labc1".into(),
             table: "container-lab-c1".into(),
             claimed: vec![],
+            peer_moved: std::cell::Cell::new(true),
         };
         let rules = network.port_rules();
         assert!(rules.starts_with("table ip container-lab-c1 {"));

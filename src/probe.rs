@@ -1041,6 +1041,32 @@ pub fn serve(port: u16, count: u32) -> Result<i32, crate::error::LabError> {
     Ok(if greeted == count { 0 } else { 1 })
 }
 
+/// A fixed CPU-bound workload (a linear congruential generator, which no
+/// compiler can skip) and how long it took.
+pub fn burn_cpu(iterations: u64) -> Duration {
+    let started = Instant::now();
+    let mut state: u64 = 1;
+    for _ in 0..iterations {
+        state = std::hint::black_box(
+            state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407),
+        );
+    }
+    std::hint::black_box(state);
+    started.elapsed()
+}
+
+/// A fixed syscall-heavy workload: getppid(2), the cheapest system call
+/// that cannot be cached, and how long it took.
+pub fn burn_syscalls(iterations: u64) -> Duration {
+    let started = Instant::now();
+    for _ in 0..iterations {
+        std::hint::black_box(getppid());
+    }
+    started.elapsed()
+}
+
 /// Fork a child that sleeps `millis` ms and exits, and return at once: the
 /// child is orphaned and re-parented to PID 1 (or a subreaper), which must
 /// reap it or it stays a zombie.

@@ -85,7 +85,8 @@ pub fn spawn_with_runtime_help(
     mut help: impl FnMut(Pid, &str) -> Result<(), LabError>,
     setup: impl FnOnce(&Narrator, &Handshake) -> Result<Launch, LabError>,
 ) -> Result<Child, LabError> {
-    let host_view = Probe::open().view();
+    // Comparing namespaces costs a dozen /proc reads: only for --explain.
+    let host_view = narrator.is_explaining().then(|| Probe::open().view());
     let pipe = || {
         pipe2(OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
             syscall: "pipe2",
@@ -146,14 +147,16 @@ pub fn spawn_with_runtime_help(
             // it rather than run on unwatched (prctl(2), PR_SET_PDEATHSIG).
             // SAFETY: PR_SET_PDEATHSIG takes a signal number.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
-            let probe = Probe::open();
+            let probe = host_view.as_ref().map(|_| Probe::open());
             let handshake = Handshake {
                 report: &report_write,
                 go: go_read,
             };
             match setup(narrator, &handshake) {
                 Ok(launch) => {
-                    narrator.note(&probe.view().compare(&host_view));
+                    if let (Some(probe), Some(host_view)) = (&probe, &host_view) {
+                        narrator.note(&probe.view().compare(host_view));
+                    }
                     // The probe holds the host's /proc/self/ns open: it must
                     // not outlive setup in a process the container can see.
                     drop(probe);

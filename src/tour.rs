@@ -81,9 +81,22 @@ fn io_errno(error: &std::io::Error) -> Errno {
     Errno::from_raw(error.raw_os_error().unwrap_or(0))
 }
 
+/// The stand-in host, while it stands: its sysfs mount point goes away with
+/// it.
+pub struct StandIn {
+    sysfs: PathBuf,
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = umount2(&self.sysfs, MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&self.sysfs);
+    }
+}
+
 /// Move this process into fresh mount, UTS, IPC and network namespaces
 /// that stand in for the host (see the module comment).
-pub fn enter_stand_in_host() -> Result<(), LabError> {
+pub fn enter_stand_in_host() -> Result<StandIn, LabError> {
     let kinds = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
@@ -107,17 +120,22 @@ pub fn enter_stand_in_host() -> Result<(), LabError> {
     nix::unistd::sethostname(STAND_IN_HOSTNAME)
         .map_err(|e| step_error("sethostname", STAND_IN_HOSTNAME, e))?;
     crate::net::set_link_up("lo").map_err(|e| step_error("ioctl", "SIOCSIFFLAGS lo up", e))?;
-    // A host has a sysfs of its own network namespace mounted at /sys; so
-    // must the stand-in, or a container's sysfs mount would be the first
-    // of that namespace and behave unlike on a real host.
+    // A host has a sysfs of its own network namespace mounted; so must the
+    // stand-in, or a container's sysfs mount would be the first of that
+    // namespace and behave unlike on a real host. Not over /sys, which
+    // would hide /sys/fs/cgroup from runc: on a directory of its own.
+    let sysfs = std::env::temp_dir().join(format!("container-lab-stand-in-{}", std::process::id()));
+    std::fs::create_dir_all(&sysfs)
+        .map_err(|e| step_error("mkdir", sysfs.display().to_string(), io_errno(&e)))?;
+    let stand_in = StandIn { sysfs };
     mount(
         Some("sysfs"),
-        "/sys",
+        &stand_in.sysfs,
         Some("sysfs"),
         MsFlags::empty(),
         None::<&str>,
     )
-    .map_err(|e| step_error("mount", "sysfs /sys", e))?;
+    .map_err(|e| step_error("mount", format!("sysfs {}", stand_in.sysfs.display()), e))?;
     // A veth pair is the one virtual interface every kernel has (dummy is a
     // module that may be missing). Without ip(8) the check is N/A.
     let _ = Command::new("ip")
@@ -132,7 +150,7 @@ pub fn enter_stand_in_host() -> Result<(), LabError> {
             "labbait1",
         ])
         .status();
-    Ok(())
+    Ok(stand_in)
 }
 
 /// A secret no container can guess: 16 hex digits from the kernel's RNG.
@@ -545,7 +563,7 @@ pub fn tour(
     rootfs: &Path,
     progress: impl Fn(&str),
 ) -> Result<Matrix, LabError> {
-    enter_stand_in_host()?;
+    let _stand_in = enter_stand_in_host()?;
     let mut columns = Vec::new();
     let result = chapters.iter().try_for_each(|chapter| {
         progress(&format!("probing {} ...", chapter.binary));

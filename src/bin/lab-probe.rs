@@ -47,6 +47,16 @@ struct Cli {
     #[arg(long, value_name = "ADDRESS:PORT")]
     connect: Option<std::net::SocketAddr>,
 
+    /// Instead of probing: time a fixed CPU-bound loop and print the
+    /// nanoseconds it took (for `lab bench`)
+    #[arg(long, value_name = "ITERATIONS")]
+    burn_cpu: Option<u64>,
+
+    /// Instead of probing: time ITERATIONS getppid(2) calls and print the
+    /// nanoseconds they took (for `lab bench`)
+    #[arg(long, value_name = "ITERATIONS")]
+    burn_syscalls: Option<u64>,
+
     /// Instead of probing: leave behind an orphan, a child that exits after
     /// MILLIS ms, and exit at once (to watch who adopts and reaps it)
     #[arg(long, value_name = "MILLIS")]
@@ -63,6 +73,14 @@ fn main() {
         }
         if let Some(address) = cli.connect {
             return probe::connect(address);
+        }
+        if let Some(iterations) = cli.burn_cpu {
+            println!("{}", probe::burn_cpu(iterations).as_nanos());
+            return Ok(0);
+        }
+        if let Some(iterations) = cli.burn_syscalls {
+            println!("{}", probe::burn_syscalls(iterations).as_nanos());
+            return Ok(0);
         }
         if let Some(millis) = cli.orphan {
             return probe::leave_orphan(millis);

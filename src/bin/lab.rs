@@ -80,6 +80,36 @@ enum LabCommand {
         #[arg(long, value_name = "DIR")]
         book: Option<PathBuf>,
     },
+    /// Time every chapter starting /bin/true, against unshare, chroot, bwrap and runc
+    #[command(
+        long_about = "Time every chapter starting a container that runs /bin/true and returning \
+            its exit code, against the tools that do the same job (chroot, unshare, bwrap, runc \
+            run; those not installed are skipped and named). Prints min, median and p95 wall \
+            time and peak RSS per subject, what each chapter's idea adds, and a CPU-bound and a \
+            syscall-heavy loop timed inside ch03 and on the host. Runs inside a stand-in host \
+            network namespace, like the tour.",
+        after_help = "Examples:\n  sudo lab bench\n  sudo lab bench --quick --json\n  sudo lab bench --book book/src/generated"
+    )]
+    Bench {
+        /// Measured runs per subject
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        /// Unmeasured runs first, per subject
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// A few runs and small workloads: checks that everything works, measures little
+        #[arg(long)]
+        quick: bool,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// The root filesystem to run the chapters on (default: the lab's, built if missing)
+        #[arg(long, value_name = "DIR")]
+        rootfs: Option<PathBuf>,
+        /// Also write the book's table and chart (bench.md, bench.svg) into DIR
+        #[arg(long, value_name = "DIR")]
+        book: Option<PathBuf>,
+    },
     /// Show what the chapters so far do, narrated: ch00, ch01, and the chroot breakout
     Demo {
         /// Pause before every step (for a live class)
@@ -99,6 +129,21 @@ fn main() {
         }
         LabCommand::Demo { step } => demo(step),
         LabCommand::Doctor => doctor(),
+        LabCommand::Bench {
+            runs,
+            warmup,
+            quick,
+            json,
+            rootfs,
+            book,
+        } => bench(
+            if quick { 3 } else { runs },
+            if quick { 1 } else { warmup },
+            quick,
+            json,
+            rootfs,
+            book,
+        ),
         LabCommand::Clean { dry_run, rootfs } => clean(dry_run, rootfs),
         LabCommand::Tour {
             json,
@@ -124,6 +169,87 @@ fn default_rootfs_ready() -> Result<PathBuf, LabError> {
     Ok(dir)
 }
 
+fn bench(
+    runs: usize,
+    warmup: usize,
+    quick: bool,
+    json: bool,
+    rootfs_dir: Option<PathBuf>,
+    book: Option<PathBuf>,
+) -> Result<i32, LabError> {
+    use container_lab::bench;
+    if runs == 0 {
+        return Err(LabError::Usage {
+            message: "--runs must be at least 1".into(),
+        });
+    }
+    let rootfs_dir = chosen_rootfs(rootfs_dir)?;
+    let _stand_in = container_lab::tour::enter_stand_in_host()?;
+    let bundle_dir =
+        Path::new(container_lab::tour::BAIT_ROOT).join(format!("bench-{}", std::process::id()));
+    let bundle = bench::runc_bundle(&rootfs_dir, &bundle_dir);
+    let (subjects, skipped) = bench::subjects(&rootfs_dir, bundle.as_deref());
+    let mut timings = Vec::new();
+    let result = subjects.iter().try_for_each(|subject| {
+        eprintln!(
+            "{}",
+            format!("timing {} ({runs} runs) ...", subject.name).dimmed()
+        );
+        timings.push(bench::measure(subject, warmup, runs)?);
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&bundle_dir);
+    result?;
+    eprintln!(
+        "{}",
+        "timing the workloads inside ch03 and on the host ...".dimmed()
+    );
+    let (cpu, syscalls, repeat) = if quick {
+        (1_000_000, 10_000, 1)
+    } else {
+        (300_000_000, 2_000_000, 5)
+    };
+    let throughput = bench::throughput(&rootfs_dir, cpu, syscalls, repeat)?;
+    let report = bench::Report {
+        timings,
+        skipped,
+        throughput,
+        kernel: container_lab::hostinfo::kernel_release(),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
+    } else {
+        print!("{}", report.render());
+    }
+    if let Some(dir) = book {
+        std::fs::create_dir_all(&dir).map_err(|e| io_error("mkdir", &dir, e))?;
+        for (name, text) in [("bench.md", report.markdown()), ("bench.svg", report.svg())] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|e| io_error("write", &path, e))?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(0)
+}
+
+/// The rootfs given (with this build's tools put in), or the default one.
+fn chosen_rootfs(given: Option<PathBuf>) -> Result<PathBuf, LabError> {
+    match given {
+        Some(dir) => {
+            let dir = rootfs::locate(Some(&dir))?;
+            rootfs::install_tools(&dir)?;
+            Ok(dir)
+        }
+        None => default_rootfs_ready(),
+    }
+}
+
 fn tour(
     json: bool,
     selected: &[String],
@@ -132,14 +258,7 @@ fn tour(
 ) -> Result<i32, LabError> {
     use container_lab::tour;
     let chapters = tour::chapters(selected)?;
-    let rootfs_dir = match rootfs_dir {
-        Some(dir) => {
-            let dir = rootfs::locate(Some(&dir))?;
-            rootfs::install_tools(&dir)?;
-            dir
-        }
-        None => default_rootfs_ready()?,
-    };
+    let rootfs_dir = chosen_rootfs(rootfs_dir)?;
     let matrix = tour::tour(&chapters, &rootfs_dir, |line| {
         eprintln!("{}", line.dimmed())
     })?;
