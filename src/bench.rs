@@ -31,7 +31,7 @@ impl Subject {
     /// command is in its bundle).
     fn sleeper(&self) -> Option<Vec<OsString>> {
         let (last, rest) = self.argv.split_last()?;
-        (last == "/bin/true" && rest.len() > 0).then(|| {
+        (last == "/bin/true" && !rest.is_empty()).then(|| {
             let mut argv = rest.to_vec();
             argv.extend(words(&["/bin/sleep", "0.3"]));
             argv
