@@ -121,6 +121,14 @@ pub fn subjects(rootfs: &Path, runc_bundle: Option<&Path>) -> (Vec<Subject>, Vec
             )
         },
         chapter("ch04-net", "+ veth, bridge, NAT", &[&root, "/bin/true"]),
+        Subject {
+            name: "ch04-net --net host".into(),
+            ..chapter(
+                "ch04-net",
+                "ch04 sharing the host's network",
+                &["--net", "host", &root, "/bin/true"],
+            )
+        },
     ];
     list.retain(|s| s.kind != "chapter" || Path::new(&s.argv[0]).is_file());
     let mut skipped = Vec::new();

@@ -357,6 +357,18 @@ fn owner(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// A lease or port claim whose runtime was killed may still have its DNAT
+/// rules in place, pointing at the address or port we are about to reuse:
+/// take them down first.
+fn forget_dead_owner(claim: &Path) {
+    if let Some(pid) = owner(claim).filter(|pid| !is_running(*pid)) {
+        quietly(
+            "nft",
+            &["delete", "table", "ip", &container_table_name(pid as u32)],
+        );
+    }
+}
+
 /// An exclusive lock on the bridge's state, held while it lives: leases and
 /// port claims are read and written under it, so ten containers starting at
 /// once get ten different addresses.
@@ -433,7 +445,6 @@ impl ContainerNetwork {
         let pid = std::process::id();
         let state = state_root().join(request.bridge);
         let lock = StateLock::take(&state)?;
-        ensure_bridge(narrator, request.bridge, request.subnet, &state)?;
         let mut network = ContainerNetwork {
             bridge: request.bridge.to_string(),
             subnet: request.subnet,
@@ -446,9 +457,12 @@ impl ContainerNetwork {
             claimed: Vec::new(),
             peer_moved: std::cell::Cell::new(false),
         };
+        // The container's own claims first: a port in use is refused before
+        // the bridge is made.
         for port in request.ports {
             network.claim_port(port.host)?;
         }
+        ensure_bridge(narrator, request.bridge, request.subnet, &network.state)?;
         network.address = network.lease_address()?;
         drop(lock);
         network.write_etc_files(request.hostname)?;
@@ -468,6 +482,7 @@ impl ContainerNetwork {
                     .into(),
             });
         }
+        forget_dead_owner(&claim);
         std::fs::write(&claim, std::process::id().to_string())
             .map_err(|e| io("write", &claim, e))?;
         self.claimed.push(claim);
@@ -481,6 +496,7 @@ impl ContainerNetwork {
             if owner(&lease).is_some_and(is_running) {
                 continue;
             }
+            forget_dead_owner(&lease);
             std::fs::write(&lease, std::process::id().to_string())
                 .map_err(|e| io("write", &lease, e))?;
             self.claimed.push(lease);
@@ -765,8 +781,11 @@ fn enable_forwarding(narrator: &Narrator, bridge: &str) -> Result<bool, LabError
 }
 
 /// The bridge's nftables table: masquerade for the subnet and for
-/// loopback-DNATed connections; if the lab turned forwarding on, forward
-/// only what comes from or goes to its subnet.
+/// loopback-DNATed connections; nothing addressed to 127.0.0.0/8 may come
+/// in from the bridge (route_localnet would otherwise let a container route
+/// to the host's loopback-only services: the hole of CVE-2020-8558 in
+/// Kubernetes); if the lab turned forwarding on, forward only what comes
+/// from or goes to its subnet.
 fn bridge_rules(bridge: &str, subnet: Subnet, restrict_forwarding: bool) -> String {
     let forward = if restrict_forwarding {
         format!(
@@ -776,7 +795,7 @@ fn bridge_rules(bridge: &str, subnet: Subnet, restrict_forwarding: bool) -> Stri
         String::new()
     };
     format!(
-        "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat;\n    ip saddr {subnet} ip daddr != {subnet} masquerade\n    oifname \"{bridge}\" ip saddr 127.0.0.0/8 masquerade\n  }}\n{forward}}}\n",
+        "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat;\n    ip saddr {subnet} ip daddr != {subnet} masquerade\n    oifname \"{bridge}\" ip saddr 127.0.0.0/8 masquerade\n  }}\n  chain loopback_guard {{\n    type filter hook prerouting priority raw;\n    iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop\n  }}\n{forward}}}\n",
         table = bridge_table_name(bridge)
     )
 }

@@ -7,18 +7,6 @@ use common::*;
 use nix::sys::signal::Signal;
 use std::process::{Command, Stdio};
 
-macro_rules! as_root {
-    ($(#[$doc:meta])* $name:ident, $body:expr) => {
-        $(#[$doc])*
-        #[test]
-        fn $name() {
-            if require_root(stringify!($name)) {
-                $body
-            }
-        }
-    };
-}
-
 const CH: &str = "ch03-namespaces";
 
 #[test]

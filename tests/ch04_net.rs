@@ -9,18 +9,6 @@ use std::process::{Child, Stdio};
 
 const CH: &str = "ch04-net";
 
-macro_rules! as_root {
-    ($(#[$doc:meta])* $name:ident, $body:expr) => {
-        $(#[$doc])*
-        #[test]
-        fn $name() {
-            if require_root(stringify!($name)) {
-                $body
-            }
-        }
-    };
-}
-
 /// Start ch04 in `host` with `args` before ROOTFS and `command` after it.
 fn start(host: &Netns, args: &[&str], command: &[&str]) -> Child {
     host.command(bin(CH))
@@ -49,7 +37,14 @@ fn finish(child: Child) -> std::process::Output {
 /// Nothing per-container left in `host`: no veth, no container table, no
 /// lease, no port claim.
 fn assert_nothing_left(host: &Netns) {
-    let links = host.ip(&["-br", "link"]);
+    // A container's veth goes when the kernel tears its network namespace
+    // down, just after the container ends: give it a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut links = host.ip(&["-br", "link"]);
+    while links.contains("labv") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        links = host.ip(&["-br", "link"]);
+    }
     assert!(!links.contains("labv"), "veth left: {links}");
     let tables = host
         .command("nft")
@@ -276,5 +271,40 @@ as_root!(
         let forwarding = host.command("cat").arg("/proc/sys/net/ipv4/ip_forward").output().unwrap();
         assert_eq!(stdout(&forwarding), "0\n");
         assert!(!host.lab_state().join("labbr0").exists());
+    }
+);
+
+as_root!(
+    /// Root inside cannot route to the host's loopback-only services through
+    /// the bridge, even by taking 127.0.0.1 off its own lo and pointing it
+    /// at the gateway (the CVE-2020-8558 trick).
+    loopback_only_services_stay_out_of_reach,
+    {
+        let host = Netns::new("localnet");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            let host = &host;
+            scope.spawn(move || {
+                host.enter_this_thread();
+                let listener = std::net::TcpListener::bind("127.0.0.1:18099").unwrap();
+                listener.set_nonblocking(true).unwrap();
+                sender.send(()).unwrap();
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+                while std::time::Instant::now() < deadline {
+                    if let Ok((mut stream, _)) = listener.accept() {
+                        let _ = writeln!(stream, "host loopback secret");
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            });
+            receiver.recv().unwrap();
+            let attack = "ip addr del 127.0.0.1/8 dev lo; \
+                          echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet; \
+                          ip route add 127.0.0.1/32 via 10.88.0.1 dev eth0; \
+                          /usr/local/bin/lab-probe --connect 127.0.0.1:18099";
+            let output = finish(start(host, &[], &["/bin/sh", "-c", attack]));
+            assert!(!stdout(&output).contains("secret"), "reached the host's loopback: {}", stdout(&output));
+            assert!(stderr(&output).contains("connect 127.0.0.1:18099"), "the attack must have been tried: {}", stderr(&output));
+        });
     }
 );

@@ -180,6 +180,20 @@ fn hide_digits_after(text: &str, prefix: &str, terminator: &str) -> String {
     out
 }
 
+/// A test that needs root: it runs only when `require_root` lets it.
+#[macro_export]
+macro_rules! as_root {
+    ($(#[$doc:meta])* $name:ident, $body:expr) => {
+        $(#[$doc])*
+        #[test]
+        fn $name() {
+            if require_root(stringify!($name)) {
+                $body
+            }
+        }
+    };
+}
+
 /// Compare `content` with the snapshot `tests/snapshots/NAME.snap`, which
 /// the book includes from its fourth line on.
 #[macro_export]
