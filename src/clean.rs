@@ -32,6 +32,8 @@ pub enum Leftover {
     Link(String),
     /// A lease, port claim or /etc copy of a dead ch04 container.
     NetState(PathBuf),
+    /// A rootfs copy ch05 made for a run that died.
+    RemappedCopy(PathBuf),
     /// A lab bridge no running container uses (it stays between runs).
     Bridge(String, PathBuf),
 }
@@ -49,6 +51,7 @@ impl std::fmt::Display for Leftover {
             Leftover::Link(name) => write!(f, "network interface {name}"),
             Leftover::NetState(path) => write!(f, "network state {}", path.display()),
             Leftover::Bridge(name, _) => write!(f, "bridge {name} with its NAT table"),
+            Leftover::RemappedCopy(path) => write!(f, "remapped rootfs copy {}", path.display()),
         }
     }
 }
@@ -110,6 +113,17 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
         }
     }
     find_network(&mut found);
+    // ch05's remapped rootfs copies of runs that died.
+    for entry in std::fs::read_dir(crate::userns::REMAPPED_ROOT)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if pid_suffix(&name, "run-").is_some_and(|pid| !is_running(pid)) {
+            found.push(Leftover::RemappedCopy(entry.path()));
+        }
+    }
     for rootfs in rootfs_dirs {
         for dir in [rootfs.join("tmp"), rootfs.to_path_buf()] {
             let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -217,6 +231,9 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
         Leftover::Bridge(name, state) => {
             crate::net::remove_bridge(name, state);
             Ok(())
+        }
+        Leftover::RemappedCopy(path) => {
+            std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
         }
         // Only ever empty directories or device nodes the probe made: never
         // recurse into something that might hold a user's files.

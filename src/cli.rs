@@ -5,6 +5,7 @@ use crate::error::LabError;
 use crate::narrator::Narrator;
 use crate::net::{NetMode, PortMapping, Subnet};
 use crate::process::Launch;
+use crate::userns::IdMap;
 use clap::{Args, Parser};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -107,6 +108,50 @@ impl NetArgs {
             });
         }
         Ok(())
+    }
+}
+
+/// User namespace flags, from ch05 on.
+#[derive(Args, Debug, Clone)]
+pub struct UsernsArgs {
+    /// Map container uids onto host uids: CONTAINER_ID:HOST_ID:COUNT (repeatable;
+    /// default as root 0:100000:65536, as a user 0:YOUR_UID:1)
+    #[arg(long = "uid-map", value_name = "C:H:N")]
+    pub uid_maps: Vec<IdMap>,
+
+    /// Map container gids onto host gids, like --uid-map (default: the uid maps' shape)
+    #[arg(long = "gid-map", value_name = "C:H:N")]
+    pub gid_maps: Vec<IdMap>,
+}
+
+impl UsernsArgs {
+    /// The uid and gid maps to write: the ones given, or the defaults for
+    /// root (an unused range) and for an ordinary user (root is the user,
+    /// plus the subordinate range when newuidmap(1) can write it).
+    pub fn maps(&self) -> (Vec<IdMap>, Vec<IdMap>) {
+        use crate::userns::{ROOT_DEFAULT, rootless_maps, subordinate_range};
+        let defaults = |id: u32, file: &str| {
+            if nix::unistd::geteuid().is_root() {
+                return vec![ROOT_DEFAULT];
+            }
+            let helper = crate::hostinfo::find_in_path("newuidmap").is_some();
+            let user = std::env::var("USER").unwrap_or_default();
+            let range = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|text| subordinate_range(&text, &user, id));
+            rootless_maps(id, range.filter(|_| helper))
+        };
+        let uids = if self.uid_maps.is_empty() {
+            defaults(nix::unistd::getuid().as_raw(), "/etc/subuid")
+        } else {
+            self.uid_maps.clone()
+        };
+        let gids = if self.gid_maps.is_empty() {
+            defaults(nix::unistd::getgid().as_raw(), "/etc/subgid")
+        } else {
+            self.gid_maps.clone()
+        };
+        (uids, gids)
     }
 }
 

@@ -25,6 +25,7 @@ pub mod rootfs;
 pub mod scorecard;
 pub mod sharing;
 pub mod tour;
+pub mod userns;
 
 use colored::Colorize;
 use error::LabError;

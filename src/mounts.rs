@@ -202,15 +202,47 @@ pub fn bind_onto_itself(narrator: &Narrator, rootfs: &Path) -> Result<(), LabErr
 /// in it on disk).
 pub fn mount_kernel_filesystems(narrator: &Narrator, rootfs: &Path) -> Result<(), LabError> {
     mount_proc(narrator, &rootfs.join("proc"), "proc")?;
-    mount_step(
+    let sys = rootfs.join("sys");
+    let sysfs = mount_step(
         narrator,
         Some("sysfs"),
-        &rootfs.join("sys"),
+        &sys,
         Some("sysfs"),
         SAFE | MsFlags::MS_RDONLY,
         None,
         "/sys read-only: the container may look at the kernel's devices and tunables, not change them",
-    )?;
+    );
+    match sysfs {
+        // A user namespace may mount a sysfs only for a network namespace
+        // it owns; sharing the host's network, it gets the host's /sys.
+        Err(LabError::StepFailed {
+            errno: nix::errno::Errno::EPERM,
+            ..
+        }) => {
+            let why =
+                "no sysfs of its own without a network namespace of its own: the host's, read-only";
+            mount_step(
+                narrator,
+                Some("/sys"),
+                &sys,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+                why,
+            )?;
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | SAFE | MsFlags::MS_RDONLY;
+            mount_step(
+                narrator,
+                None,
+                &sys,
+                None,
+                flags,
+                None,
+                "make that view read-only",
+            )?;
+        }
+        other => other?,
+    }
     mount_step(
         narrator,
         Some("tmpfs"),
@@ -252,7 +284,7 @@ fn populate_dev(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
             "{:?}, S_IFCHR|0666, makedev({major}, {minor})",
             path.display().to_string()
         );
-        narrator.run(
+        let made = narrator.run(
             Step {
                 syscall: "mknod",
                 args: &args,
@@ -274,7 +306,16 @@ fn populate_dev(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
                     nix::sys::stat::FchmodatFlags::FollowSymlink,
                 )
             },
-        )?;
+        );
+        match made {
+            // In a user namespace the kernel refuses mknod(2), even to its
+            // root: bind the host's node instead, as runc does.
+            Err(LabError::StepFailed {
+                errno: nix::errno::Errno::EPERM,
+                ..
+            }) => bind_host_device(narrator, name, &path)?,
+            other => other?,
+        }
     }
     let pts = dev.join("pts");
     let shm = dev.join("shm");
@@ -328,6 +369,26 @@ fn populate_dev(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
     bind_console(narrator, dev)
 }
 // ANCHOR_END: dev
+
+/// Bind-mount the host's /dev/NAME onto an empty file at `path`.
+fn bind_host_device(narrator: &Narrator, name: &str, path: &Path) -> Result<(), LabError> {
+    std::fs::File::create(path).map_err(|e| LabError::StepFailed {
+        syscall: "open",
+        target: path.display().to_string(),
+        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+    })?;
+    let source = format!("/dev/{name}");
+    let why = "mknod is not allowed in a user namespace: the host's node, bind-mounted";
+    mount_step(
+        narrator,
+        Some(&source),
+        path,
+        None,
+        MsFlags::MS_BIND,
+        None,
+        why,
+    )
+}
 
 /// When the runtime runs on a terminal, the container's /dev/console is
 /// that terminal, bind-mounted (as runc and LXC do).

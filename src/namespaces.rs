@@ -98,6 +98,47 @@ pub fn restore_pid_namespace_for_children() -> nix::Result<()> {
     nix::sched::setns(own, CloneFlags::CLONE_NEWPID)
 }
 
+// ANCHOR: enter_pid_namespace
+/// For a process already in its own user namespace: unshare(CLONE_NEWPID)
+/// and fork, so that the new PID namespace belongs to that user namespace
+/// (mounting its /proc takes CAP_SYS_ADMIN over the user namespace that
+/// owns it). Only the child, PID 1, returns; this process waits for it and
+/// leaves with its exit code, passing signals on.
+pub fn enter_new_pid_namespace(narrator: &Narrator) -> Result<(), LabError> {
+    unshare(narrator, CloneFlags::CLONE_NEWPID)?;
+    let step = Step {
+        syscall: "fork",
+        args: "",
+        why: "the child is PID 1 of a PID namespace the container's user namespace owns",
+        man: "fork(2)",
+    };
+    match crate::process::fork_forwarding(narrator, step)? {
+        nix::unistd::ForkResult::Child => {
+            // SAFETY: PR_SET_PDEATHSIG takes a signal number: if this
+            // waiting parent dies, so does the container.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+            narrator.act_as("pid 1");
+            Ok(())
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            // Keep nothing open: the runtime must see its pipes close when
+            // the command execs, not when this process ends.
+            // SAFETY: close_range only closes this process's descriptors.
+            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+            let code = loop {
+                match nix::sys::wait::waitpid(child, None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(status) => break crate::process::exit_code_of(narrator, status),
+                    Err(_) => break crate::error::EXIT_RUNTIME_FAILURE,
+                }
+            };
+            // SAFETY: leave without the runtime's exit handlers.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+// ANCHOR_END: enter_pid_namespace
+
 /// sethostname(2) inside the new UTS namespace: the host's stays as it is.
 pub fn set_hostname(narrator: &Narrator, hostname: &str) -> Result<(), LabError> {
     let args = format!("{hostname:?}");

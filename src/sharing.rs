@@ -23,29 +23,30 @@ pub struct View {
     root: (u64, u64),
 }
 
-/// A handle on `/proc/self/ns` opened before the child changes its root,
-/// so its namespaces can still be read after chroot. Close-on-exec: the
-/// command never inherits it.
+/// A handle on the host's /proc opened before the child changes its root,
+/// so its namespaces can still be read after chroot. `self` is looked up
+/// at each reading, so a process forked later (ch05's PID 1) reads its own.
+/// Close-on-exec, and dropped before launch: the command never sees it.
 pub struct Probe {
-    ns_dir: Option<OwnedFd>,
+    proc: Option<OwnedFd>,
 }
 
 impl Probe {
     pub fn open() -> Probe {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         Probe {
-            ns_dir: open("/proc/self/ns", flags, Mode::empty()).ok(),
+            proc: open("/proc", flags, Mode::empty()).ok(),
         }
     }
 
     /// This process's view now. Kinds the kernel lacks (or a missing /proc)
     /// are left out rather than guessed.
     pub fn view(&self) -> View {
-        let namespaces = match &self.ns_dir {
-            Some(dir) => NAMESPACE_KINDS
+        let namespaces = match &self.proc {
+            Some(proc) => NAMESPACE_KINDS
                 .iter()
                 .filter_map(|kind| {
-                    let link = readlinkat(dir, *kind).ok()?;
+                    let link = readlinkat(proc, format!("self/ns/{kind}").as_str()).ok()?;
                     Some((*kind, link.to_string_lossy().into_owned()))
                 })
                 .collect(),

@@ -60,6 +60,11 @@ pub const CHAPTERS: &[Chapter] = &[
         binary: "ch04-net",
         takes_rootfs: true,
     },
+    Chapter {
+        number: "05",
+        binary: "ch05-user",
+        takes_rootfs: true,
+    },
 ];
 
 /// Hostname of the stand-in host.

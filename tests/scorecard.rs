@@ -100,6 +100,16 @@ const CH02_ADDS: &[&str] = &[
 ];
 const CH03_ADDS: &[&str] = &["ipc.sysv-shm", "ipc.posix-mq", "mnt.leak"];
 const CH04_ADDS: &[&str] = &["net.interfaces", "net.loopback"];
+const CH05_ADDS: &[&str] = &[
+    "user.host-root",
+    "cap.sys-admin",
+    "cap.dangerous",
+    "dev.block-read",
+    "sys.proc-sys",
+    "sys.sysfs",
+    "sys.cgroup-release-agent",
+    "sys.runtime-exe",
+];
 
 #[test]
 fn ch00_a_plain_process_leaks_everything() {
@@ -124,6 +134,14 @@ fn ch03_namespaces_add_private_mounts_and_ipc() {
 #[test]
 fn ch04_net_hides_the_host_network() {
     assert_column("04", &[CH01, CH02_ADDS, CH03_ADDS, CH04_ADDS].concat());
+}
+
+#[test]
+fn ch05_user_makes_root_inside_unprivileged_outside() {
+    assert_column(
+        "05",
+        &[CH01, CH02_ADDS, CH03_ADDS, CH04_ADDS, CH05_ADDS].concat(),
+    );
 }
 
 #[test]

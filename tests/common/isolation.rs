@@ -66,6 +66,7 @@ pub fn inherited_fds_are_closed(chapter: &str) {
     .unwrap();
     let leaked = std::os::fd::AsRawFd::as_raw_fd(&host_dir);
     let mut command = Command::new(bin(chapter));
+    command.args(host_safe_flags(chapter));
     command.args([rootfs().to_str().unwrap(), "/bin/ls", "/proc/self/fd"]);
     // SAFETY: pre_exec only clears FD_CLOEXEC on an fd we own, as a
     // careless caller of the runtime would leave it.
@@ -150,6 +151,7 @@ pub fn orphans_are_reaped(chapter: &str) {
 /// A signal sent to the runtime ends the container; the runtime returns 128+N.
 pub fn signal_to_runtime_ends_container(chapter: &str, signal: nix::sys::signal::Signal) {
     let mut runtime = Command::new(bin(chapter))
+        .args(host_safe_flags(chapter))
         .args([
             rootfs().to_str().unwrap(),
             "/bin/sh",
@@ -187,17 +189,9 @@ pub fn signal_to_runtime_ends_container(chapter: &str, signal: nix::sys::signal:
 pub fn hostname_is_private(chapter: &str) {
     let before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let rootfs = rootfs().to_str().unwrap();
-    let output = run(
-        chapter,
-        [
-            "--hostname",
-            "inside",
-            rootfs,
-            "/bin/sh",
-            "-c",
-            "hostname; hostname renamed; hostname",
-        ],
-    );
+    let script = "hostname; hostname renamed; hostname";
+    let args = ["--hostname", "inside", rootfs, "/bin/sh", "-c", script];
+    let output = run(chapter, host_safe_flags(chapter).iter().chain(args.iter()));
     assert_eq!(stdout(&output), "inside\nrenamed\n", "{}", stderr(&output));
     assert_eq!(
         std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
@@ -208,6 +202,7 @@ pub fn hostname_is_private(chapter: &str) {
 /// Without the init, the command is PID 1 itself.
 pub fn no_init_makes_the_command_pid_1(chapter: &str) {
     let rootfs = rootfs().to_str().unwrap();
-    let output = run(chapter, ["--no-init", rootfs, "/bin/sh", "-c", "echo $$"]);
+    let args = ["--no-init", rootfs, "/bin/sh", "-c", "echo $$"];
+    let output = run(chapter, host_safe_flags(chapter).iter().chain(args.iter()));
     assert_eq!(stdout(&output), "1\n", "{}", stderr(&output));
 }

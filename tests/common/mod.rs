@@ -40,6 +40,7 @@ pub fn bin(name: &str) -> PathBuf {
         "ch02-jail" => env!("CARGO_BIN_EXE_ch02-jail"),
         "ch03-namespaces" => env!("CARGO_BIN_EXE_ch03-namespaces"),
         "ch04-net" => env!("CARGO_BIN_EXE_ch04-net"),
+        "ch05-user" => env!("CARGO_BIN_EXE_ch05-user"),
         "lab-breakout" => env!("CARGO_BIN_EXE_lab-breakout"),
         "lab-probe" => env!("CARGO_BIN_EXE_lab-probe"),
         other => panic!("unknown binary {other}"),
@@ -113,7 +114,21 @@ where
 /// Run `chapter ROOTFS ARGS...` on the test rootfs.
 pub fn run_in(chapter: &str, args: &[&str]) -> Output {
     let rootfs = rootfs().to_str().unwrap();
-    run(chapter, std::iter::once(rootfs).chain(args.iter().copied()))
+    let words = host_safe_flags(chapter)
+        .iter()
+        .copied()
+        .chain(std::iter::once(rootfs));
+    run(chapter, words.chain(args.iter().copied()))
+}
+
+/// Flags a chapter needs so that a test run on the real host leaves its
+/// network alone: from ch04 on, no bridge (the network tests make theirs in
+/// throwaway namespaces).
+pub fn host_safe_flags(chapter: &str) -> &'static [&'static str] {
+    match chapter {
+        "ch04-net" | "ch05-user" => &["--net", "none"],
+        _ => &[],
+    }
 }
 
 pub fn stdout(output: &Output) -> String {
@@ -155,6 +170,7 @@ fn hide_pids(text: &str) -> String {
         ("labc", ""),
         ("container-lab-c", ""),
         ("ctr-", ""),
+        ("remapped/run-", ""),
         ("netns ", ""),
     ] {
         text = hide_digits_after(&text, prefix, terminator);

@@ -1,0 +1,163 @@
+//! ch05-user: root inside, an unprivileged user outside; and containers
+//! without sudo (user namespaces, Linux 3.8, 2013; rootless containers).
+//!
+//! ch04 plus: the child first makes a user namespace, the runtime writes
+//! its id maps from outside, and every other namespace is made inside it,
+//! so the container's root holds its capabilities only over what the
+//! container owns. As root, the container's ids map onto an unused range
+//! and the rootfs is copied to belong to them; as an ordinary user, the
+//! container's root is that user, and no sudo is needed at all.
+
+use clap::Parser;
+use container_lab::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+use container_lab::cli::{
+    self, CommandArgs, JailArgs, NarrationArgs, NetArgs, RootfsArg, UsernsArgs,
+};
+use container_lab::error::LabError;
+use container_lab::net::{BridgeRequest, ContainerNetwork, NetMode};
+use container_lab::userns::{self, RemappedRootfs};
+use container_lab::{command, fds, mounts, namespaces, net, process};
+use nix::sched::CloneFlags;
+
+/// Run COMMAND as root of its own user namespace: unprivileged on the host.
+#[derive(Parser, Debug)]
+#[command(
+    name = "ch05-user",
+    version,
+    override_usage = "ch05-user [OPTIONS] [ROOTFS [COMMAND [ARG]...]]",
+    long_about = "Run COMMAND in a user namespace of its own, with every other namespace made \
+        inside it: root in the container is an unprivileged user on the host.\n\n\
+        Chapter 05 of container-lab (user namespaces, Linux 3.8, 2013). Run as root, the \
+        container's ids map onto 100000-165535 (--uid-map/--gid-map to change it) and the \
+        rootfs is copied to belong to them. Run as an ordinary user, no sudo is needed: the \
+        container's root is you (and, with newuidmap(1) and /etc/subuid, a range besides).",
+    after_help = "ROOTFS defaults to $CONTAINER_LAB_ROOTFS, else /var/lib/container-lab/rootfs. \
+        A rootless run needs a rootfs you own (rootfs-scripts/host.sh DIR, as yourself) and \
+        --net none or --net host: a bridge takes root on the host.\n\n\
+        Examples:\n  \
+        sudo ch05-user --explain ./rootfs /bin/sh -c 'id; cat /proc/self/uid_map'\n  \
+        ch05-user --net none ~/rootfs /bin/sh          (no sudo)\n  \
+        sudo ch05-user --uid-map 0:200000:1000 --gid-map 0:200000:1000 ./rootfs\n\n\
+        Exit status: the command's own; 125 if the runtime failed, 126 if COMMAND is not \
+        executable, 127 if it was not found, 128+N if signal N killed it."
+)]
+struct Cli {
+    #[command(flatten)]
+    narration: NarrationArgs,
+
+    #[command(flatten)]
+    jail: JailArgs,
+
+    #[command(flatten)]
+    net: NetArgs,
+
+    #[command(flatten)]
+    userns: UsernsArgs,
+
+    #[command(flatten)]
+    rootfs: RootfsArg,
+
+    #[command(flatten)]
+    command: CommandArgs,
+}
+
+fn main() {
+    let cli: Cli = cli::parse();
+    container_lab::run(|| recipe(&cli))
+}
+
+// ANCHOR: recipe
+fn recipe(cli: &Cli) -> Result<i32, LabError> {
+    let narrator = cli.narration.narrator()?;
+    // NEW in ch05: without root, the user namespace grants what is needed.
+    let rootless = !nix::unistd::geteuid().is_root();
+    if !rootless {
+        caps::require(CAP_SYS_CHROOT, "dropping CAP_SYS_CHROOT")?;
+        caps::require(CAP_SYS_ADMIN, "unshare(2), mount(2) and pivot_root(2)")?;
+    }
+    cli.net.check()?;
+    if rootless && cli.net.mode == NetMode::Bridge {
+        return Err(LabError::Refused {
+            message: "--net bridge needs root on the host: a veth, a bridge and NAT rules are the host's to make".into(),
+            hint: "run rootless with --net none (only loopback) or --net host (the host's network), or with sudo".into(),
+        });
+    }
+    let rootfs = cli.rootfs.locate()?;
+    let rootfs =
+        container_lab::rootfs::require_mount_points(&rootfs, &["proc", "sys", "dev", "tmp"])?;
+    let command = command::resolve(&rootfs, &cli.command.words())?;
+    // ANCHOR: new_runtime
+    let (uids, gids) = cli.userns.maps();
+    // NEW in ch05: as root, a copy of the rootfs that the container's ids own.
+    let remapped = match rootless {
+        false => Some(RemappedRootfs::prepare(&narrator, &rootfs, &uids, &gids)?),
+        true => None,
+    };
+    let root = remapped
+        .as_ref()
+        .map_or(rootfs.clone(), |copy| copy.path.clone());
+    // ANCHOR_END: new_runtime
+    let network = match cli.net.mode {
+        NetMode::Bridge => Some(ContainerNetwork::prepare(
+            &narrator,
+            &BridgeRequest {
+                bridge: &cli.net.bridge,
+                subnet: cli.net.subnet,
+                ports: &cli.net.publish,
+                hostname: &cli.jail.hostname,
+            },
+        )?),
+        NetMode::None | NetMode::Host => None,
+    };
+    let child = process::spawn_with_runtime_help(
+        &narrator,
+        &command,
+        |child, what| match (what, &network) {
+            // NEW in ch05: the runtime writes the id maps from outside.
+            ("id maps", _) => userns::write_maps(&narrator, child, &uids, &gids),
+            ("network", Some(network)) => network.wire(&narrator, child),
+            _ => Ok(()),
+        },
+        |narrator, handshake| {
+            // ANCHOR: new_child
+            // NEW in ch05: the user namespace first, so it owns all the others.
+            namespaces::unshare(narrator, CloneFlags::CLONE_NEWUSER)?;
+            let why = "wait while the runtime, outside, writes which host ids this namespace's ids stand for";
+            handshake.ask_runtime(narrator, "id maps", why)?;
+            userns::become_root(narrator)?;
+            // ANCHOR_END: new_child
+            let mut kinds =
+                CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+            if cli.net.mode != NetMode::Host {
+                kinds |= CloneFlags::CLONE_NEWNET;
+            }
+            namespaces::unshare(narrator, kinds)?;
+            namespaces::set_hostname(narrator, &cli.jail.hostname)?;
+            match cli.net.mode {
+                NetMode::Bridge => {
+                    let why =
+                        "wait while the runtime plugs this new network namespace into the bridge";
+                    handshake.ask_runtime(narrator, "network", why)?;
+                }
+                NetMode::None => net::bring_up_loopback(narrator)?,
+                NetMode::Host => {}
+            }
+            mounts::make_all_private(narrator)?;
+            // CHANGED in ch05: the PID namespace too is made inside the user
+            // namespace, so the fork into it happens here, not in the runtime.
+            namespaces::enter_new_pid_namespace(narrator)?;
+            mounts::bind_onto_itself(narrator, &root)?;
+            mounts::mount_kernel_filesystems(narrator, &root)?;
+            if let Some(network) = &network {
+                mounts::bind_etc_files(narrator, &root, &network.etc_files())?;
+            }
+            mounts::pivot_into(narrator, &root)?;
+            fds::close_inherited(narrator)?;
+            let why = "root inside can never call chroot(2) again, so it cannot climb out";
+            caps::drop_from_bounding_set(narrator, CAP_SYS_CHROOT, why)?;
+            Ok(cli.jail.launch())
+        },
+    )?;
+    process::wait(&narrator, child)
+}
+// ANCHOR_END: recipe

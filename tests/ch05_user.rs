@@ -1,0 +1,237 @@
+//! ch05-user: root inside is an unprivileged user outside; and rootless.
+
+mod common;
+use common::isolation;
+use common::netns::Netns;
+use common::*;
+use nix::sys::signal::Signal;
+use std::process::{Command, Stdio};
+
+const CH: &str = "ch05-user";
+
+#[test]
+fn help_teaches_the_id_maps() {
+    let output = run(CH, ["--help"]);
+    assert_eq!(code(&output), 0);
+    snapshot!("ch05_help", stdout(&output));
+}
+
+as_root!(breakout_fails, isolation::breakout_fails(CH));
+as_root!(cannot_chroot_again, isolation::cannot_chroot_again(CH));
+as_root!(
+    inherited_fds_are_closed,
+    isolation::inherited_fds_are_closed(CH)
+);
+as_root!(
+    working_directory_is_inside,
+    isolation::working_directory_is_inside(CH)
+);
+as_root!(
+    ps_sees_only_its_own_processes,
+    isolation::ps_sees_only_its_own_processes(CH)
+);
+as_root!(orphans_are_reaped, isolation::orphans_are_reaped(CH));
+as_root!(
+    sigterm_ends_the_container_with_143,
+    isolation::signal_to_runtime_ends_container(CH, Signal::SIGTERM)
+);
+as_root!(
+    sigint_ends_the_container_with_130,
+    isolation::signal_to_runtime_ends_container(CH, Signal::SIGINT)
+);
+as_root!(hostname_is_private, isolation::hostname_is_private(CH));
+as_root!(
+    no_init_makes_the_command_pid_1,
+    isolation::no_init_makes_the_command_pid_1(CH)
+);
+
+/// The host's view of a process, from /proc/PID/status: its real uid.
+fn host_uid_of_process_named(marker: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            if String::from_utf8_lossy(&cmdline).replace('\0', " ").trim() != marker {
+                return None;
+            }
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+}
+
+as_root!(
+    /// Root inside is uid 100000 on the host, as the host itself sees it,
+    /// and owns its (remapped copy of the) rootfs.
+    root_inside_is_an_unprivileged_uid_outside,
+    {
+        let marker = "sleep 3.217";
+        let runtime = Command::new(bin(CH))
+            .args(["--net", "none", rootfs().to_str().unwrap(), "/bin/sh", "-c", "id -u; stat -c %u /etc/passwd; exec sleep 3.217"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut seen = None;
+        while seen.is_none() && std::time::Instant::now() < deadline {
+            seen = host_uid_of_process_named(marker);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // SIGTERM, not SIGKILL: a killed runtime could not remove its copy.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(runtime.id() as i32), Signal::SIGTERM).unwrap();
+        let output = runtime.wait_with_output().unwrap();
+        assert_eq!(seen, Some(100000), "the host must see the container's root as uid 100000");
+        assert_eq!(stdout(&output), "0\n0\n", "inside: root, owning its rootfs");
+    }
+);
+
+as_root!(
+    /// A host file owned by host root and bind-mounted into the container
+    /// (its /etc/hosts, written by the runtime) cannot be written by the
+    /// container's root.
+    host_root_files_are_not_writable,
+    {
+        let host = Netns::new("userns");
+        let output = host
+            .command(bin(CH))
+            .args([rootfs().to_str().unwrap(), "/bin/sh", "-c", "echo hacked >> /etc/hosts; cat /etc/hosts"])
+            .output()
+            .unwrap();
+        assert!(stderr(&output).contains("Permission denied"), "{}", stderr(&output));
+        assert!(!stdout(&output).contains("hacked"), "{}", stdout(&output));
+    }
+);
+
+as_root!(
+    /// The remapped copy is removed with the container.
+    remapped_copy_leaves_with_the_container,
+    {
+        let runtime = Command::new(bin(CH)).args(["--net", "none", rootfs().to_str().unwrap(), "/bin/true"]).spawn().unwrap();
+        let copy = std::path::Path::new(container_lab::userns::REMAPPED_ROOT).join(format!("run-{}", runtime.id()));
+        let output = runtime.wait_with_output().unwrap();
+        assert_eq!(code(&output), 0);
+        assert!(!copy.exists(), "{} left behind", copy.display());
+    }
+);
+
+/// An unprivileged user made for one test, removed with its files when
+/// dropped.
+struct TestUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+    home: Scratch,
+}
+
+impl TestUser {
+    fn new() -> TestUser {
+        let name = format!("labrl{}", std::process::id() % 100000);
+        let _ = Command::new("userdel")
+            .arg(&name)
+            .stderr(Stdio::null())
+            .status();
+        let status = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/sh", &name])
+            .status()
+            .expect("useradd");
+        assert!(status.success(), "useradd {name}");
+        let id = |flag: &str| -> u32 {
+            stdout(&Command::new("id").args([flag, &name]).output().unwrap())
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let home = Scratch::new("rootless");
+        let (uid, gid) = (id("-u"), id("-g"));
+        nix::unistd::chown(
+            &*home,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .unwrap();
+        TestUser {
+            name,
+            uid,
+            gid,
+            home,
+        }
+    }
+
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(program);
+        command
+            .uid(self.uid)
+            .gid(self.gid)
+            .env("USER", &self.name)
+            .env("HOME", &*self.home);
+        command
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}
+
+as_root!(
+    /// Rootless, for real: an ordinary user builds a rootfs and runs the
+    /// chapter without sudo; inside it is root (mapped onto itself), with
+    /// its own hostname and process tree.
+    rootless_run_by_an_ordinary_user,
+    {
+        let user = TestUser::new();
+        let rootfs = user.home.join("rootfs");
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-scripts/host.sh");
+        let built = user.command("bash").arg(&script).arg(&rootfs).output().unwrap();
+        assert!(built.status.success(), "{}", stderr(&built));
+        let inside = "id -u; cat /proc/self/uid_map; hostname; ps -e -o pid= | wc -l";
+        let output = user
+            .command(bin(CH))
+            .args(["--net", "none", "--hostname", "rootless"])
+            .arg(&rootfs)
+            .args(["/bin/sh", "-c", inside])
+            .output()
+            .unwrap();
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let lines: Vec<String> = stdout(&output).lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+        // Four processes: the init, sh, and the ps and wc of the pipeline.
+        assert_eq!(lines, ["0".to_string(), format!("0 {} 1", user.uid), "rootless".into(), "4".into()]);
+        // Bridge networking needs the host's root: refused, with what to do.
+        let refused = user.command(bin(CH)).arg(&rootfs).arg("/bin/true").output().unwrap();
+        assert_clean_failure(&refused, 125, "--net bridge needs root on the host");
+    }
+);
+
+as_root!(explain_narrates_the_id_maps, {
+    let output = run_in(
+        CH,
+        &["--explain"]
+            .iter()
+            .take(0)
+            .copied()
+            .chain(["/bin/true"])
+            .collect::<Vec<_>>(),
+    );
+    let _ = output;
+    let rootfs = rootfs().to_str().unwrap();
+    let output = run(CH, ["--explain", "--net", "none", rootfs, "/bin/true"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("uid_map"), "{err}");
+    assert!(err.contains("private: mnt uts ipc pid net user"), "{err}");
+    let text = transcript(
+        "ch05-user --explain --net none ./rootfs /bin/true",
+        &output,
+        Some(common::rootfs()),
+    )
+    .replace(&format!("run-{}", 0), "run-<pid>");
+    snapshot!("ch05_explain", text);
+});
