@@ -122,6 +122,14 @@ pub fn subjects(rootfs: &Path, runc_bundle: Option<&Path>) -> (Vec<Subject>, Vec
         },
         chapter("ch04-net", "+ veth, bridge, NAT", &[&root, "/bin/true"]),
         Subject {
+            name: "ch05-user --net none".into(),
+            ..chapter(
+                "ch05-user",
+                "+ user ns, a chowned rootfs copy",
+                &["--net", "none", &root, "/bin/true"],
+            )
+        },
+        Subject {
             name: "ch04-net --net host".into(),
             ..chapter(
                 "ch04-net",
@@ -446,6 +454,11 @@ impl Report {
                 "ch04-net --net none",
                 "ch04-net",
                 "veth, bridge, NAT (ip and nft runs)",
+            ),
+            (
+                "ch04-net --net none",
+                "ch05-user --net none",
+                "a user namespace and a chowned copy of the rootfs",
             ),
         ];
         steps
