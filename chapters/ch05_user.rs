@@ -88,10 +88,12 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     let command = command::resolve(&rootfs, &cli.command.words())?;
     // ANCHOR: new_runtime
     let (uids, gids) = cli.userns.maps();
-    // NEW in ch05: as root, a copy of the rootfs that the container's ids own.
-    let remapped = match rootless {
-        false => Some(RemappedRootfs::prepare(&narrator, &rootfs, &uids, &gids)?),
-        true => None,
+    // NEW in ch05: as root, the rootfs is seen through the id maps: an
+    // idmapped mount, or with --chown-copy a copy the container's ids own.
+    let idmapped = !rootless && !cli.userns.chown_copy;
+    let remapped = match !rootless && cli.userns.chown_copy {
+        true => Some(RemappedRootfs::prepare(&narrator, &rootfs, &uids, &gids)?),
+        false => None,
     };
     let root = remapped
         .as_ref()
@@ -113,17 +115,24 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         &narrator,
         &command,
         |child, what| match (what, &network) {
-            // NEW in ch05: the runtime writes the id maps from outside.
-            ("id maps", _) => userns::write_maps(&narrator, child, &uids, &gids),
-            ("network", Some(network)) => network.wire(&narrator, child),
-            _ => Ok(()),
+            // NEW in ch05: the runtime writes the id maps from outside, and
+            // hands the child its idmapped rootfs.
+            ("id maps", _) => {
+                userns::write_maps(&narrator, child, &uids, &gids)?;
+                match idmapped {
+                    true => Ok(vec![userns::idmapped_rootfs(&narrator, &rootfs, child)?]),
+                    false => Ok(Vec::new()),
+                }
+            }
+            ("network", Some(network)) => network.wire(&narrator, child).map(|()| Vec::new()),
+            _ => Ok(Vec::new()),
         },
         |narrator, handshake| {
             // ANCHOR: new_child
             // NEW in ch05: the user namespace first, so it owns all the others.
             namespaces::unshare(narrator, CloneFlags::CLONE_NEWUSER)?;
             let why = "wait while the runtime, outside, writes which host ids this namespace's ids stand for";
-            handshake.ask_runtime(narrator, "id maps", why)?;
+            let idmapped_tree = handshake.ask_runtime(narrator, "id maps", why)?.pop();
             userns::become_root(narrator)?;
             // ANCHOR_END: new_child
             let mut kinds =
@@ -143,10 +152,14 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
                 NetMode::Host => {}
             }
             mounts::make_all_private(narrator)?;
+            match idmapped_tree {
+                // NEW in ch05: the idmapped rootfs, attached over its path.
+                Some(tree) => userns::attach_rootfs(narrator, tree, &root)?,
+                None => mounts::bind_onto_itself(narrator, &root)?,
+            }
             // CHANGED in ch05: the PID namespace too is made inside the user
             // namespace, so the fork into it happens here, not in the runtime.
             namespaces::enter_new_pid_namespace(narrator)?;
-            mounts::bind_onto_itself(narrator, &root)?;
             mounts::mount_kernel_filesystems(narrator, &root)?;
             if let Some(network) = &network {
                 mounts::bind_etc_files(narrator, &root, &network.etc_files())?;

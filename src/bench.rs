@@ -458,7 +458,7 @@ impl Report {
             (
                 "ch04-net --net none",
                 "ch05-user --net none",
-                "a user namespace and a chowned copy of the rootfs",
+                "a user namespace and an idmapped rootfs",
             ),
         ];
         steps

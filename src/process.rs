@@ -16,9 +16,13 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::{
     SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask,
 };
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
+    sendmsg, socketpair,
+};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, execv, fork, pipe2, read, write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The signals a user sends to stop a container. The runtime passes them on
@@ -68,7 +72,7 @@ pub fn spawn(
     spawn_with_runtime_help(
         narrator,
         command,
-        |_, _| Ok(()),
+        |_, _| Ok(Vec::new()),
         |narrator, _| setup(narrator),
     )
 }
@@ -82,7 +86,7 @@ pub fn spawn(
 pub fn spawn_with_runtime_help(
     narrator: &Narrator,
     command: &Command,
-    mut help: impl FnMut(Pid, &str) -> Result<(), LabError>,
+    mut help: impl FnMut(Pid, &str) -> Result<Vec<OwnedFd>, LabError>,
     setup: impl FnOnce(&Narrator, &Handshake) -> Result<Launch, LabError>,
 ) -> Result<Child, LabError> {
     // Comparing namespaces costs a dozen /proc reads: only for --explain.
@@ -95,7 +99,20 @@ pub fn spawn_with_runtime_help(
         })
     };
     let (report_read, report_write) = pipe()?;
-    let (go_read, go_write) = pipe()?;
+    // The runtime's answers go the other way on a socket, which can carry
+    // file descriptors along (SCM_RIGHTS, unix(7)): ch05 sends the child its
+    // idmapped root this way.
+    let (go_read, go_write) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|errno| LabError::StepFailed {
+        syscall: "socketpair",
+        target: "AF_UNIX, SOCK_STREAM".into(),
+        errno,
+    })?;
     let step = Step {
         syscall: "fork",
         args: "",
@@ -127,14 +144,28 @@ pub fn spawn_with_runtime_help(
                         return Err(error);
                     }
                     Report::Asks(what) => {
-                        if let Err(error) = help(child, &what) {
-                            // The child reads the refusal and leaves quietly;
-                            // the runtime reports its own error.
-                            let _ = write(&go_write, b"F");
-                            let _ = waitpid(child, None);
-                            return Err(error);
-                        }
-                        let _ = write(&go_write, b"G");
+                        let answer = match help(child, &what) {
+                            Ok(fds) => fds,
+                            Err(error) => {
+                                // The child reads the refusal and leaves quietly;
+                                // the runtime reports its own error.
+                                let _ = write(&go_write, b"F");
+                                let _ = waitpid(child, None);
+                                return Err(error);
+                            }
+                        };
+                        let raw: Vec<RawFd> = answer.iter().map(|fd| fd.as_raw_fd()).collect();
+                        let rights = [ControlMessage::ScmRights(&raw)];
+                        let messages: &[ControlMessage] =
+                            if raw.is_empty() { &[] } else { &rights };
+                        let go = [std::io::IoSlice::new(b"G")];
+                        let _ = sendmsg::<()>(
+                            go_write.as_raw_fd(),
+                            &go,
+                            messages,
+                            MsgFlags::empty(),
+                            None,
+                        );
                     }
                 }
             }
@@ -183,9 +214,16 @@ pub struct Handshake<'a> {
 
 impl Handshake<'_> {
     /// Ask the runtime to do `what` from outside, and wait until it has.
-    pub fn ask_runtime(&self, narrator: &Narrator, what: &str, why: &str) -> Result<(), LabError> {
+    /// Ask the runtime to do `what` from outside, and wait until it has;
+    /// returns the file descriptors it sent along, if any.
+    pub fn ask_runtime(
+        &self,
+        narrator: &Narrator,
+        what: &str,
+        why: &str,
+    ) -> Result<Vec<OwnedFd>, LabError> {
         let args = format!("sync pipe, {what:?}");
-        let answer = narrator.run(
+        let (answer, fds) = narrator.run(
             Step {
                 syscall: "write",
                 args: &args,
@@ -195,18 +233,39 @@ impl Handshake<'_> {
             || {
                 write(self.report, format!("S{what}\n").as_bytes())?;
                 let mut answer = [0u8; 1];
+                let mut space = nix::cmsg_space!([RawFd; 4]);
                 loop {
-                    match read(&self.go, &mut answer) {
+                    let mut buffer = [std::io::IoSliceMut::new(&mut answer)];
+                    let received = recvmsg::<()>(
+                        self.go.as_raw_fd(),
+                        &mut buffer,
+                        Some(&mut space),
+                        MsgFlags::MSG_CMSG_CLOEXEC,
+                    );
+                    match received {
                         Err(Errno::EINTR) => continue,
-                        Ok(0) => return Ok(b'F'),
-                        Ok(_) => return Ok(answer[0]),
                         Err(errno) => return Err(errno),
+                        Ok(message) if message.bytes == 0 => return Ok((b'F', Vec::new())),
+                        Ok(message) => {
+                            let mut fds = Vec::new();
+                            for control in message.cmsgs()? {
+                                if let ControlMessageOwned::ScmRights(raw) = control {
+                                    // SAFETY: the kernel just gave us these
+                                    // descriptors; we are their only owner.
+                                    fds.extend(
+                                        raw.into_iter()
+                                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                                    );
+                                }
+                            }
+                            return Ok((answer[0], fds));
+                        }
                     }
                 }
             },
         )?;
         if answer == b'G' {
-            Ok(())
+            Ok(fds)
         } else {
             Err(LabError::RuntimeGaveUp)
         }

@@ -216,6 +216,143 @@ fn helper(
     )
 }
 
+// ANCHOR: idmapped_root
+/// `struct mount_attr` of <linux/mount.h>, for mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// From outside, once the maps are written: a detached copy of the rootfs
+/// mount (open_tree(2)) that shows every file's owner through the
+/// container's user namespace (mount_setattr(2) with MOUNT_ATTR_IDMAP,
+/// Linux 5.12). Files the host's root owns appear owned by the container's
+/// root, and nothing on disk changes. Read-only: through an idmapped mount
+/// a file the container's root creates is the host root's on disk, and a
+/// setuid one would be a way up for anyone on the host who can reach the
+/// rootfs. The child attaches it in its own mount namespace.
+pub fn idmapped_rootfs(
+    narrator: &Narrator,
+    rootfs: &Path,
+    child: Pid,
+) -> Result<std::os::fd::OwnedFd, LabError> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let userns_path = format!("/proc/{child}/ns/user");
+    let userns =
+        std::fs::File::open(&userns_path).map_err(|e| io("open", Path::new(&userns_path), e))?;
+    let path = std::ffi::CString::new(rootfs.as_os_str().as_bytes()).expect("paths have no NUL");
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let args = format!(
+        "AT_FDCWD, {:?}, OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC|AT_RECURSIVE",
+        rootfs.display().to_string()
+    );
+    let tree = narrator.run(
+        Step {
+            syscall: "open_tree",
+            args: &args,
+            why: "a detached copy of the rootfs mount, not yet attached anywhere",
+            man: "open_tree(2)",
+        },
+        || {
+            let flags = OPEN_TREE_CLONE
+                | libc::O_CLOEXEC as libc::c_uint
+                | libc::AT_RECURSIVE as libc::c_uint;
+            // SAFETY: open_tree takes a dirfd, a NUL-terminated path and flags.
+            let fd =
+                unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+            if fd < 0 {
+                Err(nix::errno::Errno::last())
+            } else {
+                Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+            }
+        },
+    )?;
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let shown = format!(
+        "tree, \"\", AT_EMPTY_PATH|AT_RECURSIVE, {{MOUNT_ATTR_IDMAP|MOUNT_ATTR_RDONLY, userns of {child}}}"
+    );
+    narrator.run(
+        Step { syscall: "mount_setattr", args: &shown, why: "ownership through the container's id maps: host root's files are the container root's", man: "mount_setattr(2)" },
+        || {
+            // SAFETY: the attr struct is the kernel's layout and outlives the call.
+            let result = unsafe {
+                libc::syscall(
+                    libc::SYS_mount_setattr,
+                    tree.as_raw_fd(),
+                    c"".as_ptr(),
+                    (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+                    &attr as *const MountAttr,
+                    std::mem::size_of::<MountAttr>(),
+                )
+            };
+            if result < 0 { Err(nix::errno::Errno::last()) } else { Ok(()) }
+        },
+    )
+    .map_err(|error| match error {
+        LabError::StepFailed { errno, .. } => LabError::Refused {
+            message: format!("no idmapped mount of {}: {}", rootfs.display(), crate::error::describe_errno(errno)),
+            hint: "idmapped mounts need Linux 5.12 and a filesystem that supports them: use --chown-copy".into(),
+        },
+        other => other,
+    })?;
+    Ok(tree)
+}
+
+/// Inside, in the container's own mount namespace: attach the idmapped
+/// tree over the rootfs's path (move_mount(2)).
+pub fn attach_rootfs(
+    narrator: &Narrator,
+    tree: std::os::fd::OwnedFd,
+    target: &Path,
+) -> Result<(), LabError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(target.as_os_str().as_bytes()).expect("paths have no NUL");
+    let args = format!(
+        "tree, \"\", AT_FDCWD, {:?}, MOVE_MOUNT_F_EMPTY_PATH",
+        target.display().to_string()
+    );
+    narrator.run(
+        Step {
+            syscall: "move_mount",
+            args: &args,
+            why: "the idmapped rootfs in place, in this mount namespace only",
+            man: "move_mount(2)",
+        },
+        || {
+            const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+            // SAFETY: move_mount takes two dirfd/path pairs and flags.
+            let result = unsafe {
+                libc::syscall(
+                    libc::SYS_move_mount,
+                    tree.as_raw_fd(),
+                    c"".as_ptr(),
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    MOVE_MOUNT_F_EMPTY_PATH,
+                )
+            };
+            if result < 0 {
+                Err(nix::errno::Errno::last())
+            } else {
+                Ok(())
+            }
+        },
+    )
+}
+// ANCHOR_END: idmapped_root
+
 /// Inside, once the maps are written: become the namespace's root. Its
 /// capabilities hold only over what the namespace owns.
 pub fn become_root(narrator: &Narrator) -> Result<(), LabError> {
@@ -241,11 +378,10 @@ pub fn become_root(narrator: &Narrator) -> Result<(), LabError> {
     )
 }
 
-/// A copy of the rootfs owned by the host ids the container's ids stand
-/// for, so that root inside owns its files (what Docker's userns-remap
-/// does to its image layers). Removed when dropped. An idmapped mount
-/// (mount_setattr(2), Linux 5.12) would avoid the copy; chapter 08's
-/// layers are where copies stop being needed.
+/// With --chown-copy: a copy of the rootfs owned by the host ids the
+/// container's ids stand for, so that root inside owns its files (what
+/// Docker's userns-remap does to its image layers), for kernels or
+/// filesystems without idmapped mounts. Removed when dropped.
 pub struct RemappedRootfs {
     pub path: PathBuf,
 }

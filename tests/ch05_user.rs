@@ -109,14 +109,31 @@ as_root!(
 );
 
 as_root!(
-    /// The remapped copy is removed with the container.
+    /// With --chown-copy the container's root owns (and may write) a copy
+    /// of the rootfs, which is removed with the container.
     remapped_copy_leaves_with_the_container,
     {
-        let runtime = Command::new(bin(CH)).args(["--net", "none", rootfs().to_str().unwrap(), "/bin/true"]).spawn().unwrap();
+        let args = ["--net", "none", "--chown-copy", rootfs().to_str().unwrap(), "/bin/sh", "-c", "touch /written"];
+        let runtime = Command::new(bin(CH)).args(args).spawn().unwrap();
         let copy = std::path::Path::new(container_lab::userns::REMAPPED_ROOT).join(format!("run-{}", runtime.id()));
         let output = runtime.wait_with_output().unwrap();
         assert_eq!(code(&output), 0);
         assert!(!copy.exists(), "{} left behind", copy.display());
+        assert!(!rootfs().join("written").exists(), "the rootfs itself must not be written");
+    }
+);
+
+as_root!(
+    /// By default the rootfs is an idmapped mount: the host root's files
+    /// are the container root's, nothing is copied, and it is read-only
+    /// (a file the container's root made through it would be the host
+    /// root's on disk).
+    idmapped_rootfs_is_owned_by_container_root_and_read_only,
+    {
+        let output = run_in(CH, &["/bin/sh", "-c", "stat -c %u:%g /usr/bin; touch /usr/bin/x"]);
+        assert_eq!(stdout(&output), "0:0\n", "{}", stderr(&output));
+        assert!(stderr(&output).contains("Read-only file system"), "{}", stderr(&output));
+        assert!(!rootfs().join("usr/bin/x").exists());
     }
 );
 
