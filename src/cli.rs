@@ -119,7 +119,8 @@ pub struct UsernsArgs {
     #[arg(long = "uid-map", value_name = "C:H:N")]
     pub uid_maps: Vec<IdMap>,
 
-    /// Map container gids onto host gids, like --uid-map (default: the uid maps' shape)
+    /// Map container gids onto host gids: CONTAINER_ID:HOST_ID:COUNT (repeatable;
+    /// default as root 0:100000:65536, as a user 0:YOUR_GID:1)
     #[arg(long = "gid-map", value_name = "C:H:N")]
     pub gid_maps: Vec<IdMap>,
 

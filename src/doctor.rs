@@ -194,7 +194,7 @@ pub fn root_check(euid: u32, lab: &str) -> Check {
         "root",
         Status::Fail,
         format!(
-            "running as euid {euid}, not root: the chapters call chroot(2), mount(2) and unshare(2), which need root"
+            "running as euid {euid}, not root: chapters 01 to 04 call chroot(2), mount(2) and unshare(2), which need root (ch05-user runs rootless)"
         ),
     )
     .fix(format!(

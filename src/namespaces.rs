@@ -65,7 +65,7 @@ pub fn unshare(narrator: &Narrator, kinds: CloneFlags) -> Result<(), LabError> {
         .map(|(_, _, why)| *why)
         .collect();
     let why = if kinds == CloneFlags::CLONE_NEWPID {
-        "the next child starts a process tree of its own, as its PID 1 (only that one: the runtime's later children stay on the host)".to_string()
+        "the next child starts a process tree of its own, as its PID 1".to_string()
     } else {
         format!("the container gets {}", reasons.join(", "))
     };

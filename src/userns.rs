@@ -69,8 +69,9 @@ impl IdMap {
     }
 }
 
-/// The default range for root: 65536 ids from 100000, as Docker's and
-/// podman's documentation suggest.
+/// The default range for root: 65536 ids from 100000 (the first range
+/// useradd(8) hands out in /etc/subuid on many systems: pick another with
+/// --uid-map if a user already has it).
 pub const ROOT_DEFAULT: IdMap = IdMap {
     inside: 0,
     outside: 100000,
@@ -356,6 +357,26 @@ pub fn attach_rootfs(
 /// Inside, once the maps are written: become the namespace's root. Its
 /// capabilities hold only over what the namespace owns.
 pub fn become_root(narrator: &Narrator) -> Result<(), LabError> {
+    // No supplementary group of whoever started the runtime follows it in.
+    // (Refused after "deny" in /proc/PID/setgroups; there it cannot have
+    // any that matter.)
+    let args = "0, NULL";
+    match narrator.run(
+        Step {
+            syscall: "setgroups",
+            args,
+            why: "no supplementary group of the host's comes along",
+            man: "setgroups(2)",
+        },
+        || nix::unistd::setgroups(&[]),
+    ) {
+        Ok(())
+        | Err(LabError::StepFailed {
+            errno: nix::errno::Errno::EPERM,
+            ..
+        }) => {}
+        Err(error) => return Err(error),
+    }
     let root_gid = nix::unistd::Gid::from_raw(0);
     let root_uid = nix::unistd::Uid::from_raw(0);
     narrator.run(

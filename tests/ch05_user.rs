@@ -213,6 +213,10 @@ as_root!(
         let output = user
             .command(bin(CH))
             .args(["--net", "none", "--hostname", "rootless"])
+            // Explicit, so the test does not depend on newuidmap(1) and
+            // /etc/subuid: the single-id map needs no setup at all.
+            .arg(format!("--uid-map=0:{}:1", user.uid))
+            .arg(format!("--gid-map=0:{}:1", user.gid))
             .arg(&rootfs)
             .args(["/bin/sh", "-c", inside])
             .output()
@@ -228,16 +232,6 @@ as_root!(
 );
 
 as_root!(explain_narrates_the_id_maps, {
-    let output = run_in(
-        CH,
-        &["--explain"]
-            .iter()
-            .take(0)
-            .copied()
-            .chain(["/bin/true"])
-            .collect::<Vec<_>>(),
-    );
-    let _ = output;
     let rootfs = rootfs().to_str().unwrap();
     let output = run(CH, ["--explain", "--net", "none", rootfs, "/bin/true"]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
@@ -248,7 +242,6 @@ as_root!(explain_narrates_the_id_maps, {
         "ch05-user --explain --net none ./rootfs /bin/true",
         &output,
         Some(common::rootfs()),
-    )
-    .replace(&format!("run-{}", 0), "run-<pid>");
+    );
     snapshot!("ch05_explain", text);
 });

@@ -207,7 +207,7 @@ fn bench(
     let (cpu, syscalls, repeat) = if quick {
         (1_000_000, 10_000, 1)
     } else {
-        (300_000_000, 2_000_000, 5)
+        (300_000_000, 2_000_000, 9)
     };
     let throughput = bench::throughput(&rootfs_dir, cpu, syscalls, repeat)?;
     let report = bench::Report {

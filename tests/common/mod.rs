@@ -171,6 +171,8 @@ fn hide_pids(text: &str) -> String {
         ("container-lab-c", ""),
         ("ctr-", ""),
         ("remapped/run-", ""),
+        ("\"/proc/", "/"),
+        ("userns of ", ""),
         ("netns ", ""),
     ] {
         text = hide_digits_after(&text, prefix, terminator);
