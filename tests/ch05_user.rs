@@ -147,8 +147,9 @@ struct TestUser {
 }
 
 impl TestUser {
-    fn new() -> TestUser {
-        let name = format!("labrl{}", std::process::id() % 100000);
+    /// `tag` tells tests running at once apart (one letter).
+    fn new(tag: &str) -> TestUser {
+        let name = format!("labrl{tag}{}", std::process::id() % 100000);
         let _ = Command::new("userdel")
             .arg(&name)
             .stderr(Stdio::null())
@@ -164,7 +165,7 @@ impl TestUser {
                 .parse()
                 .unwrap()
         };
-        let home = Scratch::new("rootless");
+        let home = Scratch::new(&format!("rootless-{tag}"));
         let (uid, gid) = (id("-u"), id("-g"));
         nix::unistd::chown(
             &*home,
@@ -204,7 +205,7 @@ as_root!(
     /// its own hostname and process tree.
     rootless_run_by_an_ordinary_user,
     {
-        let user = TestUser::new();
+        let user = TestUser::new("a");
         let rootfs = user.home.join("rootfs");
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-scripts/host.sh");
         let built = user.command("bash").arg(&script).arg(&rootfs).output().unwrap();
@@ -245,3 +246,37 @@ as_root!(explain_narrates_the_id_maps, {
     );
     snapshot!("ch05_explain", text);
 });
+
+as_root!(
+    /// Rootless with the whole subordinate range: useradd(8) gives the new
+    /// user a range in /etc/subuid and /etc/subgid, and with newuidmap(1)
+    /// and newgidmap(1) installed the default maps use it.
+    rootless_full_range_through_newuidmap,
+    {
+        assert!(
+            container_lab::hostinfo::find_in_path("newuidmap").is_some(),
+            "newuidmap is not installed: apt-get install uidmap (.ci/run does)"
+        );
+        let user = TestUser::new("b");
+        let range = container_lab::userns::subordinate_range(
+            &std::fs::read_to_string("/etc/subuid").unwrap_or_default(),
+            &user.name,
+            user.uid,
+        )
+        .expect("useradd gave the user no /etc/subuid range (SUB_UID_COUNT in /etc/login.defs)");
+        let rootfs = user.home.join("rootfs");
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-scripts/host.sh");
+        let built = user.command("bash").arg(&script).arg(&rootfs).output().unwrap();
+        assert!(built.status.success(), "{}", stderr(&built));
+        let output = user
+            .command(bin(CH))
+            .args(["--net", "none"])
+            .arg(&rootfs)
+            .args(["/bin/cat", "/proc/self/uid_map"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let lines: Vec<String> = stdout(&output).lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+        assert_eq!(lines, [format!("0 {} 1", user.uid), format!("1 {} {}", range.0, range.1)]);
+    }
+);
