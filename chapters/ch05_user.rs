@@ -5,8 +5,9 @@
 //! its id maps from outside, and every other namespace is made inside it,
 //! so the container's root holds its capabilities only over what the
 //! container owns. As root, the container's ids map onto an unused range
-//! and the rootfs is copied to belong to them; as an ordinary user, the
-//! container's root is that user, and no sudo is needed at all.
+//! and the rootfs is an idmapped mount that shows its files as theirs; as
+//! an ordinary user, the container's root is that user, and no sudo is
+//! needed at all.
 
 use clap::Parser;
 use container_lab::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
@@ -29,7 +30,7 @@ use nix::sched::CloneFlags;
         inside it: root in the container is an unprivileged user on the host.\n\n\
         Chapter 05 of container-lab (user namespaces, Linux 3.8, 2013). Run as root, the \
         container's ids map onto 100000-165535 (--uid-map/--gid-map to change it) and the \
-        rootfs is copied to belong to them. Run as an ordinary user, no sudo is needed: the \
+        rootfs is a read-only idmapped mount in which its files are theirs. Run as an ordinary user, no sudo is needed: the \
         container's root is you (and, with newuidmap(1) and /etc/subuid, a range besides).",
     after_help = "ROOTFS defaults to $CONTAINER_LAB_ROOTFS, else /var/lib/container-lab/rootfs. \
         A rootless run needs a rootfs you own (rootfs-scripts/host.sh DIR, as yourself) and \

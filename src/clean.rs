@@ -32,6 +32,8 @@ pub enum Leftover {
     Link(String),
     /// A lease, port claim or /etc copy of a dead ch04 container.
     NetState(PathBuf),
+    /// A cgroup ch06 made for a run that died.
+    Cgroup(PathBuf),
     /// A rootfs copy ch05 made for a run that died.
     RemappedCopy(PathBuf),
     /// A lab bridge no running container uses (it stays between runs).
@@ -52,6 +54,7 @@ impl std::fmt::Display for Leftover {
             Leftover::NetState(path) => write!(f, "network state {}", path.display()),
             Leftover::Bridge(name, _) => write!(f, "bridge {name} with its NAT table"),
             Leftover::RemappedCopy(path) => write!(f, "remapped rootfs copy {}", path.display()),
+            Leftover::Cgroup(path) => write!(f, "cgroup {}", path.display()),
         }
     }
 }
@@ -113,6 +116,9 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
         }
     }
     find_network(&mut found);
+    // ch06's cgroups of runs that died (named container-lab-PID, found in
+    // every hierarchy, a few levels below the runtime's own).
+    find_cgroups(Path::new("/sys/fs/cgroup"), 5, &mut found);
     // ch05's remapped rootfs copies of runs that died.
     for entry in std::fs::read_dir(crate::userns::REMAPPED_ROOT)
         .into_iter()
@@ -207,6 +213,23 @@ fn find_network(found: &mut Vec<Leftover>) {
     }
 }
 
+fn find_cgroups(dir: &Path, depth: u32, found: &mut Vec<Leftover>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if !kind.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if pid_suffix(&name, "container-lab-").is_some_and(|pid| !is_running(pid)) {
+            found.push(Leftover::Cgroup(entry.path()));
+        } else if depth > 0 {
+            find_cgroups(&entry.path(), depth - 1, found);
+        }
+    }
+}
+
 /// Remove one leftover.
 pub fn remove(leftover: &Leftover) -> Result<(), String> {
     match leftover {
@@ -231,6 +254,9 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
         Leftover::Bridge(name, state) => {
             crate::net::remove_bridge(name, state);
             Ok(())
+        }
+        Leftover::Cgroup(path) => {
+            crate::cgroups::empty_and_remove(path).map_err(|e| format!("{}: {e}", path.display()))
         }
         Leftover::RemappedCopy(path) => {
             std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))

@@ -162,6 +162,43 @@ impl UsernsArgs {
     }
 }
 
+/// Resource budgets, from ch06 on.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Memory budget, such as 64M or 1G; past it the kernel's OOM killer
+    /// ends the container (exit 137)
+    #[arg(long, value_name = "SIZE", value_parser = crate::cgroups::parse_size)]
+    pub memory: Option<u64>,
+
+    /// CPU budget in CPUs, such as 0.5 for half of one (a quota per 100 ms)
+    #[arg(long, value_name = "CPUS", value_parser = crate::cgroups::parse_cpus)]
+    pub cpus: Option<f64>,
+
+    /// Relative CPU weight against other cgroups, 1 to 10000 (default 100)
+    #[arg(long, value_name = "WEIGHT", value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub cpu_weight: Option<u64>,
+
+    /// Most processes the container may have at once, such as 64
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pids: Option<u64>,
+
+    /// At exit, print peak memory, CPU time and processes on stderr
+    #[arg(long)]
+    pub stats: bool,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> crate::cgroups::Limits {
+        crate::cgroups::Limits {
+            memory_bytes: self.memory,
+            cpus: self.cpus,
+            cpu_weight: self.cpu_weight,
+            pids: self.pids,
+            account: self.stats,
+        }
+    }
+}
+
 /// `COMMAND [ARG]...`: everything after it belongs to the command.
 #[derive(Args, Debug, Clone)]
 pub struct CommandArgs {

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod caps;
+pub mod cgroups;
 pub mod chroot;
 pub mod clean;
 pub mod cli;

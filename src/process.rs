@@ -82,7 +82,8 @@ pub fn spawn(
 /// Like `spawn`, for containers the runtime must finish from outside: the
 /// child's `setup` may stop at `Handshake::ask_runtime`, the runtime then
 /// runs `help(child, what)` (move a network interface in, write uid maps)
-/// and lets the child go on. Two pipes carry the conversation, as in runc.
+/// and lets the child go on. A pipe carries the child's requests and a unix
+/// socket the runtime's answers, which may bring file descriptors along.
 pub fn spawn_with_runtime_help(
     narrator: &Narrator,
     command: &Command,
@@ -213,7 +214,6 @@ pub struct Handshake<'a> {
 }
 
 impl Handshake<'_> {
-    /// Ask the runtime to do `what` from outside, and wait until it has.
     /// Ask the runtime to do `what` from outside, and wait until it has;
     /// returns the file descriptors it sent along, if any.
     pub fn ask_runtime(

@@ -31,6 +31,8 @@ pub struct Chapter {
     pub binary: &'static str,
     /// Whether the chapter takes ROOTFS before the command.
     pub takes_rootfs: bool,
+    /// Whether it takes the tour's budgets as --memory/--pids/--cpus.
+    pub takes_budgets: bool,
 }
 
 /// Every chapter, in order; the tour runs those whose binary was built.
@@ -39,31 +41,43 @@ pub const CHAPTERS: &[Chapter] = &[
         number: "00",
         binary: "ch00-process",
         takes_rootfs: false,
+        takes_budgets: false,
     },
     Chapter {
         number: "01",
         binary: "ch01-chroot",
         takes_rootfs: true,
+        takes_budgets: false,
     },
     Chapter {
         number: "02",
         binary: "ch02-jail",
         takes_rootfs: true,
+        takes_budgets: false,
     },
     Chapter {
         number: "03",
         binary: "ch03-namespaces",
         takes_rootfs: true,
+        takes_budgets: false,
     },
     Chapter {
         number: "04",
         binary: "ch04-net",
         takes_rootfs: true,
+        takes_budgets: false,
     },
     Chapter {
         number: "05",
         binary: "ch05-user",
         takes_rootfs: true,
+        takes_budgets: false,
+    },
+    Chapter {
+        number: "06",
+        binary: "ch06-cgroups",
+        takes_rootfs: true,
+        takes_budgets: true,
     },
 ];
 
@@ -510,6 +524,17 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
     let mut planted = HostBait::plant(chapter.number)?;
     let bait_json = serde_json::to_string(&planted.bait).expect("bait serialises");
     let mut command = Command::new(&binary);
+    if chapter.takes_budgets {
+        let memory = format!("{}M", MEMORY_BUDGET_BYTES >> 20);
+        command.args([
+            "--memory",
+            &memory,
+            "--pids",
+            &PIDS_BUDGET.to_string(),
+            "--cpus",
+            &CPU_BUDGET.to_string(),
+        ]);
+    }
     if chapter.takes_rootfs {
         command.arg(rootfs).arg("/usr/local/bin/lab-probe");
     } else {

@@ -57,6 +57,11 @@ struct Cli {
     #[arg(long, value_name = "ITERATIONS")]
     burn_syscalls: Option<u64>,
 
+    /// Instead of probing: allocate and touch MIB mebibytes, then exit 0
+    /// (a memory hog, to watch a memory budget at work)
+    #[arg(long, value_name = "MIB")]
+    hog: Option<u64>,
+
     /// Instead of probing: leave behind an orphan, a child that exits after
     /// MILLIS ms, and exit at once (to watch who adopts and reaps it)
     #[arg(long, value_name = "MILLIS")]
@@ -80,6 +85,12 @@ fn main() {
         }
         if let Some(iterations) = cli.burn_syscalls {
             println!("{}", probe::burn_syscalls(iterations).as_nanos());
+            return Ok(0);
+        }
+        if let Some(mib) = cli.hog {
+            let memory = vec![1u8; (mib as usize) << 20];
+            std::hint::black_box(&memory);
+            println!("touched {mib} MiB");
             return Ok(0);
         }
         if let Some(millis) = cli.orphan {

@@ -41,6 +41,7 @@ pub fn bin(name: &str) -> PathBuf {
         "ch03-namespaces" => env!("CARGO_BIN_EXE_ch03-namespaces"),
         "ch04-net" => env!("CARGO_BIN_EXE_ch04-net"),
         "ch05-user" => env!("CARGO_BIN_EXE_ch05-user"),
+        "ch06-cgroups" => env!("CARGO_BIN_EXE_ch06-cgroups"),
         "lab-breakout" => env!("CARGO_BIN_EXE_lab-breakout"),
         "lab-probe" => env!("CARGO_BIN_EXE_lab-probe"),
         other => panic!("unknown binary {other}"),
@@ -126,7 +127,7 @@ pub fn run_in(chapter: &str, args: &[&str]) -> Output {
 /// throwaway namespaces).
 pub fn host_safe_flags(chapter: &str) -> &'static [&'static str] {
     match chapter {
-        "ch04-net" | "ch05-user" => &["--net", "none"],
+        "ch04-net" | "ch05-user" | "ch06-cgroups" => &["--net", "none"],
         _ => &[],
     }
 }

@@ -1,0 +1,207 @@
+//! ch06-cgroups: budgets for memory, CPU time and processes (Process
+//! Containers 2006, cgroups in Linux 2.6.24, 2008; cgroup v2, 2016).
+//!
+//! ch05 plus: a cgroup of the container's own, under the runtime's, with
+//! the limits written before anything runs; the runtime moves the child in
+//! while it waits, so every process of the container is counted from its
+//! first instruction. An OOM kill is reported as such (exit 137).
+
+use clap::Parser;
+use container_lab::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+use container_lab::cgroups::ContainerCgroup;
+use container_lab::cli::{
+    self, CommandArgs, JailArgs, LimitArgs, NarrationArgs, NetArgs, RootfsArg, UsernsArgs,
+};
+use container_lab::error::LabError;
+use container_lab::net::{BridgeRequest, ContainerNetwork, NetMode};
+use container_lab::userns::{self, RemappedRootfs};
+use container_lab::{command, fds, mounts, namespaces, net, process};
+use nix::sched::CloneFlags;
+
+/// Run COMMAND with budgets for memory, CPU time and processes.
+#[derive(Parser, Debug)]
+#[command(
+    name = "ch06-cgroups",
+    version,
+    override_usage = "ch06-cgroups [OPTIONS] [ROOTFS [COMMAND [ARG]...]]",
+    long_about = "Run COMMAND as chapter 05 does, in a cgroup of its own with the budgets you \
+        give: --memory, --cpus, --cpu-weight, --pids. The kernel enforces them for every \
+        process of the container; past the memory budget its OOM killer ends the container \
+        (exit 137, and the runtime says so).\n\n\
+        Chapter 06 of container-lab (Process Containers 2006, cgroups 2008, cgroup v2 2016). \
+        Works on cgroup v2, v1 and hybrid hosts; `lab doctor` shows which this is.",
+    after_help = "ROOTFS defaults to $CONTAINER_LAB_ROOTFS, else /var/lib/container-lab/rootfs.\n\n\
+        Examples:\n  \
+        sudo ch06-cgroups --memory 64M --stats ./rootfs /bin/sh -c 'head -c 500M /dev/zero | tail'\n  \
+        sudo ch06-cgroups --pids 32 --net none ./rootfs\n  \
+        sudo ch06-cgroups --cpus 0.5 --stats ./rootfs /usr/local/bin/lab-probe --burn-cpu 300000000\n\n\
+        Needs root: making cgroups takes root, or a cgroup delegated to you.\n\
+        Exit status: the command's own; 125 if the runtime failed, 126 if COMMAND is not \
+        executable, 127 if it was not found, 128+N if signal N killed it (137 for an OOM kill)."
+)]
+struct Cli {
+    #[command(flatten)]
+    narration: NarrationArgs,
+
+    #[command(flatten)]
+    jail: JailArgs,
+
+    #[command(flatten)]
+    net: NetArgs,
+
+    #[command(flatten)]
+    userns: UsernsArgs,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+
+    #[command(flatten)]
+    rootfs: RootfsArg,
+
+    #[command(flatten)]
+    command: CommandArgs,
+}
+
+fn main() {
+    let cli: Cli = cli::parse();
+    container_lab::run(|| recipe(&cli))
+}
+
+// ANCHOR: recipe
+fn recipe(cli: &Cli) -> Result<i32, LabError> {
+    let narrator = cli.narration.narrator()?;
+    // without root, the user namespace grants what is needed.
+    let rootless = !nix::unistd::geteuid().is_root();
+    if !rootless {
+        caps::require(CAP_SYS_CHROOT, "dropping CAP_SYS_CHROOT")?;
+        caps::require(CAP_SYS_ADMIN, "unshare(2), mount(2) and pivot_root(2)")?;
+    }
+    cli.net.check()?;
+    if rootless && cli.net.mode == NetMode::Bridge {
+        return Err(LabError::Refused {
+            message: "--net bridge needs root on the host: a veth, a bridge and NAT rules are the host's to make".into(),
+            hint: "run rootless with --net none (only loopback) or --net host (the host's network), or with sudo".into(),
+        });
+    }
+    let rootfs = cli.rootfs.locate()?;
+    let rootfs =
+        container_lab::rootfs::require_mount_points(&rootfs, &["proc", "sys", "dev", "tmp"])?;
+    let command = command::resolve(&rootfs, &cli.command.words())?;
+    let (uids, gids) = cli.userns.maps();
+    // as root, the rootfs is seen through the id maps: an
+    // idmapped mount, or with --chown-copy a copy the container's ids own.
+    let idmapped = !rootless && !cli.userns.chown_copy;
+    let remapped = match !rootless && cli.userns.chown_copy {
+        true => Some(RemappedRootfs::prepare(&narrator, &rootfs, &uids, &gids)?),
+        false => None,
+    };
+    let root = remapped
+        .as_ref()
+        .map_or(rootfs.clone(), |copy| copy.path.clone());
+    // ANCHOR: new_cgroup
+    // NEW in ch06: a cgroup with the budgets, before anything runs.
+    let limits = cli.limits.limits();
+    let cgroup = match (limits.is_empty(), rootless) {
+        (true, _) => None,
+        (false, true) => {
+            return Err(LabError::Refused {
+                message: "cgroup budgets need root, or a cgroup delegated to you".into(),
+                hint: "run with sudo, or inside a delegated cgroup (systemd-run --user --scope -p Delegate=yes ...)".into(),
+            });
+        }
+        (false, false) => Some(ContainerCgroup::create(&narrator, &limits)?),
+    };
+    // ANCHOR_END: new_cgroup
+    let network = match cli.net.mode {
+        NetMode::Bridge => Some(ContainerNetwork::prepare(
+            &narrator,
+            &BridgeRequest {
+                bridge: &cli.net.bridge,
+                subnet: cli.net.subnet,
+                ports: &cli.net.publish,
+                hostname: &cli.jail.hostname,
+            },
+        )?),
+        NetMode::None | NetMode::Host => None,
+    };
+    let child = process::spawn_with_runtime_help(
+        &narrator,
+        &command,
+        |child, what| match (what, &network) {
+            // the runtime writes the id maps from outside, and
+            // hands the child its idmapped rootfs.
+            ("id maps", _) => {
+                // NEW in ch06: into the cgroup while it waits, before it runs anything.
+                if let Some(cgroup) = &cgroup {
+                    cgroup.add(&narrator, child)?;
+                }
+                userns::write_maps(&narrator, child, &uids, &gids)?;
+                match idmapped {
+                    true => Ok(vec![userns::idmapped_rootfs(&narrator, &rootfs, child)?]),
+                    false => Ok(Vec::new()),
+                }
+            }
+            ("network", Some(network)) => network.wire(&narrator, child).map(|()| Vec::new()),
+            _ => Ok(Vec::new()),
+        },
+        |narrator, handshake| {
+            // the user namespace first, so it owns all the others.
+            namespaces::unshare(narrator, CloneFlags::CLONE_NEWUSER)?;
+            let why = "wait while the runtime, outside, writes which host ids this namespace's ids stand for";
+            let idmapped_tree = handshake.ask_runtime(narrator, "id maps", why)?.pop();
+            userns::become_root(narrator)?;
+            let mut kinds =
+                CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+            if cli.net.mode != NetMode::Host {
+                kinds |= CloneFlags::CLONE_NEWNET;
+            }
+            namespaces::unshare(narrator, kinds)?;
+            namespaces::set_hostname(narrator, &cli.jail.hostname)?;
+            match cli.net.mode {
+                NetMode::Bridge => {
+                    let why =
+                        "wait while the runtime plugs this new network namespace into the bridge";
+                    handshake.ask_runtime(narrator, "network", why)?;
+                }
+                NetMode::None => net::bring_up_loopback(narrator)?,
+                NetMode::Host => {}
+            }
+            mounts::make_all_private(narrator)?;
+            match idmapped_tree {
+                // the idmapped rootfs, attached over its path.
+                Some(tree) => userns::attach_rootfs(narrator, tree, &root)?,
+                None => mounts::bind_onto_itself(narrator, &root)?,
+            }
+            // the PID namespace too is made inside the user
+            // namespace, so the fork into it happens here, not in the runtime.
+            namespaces::enter_new_pid_namespace(narrator)?;
+            mounts::mount_kernel_filesystems(narrator, &root)?;
+            if let Some(network) = &network {
+                mounts::bind_etc_files(narrator, &root, &network.etc_files())?;
+            }
+            mounts::pivot_into(narrator, &root)?;
+            fds::close_inherited(narrator)?;
+            let why = "root inside can never call chroot(2) again, so it cannot climb out";
+            caps::drop_from_bounding_set(narrator, CAP_SYS_CHROOT, why)?;
+            Ok(cli.jail.launch())
+        },
+    )?;
+    let code = process::wait(&narrator, child)?;
+    // ANCHOR: report
+    // NEW in ch06: say what the budget did.
+    if let Some(cgroup) = &cgroup {
+        if code == 137 && cgroup.oom_killed() {
+            let limit = cgroup.limits.memory_bytes.unwrap_or(0) >> 20;
+            eprintln!(
+                "{}: killed: out of memory, limit {limit} MiB",
+                container_lab::program_name()
+            );
+        }
+        if cli.limits.stats {
+            eprintln!("{}: {}", container_lab::program_name(), cgroup.stats());
+        }
+    }
+    // ANCHOR_END: report
+    Ok(code)
+}
+// ANCHOR_END: recipe

@@ -1,0 +1,627 @@
+//! Control groups: budgets for memory, CPU time and processes
+//! (cgroups(7); Process Containers 2006, cgroups in Linux 2.6.24, 2008;
+//! cgroup v2 stable in 4.5, 2016).
+//!
+//! Three layouts exist in the wild, and the lab runs on all three: cgroup
+//! v2 alone (one tree at /sys/fs/cgroup), v1 alone (one tree per
+//! controller), and hybrid (v1 trees for the controllers, plus a cgroup2
+//! tree at /sys/fs/cgroup/unified that holds none of the ones we use). The
+//! layout is read with statfs(2) and the v1 trees are found in
+//! /proc/self/mountinfo, never assumed. Each container gets a cgroup under
+//! the runtime's own (from /proc/self/cgroup), so a runtime started by a
+//! service manager stays inside what it was given.
+
+use crate::error::LabError;
+use crate::hostinfo::{self, CgroupLayout, MountInfo};
+use crate::narrator::{Narrator, Step};
+use std::path::{Path, PathBuf};
+
+/// `--memory`, `--cpus`, `--cpu-weight`, `--pids`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Limits {
+    pub memory_bytes: Option<u64>,
+    pub cpus: Option<f64>,
+    /// 1..=10000, cgroup v2's scale (100 is the default share).
+    pub cpu_weight: Option<u64>,
+    pub pids: Option<u64>,
+    /// Account (for --stats) even where no limit is set.
+    pub account: bool,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+
+    fn controllers(&self) -> Vec<&'static str> {
+        let mut wanted = Vec::new();
+        if self.memory_bytes.is_some() || self.account {
+            wanted.push("memory");
+        }
+        if self.cpus.is_some() || self.cpu_weight.is_some() || self.account {
+            wanted.push("cpu");
+        }
+        if self.pids.is_some() || self.account {
+            wanted.push("pids");
+        }
+        wanted
+    }
+}
+
+/// `64M`, `1G`, `512k` or plain bytes; binary units, as Docker reads them.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size: expected a number such as 64M"))?;
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (use K, M or G)")),
+    };
+    let bytes = number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if bytes < (4 << 20) {
+        return Err(format!(
+            "{text:?} is too small: a container needs at least 4M"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// `--cpus 0.5`: a share of one CPU, at most the machine's CPUs.
+pub fn parse_cpus(text: &str) -> Result<f64, String> {
+    let cpus: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of CPUs, such as 0.5"))?;
+    let available = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
+    // NaN compares false with everything: refuse it with the rest.
+    if cpus.is_nan() || cpus < 0.01 {
+        return Err(format!("{text:?}: at least 0.01 CPU"));
+    }
+    if cpus > available {
+        return Err(format!("{text:?}: this machine has only {available} CPUs"));
+    }
+    Ok(cpus)
+}
+
+/// The period quotas are measured against: 100 ms, the kernel's default.
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// The runtime's own cgroup in each hierarchy, from /proc/self/cgroup
+/// (`ID:CONTROLLERS:PATH`, `0::PATH` for v2).
+pub fn own_cgroups(text: &str) -> Vec<(Vec<String>, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let names = controllers
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect();
+            Some((names, path.to_string()))
+        })
+        .collect()
+}
+
+/// Where a container's cgroup goes for each controller it needs.
+#[derive(Debug, PartialEq)]
+pub enum Plan {
+    /// cgroup v2: one directory, and the parent whose subtree_control must
+    /// enable the controllers.
+    Unified { parent: PathBuf, dir: PathBuf },
+    /// cgroup v1 (or hybrid): one directory per controller's hierarchy.
+    PerController(Vec<(&'static str, PathBuf)>),
+}
+
+/// Decide where the cgroup of container `name` goes, from the layout, the
+/// mount table and the runtime's own cgroups. Pure, so every layout can be
+/// tested against fixtures.
+pub fn plan(
+    layout: CgroupLayout,
+    mounts: &[MountInfo],
+    own: &[(Vec<String>, String)],
+    wanted: &[&'static str],
+    name: &str,
+) -> Result<Plan, LabError> {
+    let relative = |path: &str| path.trim_start_matches('/').to_string();
+    match layout {
+        CgroupLayout::Unified => {
+            let root = hostinfo::cgroup2_mount(mounts)
+                .ok_or_else(|| missing("cgroup2", "no cgroup2 mount in /proc/self/mountinfo"))?;
+            let own_path = own
+                .iter()
+                .find(|(c, _)| c.is_empty())
+                .map(|(_, p)| relative(p))
+                .unwrap_or_default();
+            let parent = root.join(own_path);
+            Ok(Plan::Unified {
+                dir: parent.join(name),
+                parent,
+            })
+        }
+        CgroupLayout::Legacy | CgroupLayout::Hybrid => {
+            let trees = hostinfo::cgroup_v1_controllers(mounts);
+            let mut dirs = Vec::new();
+            for controller in wanted {
+                let (_, mount) = trees.iter().find(|(c, _)| c == controller).ok_or_else(|| {
+                    missing(controller, "no cgroup v1 hierarchy has this controller")
+                })?;
+                let own_path = own
+                    .iter()
+                    .find(|(c, _)| c.iter().any(|c| c == controller))
+                    .map(|(_, p)| relative(p))
+                    .unwrap_or_default();
+                dirs.push((*controller, mount.join(own_path).join(name)));
+            }
+            // CPU time is accounted by cpuacct, its own v1 hierarchy unless
+            // mounted together with cpu.
+            let cpuacct = trees.iter().find(|(c, _)| c == "cpuacct");
+            if let (true, Some((_, mount))) = (wanted.contains(&"cpu"), cpuacct) {
+                let own_path = own
+                    .iter()
+                    .find(|(c, _)| c.iter().any(|c| c == "cpuacct"))
+                    .map(|(_, p)| relative(p))
+                    .unwrap_or_default();
+                dirs.push(("cpuacct", mount.join(own_path).join(name)));
+            }
+            Ok(Plan::PerController(dirs))
+        }
+    }
+}
+
+fn missing(controller: &str, why: &str) -> LabError {
+    LabError::Refused {
+        message: format!("the {controller} controller is not available: {why}"),
+        hint: "run `lab doctor` to see which controllers this machine has, and drop the flag that needs it".into(),
+    }
+}
+
+/// The files to write for `limits`, per controller, in the plan's flavour.
+pub fn limit_files(limits: &Limits, unified: bool) -> Vec<(&'static str, &'static str, String)> {
+    let mut files = Vec::new();
+    if let Some(bytes) = limits.memory_bytes {
+        let file = if unified {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        };
+        files.push(("memory", file, bytes.to_string()));
+        // No swap beyond the limit, so the limit is a limit.
+        if unified {
+            files.push(("memory", "memory.swap.max", "0".to_string()));
+        }
+    }
+    if let Some(cpus) = limits.cpus {
+        let quota = (cpus * CPU_PERIOD_US as f64).round() as u64;
+        if unified {
+            files.push(("cpu", "cpu.max", format!("{quota} {CPU_PERIOD_US}")));
+        } else {
+            files.push(("cpu", "cpu.cfs_period_us", CPU_PERIOD_US.to_string()));
+            files.push(("cpu", "cpu.cfs_quota_us", quota.to_string()));
+        }
+    }
+    if let Some(weight) = limits.cpu_weight {
+        if unified {
+            files.push(("cpu", "cpu.weight", weight.to_string()));
+        } else {
+            // v1 shares: 1024 is the default weight of 100.
+            files.push((
+                "cpu",
+                "cpu.shares",
+                (weight * 1024 / 100).max(2).to_string(),
+            ));
+        }
+    }
+    if let Some(pids) = limits.pids {
+        files.push(("pids", "pids.max", pids.to_string()));
+    }
+    files
+}
+
+/// A container's cgroup(s): made before fork, joined by the child before it
+/// execs anything, emptied and removed when dropped.
+pub struct ContainerCgroup {
+    plan: Plan,
+    pub limits: Limits,
+}
+
+fn write(narrator: &Narrator, path: &Path, value: &str, why: &str) -> Result<(), LabError> {
+    let args = format!("{:?}, {value:?}", path.display().to_string());
+    narrator.run(
+        Step {
+            syscall: "write",
+            args: &args,
+            why,
+            man: "cgroups(7)",
+        },
+        || {
+            std::fs::write(path, value)
+                .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+        },
+    )
+}
+
+impl ContainerCgroup {
+    // ANCHOR: create
+    /// Make the container's cgroup under the runtime's own and write the
+    /// limits, before anything runs in it.
+    pub fn create(narrator: &Narrator, limits: &Limits) -> Result<ContainerCgroup, LabError> {
+        let layout = hostinfo::detect_cgroup_layout().map_err(|e| LabError::Refused {
+            message: format!("cannot tell this machine's cgroup layout: {e}"),
+            hint: "run `lab doctor`".into(),
+        })?;
+        let mounts = hostinfo::read_mountinfo().unwrap_or_default();
+        let own = own_cgroups(&std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default());
+        let name = format!("container-lab-{}", std::process::id());
+        let plan = plan(layout, &mounts, &own, &limits.controllers(), &name)?;
+        let cgroup = ContainerCgroup {
+            plan,
+            limits: limits.clone(),
+        };
+        cgroup.make(narrator)?;
+        Ok(cgroup)
+    }
+    // ANCHOR_END: create
+
+    /// Create the directories and write the limits (the part that can be
+    /// tested on a fixture tree).
+    pub fn make(&self, narrator: &Narrator) -> Result<(), LabError> {
+        let unified = matches!(self.plan, Plan::Unified { .. });
+        if let Plan::Unified { parent, .. } = &self.plan {
+            let enable: Vec<String> = self
+                .limits
+                .controllers()
+                .iter()
+                .map(|c| format!("+{c}"))
+                .collect();
+            if !enable.is_empty() {
+                let why = "let the controllers act on the parent's children (cgroup v2 enables them top-down)";
+                write(
+                    narrator,
+                    &parent.join("cgroup.subtree_control"),
+                    &enable.join(" "),
+                    why,
+                )?;
+            }
+        }
+        for dir in self.dirs() {
+            let args = format!("{:?}", dir.display().to_string());
+            narrator.run(
+                Step {
+                    syscall: "mkdir",
+                    args: &args,
+                    why: "a cgroup of the container's own",
+                    man: "cgroups(7)",
+                },
+                || {
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+                },
+            )?;
+        }
+        for (controller, file, value) in limit_files(&self.limits, unified) {
+            let path = self.dir_for(controller).join(file);
+            write(
+                narrator,
+                &path,
+                &value,
+                "the budget the kernel enforces for every process in the cgroup",
+            )?;
+        }
+        Ok(())
+    }
+
+    fn dirs(&self) -> Vec<PathBuf> {
+        match &self.plan {
+            Plan::Unified { dir, .. } => vec![dir.clone()],
+            Plan::PerController(dirs) => dirs.iter().map(|(_, d)| d.clone()).collect(),
+        }
+    }
+
+    fn dir_for(&self, controller: &str) -> PathBuf {
+        match &self.plan {
+            Plan::Unified { dir, .. } => dir.clone(),
+            Plan::PerController(dirs) => dirs
+                .iter()
+                .find(|(c, _)| *c == controller)
+                .map(|(_, d)| d.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    // ANCHOR: join
+    /// From outside, while the child waits: move it into the cgroup. Its
+    /// children inherit the cgroup, so nothing of the container ever runs
+    /// outside its budget.
+    pub fn add(&self, narrator: &Narrator, pid: nix::unistd::Pid) -> Result<(), LabError> {
+        for dir in self.dirs() {
+            write(
+                narrator,
+                &dir.join("cgroup.procs"),
+                &pid.to_string(),
+                "the child, and all it will start, is in the budget from now on",
+            )?;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: join
+
+    fn read(&self, controller: &str, file: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir_for(controller).join(file)).ok()
+    }
+
+    /// Whether the kernel's OOM killer killed something in the cgroup.
+    pub fn oom_killed(&self) -> bool {
+        let key_count = |text: String, key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        match &self.plan {
+            Plan::Unified { .. } => {
+                self.read("memory", "memory.events")
+                    .map(|t| key_count(t, "oom_kill "))
+                    .unwrap_or(0)
+                    > 0
+            }
+            Plan::PerController(_) => {
+                self.read("memory", "memory.oom_control")
+                    .map(|t| key_count(t, "oom_kill "))
+                    .unwrap_or(0)
+                    > 0
+            }
+        }
+    }
+
+    /// Peak memory, CPU time and processes, for `--stats`.
+    pub fn stats(&self) -> String {
+        let unified = matches!(self.plan, Plan::Unified { .. });
+        let number = |controller: &str, file: &str| {
+            self.read(controller, file)
+                .and_then(|t| t.trim().parse::<u64>().ok())
+        };
+        let memory = if unified {
+            number("memory", "memory.peak")
+        } else {
+            number("memory", "memory.max_usage_in_bytes")
+        };
+        let cpu_seconds = if unified {
+            self.read("cpu", "cpu.stat")
+                .and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("usage_usec "))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                })
+                .map(|usec| usec as f64 / 1e6)
+        } else {
+            self.read("cpuacct", "cpuacct.usage")
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .map(|ns| ns as f64 / 1e9)
+        };
+        let pids = if unified {
+            number("pids", "pids.peak")
+        } else {
+            number("pids", "pids.current")
+        };
+        let show = |value: Option<String>| value.unwrap_or_else(|| "n/a".into());
+        format!(
+            "stats: peak memory {}, CPU time {}, {} {}",
+            show(memory.map(|b| format!("{:.1} MiB", b as f64 / (1 << 20) as f64))),
+            show(cpu_seconds.map(|s| format!("{s:.2} s"))),
+            if unified {
+                "peak processes"
+            } else {
+                "processes at exit"
+            },
+            show(pids.map(|p| p.to_string())),
+        )
+    }
+}
+
+impl Drop for ContainerCgroup {
+    fn drop(&mut self) {
+        for dir in self.dirs() {
+            let _ = empty_and_remove(&dir);
+        }
+    }
+}
+
+/// Kill what is left in the cgroup at `dir`, wait until it is empty (a
+/// cgroup with processes cannot be removed), and remove it.
+pub fn empty_and_remove(dir: &Path) -> std::io::Result<()> {
+    for _ in 0..200 {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        let pids: Vec<i32> = procs
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::fs::remove_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_in_binary_units_and_refuse_nonsense() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_size("8388608"), Ok(8 << 20));
+        for bad in ["64Q", "-1", "0", "", "M", "1K", "99999999999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn cpus_are_bounded_by_the_machine() {
+        assert_eq!(parse_cpus("0.5"), Ok(0.5));
+        assert!(parse_cpus("0").is_err());
+        assert!(parse_cpus("-1").is_err());
+        assert!(parse_cpus("nan").is_err());
+        assert!(
+            parse_cpus("100000")
+                .unwrap_err()
+                .contains("this machine has only")
+        );
+    }
+
+    #[test]
+    fn own_cgroups_come_from_proc_self_cgroup() {
+        let text = "4:memory:/process_api/abc\n1:cpu,cpuacct:/\n0::/user.slice\n";
+        let own = own_cgroups(text);
+        assert_eq!(
+            own[0],
+            (vec!["memory".to_string()], "/process_api/abc".to_string())
+        );
+        assert_eq!(own[1].0, vec!["cpu".to_string(), "cpuacct".to_string()]);
+        assert_eq!(own[2], (vec![], "/user.slice".to_string()));
+    }
+
+    #[test]
+    fn limit_files_for_v1_and_v2() {
+        let limits = Limits {
+            memory_bytes: Some(64 << 20),
+            cpus: Some(0.5),
+            cpu_weight: Some(200),
+            pids: Some(64),
+            account: false,
+        };
+        let v2 = limit_files(&limits, true);
+        assert!(v2.contains(&("memory", "memory.max", "67108864".into())));
+        assert!(v2.contains(&("memory", "memory.swap.max", "0".into())));
+        assert!(v2.contains(&("cpu", "cpu.max", "50000 100000".into())));
+        assert!(v2.contains(&("cpu", "cpu.weight", "200".into())));
+        assert!(v2.contains(&("pids", "pids.max", "64".into())));
+        let v1 = limit_files(&limits, false);
+        assert!(v1.contains(&("memory", "memory.limit_in_bytes", "67108864".into())));
+        assert!(v1.contains(&("cpu", "cpu.cfs_quota_us", "50000".into())));
+        assert!(v1.contains(&("cpu", "cpu.shares", "2048".into())));
+        assert!(v1.contains(&("pids", "pids.max", "64".into())));
+    }
+
+    fn mount(point: &str, fs_type: &str, super_options: &[&str]) -> MountInfo {
+        let line = format!(
+            "30 1 0:26 / {point} rw - {fs_type} cgroup {}",
+            super_options.join(",")
+        );
+        hostinfo::parse_mountinfo_line(&line).unwrap()
+    }
+
+    #[test]
+    fn hybrid_plan_uses_each_controllers_v1_tree_and_own_path() {
+        let mounts = vec![
+            mount("/sys/fs/cgroup/memory", "cgroup", &["rw", "memory"]),
+            mount("/sys/fs/cgroup/pids", "cgroup", &["rw", "pids"]),
+            mount("/sys/fs/cgroup/unified", "cgroup2", &["rw"]),
+        ];
+        let own = own_cgroups("4:memory:/process_api/abc\n8:pids:/\n0::/\n");
+        let plan = plan(
+            CgroupLayout::Hybrid,
+            &mounts,
+            &own,
+            &["memory", "pids"],
+            "c1",
+        )
+        .unwrap();
+        assert_eq!(
+            plan,
+            Plan::PerController(vec![
+                (
+                    "memory",
+                    PathBuf::from("/sys/fs/cgroup/memory/process_api/abc/c1")
+                ),
+                ("pids", PathBuf::from("/sys/fs/cgroup/pids/c1")),
+            ])
+        );
+        let error = plan_error(CgroupLayout::Hybrid, &mounts, &own, &["cpu"]);
+        assert!(
+            error.contains("the cpu controller is not available"),
+            "{error}"
+        );
+    }
+
+    fn plan_error(
+        layout: CgroupLayout,
+        mounts: &[MountInfo],
+        own: &[(Vec<String>, String)],
+        wanted: &[&'static str],
+    ) -> String {
+        plan(layout, mounts, own, wanted, "c1")
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// The v2 path against a fixture tree in a temp dir: the parent's
+    /// subtree_control is written first, then the cgroup's limit files.
+    #[test]
+    fn unified_cgroup_is_made_in_a_fixture_tree() {
+        let root = std::env::temp_dir().join(format!("lab-cgroup-v2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let parent = root.join("user.slice");
+        std::fs::create_dir_all(&parent).unwrap();
+        std::fs::write(parent.join("cgroup.subtree_control"), "").unwrap();
+        let mounts = vec![
+            hostinfo::parse_mountinfo_line(&format!(
+                "30 1 0:26 / {} rw - cgroup2 cgroup2 rw",
+                root.display()
+            ))
+            .unwrap(),
+        ];
+        let own = own_cgroups("0::/user.slice\n");
+        let limits = Limits {
+            memory_bytes: Some(64 << 20),
+            cpus: Some(0.5),
+            cpu_weight: None,
+            pids: Some(64),
+            account: false,
+        };
+        let plan = plan(
+            CgroupLayout::Unified,
+            &mounts,
+            &own,
+            &limits.controllers(),
+            "c1",
+        )
+        .unwrap();
+        assert_eq!(
+            plan,
+            Plan::Unified {
+                parent: parent.clone(),
+                dir: parent.join("c1")
+            }
+        );
+        let cgroup = ContainerCgroup { plan, limits };
+        cgroup.make(&Narrator::new(false, false).unwrap()).unwrap();
+        let read = |file: &str| std::fs::read_to_string(parent.join(file)).unwrap();
+        assert_eq!(read("cgroup.subtree_control"), "+memory +cpu +pids");
+        assert_eq!(read("c1/memory.max"), "67108864");
+        assert_eq!(read("c1/memory.swap.max"), "0");
+        assert_eq!(read("c1/cpu.max"), "50000 100000");
+        assert_eq!(read("c1/pids.max"), "64");
+        std::mem::forget(cgroup); // its Drop would look for processes in a fixture
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}
