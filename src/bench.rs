@@ -130,6 +130,25 @@ pub fn subjects(rootfs: &Path, runc_bundle: Option<&Path>) -> (Vec<Subject>, Vec
             )
         },
         Subject {
+            name: "ch06-cgroups --net none".into(),
+            ..chapter(
+                "ch06-cgroups",
+                "+ cgroup budgets (memory, CPU, pids)",
+                &[
+                    "--net",
+                    "none",
+                    "--memory",
+                    "64M",
+                    "--cpus",
+                    "1",
+                    "--pids",
+                    "64",
+                    &root,
+                    "/bin/true",
+                ],
+            )
+        },
+        Subject {
             name: "ch04-net --net host".into(),
             ..chapter(
                 "ch04-net",
@@ -460,6 +479,11 @@ impl Report {
                 "ch04-net --net none",
                 "ch05-user --net none",
                 "a user namespace and an idmapped rootfs",
+            ),
+            (
+                "ch05-user --net none",
+                "ch06-cgroups --net none",
+                "a cgroup with budgets, made and removed",
             ),
         ];
         steps

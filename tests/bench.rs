@@ -45,5 +45,5 @@ fn quick_bench_produces_a_well_formed_report() {
         "runtime RSS not taken: {chapter_rss:?}"
     );
     assert_eq!(report.throughput.len(), 2);
-    assert_eq!(report.marginal_costs().len(), 7);
+    assert_eq!(report.marginal_costs().len(), 8);
 }
