@@ -252,6 +252,54 @@ fn write(narrator: &Narrator, path: &Path, value: &str, why: &str) -> Result<(),
     )
 }
 
+/// Name prefix of the leaf a v2 runtime moves itself into.
+pub const RUNTIME_LEAF_PREFIX: &str = "container-lab-runtime-";
+
+/// cgroup v2 lets a cgroup enable controllers for its children only if it
+/// has no processes of its own (cgroups(7), "no internal processes"). If
+/// the runtime is alone in its cgroup (as under `systemd-run --scope`), it
+/// moves itself into a leaf beside the container's; if others share it (a
+/// login shell), moving them is not the runtime's business: say what to do.
+fn step_aside(narrator: &Narrator, parent: &Path) -> Result<(), LabError> {
+    let own = std::process::id().to_string();
+    let procs = std::fs::read_to_string(parent.join("cgroup.procs")).unwrap_or_default();
+    let others: Vec<&str> = procs
+        .lines()
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && *p != own)
+        .collect();
+    if !others.is_empty() {
+        return Err(LabError::Refused {
+        message: format!(
+            "cgroup v2 will not give {} controllers for children while other processes ({}) are in it",
+            parent.display(),
+            others.join(" ")
+        ),
+        hint: "start the runtime in a cgroup of its own: sudo systemd-run --scope -p Delegate=yes ch06-cgroups ...".into(),
+    });
+    }
+    let leaf = parent.join(format!("{RUNTIME_LEAF_PREFIX}{own}"));
+    let args = format!("{:?}", leaf.display().to_string());
+    narrator.run(
+        Step {
+            syscall: "mkdir",
+            args: &args,
+            why: "a leaf for the runtime itself, so its own cgroup has no process left",
+            man: "cgroups(7)",
+        },
+        || {
+            std::fs::create_dir_all(&leaf)
+                .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+        },
+    )?;
+    write(
+        narrator,
+        &leaf.join("cgroup.procs"),
+        &own,
+        "the runtime steps aside into its leaf",
+    )
+}
+
 impl ContainerCgroup {
     // ANCHOR: create
     /// Make the container's cgroup under the runtime's own and write the
@@ -287,12 +335,19 @@ impl ContainerCgroup {
                 .collect();
             if !enable.is_empty() {
                 let why = "let the controllers act on the parent's children (cgroup v2 enables them top-down)";
-                write(
-                    narrator,
-                    &parent.join("cgroup.subtree_control"),
-                    &enable.join(" "),
-                    why,
-                )?;
+                let control = parent.join("cgroup.subtree_control");
+                match write(narrator, &control, &enable.join(" "), why) {
+                    // cgroup v2's "no internal processes" rule: a cgroup with
+                    // processes of its own cannot hand controllers down.
+                    Err(LabError::StepFailed {
+                        errno: nix::errno::Errno::EBUSY,
+                        ..
+                    }) => {
+                        step_aside(narrator, parent)?;
+                        write(narrator, &control, &enable.join(" "), why)?;
+                    }
+                    other => other?,
+                }
             }
         }
         for dir in self.dirs() {
@@ -572,6 +627,35 @@ mod tests {
         plan(layout, mounts, own, wanted, "c1")
             .unwrap_err()
             .to_string()
+    }
+
+    /// cgroup v2's no-internal-processes rule: alone in its cgroup, the
+    /// runtime moves itself into a leaf; with company, it says what to do.
+    #[test]
+    fn v2_runtime_steps_aside_only_when_alone() {
+        let narrator = Narrator::new(false, false).unwrap();
+        let parent = std::env::temp_dir().join(format!("lab-cgroup-aside-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&parent);
+        std::fs::create_dir_all(&parent).unwrap();
+        std::fs::write(
+            parent.join("cgroup.procs"),
+            format!("{}\n4242\n", std::process::id()),
+        )
+        .unwrap();
+        let error = step_aside(&narrator, &parent).unwrap_err().to_string();
+        assert!(error.contains("other processes (4242)"), "{error}");
+        std::fs::write(
+            parent.join("cgroup.procs"),
+            format!("{}\n", std::process::id()),
+        )
+        .unwrap();
+        step_aside(&narrator, &parent).unwrap();
+        let leaf = parent.join(format!("{RUNTIME_LEAF_PREFIX}{}", std::process::id()));
+        assert_eq!(
+            std::fs::read_to_string(leaf.join("cgroup.procs")).unwrap(),
+            std::process::id().to_string()
+        );
+        std::fs::remove_dir_all(parent).unwrap();
     }
 
     /// The v2 path against a fixture tree in a temp dir: the parent's

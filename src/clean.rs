@@ -222,7 +222,9 @@ fn find_cgroups(dir: &Path, depth: u32, found: &mut Vec<Leftover>) {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        if pid_suffix(&name, "container-lab-").is_some_and(|pid| !is_running(pid)) {
+        let pid = pid_suffix(&name, crate::cgroups::RUNTIME_LEAF_PREFIX)
+            .or_else(|| pid_suffix(&name, "container-lab-"));
+        if pid.is_some_and(|pid| !is_running(pid)) {
             found.push(Leftover::Cgroup(entry.path()));
         } else if depth > 0 {
             find_cgroups(&entry.path(), depth - 1, found);
