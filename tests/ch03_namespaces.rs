@@ -2,7 +2,7 @@
 //! and private IPC.
 
 mod common;
-use common::isolation;
+
 use common::*;
 use nix::sys::signal::Signal;
 use std::process::{Command, Stdio};
@@ -16,34 +16,8 @@ fn help_teaches_usage_and_new_flags() {
     snapshot!("ch03_help", stdout(&output));
 }
 
-as_root!(breakout_fails, isolation::breakout_fails(CH));
-as_root!(cannot_chroot_again, isolation::cannot_chroot_again(CH));
-as_root!(
-    inherited_fds_are_closed,
-    isolation::inherited_fds_are_closed(CH)
-);
-as_root!(
-    working_directory_is_inside,
-    isolation::working_directory_is_inside(CH)
-);
-as_root!(
-    ps_sees_only_its_own_processes,
-    isolation::ps_sees_only_its_own_processes(CH)
-);
-as_root!(orphans_are_reaped, isolation::orphans_are_reaped(CH));
-as_root!(
-    sigterm_ends_the_container_with_143,
-    isolation::signal_to_runtime_ends_container(CH, Signal::SIGTERM)
-);
-as_root!(
-    sigint_ends_the_container_with_130,
-    isolation::signal_to_runtime_ends_container(CH, Signal::SIGINT)
-);
-as_root!(hostname_is_private, isolation::hostname_is_private(CH));
-as_root!(
-    no_init_makes_the_command_pid_1,
-    isolation::no_init_makes_the_command_pid_1(CH)
-);
+// The checks every chapter from 02 on must pass.
+jail_suite!(CH);
 
 as_root!(
     /// The container sees its own minimal /dev, a read-only /sys and an

@@ -9,6 +9,10 @@ use std::process::{Child, Stdio};
 
 const CH: &str = "ch04-net";
 
+// The checks every chapter from 02 on must pass (without a bridge: see
+// host_safe_flags).
+jail_suite!(CH);
+
 /// Start ch04 in `host` with `args` before ROOTFS and `command` after it.
 fn start(host: &Netns, args: &[&str], command: &[&str]) -> Child {
     host.command(bin(CH))

@@ -8,6 +8,10 @@ use std::process::Command;
 
 const CH: &str = "ch06-cgroups";
 
+// The checks every chapter from 02 on must pass (without a bridge: see
+// host_safe_flags).
+jail_suite!(CH);
+
 /// Run ch06 with `flags` (no bridge) on the test rootfs, and return its
 /// output and the runtime's pid (the cgroups it made carry it).
 fn run_limited(flags: &[&str], command: &[&str]) -> (std::process::Output, u32) {

@@ -3,6 +3,56 @@
 //! chapter's binary.
 
 use super::*;
+
+/// One test per check below, named after it, for `$chapter`.
+#[macro_export]
+macro_rules! jail_suite {
+    ($chapter:expr) => {
+        as_root!(breakout_fails, common::isolation::breakout_fails($chapter));
+        as_root!(
+            cannot_chroot_again,
+            common::isolation::cannot_chroot_again($chapter)
+        );
+        as_root!(
+            inherited_fds_are_closed,
+            common::isolation::inherited_fds_are_closed($chapter)
+        );
+        as_root!(
+            working_directory_is_inside,
+            common::isolation::working_directory_is_inside($chapter)
+        );
+        as_root!(
+            ps_sees_only_its_own_processes,
+            common::isolation::ps_sees_only_its_own_processes($chapter)
+        );
+        as_root!(
+            orphans_are_reaped,
+            common::isolation::orphans_are_reaped($chapter)
+        );
+        as_root!(
+            sigterm_ends_the_container_with_143,
+            common::isolation::signal_to_runtime_ends_container(
+                $chapter,
+                nix::sys::signal::Signal::SIGTERM
+            )
+        );
+        as_root!(
+            sigint_ends_the_container_with_130,
+            common::isolation::signal_to_runtime_ends_container(
+                $chapter,
+                nix::sys::signal::Signal::SIGINT
+            )
+        );
+        as_root!(
+            hostname_is_private,
+            common::isolation::hostname_is_private($chapter)
+        );
+        as_root!(
+            no_init_makes_the_command_pid_1,
+            common::isolation::no_init_makes_the_command_pid_1($chapter)
+        );
+    };
+}
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
