@@ -105,8 +105,8 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         (true, _) => None,
         (false, true) => {
             return Err(LabError::Refused {
-                message: "cgroup budgets need root, or a cgroup delegated to you".into(),
-                hint: "run with sudo, or inside a delegated cgroup (systemd-run --user --scope -p Delegate=yes ...)".into(),
+                message: "cgroup budgets need root: the cgroup trees are the host root's".into(),
+                hint: "run with sudo (rootless budgets, in a cgroup delegated to you, are not supported yet)".into(),
             });
         }
         (false, false) => Some(ContainerCgroup::create(&narrator, &limits)?),

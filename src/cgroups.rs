@@ -327,6 +327,20 @@ impl ContainerCgroup {
     pub fn make(&self, narrator: &Narrator) -> Result<(), LabError> {
         let unified = matches!(self.plan, Plan::Unified { .. });
         if let Plan::Unified { parent, .. } = &self.plan {
+            // A controller the parent does not offer cannot be enabled.
+            let offered =
+                std::fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
+            if let Some(absent) = self
+                .limits
+                .controllers()
+                .into_iter()
+                .find(|c| !offered.split_whitespace().any(|o| o == *c))
+            {
+                return Err(missing(
+                    absent,
+                    &format!("{} does not offer it", parent.display()),
+                ));
+            }
             let enable: Vec<String> = self
                 .limits
                 .controllers()
@@ -367,6 +381,11 @@ impl ContainerCgroup {
         }
         for (controller, file, value) in limit_files(&self.limits, unified) {
             let path = self.dir_for(controller).join(file);
+            // memory.swap.max exists only with swap accounting: without it
+            // there is no swap to forbid.
+            if file == "memory.swap.max" && !path.exists() {
+                continue;
+            }
             write(
                 narrator,
                 &path,
@@ -667,6 +686,11 @@ mod tests {
         let parent = root.join("user.slice");
         std::fs::create_dir_all(&parent).unwrap();
         std::fs::write(parent.join("cgroup.subtree_control"), "").unwrap();
+        std::fs::write(
+            parent.join("cgroup.controllers"),
+            "cpuset cpu io memory pids",
+        )
+        .unwrap();
         let mounts = vec![
             hostinfo::parse_mountinfo_line(&format!(
                 "30 1 0:26 / {} rw - cgroup2 cgroup2 rw",
@@ -697,8 +721,16 @@ mod tests {
                 dir: parent.join("c1")
             }
         );
-        let cgroup = ContainerCgroup { plan, limits };
-        cgroup.make(&Narrator::new(false, false).unwrap()).unwrap();
+        // The kernel makes the interface files of a new cgroup; the fixture
+        // has the one the runtime only writes when it exists.
+        std::fs::create_dir_all(parent.join("c1")).unwrap();
+        std::fs::write(parent.join("c1/memory.swap.max"), "max").unwrap();
+        let narrator = Narrator::new(false, false).unwrap();
+        let cgroup = ContainerCgroup {
+            plan,
+            limits: limits.clone(),
+        };
+        cgroup.make(&narrator).unwrap();
         let read = |file: &str| std::fs::read_to_string(parent.join(file)).unwrap();
         assert_eq!(read("cgroup.subtree_control"), "+memory +cpu +pids");
         assert_eq!(read("c1/memory.max"), "67108864");
@@ -706,6 +738,22 @@ mod tests {
         assert_eq!(read("c1/cpu.max"), "50000 100000");
         assert_eq!(read("c1/pids.max"), "64");
         std::mem::forget(cgroup); // its Drop would look for processes in a fixture
+        // A controller the parent does not offer is refused before anything.
+        std::fs::write(parent.join("cgroup.controllers"), "memory pids").unwrap();
+        let plan = Plan::Unified {
+            parent: parent.clone(),
+            dir: parent.join("c2"),
+        };
+        let error = ContainerCgroup { plan, limits }
+            .make(&narrator)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("the cpu controller is not available"),
+            "{error}"
+        );
+        assert!(!parent.join("c2").exists());
         std::fs::remove_dir_all(root).unwrap();
     }
 }
