@@ -197,9 +197,12 @@ pub fn limit_files(limits: &Limits, unified: bool) -> Vec<(&'static str, &'stati
             "memory.limit_in_bytes"
         };
         files.push(("memory", file, bytes.to_string()));
-        // No swap beyond the limit, so the limit is a limit.
+        // No swap beyond the limit, so the limit is a limit (v1 counts
+        // memory and swap together in memsw; it must come after the limit).
         if unified {
             files.push(("memory", "memory.swap.max", "0".to_string()));
+        } else {
+            files.push(("memory", "memory.memsw.limit_in_bytes", bytes.to_string()));
         }
     }
     if let Some(cpus) = limits.cpus {
@@ -381,9 +384,11 @@ impl ContainerCgroup {
         }
         for (controller, file, value) in limit_files(&self.limits, unified) {
             let path = self.dir_for(controller).join(file);
-            // memory.swap.max exists only with swap accounting: without it
+            // The swap files exist only with swap accounting: without it
             // there is no swap to forbid.
-            if file == "memory.swap.max" && !path.exists() {
+            if (file == "memory.swap.max" || file == "memory.memsw.limit_in_bytes")
+                && !path.exists()
+            {
                 continue;
             }
             write(
@@ -591,6 +596,7 @@ mod tests {
         assert!(v2.contains(&("pids", "pids.max", "64".into())));
         let v1 = limit_files(&limits, false);
         assert!(v1.contains(&("memory", "memory.limit_in_bytes", "67108864".into())));
+        assert!(v1.contains(&("memory", "memory.memsw.limit_in_bytes", "67108864".into())));
         assert!(v1.contains(&("cpu", "cpu.cfs_quota_us", "50000".into())));
         assert!(v1.contains(&("cpu", "cpu.shares", "2048".into())));
         assert!(v1.contains(&("pids", "pids.max", "64".into())));
