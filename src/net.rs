@@ -372,7 +372,9 @@ fn forget_dead_owner(claim: &Path) {
 /// An exclusive lock on the bridge's state, held while it lives: leases and
 /// port claims are read and written under it, so ten containers starting at
 /// once get ten different addresses.
-struct StateLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+struct StateLock {
+    _held: nix::fcntl::Flock<std::fs::File>,
+}
 
 impl StateLock {
     fn take(dir: &Path) -> Result<StateLock, LabError> {
@@ -392,7 +394,7 @@ impl StateLock {
                 errno,
             },
         )?;
-        Ok(StateLock(lock))
+        Ok(StateLock { _held: lock })
     }
 }
 
