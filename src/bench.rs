@@ -67,6 +67,10 @@ pub struct Throughput {
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Report {
     pub timings: Vec<Timing>,
+    /// TCP into a container: through the bridge and a published port
+    /// (`container_ms`) against --net host (`host_ms`).
+    #[serde(default)]
+    pub network: Vec<Throughput>,
     /// Peers that are not installed, by name.
     pub skipped: Vec<String>,
     pub throughput: Vec<Throughput>,
@@ -401,6 +405,72 @@ pub fn throughput(
     Ok(results)
 }
 
+/// Send `mib` MiB over TCP from the host into a ch04 container, through a
+/// published port and the bridge, and into one sharing the host's network;
+/// best of `repeat` for each. The receiving end is `lab-probe --sink`.
+pub fn network_throughput(
+    rootfs: &Path,
+    mib: usize,
+    repeat: usize,
+) -> Result<Vec<Throughput>, LabError> {
+    use std::io::{BufRead, Write};
+    let chapter = crate::rootfs::sibling("ch04-net");
+    let send = |flags: &[&str], port: u16| -> Result<f64, LabError> {
+        let sink_port = if flags.contains(&"host") { port } else { 9000 };
+        let mut receiver = Command::new(&chapter)
+            .args(flags)
+            .arg(rootfs)
+            .args(["/usr/local/bin/lab-probe", "--sink", &sink_port.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| LabError::ToolFailed {
+                command: "ch04-net".into(),
+                message: e.to_string(),
+            })?;
+        let mut ready = String::new();
+        let mut lines = std::io::BufReader::new(receiver.stdout.take().expect("piped"));
+        let _ = lines.read_line(&mut ready);
+        let failed = |message: String| LabError::ToolFailed {
+            command: format!("ch04-net {}", flags.join(" ")),
+            message,
+        };
+        if !ready.starts_with("listening") {
+            let _ = receiver.kill();
+            return Err(failed("the sink did not start".into()));
+        }
+        let chunk = vec![0u8; 1 << 20];
+        let started = Instant::now();
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| failed(e.to_string()))?;
+        for _ in 0..mib {
+            stream
+                .write_all(&chunk)
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        drop(stream);
+        let mut done = String::new();
+        let _ = lines.read_line(&mut done);
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        let _ = receiver.wait();
+        if done.trim() != format!("received {} bytes", mib << 20) {
+            return Err(failed(format!("the sink said {:?}", done.trim())));
+        }
+        Ok(elapsed)
+    };
+    let (mut bridge, mut host) = (f64::MAX, f64::MAX);
+    for _ in 0..repeat {
+        bridge = bridge.min(send(&["-p", "19090:9000"], 19090)?);
+        host = host.min(send(&["--net", "host"], 19091)?);
+    }
+    Ok(vec![Throughput {
+        workload: format!("TCP, {mib} MiB in"),
+        host_ms: host,
+        container_ms: bridge,
+        overhead_percent: (bridge / host - 1.0) * 100.0,
+    }])
+}
+
 impl Report {
     fn median_of(&self, name: &str) -> Option<f64> {
         self.timings
@@ -433,6 +503,12 @@ impl Report {
         out.push_str("\nwhat each step adds (difference of medians):\n");
         for (cost, ms) in self.marginal_costs() {
             out.push_str(&format!("  {cost:<48} {ms:>+8.2} ms\n"));
+        }
+        for t in &self.network {
+            out.push_str(&format!(
+                "\n{}: --net host {:.1} ms, bridge and published port {:.1} ms ({:+.1}%)\n",
+                t.workload, t.host_ms, t.container_ms, t.overhead_percent
+            ));
         }
         if !self.throughput.is_empty() {
             out.push_str("\ninside ch03 vs on the host (best run):\n");
@@ -615,6 +691,7 @@ mod tests {
                 timing("ch00-process", 0.75),
                 timing("ch01-chroot", 1.0),
             ],
+            network: vec![],
             skipped: vec![],
             throughput: vec![],
             kernel: "6.0".into(),

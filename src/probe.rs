@@ -1090,6 +1090,31 @@ pub fn leave_orphan(millis: u64) -> Result<i32, crate::error::LabError> {
     }
 }
 
+/// Accept one connection on `port`, read it to the end, print the count.
+pub fn sink(port: u16) -> Result<i32, crate::error::LabError> {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind(("0.0.0.0", port)).map_err(|error| {
+        crate::error::LabError::StepFailed {
+            syscall: "bind",
+            target: format!("0.0.0.0:{port}"),
+            errno: Errno::from_raw(error.raw_os_error().unwrap_or(0)),
+        }
+    })?;
+    println!("listening on port {port}");
+    let _ = std::io::stdout().flush();
+    let (mut stream, _) =
+        listener
+            .accept()
+            .map_err(|error| crate::error::LabError::StepFailed {
+                syscall: "accept",
+                target: format!("0.0.0.0:{port}"),
+                errno: Errno::from_raw(error.raw_os_error().unwrap_or(0)),
+            })?;
+    let received = std::io::copy(&mut stream, &mut std::io::sink()).unwrap_or(0);
+    println!("received {received} bytes");
+    Ok(0)
+}
+
 /// Connect to `address`, print the one-line greeting, exit 0 (1 on failure).
 pub fn connect(address: std::net::SocketAddr) -> Result<i32, crate::error::LabError> {
     use std::io::BufRead;

@@ -45,5 +45,10 @@ fn quick_bench_produces_a_well_formed_report() {
         "runtime RSS not taken: {chapter_rss:?}"
     );
     assert_eq!(report.throughput.len(), 2);
+    assert_eq!(
+        report.network.len(),
+        1,
+        "TCP through the bridge vs --net host"
+    );
     assert_eq!(report.marginal_costs().len(), 8);
 }

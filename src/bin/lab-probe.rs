@@ -62,6 +62,11 @@ struct Cli {
     #[arg(long, value_name = "MIB")]
     hog: Option<u64>,
 
+    /// Instead of probing: accept one TCP connection on PORT, read it to the
+    /// end and print how many bytes came (for `lab bench`)
+    #[arg(long, value_name = "PORT")]
+    sink: Option<u16>,
+
     /// Instead of probing: leave behind an orphan, a child that exits after
     /// MILLIS ms, and exit at once (to watch who adopts and reaps it)
     #[arg(long, value_name = "MILLIS")]
@@ -92,6 +97,9 @@ fn main() {
             std::hint::black_box(&memory);
             println!("touched {mib} MiB");
             return Ok(0);
+        }
+        if let Some(port) = cli.sink {
+            return probe::sink(port);
         }
         if let Some(millis) = cli.orphan {
             return probe::leave_orphan(millis);

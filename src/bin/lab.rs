@@ -210,8 +210,15 @@ fn bench(
         (300_000_000, 2_000_000, 9)
     };
     let throughput = bench::throughput(&rootfs_dir, cpu, syscalls, repeat)?;
+    eprintln!(
+        "{}",
+        "timing TCP into ch04: bridge and published port vs --net host ...".dimmed()
+    );
+    let (mib, tries) = if quick { (8, 1) } else { (256, 3) };
+    let network = bench::network_throughput(&rootfs_dir, mib, tries)?;
     let report = bench::Report {
         timings,
+        network,
         skipped,
         throughput,
         kernel: container_lab::hostinfo::kernel_release(),
