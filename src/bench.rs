@@ -2,8 +2,8 @@
 //! tools that do the same job (unshare, chroot, bwrap, runc).
 //!
 //! Each subject is a command line that starts a container running
-//! `/bin/true` and waits for its exit code. It is run `warmup` times
-//! unmeasured, then `runs` times; the table shows min, median and p95 wall
+//! `/bin/true` and waits for its exit code. All subjects run `warmup`
+//! rounds unmeasured, then `runs` rounds, one run of each per round; the table shows min, median and p95 wall
 //! time and the peak resident set size wait4(2) reports. Like the tour, the
 //! bench runs inside a stand-in host (its own network namespace), so the
 //! network chapter's bridge never touches the machine's real network.
@@ -311,33 +311,52 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
-/// Time one subject.
-pub fn measure(subject: &Subject, warmup: usize, runs: usize) -> Result<Timing, LabError> {
+/// Time every subject, in rounds: each round runs every subject once, so
+/// a slow moment of the machine (another process, a frequency change)
+/// touches all subjects alike instead of whichever ran then. `progress` is
+/// told each round.
+pub fn measure_all(
+    subjects: &[Subject],
+    warmup: usize,
+    runs: usize,
+    progress: impl Fn(usize),
+) -> Result<Vec<Timing>, LabError> {
     for _ in 0..warmup {
-        run_once(&subject.argv)?;
+        for subject in subjects {
+            run_once(&subject.argv)?;
+        }
     }
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        times.push(run_once(&subject.argv)?.as_secs_f64() * 1000.0);
+    let mut times = vec![Vec::with_capacity(runs); subjects.len()];
+    for round in 0..runs {
+        progress(round);
+        for (subject, times) in subjects.iter().zip(&mut times) {
+            times.push(run_once(&subject.argv)?.as_secs_f64() * 1000.0);
+        }
     }
-    let max_rss = match (subject.kind, subject.sleeper()) {
-        ("baseline", _) | (_, None) => 0,
-        (_, Some(sleeper)) => (0..3)
-            .map(|_| runtime_peak_rss(&sleeper))
-            .max()
-            .unwrap_or(0),
-    };
-    times.sort_by(|a, b| a.total_cmp(b));
-    Ok(Timing {
-        name: subject.name.clone(),
-        kind: subject.kind.into(),
-        what: subject.what.into(),
-        runs,
-        min_ms: times[0],
-        median_ms: percentile(&times, 0.5),
-        p95_ms: percentile(&times, 0.95),
-        max_rss_kib: max_rss,
-    })
+    subjects
+        .iter()
+        .zip(times)
+        .map(|(subject, mut times)| {
+            let max_rss = match (subject.kind, subject.sleeper()) {
+                ("baseline", _) | (_, None) => 0,
+                (_, Some(sleeper)) => (0..3)
+                    .map(|_| runtime_peak_rss(&sleeper))
+                    .max()
+                    .unwrap_or(0),
+            };
+            times.sort_by(|a, b| a.total_cmp(b));
+            Ok(Timing {
+                name: subject.name.clone(),
+                kind: subject.kind.into(),
+                what: subject.what.into(),
+                runs,
+                min_ms: times[0],
+                median_ms: percentile(&times, 0.5),
+                p95_ms: percentile(&times, 0.95),
+                max_rss_kib: max_rss,
+            })
+        })
+        .collect()
 }
 
 /// The same workload on the host and inside ch03 (best of `repeat`).

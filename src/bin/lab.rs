@@ -189,17 +189,17 @@ fn bench(
         Path::new(container_lab::tour::BAIT_ROOT).join(format!("bench-{}", std::process::id()));
     let bundle = bench::runc_bundle(&rootfs_dir, &bundle_dir);
     let (subjects, skipped) = bench::subjects(&rootfs_dir, bundle.as_deref());
-    let mut timings = Vec::new();
-    let result = subjects.iter().try_for_each(|subject| {
-        eprintln!(
-            "{}",
-            format!("timing {} ({runs} runs) ...", subject.name).dimmed()
-        );
-        timings.push(bench::measure(subject, warmup, runs)?);
-        Ok(())
+    eprintln!(
+        "{}",
+        format!("timing {} subjects in {runs} rounds ...", subjects.len()).dimmed()
+    );
+    let result = bench::measure_all(&subjects, warmup, runs, |round| {
+        if round % 10 == 9 {
+            eprintln!("{}", format!("  round {} of {runs}", round + 1).dimmed());
+        }
     });
     let _ = std::fs::remove_dir_all(&bundle_dir);
-    result?;
+    let timings = result?;
     eprintln!(
         "{}",
         "timing the workloads inside ch03 and on the host ...".dimmed()
