@@ -248,10 +248,7 @@ fn write(narrator: &Narrator, path: &Path, value: &str, why: &str) -> Result<(),
             why,
             man: "cgroups(7)",
         },
-        || {
-            std::fs::write(path, value)
-                .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-        },
+        || std::fs::write(path, value).map_err(|e| crate::error::errno_of(&e)),
     )
 }
 
@@ -290,10 +287,7 @@ fn step_aside(narrator: &Narrator, parent: &Path) -> Result<(), LabError> {
             why: "a leaf for the runtime itself, so its own cgroup has no process left",
             man: "cgroups(7)",
         },
-        || {
-            std::fs::create_dir_all(&leaf)
-                .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-        },
+        || std::fs::create_dir_all(&leaf).map_err(|e| crate::error::errno_of(&e)),
     )?;
     write(
         narrator,
@@ -376,10 +370,7 @@ impl ContainerCgroup {
                     why: "a cgroup of the container's own",
                     man: "cgroups(7)",
                 },
-                || {
-                    std::fs::create_dir_all(&dir)
-                        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-                },
+                || std::fs::create_dir_all(&dir).map_err(|e| crate::error::errno_of(&e)),
             )?;
         }
         for (controller, file, value) in limit_files(&self.limits, unified) {

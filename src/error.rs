@@ -134,6 +134,23 @@ impl LabError {
     }
 }
 
+/// The errno an I/O error from std carries (0 when it carries none), so
+/// that errors from std keep their errno like those from nix.
+pub fn errno_of(error: &std::io::Error) -> Errno {
+    Errno::from_raw(error.raw_os_error().unwrap_or(0))
+}
+
+impl LabError {
+    /// A failed step that std performed (`syscall` on `target`).
+    pub fn io(syscall: &'static str, target: impl fmt::Display, error: std::io::Error) -> LabError {
+        LabError::StepFailed {
+            syscall,
+            target: target.to_string(),
+            errno: errno_of(&error),
+        }
+    }
+}
+
 /// An errno as `no such file or directory (ENOENT)`: lowercase, with the
 /// symbolic name so it can be looked up in errno(3).
 pub fn describe_errno(errno: Errno) -> String {

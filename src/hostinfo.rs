@@ -72,7 +72,7 @@ impl std::error::Error for HostInfoError {}
 fn read_error(path: &Path, error: &std::io::Error) -> HostInfoError {
     HostInfoError::Read {
         path: path.to_path_buf(),
-        errno: Errno::from_raw(error.raw_os_error().unwrap_or(0)),
+        errno: crate::error::errno_of(error),
     }
 }
 

@@ -372,11 +372,7 @@ fn populate_dev(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
 
 /// Bind-mount the host's /dev/NAME onto an empty file at `path`.
 fn bind_host_device(narrator: &Narrator, name: &str, path: &Path) -> Result<(), LabError> {
-    std::fs::File::create(path).map_err(|e| LabError::StepFailed {
-        syscall: "open",
-        target: path.display().to_string(),
-        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-    })?;
+    std::fs::File::create(path).map_err(|e| LabError::io("open", path.display(), e))?;
     let source = format!("/dev/{name}");
     let why = "mknod is not allowed in a user namespace: the host's node, bind-mounted";
     mount_step(
@@ -397,11 +393,7 @@ fn bind_console(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
         return Ok(());
     };
     let console = dev.join("console");
-    std::fs::File::create(&console).map_err(|e| LabError::StepFailed {
-        syscall: "open",
-        target: console.display().to_string(),
-        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-    })?;
+    std::fs::File::create(&console).map_err(|e| LabError::io("open", console.display(), e))?;
     let source = terminal.to_string_lossy();
     mount_step(
         narrator,

@@ -44,7 +44,7 @@ impl Narrator {
         let pause = if pause {
             // std opens files close-on-exec: the command never inherits it.
             let tty = File::open("/dev/tty").map_err(|error| LabError::NoTerminal {
-                errno: nix::errno::Errno::from_raw(error.raw_os_error().unwrap_or(0)),
+                errno: crate::error::errno_of(&error),
             })?;
             Some(tty)
         } else {

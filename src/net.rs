@@ -328,14 +328,6 @@ fn quietly(program: &str, args: &[&str]) {
         .status();
 }
 
-fn io(syscall: &'static str, path: &Path, error: std::io::Error) -> LabError {
-    LabError::StepFailed {
-        syscall,
-        target: path.display().to_string(),
-        errno: nix::errno::Errno::from_raw(error.raw_os_error().unwrap_or(0)),
-    }
-}
-
 /// Where this network namespace's lab state lives.
 pub fn state_root() -> PathBuf {
     use std::os::unix::fs::MetadataExt;
@@ -378,15 +370,17 @@ struct StateLock {
 
 impl StateLock {
     fn take(dir: &Path) -> Result<StateLock, LabError> {
-        std::fs::create_dir_all(dir.join("leases")).map_err(|e| io("mkdir", dir, e))?;
-        std::fs::create_dir_all(dir.join("ports")).map_err(|e| io("mkdir", dir, e))?;
+        std::fs::create_dir_all(dir.join("leases"))
+            .map_err(|e| LabError::io("mkdir", dir.display(), e))?;
+        std::fs::create_dir_all(dir.join("ports"))
+            .map_err(|e| LabError::io("mkdir", dir.display(), e))?;
         let path = dir.join("lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| io("open", &path, e))?;
+            .map_err(|e| LabError::io("open", path.display(), e))?;
         let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(
             |(_, errno)| LabError::StepFailed {
                 syscall: "flock",
@@ -486,7 +480,7 @@ impl ContainerNetwork {
         }
         forget_dead_owner(&claim);
         std::fs::write(&claim, std::process::id().to_string())
-            .map_err(|e| io("write", &claim, e))?;
+            .map_err(|e| LabError::io("write", claim.display(), e))?;
         self.claimed.push(claim);
         Ok(())
     }
@@ -500,7 +494,7 @@ impl ContainerNetwork {
             }
             forget_dead_owner(&lease);
             std::fs::write(&lease, std::process::id().to_string())
-                .map_err(|e| io("write", &lease, e))?;
+                .map_err(|e| LabError::io("write", lease.display(), e))?;
             self.claimed.push(lease);
             return Ok(address);
         }
@@ -511,7 +505,8 @@ impl ContainerNetwork {
     }
 
     fn write_etc_files(&self, hostname: &str) -> Result<(), LabError> {
-        std::fs::create_dir_all(&self.files).map_err(|e| io("mkdir", &self.files, e))?;
+        std::fs::create_dir_all(&self.files)
+            .map_err(|e| LabError::io("mkdir", self.files.display(), e))?;
         let hosts = format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost\n{}\t{hostname}\n",
             self.address
@@ -525,7 +520,7 @@ impl ContainerNetwork {
             ("resolv.conf", resolv),
         ] {
             let path = self.files.join(name);
-            std::fs::write(&path, text).map_err(|e| io("write", &path, e))?;
+            std::fs::write(&path, text).map_err(|e| LabError::io("write", path.display(), e))?;
         }
         Ok(())
     }
@@ -570,7 +565,7 @@ impl ContainerNetwork {
         )?;
         let netns_path = format!("/proc/{child}/ns/net");
         let netns =
-            std::fs::File::open(&netns_path).map_err(|e| io("open", Path::new(&netns_path), e))?;
+            std::fs::File::open(&netns_path).map_err(|e| LabError::io("open", &netns_path, e))?;
         let inside = Some(&netns);
         let address = format!("{}/{}", self.address, self.subnet.prefix);
         let gateway = self.subnet.gateway().to_string();
@@ -732,9 +727,10 @@ fn ensure_bridge(
         )?;
         if flipped {
             std::fs::write(state.join("forwarding-enabled"), "1")
-                .map_err(|e| io("write", state, e))?;
+                .map_err(|e| LabError::io("write", state.display(), e))?;
         }
-        std::fs::write(state.join("subnet"), subnet.to_string()).map_err(|e| io("write", state, e))
+        std::fs::write(state.join("subnet"), subnet.to_string())
+            .map_err(|e| LabError::io("write", state.display(), e))
     };
     steps().inspect_err(|_| {
         quietly(
@@ -773,10 +769,7 @@ fn enable_forwarding(narrator: &Narrator, bridge: &str) -> Result<bool, LabError
                 why,
                 man: "proc(5)",
             },
-            || {
-                std::fs::write(&path, "1")
-                    .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-            },
+            || std::fs::write(&path, "1").map_err(|e| crate::error::errno_of(&e)),
         )?;
     }
     Ok(!was_on)

@@ -214,8 +214,7 @@ impl KernelFs {
     /// make when the container's own copy is read-only.
     fn fresh(fstype: &str) -> Result<KernelFs, Errno> {
         let path = scratch_path(fstype);
-        std::fs::create_dir_all(&path)
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+        std::fs::create_dir_all(&path).map_err(|e| crate::error::errno_of(&e))?;
         if let Err(errno) = mount(
             Some(fstype),
             &path,
@@ -247,7 +246,7 @@ impl Drop for KernelFs {
 }
 
 fn read_bait_file(path: &Path) -> Result<String, Errno> {
-    std::fs::read_to_string(path).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+    std::fs::read_to_string(path).map_err(|e| crate::error::errno_of(&e))
 }
 
 fn leaks_observed(check: &str, evidence: String, observed: String) -> Finding {
@@ -1014,15 +1013,7 @@ fn exceed_cpu(context: &Context) -> Finding {
 /// after 60 s so a test that goes wrong cannot leave it running.
 pub fn serve(port: u16, count: u32) -> Result<i32, crate::error::LabError> {
     use std::io::Write;
-    let listener = std::net::TcpListener::bind(("0.0.0.0", port)).map_err(|error| {
-        crate::error::LabError::StepFailed {
-            syscall: "bind",
-            target: format!("0.0.0.0:{port}"),
-            errno: Errno::from_raw(error.raw_os_error().unwrap_or(0)),
-        }
-    })?;
-    println!("listening on port {port}");
-    let _ = std::io::stdout().flush();
+    let listener = listen(port)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     listener.set_nonblocking(true).ok();
     let hostname = nix::unistd::gethostname()
@@ -1090,26 +1081,22 @@ pub fn leave_orphan(millis: u64) -> Result<i32, crate::error::LabError> {
     }
 }
 
-/// Accept one connection on `port`, read it to the end, print the count.
-pub fn sink(port: u16) -> Result<i32, crate::error::LabError> {
+/// Listen on `port` on every address and say so on stdout (what the
+/// tests and the bench wait for before they connect).
+fn listen(port: u16) -> Result<std::net::TcpListener, crate::error::LabError> {
     use std::io::Write;
-    let listener = std::net::TcpListener::bind(("0.0.0.0", port)).map_err(|error| {
-        crate::error::LabError::StepFailed {
-            syscall: "bind",
-            target: format!("0.0.0.0:{port}"),
-            errno: Errno::from_raw(error.raw_os_error().unwrap_or(0)),
-        }
-    })?;
+    let listener = std::net::TcpListener::bind(("0.0.0.0", port))
+        .map_err(|error| crate::error::LabError::io("bind", format!("0.0.0.0:{port}"), error))?;
     println!("listening on port {port}");
     let _ = std::io::stdout().flush();
-    let (mut stream, _) =
-        listener
-            .accept()
-            .map_err(|error| crate::error::LabError::StepFailed {
-                syscall: "accept",
-                target: format!("0.0.0.0:{port}"),
-                errno: Errno::from_raw(error.raw_os_error().unwrap_or(0)),
-            })?;
+    Ok(listener)
+}
+
+/// Accept one connection on `port`, read it to the end, print the count.
+pub fn sink(port: u16) -> Result<i32, crate::error::LabError> {
+    let (mut stream, _) = listen(port)?
+        .accept()
+        .map_err(|error| crate::error::LabError::io("accept", format!("0.0.0.0:{port}"), error))?;
     let received = std::io::copy(&mut stream, &mut std::io::sink()).unwrap_or(0);
     println!("received {received} bytes");
     Ok(0)

@@ -72,11 +72,8 @@ pub fn locate(given: Option<&Path>) -> Result<PathBuf, LabError> {
 /// The absolute path of `rootfs`, checked to hold each of `dirs`: the
 /// chapters mount over them and never create anything in the rootfs.
 pub fn require_mount_points(rootfs: &Path, dirs: &[&str]) -> Result<PathBuf, LabError> {
-    let absolute = std::fs::canonicalize(rootfs).map_err(|error| LabError::StepFailed {
-        syscall: "realpath",
-        target: rootfs.display().to_string(),
-        errno: nix::errno::Errno::from_raw(error.raw_os_error().unwrap_or(0)),
-    })?;
+    let absolute = std::fs::canonicalize(rootfs)
+        .map_err(|error| LabError::io("realpath", rootfs.display(), error))?;
     for dir in dirs {
         if !absolute.join(dir).is_dir() {
             return Err(LabError::RootfsIncomplete {
@@ -135,11 +132,7 @@ fn run_script(script: &Path, args: &[&std::ffi::OsStr]) -> Result<(), LabError> 
         .arg(script)
         .args(args)
         .status()
-        .map_err(|error| LabError::StepFailed {
-            syscall: "execve",
-            target: format!("bash {}", script.display()),
-            errno: nix::errno::Errno::from_raw(error.raw_os_error().unwrap_or(0)),
-        })?;
+        .map_err(|error| LabError::io("execve", format!("bash {}", script.display()), error))?;
     if status.success() {
         Ok(())
     } else {

@@ -96,10 +96,6 @@ fn step_error(syscall: &'static str, target: impl Into<String>, errno: Errno) ->
     }
 }
 
-fn io_errno(error: &std::io::Error) -> Errno {
-    Errno::from_raw(error.raw_os_error().unwrap_or(0))
-}
-
 /// The stand-in host, while it stands: its sysfs mount point goes away with
 /// it.
 pub struct StandIn {
@@ -144,8 +140,7 @@ pub fn enter_stand_in_host() -> Result<StandIn, LabError> {
     // namespace and behave unlike on a real host. Not over /sys, which
     // would hide /sys/fs/cgroup from runc: on a directory of its own.
     let sysfs = std::env::temp_dir().join(format!("container-lab-stand-in-{}", std::process::id()));
-    std::fs::create_dir_all(&sysfs)
-        .map_err(|e| step_error("mkdir", sysfs.display().to_string(), io_errno(&e)))?;
+    std::fs::create_dir_all(&sysfs).map_err(|e| LabError::io("mkdir", sysfs.display(), e))?;
     let stand_in = StandIn { sysfs };
     mount(
         Some("sysfs"),
@@ -205,11 +200,9 @@ impl HostBait {
         // name gives the secret away.
         let tag = random_hex();
         let dir = Path::new(BAIT_ROOT).join(format!("tour-{}-ch{chapter}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| step_error("mkdir", dir.display().to_string(), io_errno(&e)))?;
+        std::fs::create_dir_all(&dir).map_err(|e| LabError::io("mkdir", dir.display(), e))?;
         let marker = dir.join("host-secret.txt");
-        std::fs::write(&marker, &secret)
-            .map_err(|e| step_error("write", marker.display().to_string(), io_errno(&e)))?;
+        std::fs::write(&marker, &secret).map_err(|e| LabError::io("write", marker.display(), e))?;
         let dir_fd = open(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).ok();
 
         let mut planted = HostBait {
@@ -543,7 +536,7 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
     command.args(["--json", "--bait", &bait_json]);
     let output = command
         .output()
-        .map_err(|e| step_error("execve", binary.display().to_string(), io_errno(&e)))?;
+        .map_err(|e| LabError::io("execve", binary.display(), e))?;
     // The runtime has exited: the leaked fd has done its job.
     planted.dir_fd.take();
     let findings: Vec<Finding> =

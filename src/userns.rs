@@ -168,10 +168,7 @@ fn write_proc(
             why,
             man: "user_namespaces(7)",
         },
-        || {
-            std::fs::write(&path, text)
-                .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-        },
+        || std::fs::write(&path, text).map_err(|e| crate::error::errno_of(&e)),
     )
 }
 
@@ -244,7 +241,7 @@ pub fn idmapped_rootfs(
     use std::os::unix::ffi::OsStrExt;
     let userns_path = format!("/proc/{child}/ns/user");
     let userns =
-        std::fs::File::open(&userns_path).map_err(|e| io("open", Path::new(&userns_path), e))?;
+        std::fs::File::open(&userns_path).map_err(|e| LabError::io("open", &userns_path, e))?;
     let path = std::ffi::CString::new(rootfs.as_os_str().as_bytes()).expect("paths have no NUL");
     const OPEN_TREE_CLONE: libc::c_uint = 1;
     let args = format!(
@@ -421,7 +418,7 @@ impl RemappedRootfs {
         let copy = RemappedRootfs { path };
         let _ = std::fs::remove_dir_all(&copy.path);
         std::fs::create_dir_all(REMAPPED_ROOT)
-            .map_err(|e| io("mkdir", Path::new(REMAPPED_ROOT), e))?;
+            .map_err(|e| LabError::io("mkdir", REMAPPED_ROOT, e))?;
         let args = format!("-a {} {}", rootfs.display(), copy.path.display());
         narrator.run_tool(
             Step {
@@ -476,20 +473,11 @@ impl Drop for RemappedRootfs {
     }
 }
 
-fn io(syscall: &'static str, path: &Path, error: std::io::Error) -> LabError {
-    LabError::StepFailed {
-        syscall,
-        target: path.display().to_string(),
-        errno: nix::errno::Errno::from_raw(error.raw_os_error().unwrap_or(0)),
-    }
-}
-
 /// lchown every entry under `dir` from its id to the host id it maps to.
 pub fn shift_ownership(dir: &Path, uids: &[IdMap], gids: &[IdMap]) -> nix::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let map = |maps: &[IdMap], id: u32| maps.iter().find_map(|m| m.to_host(id)).unwrap_or(65534);
-    let meta = std::fs::symlink_metadata(dir)
-        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| crate::error::errno_of(&e))?;
     nix::unistd::fchownat(
         nix::fcntl::AT_FDCWD,
         dir,
@@ -498,8 +486,7 @@ pub fn shift_ownership(dir: &Path, uids: &[IdMap], gids: &[IdMap]) -> nix::Resul
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )?;
     if meta.is_dir() {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| crate::error::errno_of(&e))?;
         for entry in entries.flatten() {
             shift_ownership(&entry.path(), uids, gids)?;
         }

@@ -235,10 +235,10 @@ fn bench(
         print!("{}", report.render());
     }
     if let Some(dir) = book {
-        std::fs::create_dir_all(&dir).map_err(|e| io_error("mkdir", &dir, e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| LabError::io("mkdir", dir.display(), e))?;
         for (name, text) in [("bench.md", report.markdown()), ("bench.svg", report.svg())] {
             let path = dir.join(name);
-            std::fs::write(&path, text).map_err(|e| io_error("write", &path, e))?;
+            std::fs::write(&path, text).map_err(|e| LabError::io("write", path.display(), e))?;
             eprintln!("wrote {}", path.display());
         }
     }
@@ -292,7 +292,7 @@ fn write_book_tables(
     matrix: &container_lab::scorecard::Matrix,
     dir: &Path,
 ) -> Result<(), LabError> {
-    std::fs::create_dir_all(dir).map_err(|e| io_error("mkdir", dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| LabError::io("mkdir", dir.display(), e))?;
     let mut files = vec![(dir.join("scorecard.md"), matrix.markdown())];
     for column in &matrix.columns {
         let table = matrix
@@ -304,7 +304,7 @@ fn write_book_tables(
         ));
     }
     for (path, text) in files {
-        std::fs::write(&path, text).map_err(|e| io_error("write", &path, e))?;
+        std::fs::write(&path, text).map_err(|e| LabError::io("write", path.display(), e))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -340,7 +340,7 @@ fn doctor() -> Result<i32, LabError> {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     colored::control::set_override(color);
     let passed = container_lab::doctor::run(&mut std::io::stdout().lock())
-        .map_err(|e| io_error("write", Path::new("stdout"), e))?;
+        .map_err(|e| LabError::io("write", "stdout", e))?;
     Ok(if passed { 0 } else { 1 })
 }
 
@@ -348,13 +348,14 @@ fn demo(step: bool) -> Result<i32, LabError> {
     let rootfs_dir = default_rootfs_ready()?;
     let marker_dir =
         std::env::temp_dir().join(format!("container-lab-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&marker_dir).map_err(|e| io_error("mkdir", &marker_dir, e))?;
+    std::fs::create_dir_all(&marker_dir)
+        .map_err(|e| LabError::io("mkdir", marker_dir.display(), e))?;
     let marker = marker_dir.join("host-secret.txt");
     std::fs::write(
         &marker,
         "a file that lives on the host, outside the rootfs\n",
     )
-    .map_err(|e| io_error("write", &marker, e))?;
+    .map_err(|e| LabError::io("write", marker.display(), e))?;
     let marker_text = marker.display().to_string();
     let rootfs_text = rootfs_dir.display().to_string();
     let narration = if step { "--step" } else { "--explain" };
@@ -408,7 +409,7 @@ fn demo(step: bool) -> Result<i32, LabError> {
         let status = Command::new(rootfs::sibling(chapter))
             .args(&args)
             .status()
-            .map_err(|e| io_error("execve", &rootfs::sibling(chapter), e))?;
+            .map_err(|e| LabError::io("execve", rootfs::sibling(chapter).display(), e))?;
         eprintln!(
             "{}",
             format!("(exit status {})", status.code().unwrap_or(-1)).dimmed()
@@ -420,12 +421,4 @@ fn demo(step: bool) -> Result<i32, LabError> {
 
 fn banner(text: &str) {
     eprintln!("\n{}", format!("== {text}").bold().green());
-}
-
-fn io_error(syscall: &'static str, path: &Path, error: std::io::Error) -> LabError {
-    LabError::StepFailed {
-        syscall,
-        target: path.display().to_string(),
-        errno: nix::errno::Errno::from_raw(error.raw_os_error().unwrap_or(0)),
-    }
 }
