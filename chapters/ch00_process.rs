@@ -7,9 +7,9 @@
 
 use clap::Parser;
 use container_lab::cli::{self, CommandArgs, NarrationArgs};
-use container_lab::command;
 use container_lab::error::LabError;
-use container_lab::process::{self, Launch};
+use container_lab::runtime::command;
+use container_lab::runtime::process::{self, Launch};
 use std::path::Path;
 
 /// Run COMMAND as an ordinary child process: fork, exec, wait.

@@ -5,11 +5,11 @@
 //! book's chapter 01 shows the classic breakout that still works.
 
 use clap::Parser;
-use container_lab::caps::{self, CAP_SYS_CHROOT};
 use container_lab::cli::{self, CommandArgs, NarrationArgs, RootfsArg};
 use container_lab::error::LabError;
-use container_lab::process::{self, Launch};
-use container_lab::{chroot, command};
+use container_lab::runtime::caps::{self, CAP_SYS_CHROOT};
+use container_lab::runtime::process::{self, Launch};
+use container_lab::runtime::{chroot, command};
 
 /// Run COMMAND with ROOTFS as its root directory, like chroot(1).
 #[derive(Parser, Debug)]

@@ -7,12 +7,12 @@
 //! CAP_SYS_CHROOT dropped so root inside cannot chroot its way out.
 
 use clap::Parser;
-use container_lab::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::cli::{self, CommandArgs, JailArgs, NarrationArgs, RootfsArg};
 use container_lab::error::LabError;
-use container_lab::mounts::{self, HostProcMount};
-use container_lab::process;
-use container_lab::{chroot, command, fds, namespaces};
+use container_lab::runtime::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+use container_lab::runtime::mounts::{self, HostProcMount};
+use container_lab::runtime::process;
+use container_lab::runtime::{chroot, command, fds, namespaces};
 use nix::sched::CloneFlags;
 use std::path::Path;
 

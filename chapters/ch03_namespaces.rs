@@ -8,11 +8,12 @@
 //! disappears with it.
 
 use clap::Parser;
-use container_lab::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::cli::{self, CommandArgs, JailArgs, NarrationArgs, RootfsArg};
 use container_lab::error::LabError;
-use container_lab::process;
-use container_lab::{command, fds, mounts, namespaces, rootfs};
+use container_lab::rootfs;
+use container_lab::runtime::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+use container_lab::runtime::process;
+use container_lab::runtime::{command, fds, mounts, namespaces};
 use nix::sched::CloneFlags;
 
 /// Run COMMAND with its own mount table, IPC objects, hostname and process tree.

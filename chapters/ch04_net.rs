@@ -8,11 +8,11 @@
 //! /etc/resolv.conf of the container's own.
 
 use clap::Parser;
-use container_lab::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::cli::{self, CommandArgs, JailArgs, NarrationArgs, NetArgs, RootfsArg};
 use container_lab::error::LabError;
-use container_lab::net::{BridgeRequest, ContainerNetwork, NetMode};
-use container_lab::{command, fds, mounts, namespaces, net, process};
+use container_lab::runtime::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetMode};
+use container_lab::runtime::{command, fds, mounts, namespaces, net, process};
 use nix::sched::CloneFlags;
 
 /// Run COMMAND with a network of its own.

@@ -7,15 +7,15 @@
 //! first instruction. An OOM kill is reported as such (exit 137).
 
 use clap::Parser;
-use container_lab::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
-use container_lab::cgroups::ContainerCgroup;
 use container_lab::cli::{
     self, CommandArgs, JailArgs, LimitArgs, NarrationArgs, NetArgs, RootfsArg, UsernsArgs,
 };
 use container_lab::error::LabError;
-use container_lab::net::{BridgeRequest, ContainerNetwork, NetMode};
-use container_lab::userns::{self, RemappedRootfs};
-use container_lab::{command, fds, mounts, namespaces, net, process};
+use container_lab::runtime::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+use container_lab::runtime::cgroups::ContainerCgroup;
+use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetMode};
+use container_lab::runtime::userns::{self, RemappedRootfs};
+use container_lab::runtime::{command, fds, mounts, namespaces, net, process};
 use nix::sched::CloneFlags;
 
 /// Run COMMAND with budgets for memory, CPU time and processes.

@@ -3,9 +3,9 @@
 
 use crate::error::LabError;
 use crate::narrator::Narrator;
-use crate::net::{NetMode, PortMapping, Subnet};
-use crate::process::Launch;
-use crate::userns::IdMap;
+use crate::runtime::net::{NetMode, PortMapping, Subnet};
+use crate::runtime::process::Launch;
+use crate::runtime::userns::IdMap;
 use clap::{Args, Parser};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -136,7 +136,7 @@ impl UsernsArgs {
     /// root (an unused range) and for an ordinary user (root is the user,
     /// plus the subordinate range when newuidmap(1) can write it).
     pub fn maps(&self) -> (Vec<IdMap>, Vec<IdMap>) {
-        use crate::userns::{ROOT_DEFAULT, rootless_maps, subordinate_range};
+        use crate::runtime::userns::{ROOT_DEFAULT, rootless_maps, subordinate_range};
         let defaults = |id: u32, file: &str| {
             if nix::unistd::geteuid().is_root() {
                 return vec![ROOT_DEFAULT];
@@ -167,11 +167,11 @@ impl UsernsArgs {
 pub struct LimitArgs {
     /// Memory budget, such as 64M or 1G; past it the kernel's OOM killer
     /// ends the container (exit 137)
-    #[arg(long, value_name = "SIZE", value_parser = crate::cgroups::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::runtime::cgroups::parse_size)]
     pub memory: Option<u64>,
 
     /// CPU budget in CPUs, such as 0.5 for half of one (a quota per 100 ms)
-    #[arg(long, value_name = "CPUS", value_parser = crate::cgroups::parse_cpus)]
+    #[arg(long, value_name = "CPUS", value_parser = crate::runtime::cgroups::parse_cpus)]
     pub cpus: Option<f64>,
 
     /// Relative CPU weight against other cgroups, 1 to 10000 (default 100)
@@ -188,8 +188,8 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    pub fn limits(&self) -> crate::cgroups::Limits {
-        crate::cgroups::Limits {
+    pub fn limits(&self) -> crate::runtime::cgroups::Limits {
+        crate::runtime::cgroups::Limits {
             memory_bytes: self.memory,
             cpus: self.cpus,
             cpu_weight: self.cpu_weight,
@@ -239,7 +239,7 @@ pub fn parse<C: Parser>() -> C {
                 .next()
                 .map(|line| line.trim_start_matches("error: ").to_string())
                 .unwrap_or(text);
-            crate::exit_with_error(&LabError::Usage { message })
+            crate::program::exit_with_error(&LabError::Usage { message })
         }
     }
 }

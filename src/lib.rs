@@ -1,93 +1,33 @@
 //! container-lab: a container runtime rebuilt the way history built it.
 //!
-//! Each chapter binary in `chapters/` is a short recipe; the mechanisms it
-//! calls live here, one module per idea.
+//! The chapter binaries in `chapters/` are short recipes; what they call is
+//! here, in three parts (drawn in the book's "How the code is laid out"):
+//!
+//! - [`runtime`]: the mechanisms a chapter assembles into a container, one
+//!   file per idea (fork and exec, chroot, namespaces, mounts, the network,
+//!   user namespaces, cgroups, ...). This is where to look for "how does the
+//!   runtime do X".
+//! - [`lab`]: the instruments that look at containers from outside: the
+//!   tour and its scorecard, the in-container probe, doctor, clean, bench.
+//!   They use the runtime; the runtime never uses them.
+//! - the shared plumbing at the top: [`cli`] (the options every chapter
+//!   composes), [`narrator`] (`--explain` and `--step`), [`error`] (one error
+//!   per failing step, mapped to Docker's exit codes), [`program`] (name,
+//!   command line, exit), [`hostinfo`] (read-only facts about the host) and
+//!   [`rootfs`] (finding and building root filesystems).
+//!
+//! Dependencies point one way: chapters and `src/bin` use everything;
+//! `lab` uses `runtime` and the plumbing; `runtime` uses only the plumbing
+//! (and `cli` is the one plumbing module that names runtime types, since it
+//! turns flags into them). `tests/layout.rs` checks this.
 
-pub mod bench;
-pub mod caps;
-pub mod cgroups;
-pub mod chroot;
-pub mod clean;
 pub mod cli;
-pub mod command;
-pub mod doctor;
 pub mod error;
-pub mod fds;
 pub mod hostinfo;
-pub mod init;
-pub mod loopdev;
-pub mod mounts;
-pub mod namespaces;
+pub mod lab;
 pub mod narrator;
-pub mod net;
-pub mod probe;
-pub mod process;
+pub mod program;
 pub mod rootfs;
-pub mod scorecard;
-pub mod sharing;
-pub mod tour;
-pub mod userns;
+pub mod runtime;
 
-use colored::Colorize;
-use error::LabError;
-use std::io::IsTerminal;
-
-/// The name this program was started as (`ch01-chroot`), for messages.
-pub fn program_name() -> String {
-    std::env::args_os()
-        .next()
-        .and_then(|arg0| {
-            std::path::Path::new(&arg0)
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "container-lab".into())
-}
-
-/// The command line this program was started with, quoted for a shell
-/// where needed, to show the user what to type again.
-pub fn command_line() -> String {
-    let words: Vec<String> = std::iter::once(program_name())
-        .chain(std::env::args().skip(1))
-        .collect();
-    shell_words(&words)
-}
-
-/// Words joined into one line a shell would split back the same way.
-pub fn shell_words<S: AsRef<str>>(words: &[S]) -> String {
-    words
-        .iter()
-        .map(|word| shell_quote(word.as_ref()))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Quote `word` for sh(1) unless it is made only of safe characters.
-fn shell_quote(word: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "/-._=:,+@%".contains(c);
-    if !word.is_empty() && word.chars().all(safe) {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
-}
-
-/// Run a chapter's recipe and exit with its code: the command's own on
-/// success, the error's (125/126/127) on failure.
-pub fn run(recipe: impl FnOnce() -> Result<i32, LabError>) -> ! {
-    match recipe() {
-        Ok(code) => std::process::exit(code),
-        Err(error) => exit_with_error(&error),
-    }
-}
-
-/// Print `error` as one line plus a hint, and exit with its code.
-pub fn exit_with_error(error: &LabError) -> ! {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    colored::control::set_override(color);
-    eprintln!("{}: {} {}", program_name(), "error:".red().bold(), error);
-    if let Some(hint) = error.hint() {
-        eprintln!("{}: {} {}", program_name(), "hint:".yellow().bold(), hint);
-    }
-    std::process::exit(error.exit_code())
-}
+pub use program::{command_line, exit_with_error, program_name, run, shell_words};

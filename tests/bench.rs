@@ -12,7 +12,7 @@ fn quick_bench_produces_a_well_formed_report() {
     let rootfs = rootfs().to_str().unwrap();
     let output = run("lab", ["bench", "--quick", "--json", "--rootfs", rootfs]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let report: container_lab::bench::Report =
+    let report: container_lab::lab::bench::Report =
         serde_json::from_slice(&output.stdout).expect("JSON report");
     let names: Vec<&str> = report.timings.iter().map(|t| t.name.as_str()).collect();
     for chapter in [

@@ -105,3 +105,39 @@ fn chapter_transcripts_come_from_snapshots() {
         }
     }
 }
+
+/// A file a page or the README tells the reader to open must exist: when
+/// code moves, the prose that points at it moves too.
+#[test]
+fn every_source_file_the_prose_names_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut texts: Vec<PathBuf> = book_pages();
+    texts.push(root.join("README.md"));
+    let mut missing = Vec::new();
+    for text_path in texts {
+        let text = std::fs::read_to_string(&text_path).unwrap();
+        for (start, _) in text.match_indices("src/") {
+            let preceded_by_path =
+                text[..start].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+            if preceded_by_path
+                || text[..start].ends_with("book/")
+                || text[..start].ends_with("../")
+            {
+                continue; // book/src/..., or an include (checked by its own test)
+            }
+            let name: String = text[start..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || "/_.-".contains(*c))
+                .collect();
+            let name = name.trim_end_matches('.');
+            if name.ends_with(".rs") && !root.join(name).is_file() {
+                missing.push(format!("{}: {name}", text_path.display()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the prose names files that do not exist:\n{}",
+        missing.join("\n")
+    );
+}

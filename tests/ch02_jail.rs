@@ -51,8 +51,8 @@ as_root!(
     /// when the command fails to start.
     proc_mount_leaves_with_the_container,
     {
-        let ours = |pid: u32| format!("{}{pid}", container_lab::mounts::HOST_PROC_SOURCE_PREFIX);
-        let still_mounted = |source: &str| !container_lab::mounts::mount_points_with_source(source).is_empty();
+        let ours = |pid: u32| format!("{}{pid}", container_lab::runtime::mounts::HOST_PROC_SOURCE_PREFIX);
+        let still_mounted = |source: &str| !container_lab::runtime::mounts::mount_points_with_source(source).is_empty();
         let runtime = std::process::Command::new(bin(CH))
             .args([rootfs().to_str().unwrap(), "/bin/cat", "/proc/self/mountinfo"])
             .stdout(std::process::Stdio::piped())

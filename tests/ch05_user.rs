@@ -89,7 +89,7 @@ as_root!(
     {
         let args = ["--net", "none", "--chown-copy", rootfs().to_str().unwrap(), "/bin/sh", "-c", "touch /written"];
         let runtime = Command::new(bin(CH)).args(args).spawn().unwrap();
-        let copy = std::path::Path::new(container_lab::userns::REMAPPED_ROOT).join(format!("run-{}", runtime.id()));
+        let copy = std::path::Path::new(container_lab::runtime::userns::REMAPPED_ROOT).join(format!("run-{}", runtime.id()));
         let output = runtime.wait_with_output().unwrap();
         assert_eq!(code(&output), 0);
         assert!(!copy.exists(), "{} left behind", copy.display());
@@ -232,7 +232,7 @@ as_root!(
             "newuidmap is not installed: apt-get install uidmap (.ci/run does)"
         );
         let user = TestUser::new("b");
-        let range = container_lab::userns::subordinate_range(
+        let range = container_lab::runtime::userns::subordinate_range(
             &std::fs::read_to_string("/etc/subuid").unwrap_or_default(),
             &user.name,
             user.uid,

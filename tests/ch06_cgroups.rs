@@ -1,5 +1,5 @@
 //! ch06-cgroups, for real on this host's cgroup layout (v2 code paths are
-//! unit-tested against fixture trees in src/cgroups.rs).
+//! unit-tested against fixture trees in src/runtime/cgroups.rs).
 
 mod common;
 use common::*;

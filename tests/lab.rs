@@ -102,7 +102,7 @@ fn clean_removes_only_what_dead_runs_left() {
     if !require_root("clean_removes_only_what_dead_runs_left") {
         return;
     }
-    use container_lab::loopdev;
+    use container_lab::lab::loopdev;
     let scratch = Scratch::new("clean");
     let rootfs = scratch.join("rootfs");
     let mount_point = rootfs.join("tmp/.lab-probe-mnt-1");

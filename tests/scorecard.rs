@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use container_lab::scorecard::{CHECKS, Matrix, Verdict};
+use container_lab::lab::scorecard::{CHECKS, Matrix, Verdict};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::OnceLock;

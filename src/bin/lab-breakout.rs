@@ -9,7 +9,7 @@
 //!
 //! Usage: lab-breakout [COMMAND [ARG]...]   (default COMMAND: /bin/sh)
 
-use container_lab::chroot::break_out;
+use container_lab::runtime::chroot::break_out;
 use nix::unistd::execv;
 use std::ffi::CString;
 

@@ -5,8 +5,8 @@
 //! with bait planted on the host side.
 
 use clap::Parser;
-use container_lab::probe::{self, Context};
-use container_lab::scorecard::{Bait, CHECKS, Verdict};
+use container_lab::lab::probe::{self, Context};
+use container_lab::lab::scorecard::{Bait, CHECKS, Verdict};
 
 /// Try to reach the host from inside a container, one check at a time.
 #[derive(Parser, Debug)]

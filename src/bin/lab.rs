@@ -177,16 +177,16 @@ fn bench(
     rootfs_dir: Option<PathBuf>,
     book: Option<PathBuf>,
 ) -> Result<i32, LabError> {
-    use container_lab::bench;
+    use container_lab::lab::bench;
     if runs == 0 {
         return Err(LabError::Usage {
             message: "--runs must be at least 1".into(),
         });
     }
     let rootfs_dir = chosen_rootfs(rootfs_dir)?;
-    let _stand_in = container_lab::tour::enter_stand_in_host()?;
-    let bundle_dir =
-        Path::new(container_lab::tour::BAIT_ROOT).join(format!("bench-{}", std::process::id()));
+    let _stand_in = container_lab::lab::tour::enter_stand_in_host()?;
+    let bundle_dir = Path::new(container_lab::lab::tour::BAIT_ROOT)
+        .join(format!("bench-{}", std::process::id()));
     let bundle = bench::runc_bundle(&rootfs_dir, &bundle_dir);
     let (subjects, skipped) = bench::subjects(&rootfs_dir, bundle.as_deref());
     eprintln!(
@@ -263,7 +263,7 @@ fn tour(
     rootfs_dir: Option<PathBuf>,
     book: Option<PathBuf>,
 ) -> Result<i32, LabError> {
-    use container_lab::tour;
+    use container_lab::lab::tour;
     let chapters = tour::chapters(selected)?;
     let rootfs_dir = chosen_rootfs(rootfs_dir)?;
     let matrix = tour::tour(&chapters, &rootfs_dir, |line| {
@@ -289,7 +289,7 @@ fn tour(
 
 /// The scorecard page's table and each chapter's column, as Markdown.
 fn write_book_tables(
-    matrix: &container_lab::scorecard::Matrix,
+    matrix: &container_lab::lab::scorecard::Matrix,
     dir: &Path,
 ) -> Result<(), LabError> {
     std::fs::create_dir_all(dir).map_err(|e| LabError::io("mkdir", dir.display(), e))?;
@@ -311,9 +311,9 @@ fn write_book_tables(
 }
 
 fn clean(dry_run: bool, mut rootfs_dirs: Vec<PathBuf>) -> Result<i32, LabError> {
-    use container_lab::clean;
+    use container_lab::lab::clean;
     rootfs_dirs.push(rootfs::default_path());
-    let leftovers = clean::find(&rootfs_dirs, Path::new(container_lab::tour::BAIT_ROOT));
+    let leftovers = clean::find(&rootfs_dirs, Path::new(container_lab::lab::tour::BAIT_ROOT));
     if leftovers.is_empty() {
         println!("nothing to clean");
         return Ok(0);
@@ -339,7 +339,7 @@ fn doctor() -> Result<i32, LabError> {
     use std::io::IsTerminal;
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     colored::control::set_override(color);
-    let passed = container_lab::doctor::run(&mut std::io::stdout().lock())
+    let passed = container_lab::lab::doctor::run(&mut std::io::stdout().lock())
         .map_err(|e| LabError::io("write", "stdout", e))?;
     Ok(if passed { 0 } else { 1 })
 }

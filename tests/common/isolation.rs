@@ -88,9 +88,10 @@ pub fn breakout_fails(chapter: &str) {
 /// CAP_SYS_CHROOT is gone from the command's bounding set (bit 18 of CapBnd).
 pub fn cannot_chroot_again(chapter: &str) {
     let output = run_in(chapter, &["/bin/grep", "^CapBnd:", "/proc/self/status"]);
-    let mask =
-        container_lab::caps::effective_from_status(&stdout(&output).replace("CapBnd:", "CapEff:"))
-            .unwrap_or_else(|| panic!("no CapBnd line: {}", stdout(&output)));
+    let mask = container_lab::runtime::caps::effective_from_status(
+        &stdout(&output).replace("CapBnd:", "CapEff:"),
+    )
+    .unwrap_or_else(|| panic!("no CapBnd line: {}", stdout(&output)));
     assert_eq!(
         mask & (1 << 18),
         0,

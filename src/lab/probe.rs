@@ -11,7 +11,7 @@
 //! the secret it planted, and decides the checks whose effect only the host
 //! can see (hostname, signal, mount, loopback).
 
-use crate::scorecard::{Bait, Finding, Verdict};
+use crate::lab::scorecard::{Bait, Finding, Verdict};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open, openat};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -273,7 +273,7 @@ fn chroot_breakout(context: &Context) -> Finding {
     let Some(path) = &context.bait.host_file else {
         return no_bait(ID);
     };
-    if let Err((step, errno)) = crate::chroot::break_out(|_| {}) {
+    if let Err((step, errno)) = crate::runtime::chroot::break_out(|_| {}) {
         return isolated(ID, format!("{step} failed: {}", errno_text(errno)));
     }
     match read_bait_file(path) {
@@ -559,7 +559,7 @@ fn host_root(_: &Context) -> Finding {
 
 /// The effective capability set, from capget(2) (no /proc needed).
 fn effective_capabilities() -> u64 {
-    match crate::caps::get() {
+    match crate::runtime::caps::get() {
         Ok(data) => u64::from(data[0].effective) | (u64::from(data[1].effective) << 32),
         Err(_) => 0,
     }
@@ -1127,7 +1127,7 @@ mod tests {
     #[test]
     fn every_scorecard_check_has_a_probe_function_in_order() {
         let probe: Vec<&str> = ALL.iter().map(|(id, _)| *id).collect();
-        let card: Vec<&str> = crate::scorecard::CHECKS.iter().map(|c| c.id).collect();
+        let card: Vec<&str> = crate::lab::scorecard::CHECKS.iter().map(|c| c.id).collect();
         assert_eq!(probe, card);
     }
 

@@ -9,7 +9,7 @@
 //! runs the probe, checks the host side itself, and cleans up.
 
 use crate::error::LabError;
-use crate::scorecard::{
+use crate::lab::scorecard::{
     Bait, CPU_BUDGET, Column, Finding, MEMORY_BUDGET_BYTES, Matrix, PIDS_BUDGET, Verdict,
 };
 use nix::errno::Errno;
@@ -85,8 +85,9 @@ pub const CHAPTERS: &[Chapter] = &[
 const STAND_IN_HOSTNAME: &str = "lab-tour-host";
 /// The interface only the stand-in host has.
 const BAIT_INTERFACE: &str = "labbait0";
-/// Where bait files live on the host; `lab clean` removes leftovers.
-pub const BAIT_ROOT: &str = "/run/container-lab";
+/// Where bait files live on the host: the runtime's own run directory, so
+/// that `lab clean` finds a killed tour's leftovers beside the runtime's.
+pub const BAIT_ROOT: &str = crate::runtime::RUN_DIR;
 
 fn step_error(syscall: &'static str, target: impl Into<String>, errno: Errno) -> LabError {
     LabError::StepFailed {
@@ -134,7 +135,8 @@ pub fn enter_stand_in_host() -> Result<StandIn, LabError> {
     .map_err(|e| step_error("mount", "/ MS_REC|MS_PRIVATE", e))?;
     nix::unistd::sethostname(STAND_IN_HOSTNAME)
         .map_err(|e| step_error("sethostname", STAND_IN_HOSTNAME, e))?;
-    crate::net::set_link_up("lo").map_err(|e| step_error("ioctl", "SIOCSIFFLAGS lo up", e))?;
+    crate::runtime::net::set_link_up("lo")
+        .map_err(|e| step_error("ioctl", "SIOCSIFFLAGS lo up", e))?;
     // A host has a sysfs of its own network namespace mounted; so must the
     // stand-in, or a container's sysfs mount would be the first of that
     // namespace and behave unlike on a real host. Not over /sys, which
@@ -173,7 +175,7 @@ fn random_hex() -> String {
     if let Ok(mut random) = std::fs::File::open("/dev/urandom") {
         let _ = random.read_exact(&mut bytes);
     }
-    crate::probe::hex(&bytes)
+    crate::lab::probe::hex(&bytes)
 }
 
 /// Everything planted on the host for one chapter's probe run; removed on
@@ -188,7 +190,7 @@ struct HostBait {
     process: Option<(Pid, OwnedFd)>,
     shm_id: Option<i32>,
     listener: Option<TcpListener>,
-    loop_device: Option<crate::loopdev::LoopDevice>,
+    loop_device: Option<crate::lab::loopdev::LoopDevice>,
     /// Why a piece of bait could not be planted, by check id.
     unplanted: Vec<(&'static str, String)>,
 }
@@ -280,9 +282,9 @@ impl HostBait {
                 .push(("dev.block-read", format!("{}: {error}", backing.display())));
             return;
         }
-        match crate::loopdev::LoopDevice::attach(&backing) {
+        match crate::lab::loopdev::LoopDevice::attach(&backing) {
             Ok(device) => {
-                self.bait.block_device = Some((crate::loopdev::MAJOR, device.number));
+                self.bait.block_device = Some((crate::lab::loopdev::MAJOR, device.number));
                 self.loop_device = Some(device);
             }
             Err(why) => self.unplanted.push((
@@ -594,7 +596,7 @@ pub fn tour(
         Ok(())
     });
     // The stand-in's bridges die with its namespace; their state with them.
-    let _ = std::fs::remove_dir_all(crate::net::state_root());
+    let _ = std::fs::remove_dir_all(crate::runtime::net::state_root());
     result.map(|()| Matrix { columns })
 }
 

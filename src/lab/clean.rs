@@ -80,7 +80,7 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
     // The probe's mount points, and the /proc of a ch02 runtime that died.
     let dead_runtime_proc = |source: &str| {
         source
-            .strip_prefix(crate::mounts::HOST_PROC_SOURCE_PREFIX)
+            .strip_prefix(crate::runtime::mounts::HOST_PROC_SOURCE_PREFIX)
             .and_then(|pid| pid.parse().ok())
             .is_some_and(|pid| !is_running(pid))
     };
@@ -103,7 +103,7 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
                 tour_pid(&name).filter(|pid| !is_running(*pid))
             })
     };
-    for (number, backing) in crate::loopdev::attached() {
+    for (number, backing) in crate::lab::loopdev::attached() {
         if dead_bait(&backing).is_some() {
             found.push(Leftover::LoopDevice(number, backing));
         }
@@ -120,7 +120,7 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
     // every hierarchy, a few levels below the runtime's own).
     find_cgroups(Path::new("/sys/fs/cgroup"), 5, &mut found);
     // ch05's remapped rootfs copies of runs that died.
-    for entry in std::fs::read_dir(crate::userns::REMAPPED_ROOT)
+    for entry in std::fs::read_dir(crate::runtime::userns::REMAPPED_ROOT)
         .into_iter()
         .flatten()
         .flatten()
@@ -175,7 +175,7 @@ fn find_network(found: &mut Vec<Leftover>) {
             }
         }
     }
-    let Ok(bridges) = std::fs::read_dir(crate::net::state_root()) else {
+    let Ok(bridges) = std::fs::read_dir(crate::runtime::net::state_root()) else {
         return;
     };
     for bridge in bridges.flatten() {
@@ -222,7 +222,7 @@ fn find_cgroups(dir: &Path, depth: u32, found: &mut Vec<Leftover>) {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = pid_suffix(&name, crate::cgroups::RUNTIME_LEAF_PREFIX)
+        let pid = pid_suffix(&name, crate::runtime::cgroups::RUNTIME_LEAF_PREFIX)
             .or_else(|| pid_suffix(&name, "container-lab-"));
         if pid.is_some_and(|pid| !is_running(pid)) {
             found.push(Leftover::Cgroup(entry.path()));
@@ -242,7 +242,7 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
                 crate::error::describe_errno(errno)
             )
         }),
-        Leftover::LoopDevice(number, _) => crate::loopdev::detach(*number),
+        Leftover::LoopDevice(number, _) => crate::lab::loopdev::detach(*number),
         Leftover::BaitDir(path) => {
             std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
         }
@@ -254,12 +254,11 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
             .or_else(|_| std::fs::remove_file(path))
             .map_err(|e| format!("{}: {e}", path.display())),
         Leftover::Bridge(name, state) => {
-            crate::net::remove_bridge(name, state);
+            crate::runtime::net::remove_bridge(name, state);
             Ok(())
         }
-        Leftover::Cgroup(path) => {
-            crate::cgroups::empty_and_remove(path).map_err(|e| format!("{}: {e}", path.display()))
-        }
+        Leftover::Cgroup(path) => crate::runtime::cgroups::empty_and_remove(path)
+            .map_err(|e| format!("{}: {e}", path.display())),
         Leftover::RemappedCopy(path) => {
             std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
         }

@@ -7,6 +7,7 @@
 
 use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
+use crate::runtime::fork::{exit_code_of, fork_forwarding};
 use nix::sched::CloneFlags;
 
 /// Why a container wants each kind, for the narration.
@@ -112,7 +113,7 @@ pub fn enter_new_pid_namespace(narrator: &Narrator) -> Result<(), LabError> {
         why: "the child is PID 1 of a PID namespace the container's user namespace owns",
         man: "fork(2)",
     };
-    match crate::process::fork_forwarding(narrator, step)? {
+    match fork_forwarding(narrator, step)? {
         nix::unistd::ForkResult::Child => {
             // SAFETY: PR_SET_PDEATHSIG takes a signal number: if this
             // waiting parent dies, so does the container.
@@ -128,7 +129,7 @@ pub fn enter_new_pid_namespace(narrator: &Narrator) -> Result<(), LabError> {
             let code = loop {
                 match nix::sys::wait::waitpid(child, None) {
                     Err(nix::errno::Errno::EINTR) => continue,
-                    Ok(status) => break crate::process::exit_code_of(narrator, status),
+                    Ok(status) => break exit_code_of(narrator, status),
                     Err(_) => break crate::error::EXIT_RUNTIME_FAILURE,
                 }
             };

@@ -40,7 +40,7 @@ pub fn require(capability: Capability, needed_for: &'static str) -> Result<(), L
     Err(LabError::MissingCapability {
         capability: capability.name,
         needed_for,
-        command_line: crate::command_line(),
+        command_line: crate::program::command_line(),
     })
 }
 

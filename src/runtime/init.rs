@@ -10,9 +10,10 @@
 //! the command as its child, passes signals on, reaps everything, and exits
 //! with the command's status.
 
-use crate::command::Command;
 use crate::narrator::{Narrator, Step};
-use crate::process::{exec_or_report, exit_code_of, fork_forwarding, report_and_exit};
+use crate::runtime::command::Command;
+use crate::runtime::fork::{exec_or_report, exit_code_of, fork_forwarding};
+use crate::runtime::sync::report_and_exit;
 use nix::errno::Errno;
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid};

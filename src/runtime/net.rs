@@ -334,7 +334,7 @@ pub fn state_root() -> PathBuf {
     let netns = std::fs::metadata("/proc/self/ns/net")
         .map(|m| m.ino())
         .unwrap_or(0);
-    Path::new(crate::tour::BAIT_ROOT)
+    Path::new(crate::runtime::RUN_DIR)
         .join("net")
         .join(netns.to_string())
 }

@@ -1,0 +1,30 @@
+//! The lab's instruments: what looks at containers from outside, or probes
+//! them from inside, to show what each chapter isolates and what it costs.
+//! Someone improving the scorecard works here and never needs to open
+//! `runtime`.
+//!
+//! | file | what it does |
+//! |---|---|
+//! | `scorecard` | the checks, the cells each chapter is expected to show, the matrix |
+//! | `probe` | `lab-probe`: runs the checks inside a container |
+//! | `tour` | `lab tour`: a stand-in host with bait, every chapter probed |
+//! | `loopdev` | a loop device of the tour's, bait for the raw-device check |
+//! | `doctor` | `lab doctor`: is this machine ready, and what to install |
+//! | `clean` | `lab clean`: reclaim what a killed run left behind |
+//! | `bench` | `lab bench`: each chapter's cost against chroot, bwrap, runc |
+//!
+//! None belongs to one chapter: each measures every chapter from ch00 on,
+//! and a chapter that adds an idea adds its rows or columns here (ch04 the
+//! network checks and the bridge's bench row, ch06 the budgets).
+//!
+//! May use: `crate::runtime` (to start containers the way chapters do, or to
+//! name the runtime's state) and the shared plumbing. Nothing in `runtime`
+//! uses this folder.
+
+pub mod bench;
+pub mod clean;
+pub mod doctor;
+pub mod loopdev;
+pub mod probe;
+pub mod scorecard;
+pub mod tour;

@@ -1,0 +1,67 @@
+//! The program itself: the name it was started as, its command line, and
+//! how it ends (the command's exit code, or one error line and a hint).
+//! Every binary of the lab ends through `run` or `exit_with_error`.
+
+use crate::error::LabError;
+use colored::Colorize;
+use std::io::IsTerminal;
+
+/// The name this program was started as (`ch01-chroot`), for messages.
+pub fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "container-lab".into())
+}
+
+/// The command line this program was started with, quoted for a shell
+/// where needed, to show the user what to type again.
+pub fn command_line() -> String {
+    let words: Vec<String> = std::iter::once(program_name())
+        .chain(std::env::args().skip(1))
+        .collect();
+    shell_words(&words)
+}
+
+/// Words joined into one line a shell would split back the same way.
+pub fn shell_words<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|word| shell_quote(word.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Quote `word` for sh(1) unless it is made only of safe characters.
+fn shell_quote(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/-._=:,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// Run a chapter's recipe and exit with its code: the command's own on
+/// success, the error's (125/126/127) on failure.
+pub fn run(recipe: impl FnOnce() -> Result<i32, LabError>) -> ! {
+    match recipe() {
+        Ok(code) => std::process::exit(code),
+        Err(error) => exit_with_error(&error),
+    }
+}
+
+/// Print `error` as one line plus a hint, and exit with its code.
+pub fn exit_with_error(error: &LabError) -> ! {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    colored::control::set_override(color);
+    eprintln!("{}: {} {}", program_name(), "error:".red().bold(), error);
+    if let Some(hint) = error.hint() {
+        eprintln!("{}: {} {}", program_name(), "hint:".yellow().bold(), hint);
+    }
+    std::process::exit(error.exit_code())
+}

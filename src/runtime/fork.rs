@@ -1,0 +1,176 @@
+//! fork, exec and wait: the three calls every process the runtime starts
+//! goes through, with the signal proxy around fork.
+//!
+//! A user stops a container by signalling the runtime (Ctrl-C, `kill`), so
+//! the runtime passes those signals on to its child instead of dying and
+//! leaving the child behind; PID 1 of a jail (`init`) and the waiting parent
+//! of a new PID namespace (`namespaces`) fork through the same proxy. If the
+//! child's exec fails, the error goes back to the runtime over the report
+//! pipe (`sync`), and the runtime ends with the shell's exit codes.
+
+use crate::error::{EXIT_RUNTIME_FAILURE, LabError};
+use crate::narrator::{Narrator, Step};
+use crate::runtime::command::Command;
+use crate::runtime::sync::report_and_exit;
+use nix::errno::Errno;
+use nix::sys::signal::{
+    SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask,
+};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, execv, fork};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// The signals a user sends to stop a container. The runtime passes them on
+/// to the command instead of dying and leaving it behind (runc calls this
+/// the signal proxy).
+const FORWARDED_SIGNALS: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// The child's pid, for the signal handler (0 until there is a child).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward_to_child(signal: libc::c_int) {
+    let child = CHILD.load(Ordering::SeqCst);
+    if child > 0 {
+        // SAFETY: kill(2) is async-signal-safe; a stale pid at worst gets ESRCH.
+        unsafe { libc::kill(child, signal) };
+    }
+}
+
+/// A running container process.
+pub struct Child {
+    pub pid: Pid,
+}
+
+/// fork(2) with the signal proxy in place: from its first instant the new
+/// child receives the signals a user sends to stop the container, and the
+/// child starts with default dispositions and nothing blocked (both survive
+/// execve(2), signal(7)).
+pub fn fork_forwarding(narrator: &Narrator, step: Step<'_>) -> Result<ForkResult, LabError> {
+    install_signal_forwarding();
+    // Hold the forwarded signals until the parent knows the child's pid;
+    // one that arrived in between would otherwise be forwarded to nobody.
+    let mut previous_mask = SigSet::empty();
+    let _ = sigprocmask(
+        SigmaskHow::SIG_BLOCK,
+        Some(&forwarded_signal_set()),
+        Some(&mut previous_mask),
+    );
+    // SAFETY: the lab's binaries are single-threaded when they fork, so the
+    // child may allocate and use the narrator before it execs.
+    let result = narrator.run(step, || unsafe { fork() });
+    match result {
+        Ok(ForkResult::Parent { child }) => CHILD.store(child.as_raw(), Ordering::SeqCst),
+        Ok(ForkResult::Child) => restore_default_signals(),
+        Err(_) => {}
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous_mask), None);
+    result
+}
+
+/// Replace this process with the command; if execve(2) fails, send the
+/// error through `report` and exit.
+pub fn exec_or_report(narrator: &Narrator, command: &Command, report: OwnedFd) -> ! {
+    let error = exec(narrator, command);
+    report_and_exit(report, &error)
+}
+
+/// Replace the child with the command. Returns only if execve(2) failed.
+fn exec(narrator: &Narrator, command: &Command) -> LabError {
+    let path = command.path.to_string_lossy().into_owned();
+    let args = format!("{path:?}, [{}]", command.display_argv());
+    let result = narrator.run(
+        Step {
+            syscall: "execve",
+            args: &args,
+            why: "replace the child with the command; from here on it is the container",
+            man: "execve(2)",
+        },
+        || execv(&command.path, &command.argv),
+    );
+    match result {
+        Err(LabError::StepFailed { errno, .. }) => LabError::CommandNotExecutable {
+            command: path,
+            errno,
+        },
+        Err(other) => other,
+        Ok(never) => match never {},
+    }
+}
+
+// ANCHOR: exit_code
+/// Wait for the command and return the exit code the runtime should end
+/// with: the command's own, or 128+N if signal N killed it (the shell's
+/// convention, which Docker follows: 137 is SIGKILL, 143 SIGTERM).
+pub fn wait(narrator: &Narrator, child: Child) -> Result<i32, LabError> {
+    let args = format!("{}, &status, 0", child.pid);
+    let step = Step {
+        syscall: "waitpid",
+        args: &args,
+        why: "collect the command's exit status so the runtime can return it",
+        man: "waitpid(2)",
+    };
+    let status = narrator.run(step, || {
+        loop {
+            match waitpid(child.pid, None) {
+                Err(Errno::EINTR) => continue,
+                other => return other,
+            }
+        }
+    })?;
+    CHILD.store(0, Ordering::SeqCst);
+    let code = exit_code_of(narrator, status);
+    narrator.note(&format!("the command exited; the runtime exits {code}"));
+    Ok(code)
+}
+
+/// The shell's encoding of how a process ended: its exit code, or 128+N
+/// for death by signal N.
+pub fn exit_code_of(narrator: &Narrator, status: WaitStatus) -> i32 {
+    match status {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, signal, _) => {
+            narrator.note(&format!("the command was killed by {signal}"));
+            128 + signal as i32
+        }
+        _ => EXIT_RUNTIME_FAILURE,
+    }
+}
+// ANCHOR_END: exit_code
+
+fn install_signal_forwarding() {
+    let action = SigAction::new(
+        SigHandler::Handler(forward_to_child),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in FORWARDED_SIGNALS {
+        // SAFETY: the handler only loads an atomic and calls kill(2).
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+}
+
+fn forwarded_signal_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in FORWARDED_SIGNALS {
+        set.add(signal);
+    }
+    set
+}
+
+/// Back to the default dispositions, not our handlers (exec resets handled
+/// signals anyway; this also covers ignored ones).
+fn restore_default_signals() {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // Rust ignores SIGPIPE in every program it starts; an ignored signal
+    // stays ignored across execve(2), and `yes | head` would misbehave.
+    for signal in FORWARDED_SIGNALS.into_iter().chain([Signal::SIGPIPE]) {
+        // SAFETY: restoring SIG_DFL has no handler to be unsafe about.
+        let _ = unsafe { sigaction(signal, &default) };
+    }
+}

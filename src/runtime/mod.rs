@@ -1,0 +1,47 @@
+//! The runtime: everything a chapter calls to build its container, one file
+//! per mechanism. A student looking for "how does the runtime do X" needs
+//! only this folder.
+//!
+//! | file | what it does | introduced in |
+//! |---|---|---|
+//! | `process` | spawn the container's process, wait for it | ch00 |
+//! | `fork` | fork with the signal proxy, exec, exit codes | ch00 |
+//! | `sync` | the pipe and socket between runtime and child | ch00 (ch04: requests, ch05: fds) |
+//! | `command` | find COMMAND inside the root, as the container will | ch00 |
+//! | `sharing` | which namespaces the child still shares (`--explain`) | ch00 |
+//! | `chroot` | chroot(2), and the classic breakout | ch01 |
+//! | `caps` | capabilities: check what a chapter needs, drop the rest | ch01 |
+//! | `namespaces` | unshare(2), setns(2), the PID namespace's fork | ch02 |
+//! | `init` | PID 1: reap orphans, pass signals on | ch02 |
+//! | `fds` | close inherited descriptors before exec | ch02 |
+//! | `mounts` | /proc, /sys, /dev, /tmp; pivot_root(2) | ch02 (ch03: the mount namespace) |
+//! | `net` | veth, bridge, NAT, published ports | ch04 |
+//! | `userns` | uid/gid maps, idmapped and chowned roots | ch05 |
+//! | `cgroups` | memory, CPU and pids budgets on v1, v2 and hybrid | ch06 |
+//!
+//! May use: the shared plumbing at the top of the crate (`error`,
+//! `narrator`, `program`, `hostinfo`). Never `crate::lab` or `crate::cli`:
+//! the runtime does not know it is being measured, nor how flags are spelled.
+//! Inside the folder, dependencies point one way: `process` uses `fork`,
+//! `sync`, `init` and `namespaces`; `init` and `namespaces` use `fork`.
+
+pub mod caps;
+pub mod cgroups;
+pub mod chroot;
+pub mod command;
+pub mod fds;
+pub mod fork;
+pub mod init;
+pub mod mounts;
+pub mod namespaces;
+pub mod net;
+pub mod process;
+pub mod sharing;
+pub mod sync;
+pub mod userns;
+
+/// The runtime's own directory for state that lives as long as the host is
+/// up (tmpfs, so a reboot clears it, as runc's /run/runc): network leases
+/// and port claims today, one folder per container from ch07 on. `lab clean`
+/// reclaims what a killed runtime left here.
+pub const RUN_DIR: &str = "/run/container-lab";

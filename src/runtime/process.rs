@@ -1,0 +1,182 @@
+//! Starting the container's process and waiting for it.
+//!
+//! fork(2) makes the child; the child runs the chapter's setup steps (chroot,
+//! namespaces, ...) and then execve(2)s the command. A close-on-exec pipe
+//! tells the parent how that went: if exec succeeds the kernel closes the
+//! pipe and the parent reads nothing; if any step fails the child writes its
+//! error into the pipe first. This is how Go's os/exec and Rust's std::process::Command learn
+//! that an exec failed.
+
+use crate::error::{EXIT_RUNTIME_FAILURE, LabError};
+use crate::narrator::{Narrator, Step};
+use crate::runtime::command::Command;
+use crate::runtime::fork::{exec_or_report, fork_forwarding};
+use crate::runtime::sharing::Probe;
+use crate::runtime::sync::{Handshake, Report, ReportReader, report_and_exit};
+use crate::runtime::{init, namespaces};
+use nix::fcntl::OFlag;
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, sendmsg, socketpair,
+};
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, Pid, pipe2, write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// A chapter spawns through this module and waits through it too.
+pub use crate::runtime::fork::{Child, wait};
+
+/// How the child hands over to the command once its setup is done.
+pub enum Launch {
+    /// execve(2) the command: it becomes the container's first process.
+    Exec,
+    /// Stay behind as the container's PID 1, an init that reaps orphans and
+    /// passes signals on, and run the command as its child (see `init`).
+    UnderInit,
+}
+
+// ANCHOR: spawn
+/// Fork; in the child run `setup` (the chapter's isolation steps), then
+/// launch the command. Returns once the command is running, or with the
+/// child's error.
+pub fn spawn(
+    narrator: &Narrator,
+    command: &Command,
+    setup: impl FnOnce(&Narrator) -> Result<Launch, LabError>,
+) -> Result<Child, LabError> {
+    spawn_with_runtime_help(
+        narrator,
+        command,
+        |_, _| Ok(Vec::new()),
+        |narrator, _| setup(narrator),
+    )
+}
+// ANCHOR_END: spawn
+
+// ANCHOR: spawn_with_runtime_help
+/// Like `spawn`, for containers the runtime must finish from outside: the
+/// child's `setup` may stop at `Handshake::ask_runtime`, the runtime then
+/// runs `help(child, what)` (move a network interface in, write uid maps)
+/// and lets the child go on. A pipe carries the child's requests and a unix
+/// socket the runtime's answers, which may bring file descriptors along.
+pub fn spawn_with_runtime_help(
+    narrator: &Narrator,
+    command: &Command,
+    mut help: impl FnMut(Pid, &str) -> Result<Vec<OwnedFd>, LabError>,
+    setup: impl FnOnce(&Narrator, &Handshake) -> Result<Launch, LabError>,
+) -> Result<Child, LabError> {
+    // Comparing namespaces costs a dozen /proc reads: only for --explain.
+    let host_view = narrator.is_explaining().then(|| Probe::open().view());
+    let pipe = || {
+        pipe2(OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
+            syscall: "pipe2",
+            target: "O_CLOEXEC".into(),
+            errno,
+        })
+    };
+    let (report_read, report_write) = pipe()?;
+    // The runtime's answers go the other way on a socket, which can carry
+    // file descriptors along (SCM_RIGHTS, unix(7)): ch05 sends the child its
+    // idmapped root this way.
+    let (go_read, go_write) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|errno| LabError::StepFailed {
+        syscall: "socketpair",
+        target: "AF_UNIX, SOCK_STREAM".into(),
+        errno,
+    })?;
+    let step = Step {
+        syscall: "fork",
+        args: "",
+        why: "make the process that will become the container; the runtime stays to wait for it",
+        man: "fork(2)",
+    };
+    match fork_forwarding(narrator, step)? {
+        ForkResult::Parent { child } => {
+            drop(report_write);
+            drop(go_read);
+            if let Err(errno) = namespaces::restore_pid_namespace_for_children() {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                return Err(LabError::StepFailed {
+                    syscall: "setns",
+                    target: "/proc/self/ns/pid, CLONE_NEWPID".into(),
+                    errno,
+                });
+            }
+            let mut reports = ReportReader {
+                pipe: report_read,
+                buffer: Vec::new(),
+            };
+            loop {
+                match reports.next() {
+                    Report::Exec => return Ok(Child { pid: child }),
+                    Report::Failed(error) => {
+                        let _ = waitpid(child, None);
+                        return Err(error);
+                    }
+                    Report::Asks(what) => {
+                        let answer = match help(child, &what) {
+                            Ok(fds) => fds,
+                            Err(error) => {
+                                // The child reads the refusal and leaves quietly;
+                                // the runtime reports its own error.
+                                let _ = write(&go_write, b"F");
+                                let _ = waitpid(child, None);
+                                return Err(error);
+                            }
+                        };
+                        let raw: Vec<RawFd> = answer.iter().map(|fd| fd.as_raw_fd()).collect();
+                        let rights = [ControlMessage::ScmRights(&raw)];
+                        let messages: &[ControlMessage] =
+                            if raw.is_empty() { &[] } else { &rights };
+                        let go = [std::io::IoSlice::new(b"G")];
+                        let _ = sendmsg::<()>(
+                            go_write.as_raw_fd(),
+                            &go,
+                            messages,
+                            MsgFlags::empty(),
+                            None,
+                        );
+                    }
+                }
+            }
+        }
+        ForkResult::Child => {
+            drop(report_read);
+            drop(go_write);
+            narrator.act_as("child");
+            // If the runtime dies (even by SIGKILL), the container dies with
+            // it rather than run on unwatched (prctl(2), PR_SET_PDEATHSIG).
+            // SAFETY: PR_SET_PDEATHSIG takes a signal number.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+            let probe = host_view.as_ref().map(|_| Probe::open());
+            let handshake = Handshake {
+                report: &report_write,
+                go: go_read,
+            };
+            match setup(narrator, &handshake) {
+                Ok(launch) => {
+                    if let (Some(probe), Some(host_view)) = (&probe, &host_view) {
+                        narrator.note(&probe.view().compare(host_view));
+                    }
+                    // The probe holds the host's /proc/self/ns open: it must
+                    // not outlive setup in a process the container can see.
+                    drop(probe);
+                    drop(handshake);
+                    match launch {
+                        Launch::Exec => exec_or_report(narrator, command, report_write),
+                        Launch::UnderInit => init::run(narrator, command, report_write),
+                    }
+                }
+                // SAFETY: the runtime already has its own error to report.
+                Err(LabError::RuntimeGaveUp) => unsafe { libc::_exit(EXIT_RUNTIME_FAILURE) },
+                Err(error) => report_and_exit(report_write, &error),
+            }
+        }
+    }
+}
+// ANCHOR_END: spawn_with_runtime_help
