@@ -9,7 +9,7 @@
 use clap::Parser;
 use container_lab::cli::{self, CommandArgs, JailArgs, NarrationArgs, RootfsArg};
 use container_lab::error::LabError;
-use container_lab::runtime::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::runtime::mounts::{self, HostProcMount};
 use container_lab::runtime::process;
 use container_lab::runtime::{chroot, command, fds, namespaces};
@@ -65,7 +65,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     caps::require(CAP_SYS_CHROOT, "chroot(2)")?;
     caps::require(CAP_SYS_ADMIN, "unshare(2) and mount(2)")?;
     let rootfs = cli.rootfs.locate()?;
-    let command = command::resolve(&rootfs, &cli.command.words())?;
+    // NEW in ch02: an environment of the container's own, not the runtime's.
+    let environment = command::clean_environment(&cli.jail.hostname, &cli.jail.env)?;
+    let command = command::resolve_with_environment(&rootfs, &cli.command.words(), environment)?;
     // ANCHOR: new_runtime
     // NEW in ch02: the next child is PID 1 of a process tree of its own.
     namespaces::unshare(&narrator, CloneFlags::CLONE_NEWPID)?;
@@ -85,6 +87,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         fds::close_inherited(narrator)?;
         let why = "root inside can never call chroot(2) again, so it cannot climb out";
         caps::drop_from_bounding_set(narrator, CAP_SYS_CHROOT, why)?;
+        // NEW in ch02: nor open a host file by its handle (shocker, 2014).
+        let why = "root inside can never open a file by handle, from outside its root";
+        caps::drop_from_bounding_set(narrator, CAP_DAC_READ_SEARCH, why)?;
         // NEW in ch02: a real PID 1 that reaps orphans and forwards signals.
         Ok(cli.jail.launch())
         // ANCHOR_END: new_child

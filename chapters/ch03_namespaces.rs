@@ -11,7 +11,7 @@ use clap::Parser;
 use container_lab::cli::{self, CommandArgs, JailArgs, NarrationArgs, RootfsArg};
 use container_lab::error::LabError;
 use container_lab::rootfs;
-use container_lab::runtime::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::runtime::process;
 use container_lab::runtime::{command, fds, mounts, namespaces};
 use nix::sched::CloneFlags;
@@ -64,7 +64,8 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     caps::require(CAP_SYS_ADMIN, "unshare(2), mount(2) and pivot_root(2)")?;
     let rootfs = cli.rootfs.locate()?;
     let rootfs = rootfs::require_mount_points(&rootfs, &["proc", "sys", "dev", "tmp"])?;
-    let command = command::resolve(&rootfs, &cli.command.words())?;
+    let environment = command::clean_environment(&cli.jail.hostname, &cli.jail.env)?;
+    let command = command::resolve_with_environment(&rootfs, &cli.command.words(), environment)?;
     namespaces::unshare(&narrator, CloneFlags::CLONE_NEWPID)?;
     let child = process::spawn(&narrator, &command, |narrator| {
         // ANCHOR: new
@@ -82,6 +83,8 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         fds::close_inherited(narrator)?;
         let why = "root inside can never call chroot(2) again, so it cannot climb out";
         caps::drop_from_bounding_set(narrator, CAP_SYS_CHROOT, why)?;
+        let why = "root inside can never open a file by handle, from outside its root";
+        caps::drop_from_bounding_set(narrator, CAP_DAC_READ_SEARCH, why)?;
         Ok(cli.jail.launch())
     })?;
     process::wait(&narrator, child)

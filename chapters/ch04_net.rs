@@ -10,7 +10,7 @@
 use clap::Parser;
 use container_lab::cli::{self, CommandArgs, JailArgs, NarrationArgs, NetArgs, RootfsArg};
 use container_lab::error::LabError;
-use container_lab::runtime::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetMode};
 use container_lab::runtime::{command, fds, mounts, namespaces, net, process};
 use nix::sched::CloneFlags;
@@ -68,7 +68,8 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     let rootfs = cli.rootfs.locate()?;
     let rootfs =
         container_lab::rootfs::require_mount_points(&rootfs, &["proc", "sys", "dev", "tmp"])?;
-    let command = command::resolve(&rootfs, &cli.command.words())?;
+    let environment = command::clean_environment(&cli.jail.hostname, &cli.jail.env)?;
+    let command = command::resolve_with_environment(&rootfs, &cli.command.words(), environment)?;
     // ANCHOR: new_runtime
     // NEW in ch04: an address, the host ports and the bridge, before fork.
     let network = match cli.net.mode {
@@ -124,6 +125,8 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
             fds::close_inherited(narrator)?;
             let why = "root inside can never call chroot(2) again, so it cannot climb out";
             caps::drop_from_bounding_set(narrator, CAP_SYS_CHROOT, why)?;
+            let why = "root inside can never open a file by handle, from outside its root";
+            caps::drop_from_bounding_set(narrator, CAP_DAC_READ_SEARCH, why)?;
             Ok(cli.jail.launch())
         },
     )?;

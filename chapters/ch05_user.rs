@@ -14,7 +14,7 @@ use container_lab::cli::{
     self, CommandArgs, JailArgs, NarrationArgs, NetArgs, RootfsArg, UsernsArgs,
 };
 use container_lab::error::LabError;
-use container_lab::runtime::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetMode};
 use container_lab::runtime::userns::{self, RemappedRootfs};
 use container_lab::runtime::{command, fds, mounts, namespaces, net, process};
@@ -86,7 +86,8 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     let rootfs = cli.rootfs.locate()?;
     let rootfs =
         container_lab::rootfs::require_mount_points(&rootfs, &["proc", "sys", "dev", "tmp"])?;
-    let command = command::resolve(&rootfs, &cli.command.words())?;
+    let environment = command::clean_environment(&cli.jail.hostname, &cli.jail.env)?;
+    let command = command::resolve_with_environment(&rootfs, &cli.command.words(), environment)?;
     // ANCHOR: new_runtime
     let (uids, gids) = cli.userns.maps();
     // NEW in ch05: as root, the rootfs is seen through the id maps: an
@@ -169,6 +170,8 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
             fds::close_inherited(narrator)?;
             let why = "root inside can never call chroot(2) again, so it cannot climb out";
             caps::drop_from_bounding_set(narrator, CAP_SYS_CHROOT, why)?;
+            let why = "root inside can never open a file by handle, from outside its root";
+            caps::drop_from_bounding_set(narrator, CAP_DAC_READ_SEARCH, why)?;
             Ok(cli.jail.launch())
         },
     )?;

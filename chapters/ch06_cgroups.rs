@@ -11,7 +11,7 @@ use container_lab::cli::{
     self, CommandArgs, JailArgs, LimitArgs, NarrationArgs, NetArgs, RootfsArg, UsernsArgs,
 };
 use container_lab::error::LabError;
-use container_lab::runtime::caps::{self, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::runtime::cgroups::ContainerCgroup;
 use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetMode};
 use container_lab::runtime::userns::{self, RemappedRootfs};
@@ -86,7 +86,8 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     let rootfs = cli.rootfs.locate()?;
     let rootfs =
         container_lab::rootfs::require_mount_points(&rootfs, &["proc", "sys", "dev", "tmp"])?;
-    let command = command::resolve(&rootfs, &cli.command.words())?;
+    let environment = command::clean_environment(&cli.jail.hostname, &cli.jail.env)?;
+    let command = command::resolve_with_environment(&rootfs, &cli.command.words(), environment)?;
     let (uids, gids) = cli.userns.maps();
     // as root, the rootfs is seen through the id maps: an
     // idmapped mount, or with --chown-copy a copy the container's ids own.
@@ -183,6 +184,8 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
             fds::close_inherited(narrator)?;
             let why = "root inside can never call chroot(2) again, so it cannot climb out";
             caps::drop_from_bounding_set(narrator, CAP_SYS_CHROOT, why)?;
+            let why = "root inside can never open a file by handle, from outside its root";
+            caps::drop_from_bounding_set(narrator, CAP_DAC_READ_SEARCH, why)?;
             Ok(cli.jail.launch())
         },
     )?;

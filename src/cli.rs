@@ -54,6 +54,12 @@ pub struct JailArgs {
     /// Run COMMAND itself as PID 1, without the init (to see why an init matters)
     #[arg(long)]
     pub no_init: bool,
+
+    /// Set a variable in the container's environment (repeatable); KEY alone
+    /// passes the runtime's value. The container starts from PATH, HOME,
+    /// HOSTNAME and TERM only, never the runtime's whole environment
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
 }
 
 impl JailArgs {

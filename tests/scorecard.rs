@@ -93,12 +93,14 @@ const CH01: &[&str] = &["fs.host-path"];
 const CH02_ADDS: &[&str] = &[
     "fs.chroot-breakout",
     "fs.inherited-fd",
+    "fs.open-by-handle",
+    "pid.environment",
     "pid.see-host",
     "pid.signal-host",
     "pid.own-numbering",
     "uts.hostname",
 ];
-const CH03_ADDS: &[&str] = &["ipc.sysv-shm", "ipc.posix-mq", "mnt.leak"];
+const CH03_ADDS: &[&str] = &["ipc.sysv-shm", "ipc.posix-mq", "mnt.leak", "dev.rootfs-node"];
 const CH04_ADDS: &[&str] = &["net.interfaces", "net.loopback"];
 const CH05_ADDS: &[&str] = &[
     "user.host-root",

@@ -93,11 +93,32 @@ pub struct Bait {
     pub mount_tag: Option<String>,
     /// The hostname the probe sets, so the host can recognise it.
     pub hostname_tag: Option<String>,
+    /// A file handle (name_to_handle_at(2)) of a file holding the secret,
+    /// on the filesystem the rootfs lives on but outside the rootfs.
+    pub file_handle: Option<FileHandleBait>,
+    /// A device node the host left in the rootfs (for the tour's loop
+    /// device), by the path the container sees it at.
+    pub rootfs_node: Option<PathBuf>,
+    /// The name of a variable in the runtime's environment that holds the
+    /// secret.
+    pub env_name: Option<String>,
     /// Budgets the resource checks try to exceed: 4x the memory and the
     /// processes, 1.5x the CPU share.
     pub memory_limit_bytes: u64,
     pub pids_limit: u32,
     pub cpu_limit: f64,
+}
+
+/// A file handle as name_to_handle_at(2) returns it: the filesystem's own
+/// type and bytes, which open_by_handle_at(2) takes back.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct FileHandleBait {
+    /// Any directory on the same filesystem, as the container sees it: the
+    /// mount fd open_by_handle_at(2) decodes the handle against.
+    pub mount_path: PathBuf,
+    pub handle_type: i32,
+    /// The handle's bytes in hex.
+    pub bytes: String,
 }
 
 /// No bait, and the tour's budgets: what a probe run by hand uses.
@@ -114,6 +135,9 @@ impl Default for Bait {
             block_device: None,
             mount_tag: None,
             hostname_tag: None,
+            file_handle: None,
+            rootfs_node: None,
+            env_name: None,
             memory_limit_bytes: MEMORY_BUDGET_BYTES,
             pids_limit: PIDS_BUDGET,
             cpu_limit: CPU_BUDGET,
@@ -153,6 +177,11 @@ pub const CHECKS: &[Check] = &[
         title: "follow a directory fd the runtime leaked",
     },
     Check {
+        id: "fs.open-by-handle",
+        group: "filesystem",
+        title: "open a host file by its handle (shocker)",
+    },
+    Check {
         id: "pid.see-host",
         group: "processes",
         title: "see a host process",
@@ -166,6 +195,11 @@ pub const CHECKS: &[Check] = &[
         id: "pid.own-numbering",
         group: "processes",
         title: "own PID numbering (PID 1 inside)",
+    },
+    Check {
+        id: "pid.environment",
+        group: "processes",
+        title: "read the runtime's environment",
     },
     Check {
         id: "uts.hostname",
@@ -216,6 +250,11 @@ pub const CHECKS: &[Check] = &[
         id: "dev.block-read",
         group: "privileges",
         title: "mknod a host block device and read it",
+    },
+    Check {
+        id: "dev.rootfs-node",
+        group: "privileges",
+        title: "open a device node left in the rootfs",
     },
     Check {
         id: "sys.proc-sys",

@@ -191,17 +191,20 @@ struct HostBait {
     shm_id: Option<i32>,
     listener: Option<TcpListener>,
     loop_device: Option<crate::lab::loopdev::LoopDevice>,
+    /// Files the tour put beside or inside the rootfs: removed on drop.
+    planted_files: Vec<PathBuf>,
     /// Why a piece of bait could not be planted, by check id.
     unplanted: Vec<(&'static str, String)>,
 }
 
 impl HostBait {
-    fn plant(chapter: &str) -> Result<HostBait, LabError> {
+    fn plant(chapter: &Chapter, rootfs: &Path) -> Result<HostBait, LabError> {
         let secret = random_hex();
         // Names the probe is told are drawn apart from the secret, so no
         // name gives the secret away.
         let tag = random_hex();
-        let dir = Path::new(BAIT_ROOT).join(format!("tour-{}-ch{chapter}", std::process::id()));
+        let dir =
+            Path::new(BAIT_ROOT).join(format!("tour-{}-ch{}", std::process::id(), chapter.number));
         std::fs::create_dir_all(&dir).map_err(|e| LabError::io("mkdir", dir.display(), e))?;
         let marker = dir.join("host-secret.txt");
         std::fs::write(&marker, &secret).map_err(|e| LabError::io("write", marker.display(), e))?;
@@ -214,6 +217,7 @@ impl HostBait {
                 marker_name: Some("host-secret.txt".into()),
                 mount_tag: Some(format!("lab-probe-{tag}")),
                 hostname_tag: Some(format!("probe-{}", &tag[..8])),
+                env_name: Some(format!("CONTAINER_LAB_TOUR_{}", tag.to_uppercase())),
                 mq_name: Some(format!("/container-lab-{tag}")),
                 memory_limit_bytes: MEMORY_BUDGET_BYTES,
                 pids_limit: PIDS_BUDGET,
@@ -226,6 +230,7 @@ impl HostBait {
             shm_id: None,
             listener: None,
             loop_device: None,
+            planted_files: Vec::new(),
             unplanted: Vec::new(),
         };
         planted.process = spawn_signal_target();
@@ -246,7 +251,89 @@ impl HostBait {
             .unwrap_or(false);
         planted.bait.host_interface = has_bait_interface.then(|| BAIT_INTERFACE.to_string());
         planted.plant_block_device();
+        planted.plant_rootfs_node(chapter, rootfs);
+        planted.plant_file_handle(chapter, rootfs);
         Ok(planted)
+    }
+
+    /// How the container sees `host_path`, a path inside the rootfs.
+    fn as_seen_inside(chapter: &Chapter, rootfs: &Path, host_path: &Path) -> PathBuf {
+        match host_path.strip_prefix(rootfs) {
+            Ok(inside) if chapter.takes_rootfs => Path::new("/").join(inside),
+            _ => host_path.to_path_buf(),
+        }
+    }
+
+    /// A block node for the tour's loop device, left in the rootfs as a
+    /// hostile image would ship it (owned by root, mode 0600).
+    fn plant_rootfs_node(&mut self, chapter: &Chapter, rootfs: &Path) {
+        const ID: &str = "dev.rootfs-node";
+        let Some((major, minor)) = self.bait.block_device else {
+            self.unplanted
+                .push((ID, "no loop device to make a node for".into()));
+            return;
+        };
+        let node = rootfs.join(format!(".container-lab-tour-node-{}", std::process::id()));
+        let made = nix::sys::stat::mknod(
+            &node,
+            nix::sys::stat::SFlag::S_IFBLK,
+            Mode::from_bits_truncate(0o600),
+            nix::sys::stat::makedev(major, minor),
+        );
+        match made {
+            Ok(()) => {
+                self.bait.rootfs_node = Some(Self::as_seen_inside(chapter, rootfs, &node));
+                self.planted_files.push(node);
+            }
+            Err(errno) => self
+                .unplanted
+                .push((ID, format!("mknod {}: {errno}", node.display()))),
+        }
+    }
+
+    /// A file holding the secret on the rootfs's filesystem, outside the
+    /// rootfs, and its handle (name_to_handle_at(2)): what shocker (2014)
+    /// guessed by brute force, handed over so the check needs no guessing.
+    fn plant_file_handle(&mut self, chapter: &Chapter, rootfs: &Path) {
+        const ID: &str = "fs.open-by-handle";
+        let Some(beside) = rootfs.parent() else {
+            self.unplanted.push((ID, "the rootfs is / itself".into()));
+            return;
+        };
+        let device = |path: &Path| {
+            std::fs::metadata(path)
+                .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+                .ok()
+        };
+        if device(rootfs).is_none() || device(rootfs) != device(beside) {
+            self.unplanted.push((
+                ID,
+                format!(
+                    "{} is a filesystem of its own: no host file shares it",
+                    rootfs.display()
+                ),
+            ));
+            return;
+        }
+        let file = beside.join(format!(".container-lab-tour-handle-{}", std::process::id()));
+        if let Err(error) = std::fs::write(&file, &self.secret) {
+            self.unplanted
+                .push((ID, format!("{}: {error}", file.display())));
+            return;
+        }
+        self.planted_files.push(file.clone());
+        match file_handle_of(&file) {
+            Ok((handle_type, bytes)) => {
+                self.bait.file_handle = Some(crate::lab::scorecard::FileHandleBait {
+                    mount_path: Self::as_seen_inside(chapter, rootfs, rootfs),
+                    handle_type,
+                    bytes: crate::lab::probe::hex(&bytes),
+                })
+            }
+            Err(errno) => self
+                .unplanted
+                .push((ID, format!("name_to_handle_at {}: {errno}", file.display()))),
+        }
     }
 
     fn plant_shm(&mut self) {
@@ -363,7 +450,37 @@ impl Drop for HostBait {
             let _ = nix::mqueue::mq_unlink(name.as_str());
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        for file in &self.planted_files {
+            let _ = std::fs::remove_file(file);
+        }
     }
+}
+
+/// name_to_handle_at(2) of `path`: the handle's type and bytes.
+fn file_handle_of(path: &Path) -> Result<(i32, Vec<u8>), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    const MAX_HANDLE_SZ: usize = 128;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // struct file_handle: handle_bytes (in: room, out: used), handle_type, bytes.
+    let mut buffer = vec![0u8; 8 + MAX_HANDLE_SZ];
+    buffer[..4].copy_from_slice(&(MAX_HANDLE_SZ as u32).to_ne_bytes());
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: the buffer has room for MAX_HANDLE_SZ bytes after its header.
+    let result = unsafe {
+        libc::name_to_handle_at(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            buffer.as_mut_ptr().cast(),
+            &mut mount_id,
+            0,
+        )
+    };
+    if result < 0 {
+        return Err(Errno::last());
+    }
+    let used = u32::from_ne_bytes(buffer[..4].try_into().unwrap()) as usize;
+    let handle_type = i32::from_ne_bytes(buffer[4..8].try_into().unwrap());
+    Ok((handle_type, buffer[8..8 + used.min(MAX_HANDLE_SZ)].to_vec()))
 }
 
 /// A harmless host process that waits for SIGUSR1 and, when it comes,
@@ -477,7 +594,8 @@ fn judge_one(mut finding: Finding, host: &HostObservations) -> Finding {
             ),
         ),
         "fs.host-path" | "fs.chroot-breakout" | "fs.inherited-fd" | "ipc.sysv-shm"
-        | "ipc.posix-mq" | "dev.block-read"
+        | "ipc.posix-mq" | "dev.block-read" | "fs.open-by-handle" | "dev.rootfs-node"
+        | "pid.environment"
             if finding.verdict == Verdict::Leaks =>
         {
             confirm(
@@ -516,7 +634,7 @@ fn confirm(finding: &Finding, matches: bool) -> (Verdict, String) {
 /// Run the probe in `chapter` and judge the result.
 pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError> {
     let binary = crate::rootfs::sibling(chapter.binary);
-    let mut planted = HostBait::plant(chapter.number)?;
+    let mut planted = HostBait::plant(chapter, rootfs)?;
     let bait_json = serde_json::to_string(&planted.bait).expect("bait serialises");
     let mut command = Command::new(&binary);
     if chapter.takes_budgets {
@@ -536,6 +654,9 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
         command.arg(crate::rootfs::sibling("lab-probe"));
     }
     command.args(["--json", "--bait", &bait_json]);
+    if let Some(name) = &planted.bait.env_name {
+        command.env(name, &planted.secret);
+    }
     let output = command
         .output()
         .map_err(|e| LabError::io("execve", binary.display(), e))?;

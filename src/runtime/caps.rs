@@ -11,6 +11,14 @@ pub const CAP_SYS_CHROOT: Capability = Capability {
     name: "CAP_SYS_CHROOT",
 };
 
+/// CAP_DAC_READ_SEARCH: read any file whatever its mode, and, alone among
+/// capabilities, open a file by its handle with open_by_handle_at(2),
+/// from outside any root (the "shocker" escape, 2014).
+pub const CAP_DAC_READ_SEARCH: Capability = Capability {
+    number: 2,
+    name: "CAP_DAC_READ_SEARCH",
+};
+
 /// CAP_SYS_ADMIN, needed for unshare(2) of most namespaces and mount(2).
 pub const CAP_SYS_ADMIN: Capability = Capability {
     number: 21,

@@ -19,12 +19,14 @@ use std::path::{Path, PathBuf};
 /// default Docker gives a container).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// A command ready for execve(2): the path inside the container's root, and
-/// argv as the user typed it.
+/// A command ready for execve(2): the path inside the container's root,
+/// argv as the user typed it, and the environment it starts with (`None`:
+/// the runtime's own, as a plain process or a chroot gets it).
 #[derive(Debug, Clone)]
 pub struct Command {
     pub path: CString,
     pub argv: Vec<CString>,
+    pub environment: Option<Vec<CString>>,
 }
 
 impl Command {
@@ -39,8 +41,83 @@ impl Command {
 }
 
 /// Resolve `words[0]` inside `root` (`/` for a process on the host),
-/// searching `PATH` when it has no slash, like execvp(3) will.
+/// searching the runtime's `PATH` when it has no slash, like execvp(3) will;
+/// the command inherits the runtime's environment.
 pub fn resolve(root: &Path, words: &[OsString]) -> Result<Command, LabError> {
+    let search = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+    resolve_searching(root, words, &search, None)
+}
+
+// ANCHOR: clean_environment
+/// Resolve the command for a container that starts from an environment of
+/// its own (`clean_environment`), searching that environment's PATH.
+pub fn resolve_with_environment(
+    root: &Path,
+    words: &[OsString],
+    environment: Vec<(String, String)>,
+) -> Result<Command, LabError> {
+    let search = environment
+        .iter()
+        .find(|(key, _)| key == "PATH")
+        .map_or(DEFAULT_PATH, |(_, value)| value.as_str())
+        .to_string();
+    let envp = environment
+        .into_iter()
+        .map(|(key, value)| {
+            CString::new(format!("{key}={value}")).map_err(|_| LabError::Usage {
+                message: format!("-e {key}: the value contains a NUL byte"),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    resolve_searching(root, words, search.as_ref(), Some(envp))
+}
+
+/// The environment a container starts with, as Docker and podman build it
+/// and as FreeBSD's jail(8) does with `exec.clean`: PATH, HOME, HOSTNAME,
+/// TERM when the runtime has a terminal, then each `-e KEY=VALUE` (or
+/// `-e KEY`, which takes the runtime's value). Nothing else of the
+/// runtime's environment (tokens, proxies, SSH agent sockets, sudo's
+/// SUDO_USER) reaches the container.
+pub fn clean_environment(
+    hostname: &str,
+    extra: &[String],
+) -> Result<Vec<(String, String)>, LabError> {
+    let mut environment = vec![
+        ("PATH".to_string(), DEFAULT_PATH.to_string()),
+        ("HOME".to_string(), "/root".to_string()),
+        ("HOSTNAME".to_string(), hostname.to_string()),
+    ];
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        if let Ok(term) = std::env::var("TERM") {
+            environment.push(("TERM".to_string(), term));
+        }
+    }
+    for setting in extra {
+        let (key, value) = match setting.split_once('=') {
+            Some((key, value)) => (key.to_string(), value.to_string()),
+            None => match std::env::var(setting) {
+                Ok(value) => (setting.clone(), value),
+                Err(_) => continue, // `-e KEY` with KEY unset: left out, as Docker does
+            },
+        };
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(LabError::Usage {
+                message: format!("-e {setting:?}: expected KEY=VALUE or KEY"),
+            });
+        }
+        environment.retain(|(existing, _)| *existing != key);
+        environment.push((key, value));
+    }
+    Ok(environment)
+}
+// ANCHOR_END: clean_environment
+
+fn resolve_searching(
+    root: &Path,
+    words: &[OsString],
+    search: &std::ffi::OsStr,
+    environment: Option<Vec<CString>>,
+) -> Result<Command, LabError> {
     let name = &words[0];
     let argv = words
         .iter()
@@ -70,8 +147,7 @@ pub fn resolve(root: &Path, words: &[OsString]) -> Result<Command, LabError> {
         lookup(&root_dir, &in_root).ok_or_else(not_found)?;
         in_root
     } else {
-        let search = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
-        std::env::split_paths(&search)
+        std::env::split_paths(search)
             .filter(|dir| dir.is_absolute())
             .map(|dir| dir.join(name))
             .find(|candidate| lookup(&root_dir, candidate).is_some_and(|kind| kind.executable))
@@ -80,6 +156,7 @@ pub fn resolve(root: &Path, words: &[OsString]) -> Result<Command, LabError> {
     Ok(Command {
         path: CString::new(path.as_os_str().as_bytes()).expect("built from NUL-free parts"),
         argv,
+        environment,
     })
 }
 

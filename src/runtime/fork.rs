@@ -17,7 +17,7 @@ use nix::sys::signal::{
     SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask,
 };
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, execv, fork};
+use nix::unistd::{ForkResult, Pid, execv, execve, fork};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -83,7 +83,14 @@ pub fn exec_or_report(narrator: &Narrator, command: &Command, report: OwnedFd) -
 /// Replace the child with the command. Returns only if execve(2) failed.
 fn exec(narrator: &Narrator, command: &Command) -> LabError {
     let path = command.path.to_string_lossy().into_owned();
-    let args = format!("{path:?}, [{}]", command.display_argv());
+    let mut args = format!("{path:?}, [{}]", command.display_argv());
+    if let Some(environment) = &command.environment {
+        let keys: Vec<String> = environment
+            .iter()
+            .map(|setting| setting.to_string_lossy().split('=').next().unwrap_or("").to_string())
+            .collect();
+        args.push_str(&format!(", [{}]", keys.join(", ")));
+    }
     let result = narrator.run(
         Step {
             syscall: "execve",
@@ -91,7 +98,10 @@ fn exec(narrator: &Narrator, command: &Command) -> LabError {
             why: "replace the child with the command; from here on it is the container",
             man: "execve(2)",
         },
-        || execv(&command.path, &command.argv),
+        || match &command.environment {
+            Some(environment) => execve(&command.path, &command.argv, environment),
+            None => execv(&command.path, &command.argv),
+        },
     );
     match result {
         Err(LabError::StepFailed { errno, .. }) => LabError::CommandNotExecutable {

@@ -43,9 +43,33 @@ pub fn run(narrator: &Narrator, command: &Command, report: OwnedFd) -> ! {
             // Not narrated: it runs while the command narrates its exec.
             // SAFETY: close_range only closes this process's descriptors.
             unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+            if command.environment.is_some() {
+                scrub_environment();
+            }
             narrator.act_as("init");
             let code = reap_until(narrator, child);
             std::process::exit(code)
+        }
+    }
+}
+
+/// PID 1 never execs, so it keeps the runtime's environment, and any
+/// process of the container may read it in /proc/1/environ (proc(5)): the
+/// command's clean environment would be for nothing. The kernel shows the
+/// strings where execve(2) put them, so overwrite them there with NULs.
+fn scrub_environment() {
+    unsafe extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    // SAFETY: `environ` is the NULL-terminated array execve(2) set up; each
+    // string is writable stack memory of this process, and this process is
+    // single-threaded here and reads no variable after this.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let setting = *entry as *mut libc::c_char;
+            std::ptr::write_bytes(setting, 0, libc::strlen(setting));
+            entry = entry.add(1);
         }
     }
 }

@@ -29,6 +29,9 @@ const FLAG_NAMES: &[(MsFlags, &str)] = &[
     (MsFlags::MS_BIND, "MS_BIND"),
     (MsFlags::MS_REC, "MS_REC"),
     (MsFlags::MS_PRIVATE, "MS_PRIVATE"),
+    (MsFlags::MS_NOATIME, "MS_NOATIME"),
+    (MsFlags::MS_NODIRATIME, "MS_NODIRATIME"),
+    (MsFlags::MS_RELATIME, "MS_RELATIME"),
 ];
 
 fn flag_names(flags: MsFlags) -> String {
@@ -181,7 +184,10 @@ pub fn make_all_private(narrator: &Narrator) -> Result<(), LabError> {
 // ANCHOR_END: private
 
 /// Bind-mount the rootfs onto itself: pivot_root(2) needs the new root to
-/// be a mount point.
+/// be a mount point. Then make that mount `nodev`: a device node that came
+/// with the rootfs (a hostile image ships `b 8 0`, or an earlier container
+/// left one behind) must not open the host's disk; the container's own
+/// /dev is a tmpfs of its own and keeps working.
 pub fn bind_onto_itself(narrator: &Narrator, rootfs: &Path) -> Result<(), LabError> {
     let why =
         "pivot_root needs the new root to be a mount point; a bind mount onto itself makes it one";
@@ -194,7 +200,39 @@ pub fn bind_onto_itself(narrator: &Narrator, rootfs: &Path) -> Result<(), LabErr
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None,
         why,
+    )?;
+    // A bind remount replaces the mount's flags: keep those it has (in a
+    // user namespace the kernel refuses to clear locked ones, mount(2)).
+    let kept = kept_mount_flags(rootfs);
+    mount_step(
+        narrator,
+        None,
+        rootfs,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | kept,
+        None,
+        "device nodes inside the rootfs must not open host devices",
     )
+}
+
+/// The per-mount flags `path`'s mount has now, from statvfs(3).
+fn kept_mount_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    let Ok(stat) = statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let flags = stat.flags();
+    [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ]
+    .into_iter()
+    .filter(|(statvfs_flag, _)| flags.contains(*statvfs_flag))
+    .fold(MsFlags::empty(), |all, (_, mount_flag)| all | mount_flag)
 }
 
 /// The kernel filesystems a ch03 container gets, mounted under `rootfs`

@@ -270,15 +270,18 @@ pub fn idmapped_rootfs(
         },
     )?;
     const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
     const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    // nodev: through the id map a node the host's root left in the rootfs
+    // looks like the container root's own; it must not open a host device.
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY,
+        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
         attr_clr: 0,
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
     let shown = format!(
-        "tree, \"\", AT_EMPTY_PATH|AT_RECURSIVE, {{MOUNT_ATTR_IDMAP|MOUNT_ATTR_RDONLY, userns of {child}}}"
+        "tree, \"\", AT_EMPTY_PATH|AT_RECURSIVE, {{MOUNT_ATTR_IDMAP|MOUNT_ATTR_RDONLY|MOUNT_ATTR_NODEV, userns of {child}}}"
     );
     narrator.run(
         Step { syscall: "mount_setattr", args: &shown, why: "ownership through the container's id maps: host root's files are the container root's", man: "mount_setattr(2)" },
