@@ -12,6 +12,10 @@ const CH: &str = "ch04-net";
 // The checks every chapter from 02 on must pass (without a bridge: see
 // host_safe_flags).
 jail_suite!(CH);
+as_root!(
+    rootfs_device_nodes_stay_shut,
+    common::isolation::rootfs_device_nodes_stay_shut(CH)
+);
 
 /// Start ch04 in `host` with `args` before ROOTFS and `command` after it.
 fn start(host: &Netns, args: &[&str], command: &[&str]) -> Child {

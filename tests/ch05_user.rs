@@ -18,6 +18,10 @@ fn help_teaches_the_id_maps() {
 
 // The checks every chapter from 02 on must pass.
 jail_suite!(CH);
+as_root!(
+    rootfs_device_nodes_stay_shut,
+    common::isolation::rootfs_device_nodes_stay_shut(CH)
+);
 
 /// The host's view of a process, from /proc/PID/status: its real uid.
 fn host_uid_of_process_named(marker: &str) -> Option<u32> {

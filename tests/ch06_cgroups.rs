@@ -11,6 +11,10 @@ const CH: &str = "ch06-cgroups";
 // The checks every chapter from 02 on must pass (without a bridge: see
 // host_safe_flags).
 jail_suite!(CH);
+as_root!(
+    rootfs_device_nodes_stay_shut,
+    common::isolation::rootfs_device_nodes_stay_shut(CH)
+);
 
 /// Run ch06 with `flags` (no bridge) on the test rootfs, and return its
 /// output and the runtime's pid (the cgroups it made carry it).

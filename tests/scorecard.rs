@@ -100,7 +100,12 @@ const CH02_ADDS: &[&str] = &[
     "pid.own-numbering",
     "uts.hostname",
 ];
-const CH03_ADDS: &[&str] = &["ipc.sysv-shm", "ipc.posix-mq", "mnt.leak", "dev.rootfs-node"];
+const CH03_ADDS: &[&str] = &[
+    "ipc.sysv-shm",
+    "ipc.posix-mq",
+    "mnt.leak",
+    "dev.rootfs-node",
+];
 const CH04_ADDS: &[&str] = &["net.interfaces", "net.loopback"];
 const CH05_ADDS: &[&str] = &[
     "user.host-root",

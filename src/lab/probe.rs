@@ -483,7 +483,10 @@ fn runtime_environment(context: &Context) -> Finding {
     }
     let wanted = format!("{name}=");
     if let Ok(proc) = KernelFs::proc() {
-        let pids = std::fs::read_dir(&proc.path).into_iter().flatten().flatten();
+        let pids = std::fs::read_dir(&proc.path)
+            .into_iter()
+            .flatten()
+            .flatten();
         for entry in pids.filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok()) {
             let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
                 continue;

@@ -194,6 +194,27 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
+    #[test]
+    fn a_clean_environment_starts_small_and_takes_settings_in_order() {
+        let set = [
+            "A=1".to_string(),
+            "PATH=/bin".to_string(),
+            "A=2".to_string(),
+        ];
+        let environment = clean_environment("box", &set).unwrap();
+        let keys: Vec<&str> = environment.iter().map(|(key, _)| key.as_str()).collect();
+        assert!(keys.starts_with(&["HOME", "HOSTNAME"]), "{keys:?}");
+        assert!(environment.contains(&("PATH".into(), "/bin".into())));
+        assert!(environment.contains(&("A".into(), "2".into())));
+        assert_eq!(keys.iter().filter(|key| **key == "A").count(), 1);
+        for bad in ["=x", "TWO WORDS=x"] {
+            assert!(
+                clean_environment("box", &[bad.to_string()]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
     fn fake_root(test: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("lab-command-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

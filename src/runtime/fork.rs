@@ -87,7 +87,14 @@ fn exec(narrator: &Narrator, command: &Command) -> LabError {
     if let Some(environment) = &command.environment {
         let keys: Vec<String> = environment
             .iter()
-            .map(|setting| setting.to_string_lossy().split('=').next().unwrap_or("").to_string())
+            .map(|setting| {
+                setting
+                    .to_string_lossy()
+                    .split('=')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
             .collect();
         args.push_str(&format!(", [{}]", keys.join(", ")));
     }

@@ -29,9 +29,6 @@ const FLAG_NAMES: &[(MsFlags, &str)] = &[
     (MsFlags::MS_BIND, "MS_BIND"),
     (MsFlags::MS_REC, "MS_REC"),
     (MsFlags::MS_PRIVATE, "MS_PRIVATE"),
-    (MsFlags::MS_NOATIME, "MS_NOATIME"),
-    (MsFlags::MS_NODIRATIME, "MS_NODIRATIME"),
-    (MsFlags::MS_RELATIME, "MS_RELATIME"),
 ];
 
 fn flag_names(flags: MsFlags) -> String {
@@ -203,15 +200,24 @@ pub fn bind_onto_itself(narrator: &Narrator, rootfs: &Path) -> Result<(), LabErr
     )?;
     // A bind remount replaces the mount's flags: keep those it has (in a
     // user namespace the kernel refuses to clear locked ones, mount(2)).
+    // The kept flags depend on the host's mount options, so the narration
+    // names them by where they come from rather than by value.
     let kept = kept_mount_flags(rootfs);
-    mount_step(
-        narrator,
-        None,
-        rootfs,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | kept,
-        None,
-        "device nodes inside the rootfs must not open host devices",
+    let args = format!(
+        "NULL, {:?}, NULL, MS_BIND|MS_REMOUNT|MS_NODEV|<the flags statvfs reports>, NULL",
+        rootfs.display().to_string()
+    );
+    narrator.run(
+        Step {
+            syscall: "mount",
+            args: &args,
+            why: "device nodes inside the rootfs must not open host devices",
+            man: "mount(2)",
+        },
+        || {
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | kept;
+            mount(None::<&str>, rootfs, None::<&str>, flags, None::<&str>)
+        },
     )
 }
 

@@ -51,7 +51,66 @@ macro_rules! jail_suite {
             no_init_makes_the_command_pid_1,
             common::isolation::no_init_makes_the_command_pid_1($chapter)
         );
+        as_root!(
+            the_environment_is_the_containers_own,
+            common::isolation::the_environment_is_the_containers_own($chapter)
+        );
     };
+}
+
+/// The container starts from PATH, HOME, HOSTNAME and what `-e` adds; a
+/// variable of the runtime's reaches neither the command nor, through
+/// /proc/1/environ, the init that stayed behind from the runtime.
+pub fn the_environment_is_the_containers_own(chapter: &str) {
+    // In a user namespace PID 1 may be unreadable (not dumpable): as good.
+    let script = "env | sort; echo ---; cat /proc/1/environ 2>/dev/null | tr '\\0' '\\n'";
+    let output = Command::new(bin(chapter))
+        .args(host_safe_flags(chapter))
+        .args([
+            "-e",
+            "GREETING=hello",
+            "-e",
+            "LAB_PASSED_ON",
+            "-e",
+            "LAB_NOT_SET",
+        ])
+        .args(["--hostname", "envtest"])
+        .arg(rootfs())
+        .args(["/bin/sh", "-c", script])
+        .env("LAB_PASSED_ON", "from-the-runtime")
+        .env("LAB_RUNTIME_SECRET", "must-not-reach")
+        .env_remove("LAB_NOT_SET")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    let (command_env, init_env) = text.split_once("---\n").unwrap();
+    // sh adds PWD, SHLVL and `_` of its own; everything else is ours.
+    let ours: Vec<&str> = command_env
+        .lines()
+        .filter(|line| {
+            !["PWD=", "SHLVL=", "_="]
+                .iter()
+                .any(|own| line.starts_with(own))
+        })
+        .collect();
+    let path = format!("PATH={}", container_lab::runtime::command::DEFAULT_PATH);
+    assert_eq!(
+        ours,
+        [
+            "GREETING=hello",
+            "HOME=/root",
+            "HOSTNAME=envtest",
+            "LAB_PASSED_ON=from-the-runtime",
+            path.as_str()
+        ],
+        "{chapter}: the command's environment"
+    );
+    assert!(
+        !init_env.contains('='),
+        "{chapter}: /proc/1/environ still holds {init_env:?}"
+    );
 }
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -255,4 +314,39 @@ pub fn no_init_makes_the_command_pid_1(chapter: &str) {
     let args = ["--no-init", rootfs, "/bin/sh", "-c", "echo $$"];
     let output = run(chapter, host_safe_flags(chapter).iter().chain(args.iter()));
     assert_eq!(stdout(&output), "1\n", "{}", stderr(&output));
+}
+
+/// A device node shipped in the rootfs does not open (the rootfs is mounted
+/// `nodev`), while the container's own /dev/null does. The node is the
+/// harmless c 1 3, removed whatever happens.
+pub fn rootfs_device_nodes_stay_shut(chapter: &str) {
+    struct Node(std::path::PathBuf);
+    impl Drop for Node {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let name = format!(".nodev-test-{}-{chapter}", std::process::id());
+    let node = Node(rootfs().join(&name));
+    nix::sys::stat::mknod(
+        &node.0,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    let script =
+        format!("echo x > /dev/null && echo dev-null-ok; echo x > /{name} && echo node-opened");
+    let output = run_in(chapter, &["/bin/sh", "-c", &script]);
+    assert_eq!(
+        stdout(&output),
+        "dev-null-ok\n",
+        "{chapter}: {}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("Permission denied"),
+        "{chapter}: {}",
+        stderr(&output)
+    );
 }
