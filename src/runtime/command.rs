@@ -87,10 +87,10 @@ pub fn clean_environment(
         ("HOME".to_string(), "/root".to_string()),
         ("HOSTNAME".to_string(), hostname.to_string()),
     ];
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        if let Ok(term) = std::env::var("TERM") {
-            environment.push(("TERM".to_string(), term));
-        }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && let Ok(term) = std::env::var("TERM")
+    {
+        environment.push(("TERM".to_string(), term));
     }
     for setting in extra {
         let (key, value) = match setting.split_once('=') {
