@@ -89,10 +89,12 @@ as_root!(
     {
         let args = ["--net", "none", "--chown-copy", rootfs().to_str().unwrap(), "/bin/sh", "-c", "touch /written"];
         let runtime = Command::new(bin(CH)).args(args).spawn().unwrap();
-        let copy = std::path::Path::new(container_lab::runtime::userns::REMAPPED_ROOT).join(format!("run-{}", runtime.id()));
+        let root = std::path::Path::new(container_lab::runtime::userns::REMAPPED_ROOT);
+        let (copy, staging) = (root.join(format!("run-{}", runtime.id())), root.join(format!("staging-{}", runtime.id())));
         let output = runtime.wait_with_output().unwrap();
         assert_eq!(code(&output), 0);
         assert!(!copy.exists(), "{} left behind", copy.display());
+        assert!(!staging.exists(), "{} left behind", staging.display());
         assert!(!rootfs().join("written").exists(), "the rootfs itself must not be written");
     }
 );
