@@ -87,7 +87,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     let rootfs =
         container_lab::rootfs::require_mount_points(&rootfs, &["proc", "sys", "dev", "tmp"])?;
     let command = command::resolve(&rootfs, &cli.command.words())?;
-    let (uids, gids) = cli.userns.maps();
+    let (uids, gids) = cli.userns.maps()?;
     // as root, the rootfs is seen through the id maps: an
     // idmapped mount, or with --chown-copy a copy the container's ids own.
     let idmapped = !rootless && !cli.userns.chown_copy;

@@ -4,7 +4,8 @@
 //! The child makes the namespace; only its parent, outside, can write the
 //! maps that say which host ids the namespace's ids stand for. Until then
 //! the child is "nobody" inside. As root the runtime maps the container's
-//! ids onto an unused range (0 -> 100000 by default); run by an ordinary
+//! ids onto a range that no line of /etc/subuid or /etc/subgid gives to
+//! anyone (0 -> 1879048192 by default); run by an ordinary
 //! user it maps container root onto that user (and, with newuidmap(1) and
 //! an entry in /etc/subuid, a whole subordinate range besides).
 
@@ -30,7 +31,7 @@ impl FromStr for IdMap {
         let parts: Vec<&str> = text.split(':').collect();
         let [inside, outside, count] = parts[..] else {
             return Err(format!(
-                "{text}: expected CONTAINER_ID:HOST_ID:COUNT, as in 0:100000:65536"
+                "{text}: expected CONTAINER_ID:HOST_ID:COUNT, as in 0:1879048192:65536"
             ));
         };
         let number = |value: &str| {
@@ -69,24 +70,133 @@ impl IdMap {
     }
 }
 
-/// The default range for root: 65536 ids from 100000 (the first range
-/// useradd(8) hands out in /etc/subuid on many systems: pick another with
-/// --uid-map if a user already has it).
+/// The default range for root: 65536 ids (the 16-bit ids a distribution's
+/// files use, nobody's 65534 among them) from 0x70000000 = 1879048192.
+///
+/// Not 100000: that is where useradd(8) starts handing out ranges in
+/// /etc/subuid (SUB_UID_MIN in login.defs(5)), so on most machines the
+/// first user owns 100000:65536, and that user's rootless containers would
+/// run as the very host ids of root's: able to signal and ptrace them and
+/// to own what they write. Nor "the first free range above every line of
+/// /etc/subuid": the next useradd takes exactly that one. 0x70000000 lies
+/// above useradd's whole default pool (SUB_UID_MAX 600100000 on Debian),
+/// just above the pool systemd-nspawn picks container ranges from
+/// (0x00080000 to 0x6FFF0000 + 65535, systemd.io/UIDS-GIDS), and below
+/// 2^31, above which systemd advises against ids because some programs
+/// still treat uid_t as signed. And it is the same number on every host
+/// whose files do not claim it, which keeps the book and the tests exact.
+/// `root_default` moves past any line that does claim it.
 pub const ROOT_DEFAULT: IdMap = IdMap {
     inside: 0,
-    outside: 100000,
+    outside: 0x7000_0000,
     count: 65536,
 };
 
-/// The first `name:start:count` line of /etc/subuid or /etc/subgid for
-/// `user` (by name or by number).
-pub fn subordinate_range(file: &str, user: &str, id: u32) -> Option<(u32, u32)> {
-    file.lines().find_map(|line| {
-        let mut fields = line.trim().split(':');
-        let (owner, start, count) = (fields.next()?, fields.next()?, fields.next()?);
-        (owner == user || owner == id.to_string()).then_some(())?;
-        Some((start.parse().ok()?, count.parse().ok()?))
-    })
+/// One well-formed line of /etc/subuid or /etc/subgid (subuid(5)): `count`
+/// ids from `start` granted to `owner`, a login name or a uid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubordinateRange {
+    pub owner: String,
+    pub start: u32,
+    pub count: u32,
+}
+
+impl SubordinateRange {
+    /// One past its last id (in u64: a line may run past u32::MAX).
+    fn end(&self) -> u64 {
+        u64::from(self.start) + u64::from(self.count)
+    }
+
+    /// Whether any of `count` ids from `start` is one of its.
+    pub fn overlaps(&self, start: u32, count: u32) -> bool {
+        u64::from(self.start) < u64::from(start) + u64::from(count) && u64::from(start) < self.end()
+    }
+
+    /// Whether it is `user`'s: by name, or by uid (newuidmap(1) and
+    /// newgidmap(1) accept both, in both files).
+    pub fn belongs_to(&self, user: &str, uid: u32) -> bool {
+        self.owner == user || self.owner == uid.to_string()
+    }
+}
+
+impl fmt::Display for SubordinateRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.owner, self.start, self.count)
+    }
+}
+
+/// Every well-formed `owner:start:count` line of /etc/subuid or
+/// /etc/subgid. A line with another number of fields, a field that is not
+/// a number or a count of 0 grants nothing (shadow's parser, which
+/// newuidmap(1) uses, skips such lines too), so it is skipped here.
+pub fn subordinate_ranges(file: &str) -> Vec<SubordinateRange> {
+    file.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.trim().split(':').collect();
+            let [owner, start, count] = fields[..] else {
+                return None;
+            };
+            let range = SubordinateRange {
+                owner: owner.to_string(),
+                start: start.parse().ok()?,
+                count: count.parse().ok()?,
+            };
+            (!owner.is_empty() && range.count > 0).then_some(range)
+        })
+        .collect()
+}
+
+/// The first range of /etc/subuid or /etc/subgid for `user` (by name or
+/// by uid).
+pub fn subordinate_range(file: &str, user: &str, uid: u32) -> Option<(u32, u32)> {
+    subordinate_ranges(file)
+        .into_iter()
+        .find(|range| range.belongs_to(user, uid))
+        .map(|range| (range.start, range.count))
+}
+
+/// The map of a run as root that gives no flag: `ROOT_DEFAULT`, or when a
+/// line of `claimed` (/etc/subuid and /etc/subgid together, so that uids
+/// and gids stay one range) overlaps it, the first 65536-aligned block
+/// after it that no line overlaps. None when no block is left below
+/// 4294967295, which is no id at all (chown(2) reads it as "no change").
+pub fn root_default(claimed: &[SubordinateRange]) -> Option<IdMap> {
+    let count = u64::from(ROOT_DEFAULT.count);
+    let mut start = u64::from(ROOT_DEFAULT.outside);
+    loop {
+        if start + count > u64::from(u32::MAX) {
+            return None;
+        }
+        let (start32, count32) = (start as u32, ROOT_DEFAULT.count);
+        match claimed
+            .iter()
+            .filter(|range| range.overlaps(start32, count32))
+            .map(SubordinateRange::end)
+            .max()
+        {
+            None => {
+                return Some(IdMap {
+                    outside: start32,
+                    ..ROOT_DEFAULT
+                });
+            }
+            Some(end) => start = end.next_multiple_of(count),
+        }
+    }
+}
+
+/// The first line of `claimed` that is not `user`'s and that `map`'s host
+/// ids overlap: a map onto another user's subordinate ids would let that
+/// user's own containers signal, ptrace and own this one's.
+pub fn claimed_by_another<'a>(
+    map: &IdMap,
+    claimed: &'a [SubordinateRange],
+    user: &str,
+    uid: u32,
+) -> Option<&'a SubordinateRange> {
+    claimed
+        .iter()
+        .find(|range| !range.belongs_to(user, uid) && range.overlaps(map.outside, map.count))
 }
 
 /// The maps a rootless run uses: container root is the user itself; with
@@ -693,12 +803,12 @@ mod tests {
 
     #[test]
     fn id_maps_parse_and_map() {
-        let map: IdMap = "0:100000:65536".parse().unwrap();
+        let map: IdMap = "0:1879048192:65536".parse().unwrap();
         assert_eq!(map, ROOT_DEFAULT);
-        assert_eq!(map.to_host(0), Some(100000));
-        assert_eq!(map.to_host(65535), Some(165535));
+        assert_eq!(map.to_host(0), Some(1879048192));
+        assert_eq!(map.to_host(65535), Some(1879113727));
         assert_eq!(map.to_host(65536), None);
-        assert_eq!(map.to_string(), "0 100000 65536");
+        assert_eq!(map.to_string(), "0 1879048192 65536");
         for bad in ["0:100000", "a:b:c", "0:0:0", "0:4294967295:2"] {
             assert!(bad.parse::<IdMap>().is_err(), "{bad}");
         }
@@ -713,6 +823,74 @@ mod tests {
         );
         assert_eq!(subordinate_range(file, "bob", 1001), Some((300000, 1000)));
         assert_eq!(subordinate_range(file, "carol", 1002), None);
+    }
+
+    #[test]
+    fn malformed_subordinate_lines_grant_nothing() {
+        let file = "\n  \nalice:100000:65536\nbob:200000\ncarol:x:65536\ndave:300000:0\n\
+                    eve:400000:65536:extra\n:500000:65536\n-1:600000:1\n  1002:700000:10  \n\
+                    frank:4294967295:2\n";
+        let ranges = subordinate_ranges(file);
+        let shown: Vec<String> = ranges.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "alice:100000:65536",
+                "-1:600000:1",
+                "1002:700000:10",
+                "frank:4294967295:2"
+            ]
+        );
+        // A line past the largest id still claims what it names.
+        assert!(ranges[3].overlaps(u32::MAX, 1));
+    }
+
+    #[test]
+    fn the_default_range_avoids_every_subordinate_line() {
+        let claimed = |text: &str| subordinate_ranges(text);
+        // Nothing listed, or only useradd's usual ranges: the fixed base.
+        assert_eq!(root_default(&[]), Some(ROOT_DEFAULT));
+        let debian = "alice:100000:65536\nbob:165536:65536\n1003:231072:65536\n";
+        assert_eq!(root_default(&claimed(debian)), Some(ROOT_DEFAULT));
+        // A line that reaches into the base by one id pushes the default to
+        // the next 65536-aligned block after it, and so on past a second one.
+        let clash = "lxd:1000000:1878048193\nroot:1879113728:70000\n";
+        let chosen = root_default(&claimed(clash)).unwrap();
+        assert_eq!(chosen.outside, 0x7000_0000 + 3 * 65536);
+        assert!(
+            claimed(clash)
+                .iter()
+                .all(|r| !r.overlaps(chosen.outside, chosen.count))
+        );
+        // Everything from the base on is taken: no default.
+        assert_eq!(root_default(&claimed("all:1879048192:2415919104\n")), None);
+        // The last block that ends at 4294967295 (not an id) is not used.
+        let tail = format!("all:1879048192:{}\n", 4294901760u64 - 1879048192);
+        assert_eq!(root_default(&claimed(&tail)), None);
+        let tail = format!("all:1879048192:{}\n", 4294836224u64 - 1879048192);
+        assert_eq!(root_default(&claimed(&tail)).unwrap().outside, 4294836224);
+    }
+
+    #[test]
+    fn a_map_onto_another_users_range_is_found() {
+        let ranges =
+            subordinate_ranges("alice:100000:65536\n1001:165536:65536\nroot:1000000:65536\n");
+        let map = |text: &str| text.parse::<IdMap>().unwrap();
+        let found = |m: &str, user: &str, uid: u32| {
+            claimed_by_another(&map(m), &ranges, user, uid).map(|r| r.owner.clone())
+        };
+        assert_eq!(found("0:100000:65536", "root", 0).as_deref(), Some("alice"));
+        // One id into a range is enough; one past its end is not.
+        assert_eq!(found("0:165535:1", "root", 0).as_deref(), Some("alice"));
+        assert_eq!(found("0:90000:10001", "root", 0).as_deref(), Some("alice"));
+        assert_eq!(found("0:90000:10000", "root", 0), None);
+        // By number, as newuidmap reads it.
+        assert_eq!(found("0:200000:10", "root", 0).as_deref(), Some("1001"));
+        // A user's own range is its own to use.
+        assert_eq!(found("0:100000:65536", "alice", 1000), None);
+        assert_eq!(found("0:200000:10", "bob", 1001), None);
+        assert_eq!(found("0:1000000:65536", "root", 0), None);
+        assert_eq!(found("0:1879048192:65536", "root", 0), None);
     }
 
     #[test]
