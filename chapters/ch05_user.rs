@@ -29,7 +29,8 @@ use nix::sched::CloneFlags;
     long_about = "Run COMMAND in a user namespace of its own, with every other namespace made \
         inside it: root in the container is an unprivileged user on the host.\n\n\
         Chapter 05 of container-lab (user namespaces, Linux 3.8, 2013). Run as root, the \
-        container's ids map onto 100000-165535 (--uid-map/--gid-map to change it) and the \
+        container's ids map onto 1879048192-1879113727, or the next 65536 ids that no line of \
+        /etc/subuid or /etc/subgid gives to a user (--uid-map/--gid-map to change it), and the \
         rootfs is a read-only idmapped mount in which its files are theirs. Run as an ordinary user, no sudo is needed: the \
         container's root is you (and, with newuidmap(1) and /etc/subuid, a range besides).",
     after_help = "ROOTFS defaults to $CONTAINER_LAB_ROOTFS, else /var/lib/container-lab/rootfs. \
@@ -38,7 +39,7 @@ use nix::sched::CloneFlags;
         Examples:\n  \
         sudo ch05-user --explain ./rootfs /bin/sh -c 'id; cat /proc/self/uid_map'\n  \
         ch05-user --net none ~/rootfs /bin/sh          (no sudo)\n  \
-        sudo ch05-user --uid-map 0:200000:1000 --gid-map 0:200000:1000 ./rootfs\n\n\
+        sudo ch05-user --uid-map 0:1900000000:1000 --gid-map 0:1900000000:1000 ./rootfs\n\n\
         Exit status: the command's own; 125 if the runtime failed, 126 if COMMAND is not \
         executable, 127 if it was not found, 128+N if signal N killed it."
 )]
@@ -89,7 +90,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     let environment = command::clean_environment(&cli.jail.hostname, &cli.jail.env)?;
     let command = command::resolve_with_environment(&rootfs, &cli.command.words(), environment)?;
     // ANCHOR: new_runtime
-    let (uids, gids) = cli.userns.maps();
+    let (uids, gids) = cli.userns.maps()?;
     // NEW in ch05: as root, the rootfs is seen through the id maps: an
     // idmapped mount, or with --chown-copy a copy the container's ids own.
     let idmapped = !rootless && !cli.userns.chown_copy;

@@ -88,7 +88,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         container_lab::rootfs::require_mount_points(&rootfs, &["proc", "sys", "dev", "tmp"])?;
     let environment = command::clean_environment(&cli.jail.hostname, &cli.jail.env)?;
     let command = command::resolve_with_environment(&rootfs, &cli.command.words(), environment)?;
-    let (uids, gids) = cli.userns.maps();
+    let (uids, gids) = cli.userns.maps()?;
     // as root, the rootfs is seen through the id maps: an
     // idmapped mount, or with --chown-copy a copy the container's ids own.
     let idmapped = !rootless && !cli.userns.chown_copy;

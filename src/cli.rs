@@ -5,7 +5,7 @@ use crate::error::LabError;
 use crate::narrator::Narrator;
 use crate::runtime::net::{NetMode, PortMapping, Subnet};
 use crate::runtime::process::Launch;
-use crate::runtime::userns::IdMap;
+use crate::runtime::userns::{IdMap, SubordinateRange};
 use clap::{Args, Parser};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -121,12 +121,13 @@ impl NetArgs {
 #[derive(Args, Debug, Clone)]
 pub struct UsernsArgs {
     /// Map container uids onto host uids: CONTAINER_ID:HOST_ID:COUNT (repeatable;
-    /// default as root 0:100000:65536, as a user 0:YOUR_UID:1)
+    /// default as root 0:1879048192:65536, or the next 65536 ids that no line
+    /// of /etc/subuid or /etc/subgid claims; as a user 0:YOUR_UID:1)
     #[arg(long = "uid-map", value_name = "C:H:N")]
     pub uid_maps: Vec<IdMap>,
 
     /// Map container gids onto host gids: CONTAINER_ID:HOST_ID:COUNT (repeatable;
-    /// default as root 0:100000:65536, as a user 0:YOUR_GID:1)
+    /// default as root the same range as the uids, as a user 0:YOUR_GID:1)
     #[arg(long = "gid-map", value_name = "C:H:N")]
     pub gid_maps: Vec<IdMap>,
 
@@ -139,33 +140,120 @@ pub struct UsernsArgs {
 
 impl UsernsArgs {
     /// The uid and gid maps to write: the ones given, or the defaults for
-    /// root (an unused range) and for an ordinary user (root is the user,
-    /// plus the subordinate range when newuidmap(1) can write it).
-    pub fn maps(&self) -> (Vec<IdMap>, Vec<IdMap>) {
-        use crate::runtime::userns::{ROOT_DEFAULT, rootless_maps, subordinate_range};
-        let defaults = |id: u32, file: &str| {
+    /// root (a range no line of /etc/subuid or /etc/subgid claims) and for
+    /// an ordinary user (root is the user, plus the subordinate range when
+    /// newuidmap(1) can write it). A map given onto another user's
+    /// subordinate range is refused.
+    pub fn maps(&self) -> Result<(Vec<IdMap>, Vec<IdMap>), LabError> {
+        use crate::runtime::userns::{root_default, rootless_maps};
+        let subuid = read_subordinate("/etc/subuid")?;
+        let subgid = read_subordinate("/etc/subgid")?;
+        // Who we are, from the password database rather than $USER, which
+        // `sudo -E` would leave naming the user who ran sudo.
+        let uid = nix::unistd::getuid().as_raw();
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|user| user.name)
+            .unwrap_or_else(|| std::env::var("USER").unwrap_or_default());
+        let claimed: Vec<_> = subuid.iter().chain(&subgid).cloned().collect();
+        let for_root = root_default(&claimed);
+        // What a refusal suggests instead: root's default, when it is root's.
+        let suggestion = for_root.filter(|_| nix::unistd::geteuid().is_root());
+        let defaults = |own: u32, file: &[SubordinateRange]| {
             if nix::unistd::geteuid().is_root() {
-                return vec![ROOT_DEFAULT];
+                return for_root.map(|map| vec![map]).ok_or_else(|| LabError::Refused {
+                    message: "no 65536 host ids from 1879048192 on are free of the ranges in /etc/subuid and /etc/subgid".into(),
+                    hint: "give the container's ids a range with --uid-map and --gid-map".into(),
+                });
             }
             let helper = crate::hostinfo::find_in_path("newuidmap").is_some();
-            let user = std::env::var("USER").unwrap_or_default();
-            let range = std::fs::read_to_string(file)
-                .ok()
-                .and_then(|text| subordinate_range(&text, &user, id));
-            rootless_maps(id, range.filter(|_| helper))
+            // newuidmap and newgidmap both look a user up by name or uid.
+            let range = file
+                .iter()
+                .find(|range| range.belongs_to(&user, uid))
+                .map(|range| (range.start, range.count));
+            Ok(rootless_maps(own, range.filter(|_| helper)))
         };
         let uids = if self.uid_maps.is_empty() {
-            defaults(nix::unistd::getuid().as_raw(), "/etc/subuid")
+            defaults(uid, &subuid)?
         } else {
+            refuse_claimed(
+                "--uid-map",
+                &self.uid_maps,
+                "/etc/subuid",
+                &subuid,
+                (&user, uid),
+                suggestion,
+            )?;
             self.uid_maps.clone()
         };
         let gids = if self.gid_maps.is_empty() {
-            defaults(nix::unistd::getgid().as_raw(), "/etc/subgid")
+            defaults(nix::unistd::getgid().as_raw(), &subgid)?
         } else {
+            refuse_claimed(
+                "--gid-map",
+                &self.gid_maps,
+                "/etc/subgid",
+                &subgid,
+                (&user, uid),
+                suggestion,
+            )?;
             self.gid_maps.clone()
         };
-        (uids, gids)
+        Ok((uids, gids))
     }
+}
+
+/// The ranges of /etc/subuid or /etc/subgid; none when the file does not
+/// exist (a host without shadow's subordinate ids).
+fn read_subordinate(path: &str) -> Result<Vec<SubordinateRange>, LabError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(crate::runtime::userns::subordinate_ranges(
+            &String::from_utf8_lossy(&bytes),
+        )),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(error) => Err(LabError::io("read", path, error)),
+    }
+}
+
+/// Refuse maps given with `flag` whose host ids overlap a range that
+/// `file` grants to someone other than `me` (name, uid): that user's own
+/// rootless containers run as those ids, so they could signal and ptrace
+/// this container's processes and own what it writes, and it theirs.
+fn refuse_claimed(
+    flag: &str,
+    maps: &[IdMap],
+    file: &str,
+    claimed: &[SubordinateRange],
+    me: (&str, u32),
+    default: Option<IdMap>,
+) -> Result<(), LabError> {
+    use crate::runtime::userns::claimed_by_another;
+    let Some((map, range)) = maps
+        .iter()
+        .find_map(|map| claimed_by_another(map, claimed, me.0, me.1).map(|range| (map, range)))
+    else {
+        return Ok(());
+    };
+    let last = u64::from(map.outside) + u64::from(map.count) - 1;
+    let choose = match default {
+        Some(free) => format!(
+            "leave out --uid-map and --gid-map to get the default, here {}:{}:{}, or choose a range that no line of /etc/subuid or /etc/subgid lists",
+            free.inside, free.outside, free.count
+        ),
+        None => "choose a range that no line of /etc/subuid or /etc/subgid lists".into(),
+    };
+    Err(LabError::Refused {
+        message: format!(
+            "{flag} {}:{}:{} maps onto host ids {}-{last}, which {file} gives to {} ({range})",
+            map.inside, map.outside, map.count, map.outside, range.owner
+        ),
+        hint: format!(
+            "{}'s own containers run as those ids and could signal, ptrace and own this container's processes and files: {choose}",
+            range.owner
+        ),
+    })
 }
 
 /// Resource budgets, from ch06 on.
@@ -247,5 +335,64 @@ pub fn parse<C: Parser>() -> C {
                 .unwrap_or(text);
             crate::program::exit_with_error(&LabError::Usage { message })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::userns::{ROOT_DEFAULT, subordinate_ranges};
+
+    #[test]
+    fn a_map_onto_another_users_range_is_refused_with_the_line() {
+        let claimed = subordinate_ranges("bad line\nalice:100000:65536\nroot:300000:65536\n");
+        let map = |text: &str| vec![text.parse::<IdMap>().unwrap()];
+        let refused = refuse_claimed(
+            "--uid-map",
+            &map("0:165000:1000"),
+            "/etc/subuid",
+            &claimed,
+            ("root", 0),
+            Some(ROOT_DEFAULT),
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "--uid-map 0:165000:1000 maps onto host ids 165000-165999, which /etc/subuid gives to alice (alice:100000:65536)"
+        );
+        let hint = refused.hint().unwrap();
+        assert!(
+            hint.starts_with("alice's own containers run as those ids"),
+            "{hint}"
+        );
+        assert!(
+            hint.contains(
+                "leave out --uid-map and --gid-map to get the default, here 0:1879048192:65536"
+            ),
+            "{hint}"
+        );
+        assert_eq!(refused.exit_code(), 125);
+        // root's own line, and ids nobody claims, are fine.
+        for fine in ["0:300000:65536", "0:1879048192:65536", "0:165536:1000"] {
+            refuse_claimed(
+                "--uid-map",
+                &map(fine),
+                "/etc/subuid",
+                &claimed,
+                ("root", 0),
+                None,
+            )
+            .unwrap();
+        }
+        // Alice may map onto her own range, by name or by uid.
+        refuse_claimed(
+            "--gid-map",
+            &map("0:100000:65536"),
+            "/etc/subgid",
+            &claimed,
+            ("alice", 1000),
+            None,
+        )
+        .unwrap();
     }
 }

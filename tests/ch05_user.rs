@@ -45,8 +45,9 @@ fn host_uid_of_process_named(marker: &str) -> Option<u32> {
 }
 
 as_root!(
-    /// Root inside is uid 100000 on the host, as the host itself sees it,
-    /// and owns its (remapped copy of the) rootfs.
+    /// Root inside is uid 1879048192 on the host (the default range, which
+    /// no line of this host's /etc/subuid or /etc/subgid claims), as the
+    /// host itself sees it, and owns its (idmapped) rootfs.
     root_inside_is_an_unprivileged_uid_outside,
     {
         let marker = "sleep 3.217";
@@ -64,7 +65,8 @@ as_root!(
         // SIGTERM, not SIGKILL: a killed runtime could not remove its copy.
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(runtime.id() as i32), Signal::SIGTERM).unwrap();
         let output = runtime.wait_with_output().unwrap();
-        assert_eq!(seen, Some(100000), "the host must see the container's root as uid 100000");
+        let expected = container_lab::runtime::userns::ROOT_DEFAULT.outside;
+        assert_eq!(seen, Some(expected), "the host must see the container's root as uid {expected}");
         assert_eq!(stdout(&output), "0\n0\n", "inside: root, owning its rootfs");
     }
 );
@@ -93,10 +95,12 @@ as_root!(
     {
         let args = ["--net", "none", "--chown-copy", rootfs().to_str().unwrap(), "/bin/sh", "-c", "touch /written"];
         let runtime = Command::new(bin(CH)).args(args).spawn().unwrap();
-        let copy = std::path::Path::new(container_lab::runtime::userns::REMAPPED_ROOT).join(format!("run-{}", runtime.id()));
+        let root = std::path::Path::new(container_lab::runtime::userns::REMAPPED_ROOT);
+        let (copy, staging) = (root.join(format!("run-{}", runtime.id())), root.join(format!("staging-{}", runtime.id())));
         let output = runtime.wait_with_output().unwrap();
         assert_eq!(code(&output), 0);
         assert!(!copy.exists(), "{} left behind", copy.display());
+        assert!(!staging.exists(), "{} left behind", staging.display());
         assert!(!rootfs().join("written").exists(), "the rootfs itself must not be written");
     }
 );
@@ -256,5 +260,52 @@ as_root!(
         assert_eq!(code(&output), 0, "{}", stderr(&output));
         let lines: Vec<String> = stdout(&output).lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
         assert_eq!(lines, [format!("0 {} 1", user.uid), format!("1 {} {}", range.0, range.1)]);
+    }
+);
+
+/// The ranges of /etc/subuid and /etc/subgid as they are now.
+fn subordinate_lines() -> Vec<container_lab::runtime::userns::SubordinateRange> {
+    ["/etc/subuid", "/etc/subgid"]
+        .iter()
+        .flat_map(|file| {
+            container_lab::runtime::userns::subordinate_ranges(
+                &std::fs::read_to_string(file).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+as_root!(
+    /// The review's second hole: useradd(8) gives a new user a subordinate
+    /// range (100000:65536 for the first), and root's containers must not
+    /// run as those host ids. By default they get a range no line of
+    /// /etc/subuid or /etc/subgid claims; a map given onto the user's range
+    /// is refused, naming the line.
+    root_maps_stay_clear_of_users_subordinate_ranges,
+    {
+        let user = TestUser::new("c");
+        let range = container_lab::runtime::userns::subordinate_range(
+            &std::fs::read_to_string("/etc/subuid").unwrap_or_default(),
+            &user.name,
+            user.uid,
+        )
+        .expect("useradd gave the user no /etc/subuid range (SUB_UID_COUNT in /etc/login.defs)");
+        let output = run(CH, ["--net", "none", rootfs().to_str().unwrap(), "/bin/cat", "/proc/self/uid_map", "/proc/self/gid_map"]);
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let maps: Vec<Vec<u32>> = stdout(&output)
+            .lines()
+            .map(|line| line.split_whitespace().map(|n| n.parse().unwrap()).collect())
+            .collect();
+        assert_eq!(maps.len(), 2, "{}", stdout(&output));
+        for map in &maps {
+            assert_eq!((map[0], map[2]), (0, 65536), "{map:?}");
+            let clash = subordinate_lines().into_iter().find(|line| line.overlaps(map[1], map[2]));
+            assert!(clash.is_none(), "the default map {map:?} overlaps {clash:?}");
+        }
+        let given = format!("0:{}:65536", range.0);
+        let refused = run(CH, ["--net", "none", "--uid-map", given.as_str(), rootfs().to_str().unwrap(), "/bin/true"]);
+        assert_clean_failure(&refused, 125, &format!("which /etc/subuid gives to {}", user.name));
+        assert!(stderr(&refused).contains(&format!("({}:{}:{})", user.name, range.0, range.1)), "{}", stderr(&refused));
+        assert!(stderr(&refused).contains("leave out --uid-map and --gid-map"), "{}", stderr(&refused));
     }
 );

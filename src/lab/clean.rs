@@ -119,14 +119,16 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
     // ch06's cgroups of runs that died (named container-lab-PID, found in
     // every hierarchy, a few levels below the runtime's own).
     find_cgroups(Path::new("/sys/fs/cgroup"), 5, &mut found);
-    // ch05's remapped rootfs copies of runs that died.
+    // ch05's remapped rootfs copies of runs that died, finished (run-PID)
+    // or still in their root-only staging directory (staging-PID).
     for entry in std::fs::read_dir(crate::runtime::userns::REMAPPED_ROOT)
         .into_iter()
         .flatten()
         .flatten()
     {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if pid_suffix(&name, "run-").is_some_and(|pid| !is_running(pid)) {
+        let pid = pid_suffix(&name, "run-").or_else(|| pid_suffix(&name, "staging-"));
+        if pid.is_some_and(|pid| !is_running(pid)) {
             found.push(Leftover::RemappedCopy(entry.path()));
         }
     }

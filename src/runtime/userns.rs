@@ -4,7 +4,8 @@
 //! The child makes the namespace; only its parent, outside, can write the
 //! maps that say which host ids the namespace's ids stand for. Until then
 //! the child is "nobody" inside. As root the runtime maps the container's
-//! ids onto an unused range (0 -> 100000 by default); run by an ordinary
+//! ids onto a range that no line of /etc/subuid or /etc/subgid gives to
+//! anyone (0 -> 1879048192 by default); run by an ordinary
 //! user it maps container root onto that user (and, with newuidmap(1) and
 //! an entry in /etc/subuid, a whole subordinate range besides).
 
@@ -30,7 +31,7 @@ impl FromStr for IdMap {
         let parts: Vec<&str> = text.split(':').collect();
         let [inside, outside, count] = parts[..] else {
             return Err(format!(
-                "{text}: expected CONTAINER_ID:HOST_ID:COUNT, as in 0:100000:65536"
+                "{text}: expected CONTAINER_ID:HOST_ID:COUNT, as in 0:1879048192:65536"
             ));
         };
         let number = |value: &str| {
@@ -69,24 +70,133 @@ impl IdMap {
     }
 }
 
-/// The default range for root: 65536 ids from 100000 (the first range
-/// useradd(8) hands out in /etc/subuid on many systems: pick another with
-/// --uid-map if a user already has it).
+/// The default range for root: 65536 ids (the 16-bit ids a distribution's
+/// files use, nobody's 65534 among them) from 0x70000000 = 1879048192.
+///
+/// Not 100000: that is where useradd(8) starts handing out ranges in
+/// /etc/subuid (SUB_UID_MIN in login.defs(5)), so on most machines the
+/// first user owns 100000:65536, and that user's rootless containers would
+/// run as the very host ids of root's: able to signal and ptrace them and
+/// to own what they write. Nor "the first free range above every line of
+/// /etc/subuid": the next useradd takes exactly that one. 0x70000000 lies
+/// above useradd's whole default pool (SUB_UID_MAX 600100000 on Debian),
+/// just above the pool systemd-nspawn picks container ranges from
+/// (0x00080000 to 0x6FFF0000 + 65535, systemd.io/UIDS-GIDS), and below
+/// 2^31, above which systemd advises against ids because some programs
+/// still treat uid_t as signed. And it is the same number on every host
+/// whose files do not claim it, which keeps the book and the tests exact.
+/// `root_default` moves past any line that does claim it.
 pub const ROOT_DEFAULT: IdMap = IdMap {
     inside: 0,
-    outside: 100000,
+    outside: 0x7000_0000,
     count: 65536,
 };
 
-/// The first `name:start:count` line of /etc/subuid or /etc/subgid for
-/// `user` (by name or by number).
-pub fn subordinate_range(file: &str, user: &str, id: u32) -> Option<(u32, u32)> {
-    file.lines().find_map(|line| {
-        let mut fields = line.trim().split(':');
-        let (owner, start, count) = (fields.next()?, fields.next()?, fields.next()?);
-        (owner == user || owner == id.to_string()).then_some(())?;
-        Some((start.parse().ok()?, count.parse().ok()?))
-    })
+/// One well-formed line of /etc/subuid or /etc/subgid (subuid(5)): `count`
+/// ids from `start` granted to `owner`, a login name or a uid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubordinateRange {
+    pub owner: String,
+    pub start: u32,
+    pub count: u32,
+}
+
+impl SubordinateRange {
+    /// One past its last id (in u64: a line may run past u32::MAX).
+    fn end(&self) -> u64 {
+        u64::from(self.start) + u64::from(self.count)
+    }
+
+    /// Whether any of `count` ids from `start` is one of its.
+    pub fn overlaps(&self, start: u32, count: u32) -> bool {
+        u64::from(self.start) < u64::from(start) + u64::from(count) && u64::from(start) < self.end()
+    }
+
+    /// Whether it is `user`'s: by name, or by uid (newuidmap(1) and
+    /// newgidmap(1) accept both, in both files).
+    pub fn belongs_to(&self, user: &str, uid: u32) -> bool {
+        self.owner == user || self.owner == uid.to_string()
+    }
+}
+
+impl fmt::Display for SubordinateRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.owner, self.start, self.count)
+    }
+}
+
+/// Every well-formed `owner:start:count` line of /etc/subuid or
+/// /etc/subgid. A line with another number of fields, a field that is not
+/// a number or a count of 0 grants nothing (shadow's parser, which
+/// newuidmap(1) uses, skips such lines too), so it is skipped here.
+pub fn subordinate_ranges(file: &str) -> Vec<SubordinateRange> {
+    file.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.trim().split(':').collect();
+            let [owner, start, count] = fields[..] else {
+                return None;
+            };
+            let range = SubordinateRange {
+                owner: owner.to_string(),
+                start: start.parse().ok()?,
+                count: count.parse().ok()?,
+            };
+            (!owner.is_empty() && range.count > 0).then_some(range)
+        })
+        .collect()
+}
+
+/// The first range of /etc/subuid or /etc/subgid for `user` (by name or
+/// by uid).
+pub fn subordinate_range(file: &str, user: &str, uid: u32) -> Option<(u32, u32)> {
+    subordinate_ranges(file)
+        .into_iter()
+        .find(|range| range.belongs_to(user, uid))
+        .map(|range| (range.start, range.count))
+}
+
+/// The map of a run as root that gives no flag: `ROOT_DEFAULT`, or when a
+/// line of `claimed` (/etc/subuid and /etc/subgid together, so that uids
+/// and gids stay one range) overlaps it, the first 65536-aligned block
+/// after it that no line overlaps. None when no block is left below
+/// 4294967295, which is no id at all (chown(2) reads it as "no change").
+pub fn root_default(claimed: &[SubordinateRange]) -> Option<IdMap> {
+    let count = u64::from(ROOT_DEFAULT.count);
+    let mut start = u64::from(ROOT_DEFAULT.outside);
+    loop {
+        if start + count > u64::from(u32::MAX) {
+            return None;
+        }
+        let (start32, count32) = (start as u32, ROOT_DEFAULT.count);
+        match claimed
+            .iter()
+            .filter(|range| range.overlaps(start32, count32))
+            .map(SubordinateRange::end)
+            .max()
+        {
+            None => {
+                return Some(IdMap {
+                    outside: start32,
+                    ..ROOT_DEFAULT
+                });
+            }
+            Some(end) => start = end.next_multiple_of(count),
+        }
+    }
+}
+
+/// The first line of `claimed` that is not `user`'s and that `map`'s host
+/// ids overlap: a map onto another user's subordinate ids would let that
+/// user's own containers signal, ptrace and own this one's.
+pub fn claimed_by_another<'a>(
+    map: &IdMap,
+    claimed: &'a [SubordinateRange],
+    user: &str,
+    uid: u32,
+) -> Option<&'a SubordinateRange> {
+    claimed
+        .iter()
+        .find(|range| !range.belongs_to(user, uid) && range.overlaps(map.outside, map.count))
 }
 
 /// The maps a rootless run uses: container root is the user itself; with
@@ -405,24 +515,57 @@ pub fn become_root(narrator: &Narrator) -> Result<(), LabError> {
 /// filesystems without idmapped mounts. Removed when dropped.
 pub struct RemappedRootfs {
     pub path: PathBuf,
+    /// The root-only directory the copy is made and chowned in.
+    staging: PathBuf,
 }
 
-/// Where remapped copies live; `lab clean` removes those of dead runs.
+/// Where remapped copies live; `lab clean` removes those of dead runs
+/// (`run-PID`, and `staging-PID` of a run killed while preparing one).
 pub const REMAPPED_ROOT: &str = "/var/lib/container-lab/remapped";
 
 impl RemappedRootfs {
+    /// Copy `rootfs` and give the copy to the container's ids.
+    ///
+    /// The copy is made and chowned in `staging-PID`, a directory of the
+    /// host's root with mode 0700, and moved to `run-PID` only when every
+    /// owner is shifted. Until then no process of the container's host ids
+    /// (which may already run: every root-run container of the same map
+    /// has them, and the rootfs's own owners are host ids too) can even
+    /// look up a path in the copy, so none can swap a directory for a
+    /// symlink while root walks it: the race of CVE-2018-15664, in which
+    /// `docker cp` followed a symlink a container exchanged in
+    /// (renameat2(2) RENAME_EXCHANGE) between its check and its use. The
+    /// walk itself works by file descriptor as well (`shift_ownership`),
+    /// so that a staging directory someone reaches anyway still cannot
+    /// lead it out of the copy.
     pub fn prepare(
         narrator: &Narrator,
         rootfs: &Path,
         uids: &[IdMap],
         gids: &[IdMap],
     ) -> Result<RemappedRootfs, LabError> {
-        let path = Path::new(REMAPPED_ROOT).join(format!("run-{}", std::process::id()));
-        let copy = RemappedRootfs { path };
+        let root = Path::new(REMAPPED_ROOT);
+        let copy = RemappedRootfs {
+            path: root.join(format!("run-{}", std::process::id())),
+            staging: root.join(format!("staging-{}", std::process::id())),
+        };
+        // Leftovers of a killed run that had our PID.
         let _ = std::fs::remove_dir_all(&copy.path);
-        std::fs::create_dir_all(REMAPPED_ROOT)
-            .map_err(|e| LabError::io("mkdir", REMAPPED_ROOT, e))?;
-        let args = format!("-a {} {}", rootfs.display(), copy.path.display());
+        let _ = std::fs::remove_dir_all(&copy.staging);
+        std::fs::create_dir_all(root).map_err(|e| LabError::io("mkdir", REMAPPED_ROOT, e))?;
+        check_root_only(root)?;
+        let staged = copy.staging.join("rootfs");
+        let args = format!("{:?}, 0700", copy.staging.display().to_string());
+        narrator.run(
+            Step {
+                syscall: "mkdir",
+                args: &args,
+                why: "only the host's root may enter it: the container's ids cannot reach the copy before it is finished",
+                man: "mkdir(2)",
+            },
+            || make_staging(&copy.staging),
+        )?;
+        let args = format!("-a {} {}", rootfs.display(), staged.display());
         narrator.run_tool(
             Step {
                 syscall: "cp",
@@ -435,7 +578,7 @@ impl RemappedRootfs {
                     .arg("-a")
                     .arg("--reflink=auto")
                     .arg(rootfs)
-                    .arg(&copy.path)
+                    .arg(&staged)
                     .status()
                     .map_err(|e| LabError::ToolFailed {
                         command: format!("cp {args}"),
@@ -452,49 +595,209 @@ impl RemappedRootfs {
             },
         )?;
         let shown = format!(
-            "{:?}, uid+{}, gid+{}",
-            copy.path.display().to_string(),
+            "{:?}, uid+{}, gid+{}, each entry by its O_PATH|O_NOFOLLOW descriptor",
+            staged.display().to_string(),
             uids[0].outside,
             gids[0].outside
         );
+        narrator.run_tool(
+            Step {
+                syscall: "fchownat",
+                args: &shown,
+                why: "every file of the copy belongs to the host ids the container's ids stand for; no symlink can lead the walk out",
+                man: "fchownat(2)",
+            },
+            || shift_ownership(&staged, uids, gids),
+        )?;
+        let args = format!(
+            "{:?}, {:?}",
+            staged.display().to_string(),
+            copy.path.display().to_string()
+        );
         narrator.run(
             Step {
-                syscall: "lchown",
-                args: &shown,
-                why: "every file of the copy belongs to the host ids the container's ids stand for",
-                man: "lchown(2)",
+                syscall: "rename",
+                args: &args,
+                why: "only the finished copy becomes reachable by the container's ids",
+                man: "rename(2)",
             },
-            || shift_ownership(&copy.path, uids, gids),
+            || {
+                nix::fcntl::renameat(
+                    nix::fcntl::AT_FDCWD,
+                    &staged,
+                    nix::fcntl::AT_FDCWD,
+                    &copy.path,
+                )
+            },
         )?;
+        std::fs::remove_dir(&copy.staging)
+            .map_err(|e| LabError::io("rmdir", copy.staging.display(), e))?;
         Ok(copy)
     }
 }
 
+/// A directory only the host's root may enter (mode 0700). mkdir(2) fails
+/// if the name exists, so it is one we made, and the umask can only take
+/// bits away from 0700.
+fn make_staging(dir: &Path) -> nix::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| crate::error::errno_of(&e))
+}
+
+/// Refuse a REMAPPED_ROOT that is a symlink, or that anyone but the host's
+/// root owns or may write to: whoever could, could put a name of their own
+/// where the staging directory goes, and the staging would protect nothing.
+fn check_root_only(dir: &Path) -> Result<(), LabError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta =
+        std::fs::symlink_metadata(dir).map_err(|e| LabError::io("lstat", dir.display(), e))?;
+    if meta.file_type().is_dir() && meta.uid() == 0 && meta.mode() & 0o022 == 0 {
+        return Ok(());
+    }
+    Err(LabError::Refused {
+        message: format!(
+            "{} is not a directory that only the host's root may write to (owner {}, mode {:o})",
+            dir.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        ),
+        hint: format!(
+            "another user could then race the copy of --chown-copy: check who made it, then sudo rm -r {0} (the runtime makes it again)",
+            dir.display()
+        ),
+    })
+}
+
 impl Drop for RemappedRootfs {
     fn drop(&mut self) {
+        // std's remove_dir_all works by descriptor and never follows a
+        // symlink (CVE-2022-21658 fixed the race it once had), so what the
+        // container left in its copy cannot point it at the host.
         let _ = std::fs::remove_dir_all(&self.path);
+        let _ = std::fs::remove_dir_all(&self.staging);
     }
 }
 
-/// lchown every entry under `dir` from its id to the host id it maps to.
-pub fn shift_ownership(dir: &Path, uids: &[IdMap], gids: &[IdMap]) -> nix::Result<()> {
-    use std::os::unix::fs::MetadataExt;
+/// Give every entry of the tree at `dir`, `dir` included, the host ids its
+/// owner stands for in the maps (65534 for an owner they do not cover).
+///
+/// By file descriptor, never by a path from the top. A walk that checks a
+/// path (lstat) and then acts on the path (lchown, opendir) can be made to
+/// act on something else in between: whoever can write to a directory of
+/// the tree can exchange a subdirectory with a symlink to a host directory
+/// (renameat2(2) RENAME_EXCHANGE), and every later path through it ends on
+/// the host (the class of CVE-2018-15664). Here each entry is opened
+/// relative to its parent's descriptor with O_PATH|O_NOFOLLOW, so a
+/// symlink is opened as itself (open(2)), and everything after that
+/// (fstat, fchownat with AT_EMPTY_PATH, opening a directory's "." to read
+/// it) acts on that one inode, whatever its name now leads to.
+pub fn shift_ownership(dir: &Path, uids: &[IdMap], gids: &[IdMap]) -> Result<(), LabError> {
+    use nix::fcntl::{AT_FDCWD, OFlag};
+    // O_NOFOLLOW holds for the last component only; the parents of `dir`
+    // are the runtime's own (REMAPPED_ROOT, root's, checked).
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let top = nix::fcntl::openat(AT_FDCWD, dir, flags, nix::sys::stat::Mode::empty())
+        .map_err(|errno| step_failed("open", dir, errno))?;
+    shift_directory(top, dir, uids, gids)
+}
+
+fn step_failed(syscall: &'static str, path: &Path, errno: nix::errno::Errno) -> LabError {
+    LabError::StepFailed {
+        syscall,
+        target: path.display().to_string(),
+        errno,
+    }
+}
+
+/// The host ids an entry owned by `stat`'s ids gets.
+fn shifted(
+    stat: &nix::sys::stat::FileStat,
+    uids: &[IdMap],
+    gids: &[IdMap],
+) -> (nix::unistd::Uid, nix::unistd::Gid) {
     let map = |maps: &[IdMap], id: u32| maps.iter().find_map(|m| m.to_host(id)).unwrap_or(65534);
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| crate::error::errno_of(&e))?;
-    nix::unistd::fchownat(
-        nix::fcntl::AT_FDCWD,
-        dir,
-        Some(nix::unistd::Uid::from_raw(map(uids, meta.uid()))),
-        Some(nix::unistd::Gid::from_raw(map(gids, meta.gid()))),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    )?;
-    if meta.is_dir() {
-        let entries = std::fs::read_dir(dir).map_err(|e| crate::error::errno_of(&e))?;
-        for entry in entries.flatten() {
-            shift_ownership(&entry.path(), uids, gids)?;
+    (
+        nix::unistd::Uid::from_raw(map(uids, stat.st_uid)),
+        nix::unistd::Gid::from_raw(map(gids, stat.st_gid)),
+    )
+}
+
+/// `dir` is an open directory (its name, `path`, is for errors only): its
+/// entries first, then itself, so that a directory stays the host root's
+/// until the walk is done with it.
+fn shift_directory(
+    dir: std::os::fd::OwnedFd,
+    path: &Path,
+    uids: &[IdMap],
+    gids: &[IdMap],
+) -> Result<(), LabError> {
+    use nix::fcntl::{AtFlags, OFlag};
+    use nix::sys::stat::{Mode, SFlag};
+    // The names first, from a descriptor of our own for the same directory
+    // (".", never followed anywhere), so that nothing is read while the
+    // directory changes under the iterator.
+    let listing = nix::fcntl::openat(
+        &dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| step_failed("openat", path, errno))?;
+    let mut names = Vec::new();
+    for entry in nix::dir::Dir::from_fd(listing)
+        .map_err(|errno| step_failed("fdopendir", path, errno))?
+        .iter()
+    {
+        let entry = entry.map_err(|errno| step_failed("getdents64", path, errno))?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
         }
     }
-    Ok(())
+    for name in names {
+        let entry_path = path
+            .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.to_bytes()));
+        let entry = nix::fcntl::openat(
+            &dir,
+            name.as_c_str(),
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| step_failed("openat", &entry_path, errno))?;
+        let stat = nix::sys::stat::fstat(&entry)
+            .map_err(|errno| step_failed("fstat", &entry_path, errno))?;
+        if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+            // The same inode, readable: "." of it cannot be a symlink.
+            let child = nix::fcntl::openat(
+                &entry,
+                ".",
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|errno| step_failed("openat", &entry_path, errno))?;
+            shift_directory(child, &entry_path, uids, gids)?;
+        } else {
+            // Files, symlinks, device nodes, fifos, sockets: the O_PATH
+            // descriptor itself is chowned (AT_EMPTY_PATH), with nothing
+            // left to resolve or follow.
+            let (uid, gid) = shifted(&stat, uids, gids);
+            nix::unistd::fchownat(
+                &entry,
+                "",
+                Some(uid),
+                Some(gid),
+                AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|errno| step_failed("fchownat", &entry_path, errno))?;
+        }
+    }
+    let stat = nix::sys::stat::fstat(&dir).map_err(|errno| step_failed("fstat", path, errno))?;
+    let (uid, gid) = shifted(&stat, uids, gids);
+    nix::unistd::fchown(&dir, Some(uid), Some(gid))
+        .map_err(|errno| step_failed("fchown", path, errno))
 }
 
 #[cfg(test)]
@@ -503,12 +806,12 @@ mod tests {
 
     #[test]
     fn id_maps_parse_and_map() {
-        let map: IdMap = "0:100000:65536".parse().unwrap();
+        let map: IdMap = "0:1879048192:65536".parse().unwrap();
         assert_eq!(map, ROOT_DEFAULT);
-        assert_eq!(map.to_host(0), Some(100000));
-        assert_eq!(map.to_host(65535), Some(165535));
+        assert_eq!(map.to_host(0), Some(1879048192));
+        assert_eq!(map.to_host(65535), Some(1879113727));
         assert_eq!(map.to_host(65536), None);
-        assert_eq!(map.to_string(), "0 100000 65536");
+        assert_eq!(map.to_string(), "0 1879048192 65536");
         for bad in ["0:100000", "a:b:c", "0:0:0", "0:4294967295:2"] {
             assert!(bad.parse::<IdMap>().is_err(), "{bad}");
         }
@@ -526,6 +829,74 @@ mod tests {
     }
 
     #[test]
+    fn malformed_subordinate_lines_grant_nothing() {
+        let file = "\n  \nalice:100000:65536\nbob:200000\ncarol:x:65536\ndave:300000:0\n\
+                    eve:400000:65536:extra\n:500000:65536\n-1:600000:1\n  1002:700000:10  \n\
+                    frank:4294967295:2\n";
+        let ranges = subordinate_ranges(file);
+        let shown: Vec<String> = ranges.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "alice:100000:65536",
+                "-1:600000:1",
+                "1002:700000:10",
+                "frank:4294967295:2"
+            ]
+        );
+        // A line past the largest id still claims what it names.
+        assert!(ranges[3].overlaps(u32::MAX, 1));
+    }
+
+    #[test]
+    fn the_default_range_avoids_every_subordinate_line() {
+        let claimed = |text: &str| subordinate_ranges(text);
+        // Nothing listed, or only useradd's usual ranges: the fixed base.
+        assert_eq!(root_default(&[]), Some(ROOT_DEFAULT));
+        let debian = "alice:100000:65536\nbob:165536:65536\n1003:231072:65536\n";
+        assert_eq!(root_default(&claimed(debian)), Some(ROOT_DEFAULT));
+        // A line that reaches into the base by one id pushes the default to
+        // the next 65536-aligned block after it, and so on past a second one.
+        let clash = "lxd:1000000:1878048193\nroot:1879113728:70000\n";
+        let chosen = root_default(&claimed(clash)).unwrap();
+        assert_eq!(chosen.outside, 0x7000_0000 + 3 * 65536);
+        assert!(
+            claimed(clash)
+                .iter()
+                .all(|r| !r.overlaps(chosen.outside, chosen.count))
+        );
+        // Everything from the base on is taken: no default.
+        assert_eq!(root_default(&claimed("all:1879048192:2415919104\n")), None);
+        // The last block that ends at 4294967295 (not an id) is not used.
+        let tail = format!("all:1879048192:{}\n", 4294901760u64 - 1879048192);
+        assert_eq!(root_default(&claimed(&tail)), None);
+        let tail = format!("all:1879048192:{}\n", 4294836224u64 - 1879048192);
+        assert_eq!(root_default(&claimed(&tail)).unwrap().outside, 4294836224);
+    }
+
+    #[test]
+    fn a_map_onto_another_users_range_is_found() {
+        let ranges =
+            subordinate_ranges("alice:100000:65536\n1001:165536:65536\nroot:1000000:65536\n");
+        let map = |text: &str| text.parse::<IdMap>().unwrap();
+        let found = |m: &str, user: &str, uid: u32| {
+            claimed_by_another(&map(m), &ranges, user, uid).map(|r| r.owner.clone())
+        };
+        assert_eq!(found("0:100000:65536", "root", 0).as_deref(), Some("alice"));
+        // One id into a range is enough; one past its end is not.
+        assert_eq!(found("0:165535:1", "root", 0).as_deref(), Some("alice"));
+        assert_eq!(found("0:90000:10001", "root", 0).as_deref(), Some("alice"));
+        assert_eq!(found("0:90000:10000", "root", 0), None);
+        // By number, as newuidmap reads it.
+        assert_eq!(found("0:200000:10", "root", 0).as_deref(), Some("1001"));
+        // A user's own range is its own to use.
+        assert_eq!(found("0:100000:65536", "alice", 1000), None);
+        assert_eq!(found("0:200000:10", "bob", 1001), None);
+        assert_eq!(found("0:1000000:65536", "root", 0), None);
+        assert_eq!(found("0:1879048192:65536", "root", 0), None);
+    }
+
+    #[test]
     fn rootless_maps_put_root_on_the_user() {
         assert_eq!(
             rootless_maps(1000, None),
@@ -536,6 +907,150 @@ mod tests {
             }]
         );
         assert_eq!(rootless_maps(1000, Some((100000, 65536))).len(), 2);
+    }
+
+    /// A directory for one test, removed when dropped, also when the test
+    /// fails (std's remove_dir_all does not follow symlinks: CVE-2022-21658).
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!("lab-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The attacker of the review: a thread that, until dropped, swaps a
+    /// directory of the tree with a symlink to a directory outside it,
+    /// atomically, with renameat2(2) RENAME_EXCHANGE (what a process running
+    /// as the mapped uid could do to a copy whose directories it owns).
+    struct Racer {
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        swaps: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Racer {
+        fn start(dir: PathBuf, link: PathBuf) -> Racer {
+            use std::sync::atomic::Ordering;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let swaps = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let (stop2, swaps2) = (stop.clone(), swaps.clone());
+            let thread = std::thread::spawn(move || {
+                while !stop2.load(Ordering::Relaxed) {
+                    let swapped = nix::fcntl::renameat2(
+                        nix::fcntl::AT_FDCWD,
+                        &dir,
+                        nix::fcntl::AT_FDCWD,
+                        &link,
+                        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                    );
+                    if swapped.is_ok() {
+                        swaps2.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            Racer {
+                stop,
+                swaps,
+                thread: Some(thread),
+            }
+        }
+
+        fn swaps(&self) -> u64 {
+            self.swaps.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    impl Drop for Racer {
+        fn drop(&mut self) {
+            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// The review's attack, for real: while the walk runs, a directory of
+    /// the tree keeps trading places with a symlink to a root-owned
+    /// directory outside it. Nothing outside may change owner. (Against
+    /// the old path-based walk, the first few walks already gave the
+    /// outside files to the mapped uid.)
+    #[test]
+    fn ownership_shift_survives_a_symlink_exchange_race() {
+        if !nix::unistd::geteuid().is_root() {
+            assert_eq!(
+                std::env::var("CONTAINER_LAB_SKIP_ROOT_TESTS").as_deref(),
+                Ok("1"),
+                "this test needs root"
+            );
+            return;
+        }
+        use std::os::unix::fs::MetadataExt;
+        let scratch = TempDir::new("userns-race");
+        let (outside, tree) = (scratch.0.join("outside"), scratch.0.join("tree"));
+        // The same names inside and out, so that a path through the
+        // swapped symlink always lands on a host file.
+        for dir in [outside.join("d"), tree.join("a/d")] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        for n in 0..200 {
+            std::fs::write(outside.join(format!("f{n:03}")), "host").unwrap();
+            std::fs::write(tree.join(format!("a/f{n:03}")), "copy").unwrap();
+        }
+        std::os::unix::fs::symlink(&outside, tree.join("swap")).unwrap();
+        let owners = |dir: &Path| -> Vec<(PathBuf, u32, u32)> {
+            let mut found = Vec::new();
+            let mut todo = vec![dir.to_path_buf()];
+            while let Some(path) = todo.pop() {
+                let meta = std::fs::symlink_metadata(&path).unwrap();
+                if meta.is_dir() {
+                    todo.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                }
+                found.push((path, meta.uid(), meta.gid()));
+            }
+            found
+        };
+        let before = owners(&outside);
+        assert!(before.iter().all(|(_, uid, gid)| (*uid, *gid) == (0, 0)));
+        let map = IdMap {
+            inside: 0,
+            outside: 1_879_048_192,
+            count: 65536,
+        };
+        let racer = Racer::start(tree.join("a"), tree.join("swap"));
+        let mut refused = 0;
+        for _ in 0..300 {
+            // Refusing to go on is a fine answer to an attack; following it is not.
+            if shift_ownership(&tree, &[map], &[map]).is_err() {
+                refused += 1;
+            }
+        }
+        let swaps = racer.swaps();
+        drop(racer);
+        let changed: Vec<_> = owners(&outside)
+            .into_iter()
+            .filter(|(_, uid, gid)| (*uid, *gid) != (0, 0))
+            .collect();
+        assert!(
+            swaps > 100,
+            "the racer swapped only {swaps} times: no race was run"
+        );
+        assert!(
+            changed.is_empty(),
+            "{} of {} host files outside the tree changed owner ({refused} walks refused), such as {:?}",
+            changed.len(),
+            before.len(),
+            changed.first()
+        );
     }
 
     #[test]
@@ -550,20 +1065,96 @@ mod tests {
             return;
         }
         use std::os::unix::fs::MetadataExt;
-        let dir = std::env::temp_dir().join(format!("lab-userns-{}", std::process::id()));
+        let scratch = TempDir::new("userns-shift");
+        let (dir, host) = (scratch.0.join("tree"), scratch.0.join("host-file"));
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         std::fs::write(dir.join("sub/file"), "x").unwrap();
+        std::fs::write(&host, "host").unwrap();
         std::os::unix::fs::symlink("file", dir.join("sub/link")).unwrap();
-        shift_ownership(&dir, &[ROOT_DEFAULT], &[ROOT_DEFAULT]).unwrap();
-        for path in [dir.clone(), dir.join("sub/file"), dir.join("sub/link")] {
-            let meta = std::fs::symlink_metadata(&path).unwrap();
+        // A link out of the tree is changed as a link: its target is not.
+        std::os::unix::fs::symlink(&host, dir.join("sub/out")).unwrap();
+        nix::unistd::mkfifo(&dir.join("sub/fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let map = IdMap {
+            inside: 0,
+            outside: 1_879_048_192,
+            count: 65536,
+        };
+        shift_ownership(&dir, &[map], &[map]).unwrap();
+        for name in ["", "sub", "sub/file", "sub/link", "sub/out", "sub/fifo"] {
+            let meta = std::fs::symlink_metadata(dir.join(name)).unwrap();
             assert_eq!(
                 (meta.uid(), meta.gid()),
-                (100000, 100000),
-                "{}",
-                path.display()
+                (1_879_048_192, 1_879_048_192),
+                "{name}"
             );
         }
-        std::fs::remove_dir_all(dir).unwrap();
+        let meta = std::fs::metadata(&host).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (0, 0),
+            "the link's target changed owner"
+        );
+        // The top is opened with O_NOFOLLOW too: a symlink is refused with
+        // the step, the path and the errno.
+        let error = shift_ownership(&dir.join("sub/out"), &[map], &[map]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "open {}: not a directory (ENOTDIR)",
+                dir.join("sub/out").display()
+            )
+        );
+    }
+
+    /// The copy of --chown-copy is made in a directory that a process of
+    /// the container's host ids cannot enter, so it cannot race the walk.
+    #[test]
+    fn staging_is_closed_to_the_mapped_ids() {
+        if !nix::unistd::geteuid().is_root() {
+            assert_eq!(
+                std::env::var("CONTAINER_LAB_SKIP_ROOT_TESTS").as_deref(),
+                Ok("1"),
+                "this test needs root"
+            );
+            return;
+        }
+        use std::os::unix::process::CommandExt;
+        let scratch = TempDir::new("userns-staging");
+        let staging = scratch.0.join("staging");
+        make_staging(&staging).unwrap();
+        std::fs::create_dir(staging.join("rootfs")).unwrap();
+        // Made by root, as the copy is, and given to the mapped root, as
+        // the walk does: only the staging directory keeps it out of reach.
+        nix::unistd::chown(
+            &staging.join("rootfs"),
+            Some(nix::unistd::Uid::from_raw(1_879_048_192)),
+            Some(nix::unistd::Gid::from_raw(1_879_048_192)),
+        )
+        .unwrap();
+        let output = std::process::Command::new("stat")
+            .arg(staging.join("rootfs"))
+            .uid(1_879_048_192)
+            .gid(1_879_048_192)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "the mapped root reached the staged copy"
+        );
+        assert!(err.contains("Permission denied"), "{err}");
+        // And the same process may enter the copy once it is moved out.
+        std::fs::rename(staging.join("rootfs"), scratch.0.join("run")).unwrap();
+        let output = std::process::Command::new("stat")
+            .arg(scratch.0.join("run"))
+            .uid(1_879_048_192)
+            .gid(1_879_048_192)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
