@@ -12,7 +12,7 @@ use container_lab::error::LabError;
 use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::runtime::mounts::{self, HostProcMount};
 use container_lab::runtime::process;
-use container_lab::runtime::{chroot, command, fds, namespaces};
+use container_lab::runtime::{chroot, command, fds, namespaces, terminal};
 use nix::sched::CloneFlags;
 use std::path::Path;
 
@@ -74,9 +74,13 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     // NEW in ch02: the /proc we mount lands in the host's mount table
     // (there is no mount namespace yet): take it down whatever happens.
     let host_proc = HostProcMount::for_this_runtime(&rootfs)?;
+    // NEW in ch02: a terminal of the container's own, when the runtime runs on one.
+    let terminal = terminal::allocate(&narrator)?;
     // ANCHOR_END: new_runtime
     let child = process::spawn(&narrator, &command, |narrator| {
         // ANCHOR: new_child
+        // NEW in ch02: a session of its own; the host's terminal stays out.
+        terminal::enter_new_session(narrator, terminal.as_ref())?;
         // NEW in ch02: a hostname of its own.
         namespaces::unshare(narrator, CloneFlags::CLONE_NEWUTS)?;
         namespaces::set_hostname(narrator, &cli.jail.hostname)?;
@@ -94,6 +98,10 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         Ok(cli.jail.launch())
         // ANCHOR_END: new_child
     })?;
+    // NEW in ch02: keys in, output out, until the container exits.
+    if let Some(terminal) = terminal {
+        terminal.relay(&narrator, child.pid)?;
+    }
     process::wait(&narrator, child)
 }
 // ANCHOR_END: recipe

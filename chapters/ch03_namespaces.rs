@@ -13,7 +13,7 @@ use container_lab::error::LabError;
 use container_lab::rootfs;
 use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::runtime::process;
-use container_lab::runtime::{command, fds, mounts, namespaces};
+use container_lab::runtime::{command, fds, mounts, namespaces, terminal};
 use nix::sched::CloneFlags;
 
 /// Run COMMAND with its own mount table, IPC objects, hostname and process tree.
@@ -67,7 +67,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     let environment = command::clean_environment(&cli.jail.hostname, &cli.jail.env)?;
     let command = command::resolve_with_environment(&rootfs, &cli.command.words(), environment)?;
     namespaces::unshare(&narrator, CloneFlags::CLONE_NEWPID)?;
+    let terminal = terminal::allocate(&narrator)?;
     let child = process::spawn(&narrator, &command, |narrator| {
+        terminal::enter_new_session(narrator, terminal.as_ref())?;
         // ANCHOR: new
         // NEW in ch03: a mount table and IPC objects of its own.
         let kinds = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
@@ -87,6 +89,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         caps::drop_from_bounding_set(narrator, CAP_DAC_READ_SEARCH, why)?;
         Ok(cli.jail.launch())
     })?;
+    if let Some(terminal) = terminal {
+        terminal.relay(&narrator, child.pid)?;
+    }
     process::wait(&narrator, child)
 }
 // ANCHOR_END: recipe

@@ -12,7 +12,7 @@ use container_lab::cli::{self, CommandArgs, JailArgs, NarrationArgs, NetArgs, Ro
 use container_lab::error::LabError;
 use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetMode};
-use container_lab::runtime::{command, fds, mounts, namespaces, net, process};
+use container_lab::runtime::{command, fds, mounts, namespaces, net, process, terminal};
 use nix::sched::CloneFlags;
 
 /// Run COMMAND with a network of its own.
@@ -86,6 +86,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     };
     // ANCHOR_END: new_runtime
     namespaces::unshare(&narrator, CloneFlags::CLONE_NEWPID)?;
+    let terminal = terminal::allocate(&narrator)?;
     let child = process::spawn_with_runtime_help(
         &narrator,
         &command,
@@ -95,6 +96,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
             None => Ok(Vec::new()),
         },
         |narrator, handshake| {
+            terminal::enter_new_session(narrator, terminal.as_ref())?;
             let mut kinds =
                 CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
             // ANCHOR: new_child
@@ -130,6 +132,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
             Ok(cli.jail.launch())
         },
     )?;
+    if let Some(terminal) = terminal {
+        terminal.relay(&narrator, child.pid)?;
+    }
     process::wait(&narrator, child)
 }
 // ANCHOR_END: recipe

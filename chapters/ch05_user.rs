@@ -17,7 +17,7 @@ use container_lab::error::LabError;
 use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetMode};
 use container_lab::runtime::userns::{self, RemappedRootfs};
-use container_lab::runtime::{command, fds, mounts, namespaces, net, process};
+use container_lab::runtime::{command, fds, mounts, namespaces, net, process, terminal};
 use nix::sched::CloneFlags;
 
 /// Run COMMAND as root of its own user namespace: unprivileged on the host.
@@ -114,6 +114,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         )?),
         NetMode::None | NetMode::Host => None,
     };
+    let terminal = terminal::allocate(&narrator)?;
     let child = process::spawn_with_runtime_help(
         &narrator,
         &command,
@@ -163,6 +164,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
             // CHANGED in ch05: the PID namespace too is made inside the user
             // namespace, so the fork into it happens here, not in the runtime.
             namespaces::enter_new_pid_namespace(narrator)?;
+            // The session starts in PID 1, so that the foreground process group a
+            // shell finds on its terminal is one it can see (and restore on exit).
+            terminal::enter_new_session(narrator, terminal.as_ref())?;
             mounts::mount_kernel_filesystems(narrator, &root)?;
             if let Some(network) = &network {
                 mounts::bind_etc_files(narrator, &root, &network.etc_files())?;
@@ -176,6 +180,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
             Ok(cli.jail.launch())
         },
     )?;
+    if let Some(terminal) = terminal {
+        terminal.relay(&narrator, child.pid)?;
+    }
     process::wait(&narrator, child)
 }
 // ANCHOR_END: recipe

@@ -15,7 +15,7 @@ use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP
 use container_lab::runtime::cgroups::ContainerCgroup;
 use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetMode};
 use container_lab::runtime::userns::{self, RemappedRootfs};
-use container_lab::runtime::{command, fds, mounts, namespaces, net, process};
+use container_lab::runtime::{command, fds, mounts, namespaces, net, process, terminal};
 use nix::sched::CloneFlags;
 
 /// Run COMMAND with budgets for memory, CPU time and processes.
@@ -125,6 +125,7 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         )?),
         NetMode::None | NetMode::Host => None,
     };
+    let terminal = terminal::allocate(&narrator)?;
     let child = process::spawn_with_runtime_help(
         &narrator,
         &command,
@@ -176,6 +177,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
             // the PID namespace too is made inside the user
             // namespace, so the fork into it happens here, not in the runtime.
             namespaces::enter_new_pid_namespace(narrator)?;
+            // The session starts in PID 1, so that the foreground process group a
+            // shell finds on its terminal is one it can see (and restore on exit).
+            terminal::enter_new_session(narrator, terminal.as_ref())?;
             mounts::mount_kernel_filesystems(narrator, &root)?;
             if let Some(network) = &network {
                 mounts::bind_etc_files(narrator, &root, &network.etc_files())?;
@@ -189,6 +193,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
             Ok(cli.jail.launch())
         },
     )?;
+    if let Some(terminal) = terminal {
+        terminal.relay(&narrator, child.pid)?;
+    }
     let code = process::wait(&narrator, child)?;
     // ANCHOR: report
     // NEW in ch06: say what the budget did.

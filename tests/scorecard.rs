@@ -95,6 +95,7 @@ const CH02_ADDS: &[&str] = &[
     "fs.inherited-fd",
     "fs.open-by-handle",
     "pid.environment",
+    "tty.inject",
     "pid.see-host",
     "pid.signal-host",
     "pid.own-numbering",

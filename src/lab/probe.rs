@@ -52,6 +52,7 @@ pub const ALL: &[(&str, CheckFn)] = &[
     ("pid.signal-host", signal_host_process),
     ("pid.own-numbering", own_pid_numbering),
     ("pid.environment", runtime_environment),
+    ("tty.inject", type_into_terminal),
     ("uts.hostname", change_hostname),
     ("ipc.sysv-shm", sysv_shm),
     ("ipc.posix-mq", posix_mq),
@@ -507,6 +508,65 @@ fn runtime_environment(context: &Context) -> Finding {
         ID,
         format!("${name} is neither here nor in any /proc/PID/environ ({count} variables here)"),
     )
+}
+
+/// TIOCSTI pushes a byte into a terminal's input as if typed (ioctl_tty(2)).
+/// Into the user's terminal, "id > /tmp/x" and a newline run on the host
+/// once the container exits (CVE-2017-5226). The probe types only the
+/// tour's marker, no newline, into every terminal it can reach: its fds
+/// 0-2, /dev/tty, /dev/console. Only the host can tell whose terminal took
+/// it: a container's own terminal is fair game.
+fn type_into_terminal(context: &Context) -> Finding {
+    const ID: &str = "tty.inject";
+    let Some(marker) = &context.bait.tty_marker else {
+        return no_bait(ID);
+    };
+    let mut tried = Vec::new();
+    let mut typed_into = Vec::new();
+    let mut candidates: Vec<(String, Result<OwnedFd, Errno>)> = (0..3)
+        .filter(|fd| {
+            // SAFETY: borrowed for isatty only.
+            nix::unistd::isatty(unsafe { BorrowedFd::borrow_raw(*fd) }).unwrap_or(false)
+        })
+        .map(|fd| {
+            (
+                format!("fd {fd}"),
+                nix::unistd::dup(unsafe { BorrowedFd::borrow_raw(fd) }),
+            )
+        })
+        .collect();
+    for path in ["/dev/tty", "/dev/console"] {
+        let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+        candidates.push((path.to_string(), open(path, flags, Mode::empty())));
+    }
+    for (name, fd) in candidates {
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(errno) => {
+                tried.push(format!("{name}: {}", errno_text(errno)));
+                continue;
+            }
+        };
+        let typed = marker.bytes().try_for_each(|byte| {
+            // SAFETY: TIOCSTI reads one byte through the pointer.
+            Errno::result(unsafe {
+                libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::TIOCSTI, &byte)
+            })
+            .map(drop)
+        });
+        match typed {
+            Ok(()) => typed_into.push(name),
+            Err(errno) => tried.push(format!("{name}: {}", errno_text(errno))),
+        }
+    }
+    if typed_into.is_empty() {
+        isolated(ID, format!("TIOCSTI refused: {}", tried.join("; ")))
+    } else {
+        leaks(
+            ID,
+            format!("typed the marker into {} (TIOCSTI)", typed_into.join(", ")),
+        )
+    }
 }
 
 /// The parent of `pid`, from /proc when there is one.

@@ -102,6 +102,10 @@ pub struct Bait {
     /// The name of a variable in the runtime's environment that holds the
     /// secret.
     pub env_name: Option<String>,
+    /// What the probe types into any terminal it can reach (TIOCSTI); the
+    /// tour runs each chapter on a terminal of its own and reads back what
+    /// arrived there as if typed.
+    pub tty_marker: Option<String>,
     /// Budgets the resource checks try to exceed: 4x the memory and the
     /// processes, 1.5x the CPU share.
     pub memory_limit_bytes: u64,
@@ -138,6 +142,7 @@ impl Default for Bait {
             file_handle: None,
             rootfs_node: None,
             env_name: None,
+            tty_marker: None,
             memory_limit_bytes: MEMORY_BUDGET_BYTES,
             pids_limit: PIDS_BUDGET,
             cpu_limit: CPU_BUDGET,
@@ -200,6 +205,11 @@ pub const CHECKS: &[Check] = &[
         id: "pid.environment",
         group: "processes",
         title: "read the runtime's environment",
+    },
+    Check {
+        id: "tty.inject",
+        group: "terminal",
+        title: "type into the host's terminal (TIOCSTI)",
     },
     Check {
         id: "uts.hostname",

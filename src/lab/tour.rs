@@ -193,6 +193,8 @@ struct HostBait {
     loop_device: Option<crate::lab::loopdev::LoopDevice>,
     /// Files the tour put beside or inside the rootfs: removed on drop.
     planted_files: Vec<PathBuf>,
+    /// The terminal the chapter runs on: the tour keeps both ends.
+    terminal: Option<TourTerminal>,
     /// Why a piece of bait could not be planted, by check id.
     unplanted: Vec<(&'static str, String)>,
 }
@@ -231,6 +233,7 @@ impl HostBait {
             listener: None,
             loop_device: None,
             planted_files: Vec::new(),
+            terminal: None,
             unplanted: Vec::new(),
         };
         planted.process = spawn_signal_target();
@@ -252,6 +255,15 @@ impl HostBait {
         planted.bait.host_interface = has_bait_interface.then(|| BAIT_INTERFACE.to_string());
         planted.plant_block_device();
         planted.plant_rootfs_node(chapter, rootfs);
+        match TourTerminal::open() {
+            Ok(terminal) => {
+                planted.terminal = Some(terminal);
+                planted.bait.tty_marker = Some(format!("lab-tty-{}", &tag[8..]));
+            }
+            Err(errno) => planted
+                .unplanted
+                .push(("tty.inject", format!("no pseudo-terminal: {errno}"))),
+        }
         planted.plant_file_handle(chapter, rootfs);
         Ok(planted)
     }
@@ -425,12 +437,19 @@ impl HostBait {
             let _ = listener.set_nonblocking(true);
             listener.accept().is_ok()
         });
+        let typed_on_terminal = self
+            .terminal
+            .as_ref()
+            .map(TourTerminal::typed_input)
+            .unwrap_or_default();
         HostObservations {
             secret: self.secret.clone(),
             signal_received,
             hostname_changed_to,
             mount_seen,
             connection_accepted,
+            tty_marker: self.bait.tty_marker.clone(),
+            typed_on_terminal,
             unplanted: self.unplanted.clone(),
         }
     }
@@ -453,6 +472,51 @@ impl Drop for HostBait {
         for file in &self.planted_files {
             let _ = std::fs::remove_file(file);
         }
+    }
+}
+
+/// A pseudo-terminal the tour runs each chapter on, as a user's shell would
+/// run it on theirs: stdin is its far end (stdout stays a pipe for the
+/// probe's JSON). Raw, so that bytes typed into it with TIOCSTI wait in its
+/// input queue for the tour to read, newline or not.
+struct TourTerminal {
+    _master: nix::pty::PtyMaster,
+    pts: std::fs::File,
+}
+
+impl TourTerminal {
+    fn open() -> Result<TourTerminal, Errno> {
+        use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+        grantpt(&master)?;
+        unlockpt(&master)?;
+        let name = ptsname_r(&master)?;
+        let pts = open(
+            name.as_str(),
+            OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut settings = tcgetattr(&pts)?;
+        cfmakeraw(&mut settings);
+        tcsetattr(&pts, SetArg::TCSANOW, &settings)?;
+        Ok(TourTerminal {
+            _master: master,
+            pts: std::fs::File::from(pts),
+        })
+    }
+
+    /// Whatever waits in the terminal's input queue, read without blocking.
+    fn typed_input(&self) -> String {
+        let mut typed = Vec::new();
+        let mut buffer = [0u8; 256];
+        while readable_within(&self.pts, 0) {
+            match nix::unistd::read(&self.pts, &mut buffer) {
+                Ok(n) if n > 0 => typed.extend_from_slice(&buffer[..n]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&typed).into_owned()
     }
 }
 
@@ -504,9 +568,8 @@ fn spawn_signal_target() -> Option<(Pid, OwnedFd)> {
     }
 }
 
-fn readable_within(fd: &OwnedFd, millis: u16) -> bool {
+fn readable_within(fd: impl std::os::fd::AsFd, millis: u16) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use std::os::fd::AsFd;
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
     matches!(poll(&mut fds, PollTimeout::from(millis)), Ok(n) if n > 0)
 }
@@ -529,6 +592,10 @@ pub struct HostObservations {
     pub hostname_changed_to: Option<String>,
     pub mount_seen: Option<PathBuf>,
     pub connection_accepted: bool,
+    /// What the probe was told to type, and what arrived as input on the
+    /// tour's terminal while the chapter ran.
+    pub tty_marker: Option<String>,
+    pub typed_on_terminal: String,
     /// Bait the host could not plant, and why (the check is N/A).
     pub unplanted: Vec<(&'static str, String)>,
 }
@@ -585,6 +652,20 @@ fn judge_one(mut finding: Finding, host: &HostObservations) -> Finding {
                 finding.evidence
             ),
         ),
+        "tty.inject" => {
+            let marker = host.tty_marker.as_deref().unwrap_or("\u{0}");
+            decided_by_host(
+                host.typed_on_terminal.contains(marker),
+                format!(
+                    "the runtime's terminal received {:?} as if typed: a shell there would run it",
+                    host.typed_on_terminal
+                ),
+                &format!(
+                    "nothing reached the runtime's terminal (probe: {})",
+                    finding.evidence
+                ),
+            )
+        }
         "net.loopback" => decided_by_host(
             host.connection_accepted,
             "the host's 127.0.0.1 listener accepted a connection".into(),
@@ -654,6 +735,13 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
         command.arg(crate::rootfs::sibling("lab-probe"));
     }
     command.args(["--json", "--bait", &bait_json]);
+    if let Some(terminal) = &planted.terminal {
+        let pts = terminal
+            .pts
+            .try_clone()
+            .map_err(|e| LabError::io("dup", "the tour's terminal", e))?;
+        command.stdin(std::process::Stdio::from(pts));
+    }
     if let Some(name) = &planted.bait.env_name {
         command.env(name, &planted.secret);
     }

@@ -13,6 +13,7 @@
 //! | `caps` | capabilities: check what a chapter needs, drop the rest | ch01 |
 //! | `namespaces` | unshare(2), setns(2), the PID namespace's fork | ch02 |
 //! | `init` | PID 1: reap orphans, pass signals on | ch02 |
+//! | `terminal` | a session and a pseudo-terminal of the container's own | ch02 |
 //! | `fds` | close inherited descriptors before exec | ch02 |
 //! | `mounts` | /proc, /sys, /dev, /tmp; pivot_root(2) | ch02 (ch03: the mount namespace) |
 //! | `net` | veth, bridge, NAT, published ports | ch04 |
@@ -38,6 +39,7 @@ pub mod net;
 pub mod process;
 pub mod sharing;
 pub mod sync;
+pub mod terminal;
 pub mod userns;
 
 /// The runtime's own directory for state that lives as long as the host is

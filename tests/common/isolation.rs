@@ -52,6 +52,10 @@ macro_rules! jail_suite {
             common::isolation::no_init_makes_the_command_pid_1($chapter)
         );
         as_root!(
+            a_shell_gets_a_terminal_of_its_own,
+            common::isolation::a_shell_gets_a_terminal_of_its_own($chapter)
+        );
+        as_root!(
             the_environment_is_the_containers_own,
             common::isolation::the_environment_is_the_containers_own($chapter)
         );
@@ -349,4 +353,51 @@ pub fn rootfs_device_nodes_stay_shut(chapter: &str) {
         "{chapter}: {}",
         stderr(&output)
     );
+}
+
+/// On a terminal (script(1) makes one), the container's shell gets a
+/// terminal of its own as its controlling terminal: no complaint about the
+/// terminal's process group, its exit code passed through. (That the
+/// host's terminal is out of reach is the scorecard's `tty.inject`.)
+pub fn a_shell_gets_a_terminal_of_its_own(chapter: &str) {
+    let words: Vec<String> = std::iter::once(bin(chapter).display().to_string())
+        .chain(host_safe_flags(chapter).iter().map(|s| s.to_string()))
+        .chain([
+            rootfs().display().to_string(),
+            "/bin/sh".into(),
+            "-i".into(),
+        ])
+        .collect();
+    let mut script = Command::new("script")
+        .args([
+            "--quiet",
+            "--return",
+            "--command",
+            &words.join(" "),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from bsdutils runs the chapter on a terminal");
+    let mut input = script.stdin.take().unwrap();
+    // Typed after the shell is up, as a user would.
+    std::thread::sleep(Duration::from_millis(1500));
+    std::io::Write::write_all(&mut input, b"test -t 0 && echo stdin-is-a-terminal; test $(cut -d' ' -f7 /proc/self/stat) != 0 && echo with-a-controlling-terminal; exit 3\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(input);
+    let output = script.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &stderr(&output);
+    assert!(
+        text.contains("stdin-is-a-terminal\r\n"),
+        "{chapter}: {text}"
+    );
+    // tty_nr in proc(5): the shell's own terminal is its controlling one.
+    assert!(
+        text.contains("with-a-controlling-terminal\r\n"),
+        "{chapter}: {text}"
+    );
+    assert!(!text.contains("process group"), "{chapter}: {text}");
+    assert_eq!(code(&output), 3, "{chapter}: {text}");
 }
