@@ -110,6 +110,7 @@ const CH03_ADDS: &[&str] = &[
 const CH04_ADDS: &[&str] = &["net.interfaces", "net.loopback"];
 const CH05_ADDS: &[&str] = &[
     "user.host-root",
+    "user.shared-range",
     "cap.sys-admin",
     "cap.dangerous",
     "dev.block-read",

@@ -59,7 +59,9 @@ pub const ALL: &[(&str, CheckFn)] = &[
     ("mnt.leak", leak_a_mount),
     ("net.interfaces", host_interfaces),
     ("net.loopback", host_loopback),
+    ("net.host-services", host_service),
     ("user.host-root", host_root),
+    ("user.shared-range", shared_range),
     ("cap.sys-admin", cap_sys_admin),
     ("cap.dangerous", dangerous_caps),
     ("dev.block-read", read_block_device),
@@ -708,6 +710,20 @@ fn host_loopback(context: &Context) -> Finding {
 // ---- users and privileges ---------------------------------------------
 
 /// Whether this process's user namespace is the host's: its uid_map is the
+/// A service the host binds to every address (0.0.0.0, as most daemons do)
+/// answers on each of the host's addresses, and from a bridge the host's
+/// addresses are one hop away: Docker lets containers reach them too.
+fn host_service(context: &Context) -> Finding {
+    const ID: &str = "net.host-services";
+    let Some(address) = context.bait.host_service else {
+        return no_bait(ID);
+    };
+    match std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)) {
+        Ok(_) => leaks(ID, format!("connected to {address}")),
+        Err(error) => isolated(ID, format!("connect {address}: {error}")),
+    }
+}
+
 /// identity map the initial namespace has (user_namespaces(7)).
 fn in_host_user_namespace() -> Result<bool, String> {
     let proc = KernelFs::proc().map_err(|e| format!("no /proc: {}", errno_text(e)))?;
@@ -725,6 +741,28 @@ fn host_root(_: &Context) -> Finding {
         Ok(true) => leaks(ID, "uid 0 maps to the host's uid 0 (identity uid_map)"),
         Ok(false) => isolated(ID, "uid 0 is mapped to an unprivileged host uid"),
         Err(why) => not_applicable(ID, format!("cannot read uid_map: {why}")),
+    }
+}
+
+/// Which host ids the container's ids are: the probe reports its maps and
+/// the host, which can read /etc/subuid, /etc/subgid and the accounts,
+/// decides whether a host user owns any of them.
+fn shared_range(_: &Context) -> Finding {
+    const ID: &str = "user.shared-range";
+    let proc = match KernelFs::proc() {
+        Ok(proc) => proc,
+        Err(errno) => return not_applicable(ID, format!("no /proc: {}", errno_text(errno))),
+    };
+    let read = |name: &str| std::fs::read_to_string(proc.path.join("self").join(name));
+    match (read("uid_map"), read("gid_map")) {
+        (Ok(uids), Ok(gids)) => {
+            let mut finding = isolated(ID, format!("uid_map: {}", uids.trim()));
+            finding.observed = Some(format!("{uids}--\n{gids}"));
+            finding
+        }
+        (Err(error), _) | (_, Err(error)) => {
+            not_applicable(ID, format!("cannot read the id maps: {error}"))
+        }
     }
 }
 

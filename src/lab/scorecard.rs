@@ -86,6 +86,9 @@ pub struct Bait {
     pub host_interface: Option<String>,
     /// A TCP port listening on the host's 127.0.0.1.
     pub loopback_port: Option<u16>,
+    /// A host service listening on every address, by one of the host's
+    /// own addresses that is not loopback.
+    pub host_service: Option<std::net::SocketAddr>,
     /// `major:minor` of a block device of the host's (a loop device the
     /// tour attached to a file holding its secret).
     pub block_device: Option<(u64, u64)>,
@@ -136,6 +139,7 @@ impl Default for Bait {
             mq_name: None,
             host_interface: None,
             loopback_port: None,
+            host_service: None,
             block_device: None,
             mount_tag: None,
             hostname_tag: None,
@@ -242,9 +246,19 @@ pub const CHECKS: &[Check] = &[
         title: "connect to the host's 127.0.0.1",
     },
     Check {
+        id: "net.host-services",
+        group: "network",
+        title: "reach a host service on a host address",
+    },
+    Check {
         id: "user.host-root",
         group: "users",
         title: "root inside is root on the host",
+    },
+    Check {
+        id: "user.shared-range",
+        group: "users",
+        title: "the container's ids are a host user's too",
     },
     Check {
         id: "cap.sys-admin",

@@ -85,6 +85,9 @@ pub const CHAPTERS: &[Chapter] = &[
 const STAND_IN_HOSTNAME: &str = "lab-tour-host";
 /// The interface only the stand-in host has.
 const BAIT_INTERFACE: &str = "labbait0";
+/// The stand-in host's address on it (TEST-NET-like, inside the tour's own
+/// network namespace only).
+const BAIT_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 254, 254, 1);
 /// Where bait files live on the host: the runtime's own run directory, so
 /// that `lab clean` finds a killed tour's leftovers beside the runtime's.
 pub const BAIT_ROOT: &str = crate::runtime::RUN_DIR;
@@ -101,12 +104,67 @@ fn step_error(syscall: &'static str, target: impl Into<String>, errno: Errno) ->
 /// it.
 pub struct StandIn {
     sysfs: PathBuf,
+    /// The stand-in's copies of /etc/subuid and /etc/subgid, bind-mounted
+    /// over the real ones in the tour's own mount namespace.
+    subordinate_copies: Vec<(PathBuf, PathBuf)>,
 }
 
 impl Drop for StandIn {
     fn drop(&mut self) {
         let _ = umount2(&self.sysfs, MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir(&self.sysfs);
+        for (target, copy) in &self.subordinate_copies {
+            let _ = umount2(target, MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_file(copy);
+        }
+    }
+}
+
+/// Debian's useradd gives the first user it makes this range; the stand-in
+/// host lists such a user, so that a runtime whose ids overlap it shows.
+const FIRST_USER_RANGE: &str = "lab-tour-user:100000:65536";
+const SUBORDINATE_FILES: [&str; 2] = ["/etc/subuid", "/etc/subgid"];
+
+/// Copies of /etc/subuid and /etc/subgid with `FIRST_USER_RANGE` added,
+/// bind-mounted over the real files (in the tour's mount namespace only:
+/// the real files are never written). A host without the files gets none.
+fn list_first_user(stand_in: &mut StandIn) {
+    for file in SUBORDINATE_FILES {
+        let Ok(real) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        let name = file.trim_start_matches("/etc/");
+        let copy = std::env::temp_dir().join(format!(
+            "container-lab-stand-in-{}-{name}",
+            std::process::id()
+        ));
+        let text = format!(
+            "{real}{}{FIRST_USER_RANGE}\n",
+            if real.is_empty() || real.ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            }
+        );
+        if std::fs::write(&copy, text).is_err() {
+            continue;
+        }
+        let bound = mount(
+            Some(&copy),
+            file,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        );
+        stand_in
+            .subordinate_copies
+            .push((PathBuf::from(file), copy));
+        if bound.is_err() {
+            stand_in
+                .subordinate_copies
+                .pop()
+                .map(|(_, copy)| std::fs::remove_file(copy));
+        }
     }
 }
 
@@ -143,7 +201,11 @@ pub fn enter_stand_in_host() -> Result<StandIn, LabError> {
     // would hide /sys/fs/cgroup from runc: on a directory of its own.
     let sysfs = std::env::temp_dir().join(format!("container-lab-stand-in-{}", std::process::id()));
     std::fs::create_dir_all(&sysfs).map_err(|e| LabError::io("mkdir", sysfs.display(), e))?;
-    let stand_in = StandIn { sysfs };
+    let mut stand_in = StandIn {
+        sysfs,
+        subordinate_copies: Vec::new(),
+    };
+    list_first_user(&mut stand_in);
     mount(
         Some("sysfs"),
         &stand_in.sysfs,
@@ -166,6 +228,21 @@ pub fn enter_stand_in_host() -> Result<StandIn, LabError> {
             "labbait1",
         ])
         .status();
+    // The stand-in host's own address besides loopback, as a real host has
+    // one on its LAN: services bound to 0.0.0.0 answer on it.
+    for args in [
+        &[
+            "addr",
+            "add",
+            &format!("{BAIT_ADDRESS}/32"),
+            "dev",
+            BAIT_INTERFACE,
+        ][..],
+        &["link", "set", BAIT_INTERFACE, "up"],
+        &["link", "set", "labbait1", "up"],
+    ] {
+        let _ = Command::new("ip").args(args).status();
+    }
     Ok(stand_in)
 }
 
@@ -190,6 +267,8 @@ struct HostBait {
     process: Option<(Pid, OwnedFd)>,
     shm_id: Option<i32>,
     listener: Option<TcpListener>,
+    /// A service of the host's bound to every address (0.0.0.0).
+    service: Option<TcpListener>,
     loop_device: Option<crate::lab::loopdev::LoopDevice>,
     /// Files the tour put beside or inside the rootfs: removed on drop.
     planted_files: Vec<PathBuf>,
@@ -231,6 +310,7 @@ impl HostBait {
             process: None,
             shm_id: None,
             listener: None,
+            service: None,
             loop_device: None,
             planted_files: Vec::new(),
             terminal: None,
@@ -253,6 +333,7 @@ impl HostBait {
             })
             .unwrap_or(false);
         planted.bait.host_interface = has_bait_interface.then(|| BAIT_INTERFACE.to_string());
+        planted.plant_host_service();
         planted.plant_block_device();
         planted.plant_rootfs_node(chapter, rootfs);
         match TourTerminal::open() {
@@ -266,6 +347,36 @@ impl HostBait {
         }
         planted.plant_file_handle(chapter, rootfs);
         Ok(planted)
+    }
+
+    /// A service on 0.0.0.0, and the host address (not loopback) the probe
+    /// is told to try it on.
+    fn plant_host_service(&mut self) {
+        const ID: &str = "net.host-services";
+        let has_address = nix::ifaddrs::getifaddrs().is_ok_and(|mut addresses| {
+            addresses.any(|a| {
+                a.address
+                    .and_then(|sockaddr| sockaddr.as_sockaddr_in().map(|sin| sin.ip()))
+                    == Some(BAIT_ADDRESS)
+            })
+        });
+        if !has_address {
+            self.unplanted.push((
+                ID,
+                format!("the stand-in host has no address {BAIT_ADDRESS} (ip(8) missing?)"),
+            ));
+            return;
+        }
+        match TcpListener::bind("0.0.0.0:0") {
+            Ok(listener) => {
+                self.bait.host_service = listener
+                    .local_addr()
+                    .ok()
+                    .map(|a| std::net::SocketAddr::from((BAIT_ADDRESS, a.port())));
+                self.service = Some(listener);
+            }
+            Err(error) => self.unplanted.push((ID, format!("bind 0.0.0.0: {error}"))),
+        }
     }
 
     /// How the container sees `host_path`, a path inside the rootfs.
@@ -437,6 +548,10 @@ impl HostBait {
             let _ = listener.set_nonblocking(true);
             listener.accept().is_ok()
         });
+        let service_reached = self.service.as_ref().is_some_and(|listener| {
+            let _ = listener.set_nonblocking(true);
+            listener.accept().is_ok()
+        });
         let typed_on_terminal = self
             .terminal
             .as_ref()
@@ -448,6 +563,7 @@ impl HostBait {
             hostname_changed_to,
             mount_seen,
             connection_accepted,
+            service_reached,
             tty_marker: self.bait.tty_marker.clone(),
             typed_on_terminal,
             unplanted: self.unplanted.clone(),
@@ -592,6 +708,7 @@ pub struct HostObservations {
     pub hostname_changed_to: Option<String>,
     pub mount_seen: Option<PathBuf>,
     pub connection_accepted: bool,
+    pub service_reached: bool,
     /// What the probe was told to type, and what arrived as input on the
     /// tour's terminal while the chapter ran.
     pub tty_marker: Option<String>,
@@ -652,6 +769,15 @@ fn judge_one(mut finding: Finding, host: &HostObservations) -> Finding {
                 finding.evidence
             ),
         ),
+        "net.host-services" => decided_by_host(
+            host.service_reached,
+            "a host service on 0.0.0.0 accepted a connection on a host address".into(),
+            &format!(
+                "no connection reached the host's service ({})",
+                finding.evidence
+            ),
+        ),
+        "user.shared-range" => shared_range_verdict(&finding),
         "tty.inject" => {
             let marker = host.tty_marker.as_deref().unwrap_or("\u{0}");
             decided_by_host(
@@ -693,6 +819,96 @@ fn judge_one(mut finding: Finding, host: &HostObservations) -> Finding {
     finding.evidence = evidence;
     finding.observed = None;
     finding
+}
+
+/// The host's ids the container's maps (the probe's `observed`: uid_map,
+/// a `--` line, gid_map) share with a host user other than root: a
+/// subordinate range in /etc/subuid or /etc/subgid, or an account in
+/// /etc/passwd or /etc/group. Such a user can signal, trace and own what
+/// the container's processes and files are (user_namespaces(7)).
+fn shared_range_verdict(finding: &Finding) -> (Verdict, String) {
+    let Some(observed) = finding.observed.as_deref() else {
+        return (finding.verdict, finding.evidence.clone());
+    };
+    let read = |path: &str| {
+        (
+            path.to_string(),
+            std::fs::read_to_string(path).unwrap_or_default(),
+        )
+    };
+    shared_range_of(
+        observed,
+        [read("/etc/subuid"), read("/etc/passwd")],
+        [read("/etc/subgid"), read("/etc/group")],
+    )
+}
+
+/// `shared_range_verdict` over the files' (path, text): subordinate ranges
+/// first, then accounts.
+fn shared_range_of(
+    observed: &str,
+    uid_files: [(String, String); 2],
+    gid_files: [(String, String); 2],
+) -> (Verdict, String) {
+    let (uid_map, gid_map) = observed.split_once("--\n").unwrap_or((observed, ""));
+    let owners = |[(subordinate, ranges), (accounts, entries)]: &[(String, String); 2]| {
+        let mut owners: Vec<(String, u64, u64)> =
+            crate::runtime::userns::subordinate_ranges(ranges)
+                .into_iter()
+                .map(|r| {
+                    let who = format!(
+                        "{} ({}:{}:{} in {subordinate})",
+                        r.owner, r.owner, r.start, r.count
+                    );
+                    (
+                        who,
+                        u64::from(r.start),
+                        u64::from(r.start) + u64::from(r.count),
+                    )
+                })
+                .collect();
+        for line in entries.lines() {
+            let fields: Vec<&str> = line.split(':').collect();
+            if let Some(id) = fields
+                .get(2)
+                .and_then(|id| id.parse::<u64>().ok())
+                .filter(|id| *id != 0)
+            {
+                owners.push((format!("{} (id {id} in {accounts})", fields[0]), id, id + 1));
+            }
+        }
+        owners
+    };
+    let shared = |map: &str, owners: &[(String, u64, u64)]| -> Option<String> {
+        map.lines().find_map(|line| {
+            let fields: Vec<u64> = line
+                .split_whitespace()
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            let [_, outside, count] = fields[..] else {
+                return None;
+            };
+            owners
+                .iter()
+                .find(|(_, start, end)| outside < *end && *start < outside + count)
+                .map(|(who, _, _)| {
+                    format!(
+                        "host ids {outside}-{} include those of {who}",
+                        outside + count - 1
+                    )
+                })
+        })
+    };
+    match shared(uid_map, &owners(&uid_files)).or_else(|| shared(gid_map, &owners(&gid_files))) {
+        Some(why) => (Verdict::Leaks, why),
+        None => (
+            Verdict::Isolated,
+            format!(
+                "no host user owns any of its ids (uid_map: {})",
+                uid_map.trim().replace('\n', ", ")
+            ),
+        ),
+    }
 }
 
 fn confirm(finding: &Finding, matches: bool) -> (Verdict, String) {
@@ -862,6 +1078,44 @@ mod tests {
         );
         assert_eq!(judged[0].verdict, Verdict::NotApplicable);
         assert!(judged[0].evidence.contains("no loop device"));
+    }
+
+    #[test]
+    fn shared_ranges_are_found_in_subordinate_files_and_accounts() {
+        let files = |ranges: &str, accounts: &str| {
+            [
+                ("subuid".to_string(), ranges.to_string()),
+                ("passwd".to_string(), accounts.to_string()),
+            ]
+        };
+        let none = || files("", "");
+        let debian_first_user = files("alice:100000:65536\n", "root:x:0:0::/root:/bin/sh\n");
+        let (verdict, why) = shared_range_of(
+            "0 100000 65536\n--\n0 0 1\n",
+            debian_first_user.clone(),
+            none(),
+        );
+        assert_eq!(verdict, Verdict::Leaks);
+        assert!(why.contains("alice"), "{why}");
+        let (verdict, _) = shared_range_of(
+            "0 1879048192 65536\n--\n0 1879048192 65536\n",
+            debian_first_user,
+            none(),
+        );
+        assert_eq!(verdict, Verdict::Isolated);
+        // Root alone (identity for uid 0 only) is user.host-root's business.
+        let accounts = files(
+            "",
+            "root:x:0:0::/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n",
+        );
+        assert_eq!(
+            shared_range_of("0 0 1\n--\n", accounts.clone(), none()).0,
+            Verdict::Isolated
+        );
+        assert_eq!(
+            shared_range_of("0 0 4294967295\n--\n", accounts, none()).0,
+            Verdict::Leaks
+        );
     }
 
     #[test]
