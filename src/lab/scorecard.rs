@@ -191,6 +191,11 @@ pub const CHECKS: &[Check] = &[
         title: "open a host file by its handle (shocker)",
     },
     Check {
+        id: "fs.reopen-stdio",
+        group: "filesystem",
+        title: "reopen a host file passed as stdio",
+    },
+    Check {
         id: "pid.see-host",
         group: "processes",
         title: "see a host process",

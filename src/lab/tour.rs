@@ -802,7 +802,7 @@ fn judge_one(mut finding: Finding, host: &HostObservations) -> Finding {
         ),
         "fs.host-path" | "fs.chroot-breakout" | "fs.inherited-fd" | "ipc.sysv-shm"
         | "ipc.posix-mq" | "dev.block-read" | "fs.open-by-handle" | "dev.rootfs-node"
-        | "pid.environment"
+        | "pid.environment" | "fs.reopen-stdio"
             if finding.verdict == Verdict::Leaks =>
         {
             confirm(
@@ -961,18 +961,32 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
     if let Some(name) = &planted.bait.env_name {
         command.env(name, &planted.secret);
     }
+    // stderr is a host log file, opened for appending only, that begins
+    // with the secret: the file a service manager or `2>>log` would pass.
+    let log = planted.dir.join("stderr.log");
+    std::fs::write(&log, format!("{}\n", planted.secret))
+        .map_err(|e| LabError::io("write", log.display(), e))?;
+    let log_file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .map_err(|e| LabError::io("open", log.display(), e))?;
+    command.stderr(std::process::Stdio::from(log_file));
     let output = command
         .output()
         .map_err(|e| LabError::io("execve", binary.display(), e))?;
     // The runtime has exited: the leaked fd has done its job.
     planted.dir_fd.take();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let stderr = stderr
+        .strip_prefix(&format!("{}\n", planted.secret))
+        .unwrap_or(&stderr);
     let findings: Vec<Finding> =
         serde_json::from_slice(&output.stdout).map_err(|error| LabError::Probe {
             chapter: chapter.binary.to_string(),
             message: format!(
                 "its output is not the probe's JSON ({error}); exit status {:?}; stderr: {}",
                 output.status.code(),
-                String::from_utf8_lossy(&output.stderr).trim()
+                stderr.trim()
             ),
         })?;
     let host = planted.observe(&findings);
