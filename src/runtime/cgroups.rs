@@ -824,6 +824,10 @@ mod tests {
         let bare = root.join("memory/c2");
         std::fs::create_dir_all(&bare).unwrap();
         let plan = Plan::PerController(vec![("memory", bare.clone())]);
+        let limits = Limits {
+            memory_bytes: Some(64 << 20),
+            ..Limits::default()
+        };
         let cgroup = ContainerCgroup { plan, limits };
         cgroup.make(&narrator).unwrap();
         std::mem::forget(cgroup);
