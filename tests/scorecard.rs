@@ -153,7 +153,7 @@ fn ch05_user_makes_root_inside_unprivileged_outside() {
 
 #[test]
 fn ch06_cgroups_hold_the_container_to_its_budgets() {
-    let ch06_adds = ["res.memory", "res.pids", "res.cpu"];
+    let ch06_adds = ["res.memory", "res.tcp-memory", "res.pids", "res.cpu"];
     assert_column(
         "06",
         &[CH01, CH02_ADDS, CH03_ADDS, CH04_ADDS, CH05_ADDS, &ch06_adds].concat(),
