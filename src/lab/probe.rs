@@ -74,6 +74,7 @@ pub const ALL: &[(&str, CheckFn)] = &[
     ("sys.cgroup-release-agent", cgroup_release_agent),
     ("sys.runtime-exe", runtime_exe),
     ("res.memory", exceed_memory),
+    ("res.tcp-memory", queue_tcp_buffers),
     ("res.pids", exceed_pids),
     ("res.cpu", exceed_cpu),
 ];
@@ -1226,6 +1227,261 @@ fn exceed_memory(context: &Context) -> Finding {
     }
 }
 
+/// Most connections the TCP check opens, and the most time it takes: with
+/// no budget the 4x target is reached in a few hundred connections (each
+/// holds several hundred KiB of unread data). Under a budget the hog goes
+/// on to these caps, as an attacker would, since the kernel still forces
+/// one segment (up to 64 KiB on loopback) through for every new socket so
+/// that it can make progress: on cgroup v1 that segment is charged past
+/// the limit, and 2000 of them are well over a 64 MiB budget.
+const TCP_MAX_CONNECTIONS: usize = 2000;
+const TCP_TIME_LIMIT: Duration = Duration::from_secs(10);
+/// How the TCP hog stopped, as it reports it through its pipe.
+#[derive(Debug, PartialEq)]
+enum TcpStop {
+    /// It queued the whole target.
+    Target,
+    /// It reached the connection cap or the time limit.
+    Caps(String),
+    /// socket, connect or accept refused for want of memory.
+    NoMemory(String),
+    /// Something else stopped it first (out of descriptors, ...).
+    Other(String),
+}
+
+/// Queue TCP data the reader never reads: a loopback listener whose
+/// accepted sockets are kept but never read, and clients that write without
+/// blocking until the kernel will take no more. On cgroup v1 socket memory
+/// is charged to a cgroup only once its `memory.kmem.tcp.limit_in_bytes`
+/// is set; v2 charges it to `memory.current` always.
+///
+/// What this does not measure: the segment the kernel forces through for
+/// every socket even past the budget (on v1 it is charged beyond the
+/// limit, so many more connections add up), and data waiting in sockets
+/// not yet accepted, which belong to no cgroup until accept(2), on v2 too.
+fn queue_tcp_buffers(context: &Context) -> Finding {
+    const ID: &str = "res.tcp-memory";
+    let budget = context.bait.memory_limit_bytes;
+    if budget == 0 {
+        return no_bait(ID);
+    }
+    let target = budget * 4;
+    let Ok((reader, writer)) = pipe2(OFlag::O_CLOEXEC) else {
+        return not_applicable(ID, "the probe could not make a pipe");
+    };
+    // The hog runs in a process of its own, so that an OOM kill ends it
+    // and not the check; every socket it opens closes when it exits.
+    // SAFETY: single-threaded; the grandchild leaves with _exit.
+    let hog = match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            drop(reader);
+            let stop = tcp_hog(target, &writer);
+            let line = match stop {
+                TcpStop::Target => "stopped target\n".to_string(),
+                TcpStop::Caps(why) => format!("stopped caps {why}\n"),
+                TcpStop::NoMemory(why) => format!("stopped no-memory {why}\n"),
+                TcpStop::Other(why) => format!("stopped other {why}\n"),
+            };
+            let _ = write(&writer, line.as_bytes());
+            // SAFETY: as above.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(ForkResult::Parent { child }) => child,
+        Err(errno) => return not_applicable(ID, format!("fork: {}", errno_text(errno))),
+    };
+    drop(writer);
+    let deadline = TCP_TIME_LIMIT + Duration::from_secs(5);
+    let Some(report) = read_with_deadline(&reader, deadline) else {
+        // Our own kill is no verdict: only the kernel's would be.
+        let _ = nix::sys::signal::kill(hog, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(hog, None);
+        return not_applicable(
+            ID,
+            format!("the hog did not finish in {} s", deadline.as_secs()),
+        );
+    };
+    let status = waitpid(hog, None);
+    let report = String::from_utf8_lossy(&report).into_owned();
+    let (queued, connections, stop) = parse_tcp_report(&report);
+    judge_tcp(budget, queued, connections, stop, status)
+}
+
+/// The verdict from what the hog reported and how it ended.
+fn judge_tcp(
+    budget: u64,
+    queued: u64,
+    connections: usize,
+    stop: Option<TcpStop>,
+    status: Result<WaitStatus, Errno>,
+) -> Finding {
+    const ID: &str = "res.tcp-memory";
+    let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+    let so_far = format!(
+        "{:.1} MiB queued in {connections} unread loopback connections",
+        mib(queued)
+    );
+    // A budget that lets a quarter more through is not a budget; below
+    // that margin sits the segment the kernel forces through for each
+    // socket, times the connections it takes to see the refusal.
+    if queued > budget + budget / 4 {
+        return leaks(
+            ID,
+            format!("{so_far}, past the {:.0} MiB budget", mib(budget)),
+        );
+    }
+    if let Ok(WaitStatus::Signaled(_, signal, _)) = status {
+        return isolated(ID, format!("killed by {signal} after {so_far}"));
+    }
+    match stop {
+        Some(TcpStop::Caps(why)) => isolated(ID, format!("{so_far}, then {why}: the budget held")),
+        Some(TcpStop::NoMemory(why)) => isolated(ID, format!("{so_far}; then {why}")),
+        Some(TcpStop::Target) => not_applicable(
+            ID,
+            format!("{so_far}, yet the hog says it reached its target"),
+        ),
+        Some(TcpStop::Other(why)) => not_applicable(
+            ID,
+            format!("{so_far}, then stopped before the kernel refused anything: {why}"),
+        ),
+        None => not_applicable(
+            ID,
+            format!("{so_far}; the hog did not say why it stopped ({status:?})"),
+        ),
+    }
+}
+
+/// `queued BYTES CONNECTIONS` lines, then `stopped KIND [WHY]`.
+fn parse_tcp_report(report: &str) -> (u64, usize, Option<TcpStop>) {
+    let (mut queued, mut connections, mut stop) = (0, 0, None);
+    for line in report.lines() {
+        let mut words = line.splitn(3, ' ');
+        match (words.next(), words.next(), words.next()) {
+            (Some("queued"), Some(bytes), Some(count)) => {
+                queued = bytes.parse().unwrap_or(queued);
+                connections = count.parse().unwrap_or(connections);
+            }
+            (Some("stopped"), Some(kind), why) => {
+                let why = why.unwrap_or_default().to_string();
+                stop = Some(match kind {
+                    "target" => TcpStop::Target,
+                    "caps" => TcpStop::Caps(why),
+                    "no-memory" => TcpStop::NoMemory(why),
+                    _ => TcpStop::Other(why),
+                });
+            }
+            _ => {}
+        }
+    }
+    (queued, connections, stop)
+}
+
+/// The hog itself: connect, accept, write until EAGAIN, keep both ends,
+/// never read; report the running total on `report` after every
+/// connection, so that a kill leaves the last count behind.
+fn tcp_hog(target: u64, report: &OwnedFd) -> TcpStop {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    let started = Instant::now();
+    // Two descriptors a connection: ask for what the cap needs, as far as
+    // the hard limit allows.
+    let mut cap = TCP_MAX_CONNECTIONS;
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let wanted = (2 * TCP_MAX_CONNECTIONS as u64 + 32).min(hard);
+        let have = match wanted > soft && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
+            true => wanted,
+            false => soft,
+        };
+        cap = cap.min((have.saturating_sub(32) / 2) as usize);
+    }
+    let listener = match TcpListener::bind("127.0.0.1:0") {
+        Ok(listener) => listener,
+        Err(error) => return tcp_error("bind 127.0.0.1:0", &error),
+    };
+    let address = match listener.local_addr() {
+        Ok(address) => address,
+        Err(error) => return tcp_error("getsockname", &error),
+    };
+    let _ = listener.set_nonblocking(true);
+    let chunk = vec![0x5a_u8; 64 << 10];
+    // Kept open, never read: the point of the check.
+    let mut ends: Vec<(TcpStream, TcpStream)> = Vec::new();
+    let mut queued = 0u64;
+    while queued < target {
+        if ends.len() >= cap && cap < TCP_MAX_CONNECTIONS {
+            return TcpStop::Other(format!("only {cap} connections: the open-files limit"));
+        }
+        if ends.len() >= cap {
+            return TcpStop::Caps(format!("reached the cap of {cap} connections"));
+        }
+        if started.elapsed() > TCP_TIME_LIMIT {
+            return TcpStop::Caps(format!("{} s passed", TCP_TIME_LIMIT.as_secs()));
+        }
+        let client = match TcpStream::connect(address) {
+            Ok(client) => client,
+            Err(error) => return tcp_error("connect", &error),
+        };
+        // Closing with data unsent resets the connection at once (no
+        // orphan left holding buffers after the hog is gone).
+        let _ = nix::sys::socket::setsockopt(
+            &client,
+            nix::sys::socket::sockopt::Linger,
+            &libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            },
+        );
+        let server = match accept_within(&listener, Duration::from_secs(1)) {
+            Ok(server) => server,
+            Err(error) => return tcp_error("accept", &error),
+        };
+        let _ = client.set_nonblocking(true);
+        let mut sent = 0u64;
+        let stalled = loop {
+            let room = (target - queued - sent).min(chunk.len() as u64) as usize;
+            if room == 0 {
+                break None;
+            }
+            match (&client).write(&chunk[..room]) {
+                Ok(0) => break None,
+                Ok(n) => sent += n as u64,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break None,
+                Err(error) => break Some(error),
+            }
+        };
+        queued += sent;
+        ends.push((client, server));
+        let line = format!("queued {queued} {}\n", ends.len());
+        let _ = write(report, line.as_bytes());
+        if let Some(error) = stalled {
+            return tcp_error("write", &error);
+        }
+    }
+    TcpStop::Target
+}
+
+/// A failed socket call: a refusal for want of memory, or anything else.
+fn tcp_error(what: &str, error: &std::io::Error) -> TcpStop {
+    let errno = crate::error::errno_of(error);
+    let why = format!("{what}: {}", errno_text(errno));
+    match errno {
+        Errno::ENOBUFS | Errno::ENOMEM => TcpStop::NoMemory(why),
+        _ => TcpStop::Other(why),
+    }
+}
+
+/// accept(2) on a non-blocking listener, waiting up to `limit`.
+fn accept_within(
+    listener: &std::net::TcpListener,
+    limit: Duration,
+) -> std::io::Result<std::net::TcpStream> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    let timeout = PollTimeout::try_from(limit.as_millis() as i32).unwrap_or(PollTimeout::NONE);
+    let _ = poll(&mut fds, timeout);
+    listener.accept().map(|(stream, _)| stream)
+}
+
 fn exceed_pids(context: &Context) -> Finding {
     const ID: &str = "res.pids";
     let budget = context.bait.pids_limit;
@@ -1515,6 +1771,63 @@ mod tests {
         let finding = in_child("sys.keyctl", &context, keyctl);
         assert_eq!(finding.check, "sys.keyctl");
         assert_ne!(
+            finding.verdict,
+            Verdict::NotApplicable,
+            "{}",
+            finding.evidence
+        );
+    }
+
+    fn tcp_verdict(queued: u64, report_stop: &str, status: Result<WaitStatus, Errno>) -> Finding {
+        let report = format!("queued 1000 1\nqueued {queued} 49\n{report_stop}");
+        let (queued, connections, stop) = parse_tcp_report(&report);
+        assert_eq!(connections, 49);
+        judge_tcp(64 << 20, queued, connections, stop, status)
+    }
+
+    /// The TCP check's verdict: past the budget and its margin is a leak
+    /// however the hog ended; below it, the kernel's refusal, its OOM kill
+    /// or the hog's own caps reached is isolation, anything else stopping
+    /// the hog (too few descriptors) is N/A.
+    #[test]
+    fn tcp_buffers_are_judged_by_what_was_queued_and_why_it_stopped() {
+        let exited = || Ok(WaitStatus::Exited(Pid::from_raw(1), 0));
+        let finding = tcp_verdict(256 << 20, "stopped target\n", exited());
+        assert_eq!(finding.verdict, Verdict::Leaks, "{}", finding.evidence);
+        assert!(
+            finding.evidence.starts_with("256.0 MiB queued in 49"),
+            "{}",
+            finding.evidence
+        );
+        let capped = "stopped caps reached the cap of 2000 connections\n";
+        let finding = tcp_verdict(90 << 20, capped, exited());
+        assert_eq!(finding.verdict, Verdict::Leaks, "{}", finding.evidence);
+        let finding = tcp_verdict(64 << 20, capped, exited());
+        assert_eq!(finding.verdict, Verdict::Isolated, "{}", finding.evidence);
+        let finding = tcp_verdict(
+            10 << 20,
+            "stopped no-memory socket: no buffer space available (ENOBUFS)\n",
+            exited(),
+        );
+        assert_eq!(finding.verdict, Verdict::Isolated, "{}", finding.evidence);
+        assert!(
+            finding.evidence.ends_with("(ENOBUFS)"),
+            "{}",
+            finding.evidence
+        );
+        let killed = Ok(WaitStatus::Signaled(
+            Pid::from_raw(1),
+            nix::sys::signal::Signal::SIGKILL,
+            false,
+        ));
+        let finding = tcp_verdict(30 << 20, "", killed);
+        assert_eq!(finding.verdict, Verdict::Isolated, "{}", finding.evidence);
+        let finding = tcp_verdict(
+            30 << 20,
+            "stopped other connect: too many open files (EMFILE)\n",
+            exited(),
+        );
+        assert_eq!(
             finding.verdict,
             Verdict::NotApplicable,
             "{}",

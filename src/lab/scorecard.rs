@@ -321,6 +321,11 @@ pub const CHECKS: &[Check] = &[
         title: "use 4x the memory budget",
     },
     Check {
+        id: "res.tcp-memory",
+        group: "resources",
+        title: "queue 4x the memory budget in TCP buffers",
+    },
+    Check {
         id: "res.pids",
         group: "resources",
         title: "run 4x the process budget",

@@ -201,8 +201,14 @@ pub fn limit_files(limits: &Limits, unified: bool) -> Vec<(&'static str, &'stati
         // memory and swap together in memsw; it must come after the limit).
         if unified {
             files.push(("memory", "memory.swap.max", "0".to_string()));
+            // Nothing for TCP buffers: v2 charges socket memory to
+            // memory.current with the rest, so memory.max covers it.
         } else {
             files.push(("memory", "memory.memsw.limit_in_bytes", bytes.to_string()));
+            // v1 keeps TCP buffers on a counter of their own and charges a
+            // socket to it only once this limit is set: without it, unread
+            // TCP data is charged nowhere and the budget is bypassed.
+            files.push(("memory", TCP_LIMIT_FILE, bytes.to_string()));
         }
     }
     if let Some(cpus) = limits.cpus {
@@ -230,6 +236,23 @@ pub fn limit_files(limits: &Limits, unified: bool) -> Vec<(&'static str, &'stati
         files.push(("pids", "pids.max", pids.to_string()));
     }
     files
+}
+
+/// cgroup v1's limit on TCP buffer memory (Documentation/admin-guide/
+/// cgroup-v1/memory.rst, "kmem.tcp"). The kernel ties a socket to its
+/// cgroup when the socket is made, and only if the limit is set by then:
+/// so it is written with the other limits, before the container joins.
+pub const TCP_LIMIT_FILE: &str = "memory.kmem.tcp.limit_in_bytes";
+
+/// What the runtime says when this kernel's v1 memory controller has no
+/// TCP limit file, and so no way to count TCP buffers against the budget.
+fn tcp_accounting_missing(path: &Path) -> String {
+    format!(
+        "warning: {} is missing: this kernel does not charge TCP buffers to a cgroup v1 \
+         memory budget, so data queued in sockets is not held to --memory \
+         (cgroup v2 charges it)",
+        path.display()
+    )
 }
 
 /// A container's cgroup(s): made before fork, joined by the child before it
@@ -382,12 +405,21 @@ impl ContainerCgroup {
             {
                 continue;
             }
-            write(
-                narrator,
-                &path,
-                &value,
-                "the budget the kernel enforces for every process in the cgroup",
-            )?;
+            let mut why = "the budget the kernel enforces for every process in the cgroup";
+            if file == TCP_LIMIT_FILE {
+                // Older kernels without kmem accounting have no such file:
+                // the rest of the budget still holds, so say so and go on.
+                if !path.exists() {
+                    eprintln!(
+                        "{}: {}",
+                        crate::program_name(),
+                        tcp_accounting_missing(&path)
+                    );
+                    continue;
+                }
+                why = "TCP buffers count against the budget only once this is set (cgroup v1)";
+            }
+            write(narrator, &path, &value, why)?;
         }
         Ok(())
     }
@@ -588,6 +620,8 @@ mod tests {
         let v1 = limit_files(&limits, false);
         assert!(v1.contains(&("memory", "memory.limit_in_bytes", "67108864".into())));
         assert!(v1.contains(&("memory", "memory.memsw.limit_in_bytes", "67108864".into())));
+        assert!(v1.contains(&("memory", TCP_LIMIT_FILE, "67108864".into())));
+        assert!(!v2.iter().any(|(_, file, _)| file.contains("tcp")));
         assert!(v1.contains(&("cpu", "cpu.cfs_quota_us", "50000".into())));
         assert!(v1.contains(&("cpu", "cpu.shares", "2048".into())));
         assert!(v1.contains(&("pids", "pids.max", "64".into())));
@@ -751,6 +785,59 @@ mod tests {
             "{error}"
         );
         assert!(!parent.join("c2").exists());
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    /// The v1 path against a fixture tree: one directory per controller's
+    /// hierarchy, the memory limit, the swap limit and the TCP buffer
+    /// limit written where the kernel made their files; a kernel without
+    /// the TCP file gets a warning and the rest of the budget.
+    #[test]
+    fn v1_cgroup_is_made_in_a_fixture_tree_with_a_tcp_limit() {
+        let root = std::env::temp_dir().join(format!("lab-cgroup-v1-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (memory, pids) = (root.join("memory/c1"), root.join("pids/c1"));
+        // The kernel makes the interface files of a new cgroup; the fixture
+        // has the ones the runtime only writes when they exist.
+        std::fs::create_dir_all(&memory).unwrap();
+        std::fs::write(memory.join("memory.memsw.limit_in_bytes"), "").unwrap();
+        std::fs::write(memory.join(TCP_LIMIT_FILE), "").unwrap();
+        let limits = Limits {
+            memory_bytes: Some(64 << 20),
+            pids: Some(64),
+            ..Limits::default()
+        };
+        let plan = Plan::PerController(vec![("memory", memory.clone()), ("pids", pids.clone())]);
+        let narrator = Narrator::new(false, false).unwrap();
+        let cgroup = ContainerCgroup {
+            plan,
+            limits: limits.clone(),
+        };
+        cgroup.make(&narrator).unwrap();
+        std::mem::forget(cgroup); // its Drop would look for processes in a fixture
+        let read = |path: PathBuf| std::fs::read_to_string(path).unwrap();
+        assert_eq!(read(memory.join("memory.limit_in_bytes")), "67108864");
+        assert_eq!(read(memory.join("memory.memsw.limit_in_bytes")), "67108864");
+        assert_eq!(read(memory.join(TCP_LIMIT_FILE)), "67108864");
+        assert_eq!(read(pids.join("pids.max")), "64");
+        // Without the file (no kmem accounting), nothing is made up.
+        let bare = root.join("memory/c2");
+        std::fs::create_dir_all(&bare).unwrap();
+        let plan = Plan::PerController(vec![("memory", bare.clone())]);
+        let limits = Limits {
+            memory_bytes: Some(64 << 20),
+            ..Limits::default()
+        };
+        let cgroup = ContainerCgroup { plan, limits };
+        cgroup.make(&narrator).unwrap();
+        std::mem::forget(cgroup);
+        assert_eq!(read(bare.join("memory.limit_in_bytes")), "67108864");
+        assert!(!bare.join(TCP_LIMIT_FILE).exists());
+        let warning = tcp_accounting_missing(&bare.join(TCP_LIMIT_FILE));
+        assert!(
+            warning.contains("memory/c2/memory.kmem.tcp.limit_in_bytes is missing"),
+            "{warning}"
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 }
