@@ -139,11 +139,29 @@ fn clean_removes_only_what_dead_runs_left() {
         .parse()
         .unwrap();
 
+    // What a tour killed mid-chapter leaves in and beside the rootfs, and
+    // its stand-in's copy of /etc/subuid; and the same of a live tour.
+    let tour_files = [
+        rootfs.join(".container-lab-tour-node-999999999"),
+        scratch.join(".container-lab-tour-handle-999999999"),
+        std::env::temp_dir().join("container-lab-stand-in-999999999-subuid"),
+    ];
+    let live_tour_file = rootfs.join(format!(".container-lab-tour-node-{}", std::process::id()));
+    for file in tour_files.iter().chain([&live_tour_file]) {
+        std::fs::write(file, "bait").unwrap();
+    }
+
     let output = run(
         "lab",
         ["clean".as_ref(), "--rootfs".as_ref(), rootfs.as_os_str()],
     );
     let out = stdout(&output);
+    let tour_files_left: Vec<_> = tour_files.iter().filter(|f| f.exists()).collect();
+    for file in &tour_files {
+        let _ = std::fs::remove_file(file);
+    }
+    let live_tour_file_kept = live_tour_file.exists();
+    let _ = std::fs::remove_file(&live_tour_file);
     // Undo by hand whatever clean did not, before asserting.
     let still_mounted = container_lab::hostinfo::read_mountinfo()
         .unwrap()
@@ -180,6 +198,11 @@ fn clean_removes_only_what_dead_runs_left() {
     );
     assert!(!mount_point.exists());
     assert!(live_kept, "the bait of a running tour must stay");
+    assert!(
+        tour_files_left.is_empty(),
+        "tour files left: {tour_files_left:?}\n{out}"
+    );
+    assert!(live_tour_file_kept, "a running tour's node must stay");
     assert!(
         users_dir.exists(),
         "a directory without the lab's name must stay"

@@ -38,6 +38,9 @@ pub enum Leftover {
     RemappedCopy(PathBuf),
     /// A lab bridge no running container uses (it stays between runs).
     Bridge(String, PathBuf),
+    /// A file a dead tour planted in or beside a rootfs (a device node, a
+    /// file for its handle) or its stand-in's copy of /etc/subuid.
+    TourFile(PathBuf),
 }
 
 impl std::fmt::Display for Leftover {
@@ -55,6 +58,7 @@ impl std::fmt::Display for Leftover {
             Leftover::Bridge(name, _) => write!(f, "bridge {name} with its NAT table"),
             Leftover::RemappedCopy(path) => write!(f, "remapped rootfs copy {}", path.display()),
             Leftover::Cgroup(path) => write!(f, "cgroup {}", path.display()),
+            Leftover::TourFile(path) => write!(f, "tour bait file {}", path.display()),
         }
     }
 }
@@ -62,6 +66,11 @@ impl std::fmt::Display for Leftover {
 /// The pid in a tour's bait directory name (`tour-PID-chNN`).
 fn tour_pid(name: &str) -> Option<i32> {
     name.strip_prefix("tour-")?.split('-').next()?.parse().ok()
+}
+
+fn is_block_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }
 
 fn is_running(pid: i32) -> bool {
@@ -130,6 +139,38 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
         let pid = pid_suffix(&name, "run-").or_else(|| pid_suffix(&name, "staging-"));
         if pid.is_some_and(|pid| !is_running(pid)) {
             found.push(Leftover::RemappedCopy(entry.path()));
+        }
+    }
+    // Files a tour planted (`.container-lab-tour-node-PID` in a rootfs,
+    // `.container-lab-tour-handle-PID` beside it) and its stand-in's copies
+    // (`container-lab-stand-in-PID-subuid` in the temporary directory).
+    let beside: Vec<PathBuf> = rootfs_dirs
+        .iter()
+        .filter_map(|r| r.parent())
+        .map(Path::to_path_buf)
+        .collect();
+    let places = rootfs_dirs
+        .iter()
+        .cloned()
+        .chain(beside)
+        .chain([std::env::temp_dir()]);
+    for dir in places {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = [".container-lab-tour-node-", ".container-lab-tour-handle-"]
+                .iter()
+                .find_map(|prefix| pid_suffix(&name, prefix))
+                .or_else(|| {
+                    let rest = name.strip_prefix("container-lab-stand-in-")?;
+                    let (pid, file) = rest.split_once('-')?;
+                    ["subuid", "subgid"]
+                        .contains(&file)
+                        .then(|| pid.parse().ok())?
+                });
+            let dead = pid.is_some_and(|pid| !is_running(pid));
+            if dead && (entry.path().is_file() || is_block_device(&entry.path())) {
+                found.push(Leftover::TourFile(entry.path()));
+            }
         }
     }
     for rootfs in rootfs_dirs {
@@ -261,6 +302,9 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
         }
         Leftover::Cgroup(path) => crate::runtime::cgroups::empty_and_remove(path)
             .map_err(|e| format!("{}: {e}", path.display())),
+        Leftover::TourFile(path) => {
+            std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))
+        }
         Leftover::RemappedCopy(path) => {
             std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
         }
