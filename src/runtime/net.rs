@@ -350,14 +350,16 @@ fn owner(path: &Path) -> Option<i32> {
 }
 
 /// A lease or port claim whose runtime was killed may still have its DNAT
-/// rules in place, pointing at the address or port we are about to reuse:
-/// take them down first.
+/// rules in place, pointing at the address or port we are about to reuse,
+/// and its port guard: take them down first.
 fn forget_dead_owner(claim: &Path) {
     if let Some(pid) = owner(claim).filter(|pid| !is_running(*pid)) {
-        quietly(
-            "nft",
-            &["delete", "table", "ip", &container_table_name(pid as u32)],
-        );
+        for family in CONTAINER_TABLE_FAMILIES {
+            quietly(
+                "nft",
+                &["delete", "table", family, &container_table_name(pid as u32)],
+            );
+        }
     }
 }
 
@@ -417,6 +419,8 @@ pub struct ContainerNetwork {
     /// Set once the peer is inside the container: from then on the kernel
     /// deletes the pair when the container's namespace goes.
     peer_moved: std::cell::Cell<bool>,
+    /// Set once the port guard (the bridge-family table) is loaded.
+    guarded: std::cell::Cell<bool>,
 }
 
 /// Names the lab gives per-container things, from the runtime's pid.
@@ -428,6 +432,19 @@ pub fn container_table_name(pid: u32) -> String {
 }
 pub fn bridge_table_name(bridge: &str) -> String {
     format!("container-lab-{bridge}")
+}
+/// A container has a table in each of these nftables families, both named
+/// `container_table_name`: its published ports (`ip`) and its port guard
+/// (`bridge`).
+pub const CONTAINER_TABLE_FAMILIES: [&str; 2] = ["ip", "bridge"];
+
+/// The container's MAC address, made from its IPv4 address as Docker
+/// makes its own: the first byte 02 sets the "locally administered" bit
+/// (IEEE 802: never a vendor's address), 42 follows, then the four bytes
+/// of the address. Known in advance, so the port guard can name it.
+pub fn container_mac(address: Ipv4Addr) -> String {
+    let [a, b, c, d] = address.octets();
+    format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
 }
 
 impl ContainerNetwork {
@@ -452,6 +469,7 @@ impl ContainerNetwork {
             table: container_table_name(pid),
             claimed: Vec::new(),
             peer_moved: std::cell::Cell::new(false),
+            guarded: std::cell::Cell::new(false),
         };
         // The container's own claims first: a port in use is refused before
         // the bridge is made.
@@ -544,17 +562,27 @@ impl ContainerNetwork {
         // Made with its far end already inside the container and named
         // eth0: moving an interface between namespaces afterwards costs the
         // kernel an RCU grace period, tens of milliseconds.
+        let mac = container_mac(self.address);
         tool(
             narrator,
             "ip",
             &[
-                "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", &child_pid,
+                "link", "add", host, "type", "veth", "peer", "name", "eth0", "address", &mac,
+                "netns", &child_pid,
             ],
-            "a virtual cable, its far end already in the container's network namespace as eth0",
+            "a virtual cable, its far end already in the container's network namespace as eth0, with a MAC address made from its IP",
             "ip-link(8)",
             None,
         )?;
         self.peer_moved.set(true);
+        // Before the cable goes into the switch: from its first frame on,
+        // the port lets through only what carries the container's own names.
+        nft(
+            narrator,
+            &self.port_guard_rules(),
+            "the bridge port takes only frames with the container's own MAC, IPv4 address and ARP: no posing as a neighbour or the gateway",
+        )?;
+        self.guarded.set(true);
         tool(
             narrator,
             "ip",
@@ -629,12 +657,45 @@ impl ContainerNetwork {
             table = self.table
         )
     }
+
+    /// The port guard: what the container may put on the bridge. Root in a
+    /// container holds CAP_NET_RAW and CAP_NET_ADMIN in its own network
+    /// namespace, so it can write any frame (packet(7), raw(7)) or simply
+    /// change eth0's MAC and addresses; on a shared bridge it could then
+    /// answer ARP for a neighbour's address or the gateway's and receive
+    /// their traffic, or send packets in a neighbour's name. So the host
+    /// checks at the port, where the container cannot reach.
+    ///
+    /// The `bridge` family filters frames as the bridge switches them, with
+    /// no br_netfilter module and no sysctl (nft wiki, "Bridge filtering");
+    /// its `prerouting` hook sees every frame that enters through a port,
+    /// before the bridge learns its source MAC or forwards it, and
+    /// `iifname` there is the port. Two kinds of frame pass, and only from
+    /// the container's own MAC: ARP whose sender is this container's MAC
+    /// and address (RFC 826's sender fields, nft(8)'s `arp saddr ether` and
+    /// `arp saddr ip`), and IPv4 from its own address. All else is dropped.
+    /// That includes IPv6: the lab gives containers no IPv6 address, so all
+    /// they could send is link-local traffic (fe80::) to their neighbours
+    /// and the host, which no rule of the lab's checks. And VLAN-tagged
+    /// frames, whose inner headers these rules would not look into.
+    fn port_guard_rules(&self) -> String {
+        let mac = container_mac(self.address);
+        format!(
+            "table bridge {table} {{\n  chain prerouting {{\n    type filter hook prerouting priority filter; policy accept;\n    iifname \"{port}\" jump from_container\n  }}\n  chain from_container {{\n    ether saddr != {mac} drop\n    arp htype 1 arp ptype ip arp saddr ether {mac} arp saddr ip {ip} accept\n    ip saddr {ip} accept\n    drop\n  }}\n}}\n",
+            table = self.table,
+            port = self.host_veth,
+            ip = self.address,
+        )
+    }
 }
 
 impl Drop for ContainerNetwork {
     fn drop(&mut self) {
         if !self.ports.is_empty() {
             quietly("nft", &["delete", "table", "ip", &self.table]);
+        }
+        if self.guarded.get() {
+            quietly("nft", &["delete", "table", "bridge", &self.table]);
         }
         // Once the peer is in the container, the kernel deletes the pair
         // with the container's namespace (and deleting it here would only
@@ -944,6 +1005,7 @@ mod tests {
             table: "container-lab-c1".into(),
             claimed: vec![],
             peer_moved: std::cell::Cell::new(true),
+            guarded: std::cell::Cell::new(false),
         };
         let rules = network.port_rules();
         assert!(rules.starts_with("table ip container-lab-c1 {"));
@@ -952,6 +1014,46 @@ mod tests {
                 .matches("fib daddr type local tcp dport 8080 dnat to 10.88.0.2:80")
                 .count(),
             2
+        );
+        std::mem::forget(network); // its Drop would run ip/nft
+    }
+
+    #[test]
+    fn macs_are_made_from_addresses_and_locally_administered() {
+        assert_eq!(
+            container_mac(Ipv4Addr::new(10, 88, 0, 2)),
+            "02:42:0a:58:00:02"
+        );
+        assert_eq!(
+            container_mac(Ipv4Addr::new(172, 17, 255, 254)),
+            "02:42:ac:11:ff:fe"
+        );
+    }
+
+    #[test]
+    fn the_port_guard_names_the_port_and_its_own_addresses_only() {
+        let network = ContainerNetwork {
+            bridge: "labbr0".into(),
+            subnet: "10.88.0.0/24".parse().unwrap(),
+            address: Ipv4Addr::new(10, 88, 0, 7),
+            ports: vec![],
+            state: PathBuf::from("/nonexistent"),
+            files: PathBuf::from("/nonexistent"),
+            host_veth: "labv1".into(),
+            table: "container-lab-c1".into(),
+            claimed: vec![],
+            peer_moved: std::cell::Cell::new(true),
+            guarded: std::cell::Cell::new(false),
+        };
+        let rules = network.port_guard_rules();
+        assert!(rules.starts_with("table bridge container-lab-c1 {"));
+        assert!(rules.contains("iifname \"labv1\" jump from_container"));
+        assert!(rules.contains("ether saddr != 02:42:0a:58:00:07 drop"));
+        assert!(rules.contains("arp saddr ether 02:42:0a:58:00:07 arp saddr ip 10.88.0.7 accept"));
+        assert!(rules.contains("ip saddr 10.88.0.7 accept"));
+        assert!(
+            rules.trim_end().ends_with("drop\n  }\n}"),
+            "the last word is drop: {rules}"
         );
         std::mem::forget(network); // its Drop would run ip/nft
     }
