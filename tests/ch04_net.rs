@@ -450,3 +450,66 @@ as_root!(
         assert_nothing_left(&host);
     }
 );
+
+as_root!(
+    /// Two lab bridges on one host are two networks: a container on labbr0
+    /// cannot reach a server on labbr1 directly, though the host routes
+    /// between them and forwards for both subnets; it still reaches the
+    /// outside through NAT, and the server's published port like anyone.
+    bridges_are_isolated_from_each_other,
+    {
+        let host = Netns::new("isolate");
+        let world = Netns::new("isolate-world");
+        host.ip(&["link", "add", "labt-h", "type", "veth", "peer", "name", "labt-w"]);
+        host.ip(&["link", "set", "labt-w", "netns", &world.name]);
+        host.ip(&["addr", "add", "198.51.100.1/24", "dev", "labt-h"]);
+        host.ip(&["link", "set", "labt-h", "up"]);
+        world.ip(&["addr", "add", "198.51.100.2/24", "dev", "labt-w"]);
+        world.ip(&["link", "set", "labt-w", "up"]);
+        let other = ["--bridge", "labbr1", "--subnet", "10.88.1.0/24", "-p", "18082:8080"];
+        let script = "ip -4 -o addr show eth0; exec /usr/local/bin/lab-probe --serve 8080 --count 1";
+        let mut server = start(&host, &other, &["/bin/sh", "-c", script]);
+        let mut server_out = BufReader::new(server.stdout.take().unwrap());
+        let mut lines = [String::new(), String::new()];
+        for line in &mut lines {
+            server_out.read_line(line).unwrap();
+        }
+        let server_ip = word_after(&lines[0], "inet").to_string();
+        assert!(server_ip.starts_with("10.88.1."), "{server_ip}");
+        assert_eq!(lines[1], "listening on port 8080\n");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            let world = &world;
+            scope.spawn(move || {
+                world.enter_this_thread();
+                let listener = std::net::TcpListener::bind("198.51.100.2:9000").unwrap();
+                listener.set_nonblocking(true).unwrap();
+                sender.send(()).unwrap();
+                // Never blocks for good: a failed test must still end.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while std::time::Instant::now() < deadline {
+                    if let Ok((mut stream, _)) = listener.accept() {
+                        let _ = writeln!(stream, "hello from the world");
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            });
+            receiver.recv().unwrap();
+            let probe = "/usr/local/bin/lab-probe";
+            let client = format!(
+                "{probe} --connect {server_ip}:8080; {probe} --connect 198.51.100.2:9000; \
+                 {probe} --connect 10.88.0.1:18082"
+            );
+            let client = finish(start(&host, &[], &["/bin/sh", "-c", &client]));
+            let (out, err) = (stdout(&client), stderr(&client));
+            assert!(err.contains(&format!("connect {server_ip}:8080")), "labbr0 reached labbr1 directly: {out}{err}");
+            assert_eq!(
+                out, "hello from the world\nhello from jail, you are 10.88.1.1\n",
+                "the outside through NAT, and the published port, must still answer: {err}"
+            );
+        });
+        assert_eq!(code(&finish(server)), 0);
+        assert_nothing_left(&host);
+    }
+);

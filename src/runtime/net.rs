@@ -438,6 +438,12 @@ pub fn bridge_table_name(bridge: &str) -> String {
 /// (`bridge`).
 pub const CONTAINER_TABLE_FAMILIES: [&str; 2] = ["ip", "bridge"];
 
+/// The device group (ip-link(8) `group`) every lab bridge is put in, so
+/// that each bridge's rules can name all the others with one `oifgroup`
+/// match, whatever `--bridge` called them. Group 0 is every device's
+/// default; 427 is 0x1ab, "lab".
+pub const LAB_BRIDGE_GROUP: u32 = 0x1ab;
+
 /// The container's MAC address, made from its IPv4 address as Docker
 /// makes its own: the first byte 02 sets the "locally administered" bit
 /// (IEEE 802: never a vendor's address), 42 follows, then the four bytes
@@ -764,6 +770,15 @@ fn ensure_bridge(
     )?;
     let undo = || quietly("ip", &["link", "delete", bridge]);
     let steps = || -> Result<(), LabError> {
+        let group = LAB_BRIDGE_GROUP.to_string();
+        tool(
+            narrator,
+            "ip",
+            &["link", "set", bridge, "group", &group],
+            "mark it as a lab bridge, so that every lab bridge's rules can keep the others out",
+            "ip-link(8)",
+            None,
+        )?;
         tool(
             narrator,
             "ip",
@@ -840,18 +855,30 @@ fn enable_forwarding(narrator: &Narrator, bridge: &str) -> Result<bool, LabError
 /// loopback-DNATed connections; nothing addressed to 127.0.0.0/8 may come
 /// in from the bridge (route_localnet would otherwise let a container route
 /// to the host's loopback-only services: the hole of CVE-2020-8558 in
-/// Kubernetes); if the lab turned forwarding on, forward only what comes
-/// from or goes to its subnet.
+/// Kubernetes); nothing is routed from this bridge into another lab bridge
+/// (`isolation`); if the lab turned forwarding on, forward only what comes
+/// from or goes to a lab bridge.
+///
+/// Two lab bridges are two networks, as two Docker networks are: the host
+/// routes between their subnets, so without `isolation` a container on one
+/// reaches every container on the other. Every lab bridge is in device
+/// group LAB_BRIDGE_GROUP, so one rule per bridge covers all the others
+/// (nft(8) `oifgroup`), whichever was made first. A base chain's accept
+/// ends only that chain and a drop is final (nft wiki, "Configuring
+/// chains"), so this drop holds whatever the host's own forward rules
+/// accept. Connections the host DNATed pass: a published port is published
+/// to everyone, containers on other bridges included.
 fn bridge_rules(bridge: &str, subnet: Subnet, restrict_forwarding: bool) -> String {
+    let group = LAB_BRIDGE_GROUP;
     let forward = if restrict_forwarding {
         format!(
-            "  chain forward {{\n    type filter hook forward priority filter; policy drop;\n    ip saddr {subnet} accept\n    ip daddr {subnet} accept\n  }}\n"
+            "  chain forward {{\n    type filter hook forward priority filter; policy drop;\n    iifgroup {group} accept\n    oifgroup {group} accept\n  }}\n"
         )
     } else {
         String::new()
     };
     format!(
-        "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat;\n    ip saddr {subnet} ip daddr != {subnet} masquerade\n    oifname \"{bridge}\" ip saddr 127.0.0.0/8 masquerade\n  }}\n  chain loopback_guard {{\n    type filter hook prerouting priority raw;\n    iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop\n  }}\n{forward}}}\n",
+        "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat;\n    ip saddr {subnet} ip daddr != {subnet} masquerade\n    oifname \"{bridge}\" ip saddr 127.0.0.0/8 masquerade\n  }}\n  chain loopback_guard {{\n    type filter hook prerouting priority raw;\n    iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop\n  }}\n  chain isolation {{\n    type filter hook forward priority filter; policy accept;\n    iifname \"{bridge}\" oifname != \"{bridge}\" oifgroup {group} ct status dnat accept\n    iifname \"{bridge}\" oifname != \"{bridge}\" oifgroup {group} drop\n  }}\n{forward}}}\n",
         table = bridge_table_name(bridge)
     )
 }
@@ -1056,5 +1083,15 @@ mod tests {
             "the last word is drop: {rules}"
         );
         std::mem::forget(network); // its Drop would run ip/nft
+    }
+
+    #[test]
+    fn every_bridge_keeps_out_of_the_other_lab_bridges() {
+        let rules = bridge_rules("labbr1", "10.88.1.0/24".parse().unwrap(), true);
+        assert!(rules.contains("iifname \"labbr1\" oifname != \"labbr1\" oifgroup 427 drop"));
+        assert!(rules.contains("iifgroup 427 accept"));
+        assert!(
+            !bridge_rules("labbr1", "10.88.1.0/24".parse().unwrap(), false).contains("policy drop")
+        );
     }
 }
