@@ -444,11 +444,12 @@ pub const CONTAINER_TABLE_FAMILIES: [&str; 2] = ["ip", "bridge"];
 /// default; 427 is 0x1ab, "lab".
 pub const LAB_BRIDGE_GROUP: u32 = 0x1ab;
 
-/// The container's MAC address, made from its IPv4 address as Docker
-/// makes its own: the first byte 02 sets the "locally administered" bit
-/// (IEEE 802: never a vendor's address), 42 follows, then the four bytes
-/// of the address. Known in advance, so the port guard can name it.
-pub fn container_mac(address: Ipv4Addr) -> String {
+/// The MAC address of a container's eth0, or of a bridge, made from its
+/// IPv4 address as Docker makes its containers': the first byte 02 sets
+/// the "locally administered" bit (IEEE 802: never a vendor's address), 42
+/// follows, then the four bytes of the address. Known in advance, so the
+/// port guard can name it.
+pub fn mac_for(address: Ipv4Addr) -> String {
     let [a, b, c, d] = address.octets();
     format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
 }
@@ -568,7 +569,7 @@ impl ContainerNetwork {
         // Made with its far end already inside the container and named
         // eth0: moving an interface between namespaces afterwards costs the
         // kernel an RCU grace period, tens of milliseconds.
-        let mac = container_mac(self.address);
+        let mac = mac_for(self.address);
         tool(
             narrator,
             "ip",
@@ -685,7 +686,7 @@ impl ContainerNetwork {
     /// and the host, which no rule of the lab's checks. And VLAN-tagged
     /// frames, whose inner headers these rules would not look into.
     fn port_guard_rules(&self) -> String {
-        let mac = container_mac(self.address);
+        let mac = mac_for(self.address);
         format!(
             "table bridge {table} {{\n  chain prerouting {{\n    type filter hook prerouting priority filter; policy accept;\n    iifname \"{port}\" jump from_container\n  }}\n  chain from_container {{\n    ether saddr != {mac} drop\n    arp htype 1 arp ptype ip arp saddr ether {mac} arp saddr ip {ip} accept\n    ip saddr {ip} accept\n    drop\n  }}\n}}\n",
             table = self.table,
@@ -760,11 +761,16 @@ fn ensure_bridge(
             hint: "choose another --subnet, one this host does not use".into(),
         });
     }
+    // A bridge made without an address takes the lowest MAC of its ports
+    // and changes it as ports come and go; each change flushes the host's
+    // ARP entries on it (NETDEV_CHANGEADDR) and leaves the containers'
+    // entries for their gateway stale. One given at creation stays.
+    let mac = mac_for(subnet.gateway());
     tool(
         narrator,
         "ip",
-        &["link", "add", bridge, "type", "bridge"],
-        "a virtual switch on the host that the containers plug into",
+        &["link", "add", bridge, "address", &mac, "type", "bridge"],
+        "a virtual switch on the host that the containers plug into, with a MAC address that stays",
         "ip-link(8)",
         None,
     )?;
@@ -1047,12 +1053,9 @@ mod tests {
 
     #[test]
     fn macs_are_made_from_addresses_and_locally_administered() {
+        assert_eq!(mac_for(Ipv4Addr::new(10, 88, 0, 2)), "02:42:0a:58:00:02");
         assert_eq!(
-            container_mac(Ipv4Addr::new(10, 88, 0, 2)),
-            "02:42:0a:58:00:02"
-        );
-        assert_eq!(
-            container_mac(Ipv4Addr::new(172, 17, 255, 254)),
+            mac_for(Ipv4Addr::new(172, 17, 255, 254)),
             "02:42:ac:11:ff:fe"
         );
     }
