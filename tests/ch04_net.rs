@@ -257,8 +257,8 @@ as_root!(
 
 as_root!(
     /// A SIGKILLed runtime cannot clean up; `lab clean` then removes its
-    /// port rules, lease and files, and the bridge nobody uses any more,
-    /// and turns forwarding back off since the lab turned it on.
+    /// port rules, port guard, lease and files, and the bridge nobody uses
+    /// any more, and turns forwarding back off since the lab turned it on.
     lab_clean_reclaims_what_a_killed_runtime_left,
     {
         let host = Netns::new("killed");
@@ -267,11 +267,17 @@ as_root!(
         server.kill().unwrap();
         finish(server);
         let tables = || stdout(&host.command("nft").args(["list", "tables"]).output().unwrap());
-        assert!(tables().contains("container-lab-c"), "the killed runtime's rules are still there");
+        assert!(tables().contains("table ip container-lab-c"), "the killed runtime's rules are still there");
+        assert!(tables().contains("table bridge container-lab-c"), "the killed runtime's port guard is still there");
         let cleaned = host.command(bin("lab")).arg("clean").output().unwrap();
         assert_eq!(code(&cleaned), 0, "{}{}", stdout(&cleaned), stderr(&cleaned));
         let out = stdout(&cleaned);
-        for removed in ["removed nftables table container-lab-c", "removed network state", "removed bridge labbr0"] {
+        for removed in [
+            "removed nftables table ip container-lab-c",
+            "removed nftables table bridge container-lab-c",
+            "removed network state",
+            "removed bridge labbr0",
+        ] {
             assert!(out.contains(removed), "{removed}: {out}");
         }
         assert_eq!(tables(), "", "no lab table may be left");
@@ -314,5 +320,200 @@ as_root!(
             assert!(!stdout(&output).contains("secret"), "reached the host's loopback: {}", stdout(&output));
             assert!(stderr(&output).contains("connect 127.0.0.1:18099"), "the attack must have been tried: {}", stderr(&output));
         });
+    }
+);
+
+/// The word after `key` in `text` (`link/ether` gives the MAC address in
+/// `ip -o link` output, `inet` the address in `ip -o addr`).
+fn word_after<'a>(text: &'a str, key: &str) -> &'a str {
+    let mut words = text.split_whitespace();
+    words.find(|word| *word == key);
+    let word = words
+        .next()
+        .unwrap_or_else(|| panic!("no {key} in {text:?}"));
+    word.split('/').next().unwrap()
+}
+
+/// The host's neighbour-table entry for `address` on labbr0, as
+/// `ip neigh` prints it.
+fn neighbour(host: &Netns, address: &str) -> String {
+    host.ip(&["neigh", "show", address, "dev", "labbr0"])
+}
+
+as_root!(
+    /// Root in a container holds CAP_NET_RAW and can write any frame onto
+    /// the bridge. It claims its neighbour's address and the gateway's in
+    /// forged ARP replies, sends a UDP packet with its neighbour's address
+    /// as source, and takes its neighbour's MAC address. The bridge port
+    /// drops each lie: the host still knows the victim by its own MAC, the
+    /// victim still knows the gateway by the bridge's, and of the same
+    /// packet sent three ways the host's listener gets only the honest one.
+    neighbours_cannot_spoof_arp_or_addresses,
+    {
+        let host = Netns::new("spoof");
+        // The victim learns the gateway's MAC (a refused connection is
+        // enough), says who it is, and waits for the test.
+        let victim_script = "ip -o link show eth0; ip -4 -o addr show eth0; \
+                             /usr/local/bin/lab-probe --connect 10.88.0.1:1 2>/dev/null; \
+                             echo ready; read line; ip neigh show 10.88.0.1 dev eth0";
+        let mut victim = host
+            .command(bin(CH))
+            .arg(rootfs())
+            .args(["/bin/sh", "-c", victim_script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut victim_out = BufReader::new(victim.stdout.take().unwrap());
+        let mut line = || {
+            let mut line = String::new();
+            victim_out.read_line(&mut line).unwrap();
+            line
+        };
+        let victim_link = line();
+        let victim_mac = word_after(&victim_link, "link/ether").to_string();
+        let victim_ip = word_after(&line(), "inet").to_string();
+        assert_eq!(line(), "ready\n");
+        let gateway_mac = word_after(&host.ip(&["-o", "link", "show", "labbr0"]), "link/ether").to_string();
+
+        std::thread::scope(|scope| {
+            let (ready, listening) = std::sync::mpsc::channel();
+            let (attacked, attack_over) = std::sync::mpsc::channel::<()>();
+            let host = &host;
+            let victim_ip = victim_ip.as_str();
+            let listener = scope.spawn(move || {
+                host.enter_this_thread();
+                // The host learns the victim's MAC the honest way.
+                let socket = std::net::UdpSocket::bind("0.0.0.0:9999").unwrap();
+                socket.send_to(b"hello", (victim_ip, 9)).unwrap();
+                socket.set_read_timeout(Some(std::time::Duration::from_millis(100))).unwrap();
+                ready.send(()).unwrap();
+                let mut received = Vec::new();
+                let mut buffer = [0u8; 256];
+                let mut drain_until = None;
+                loop {
+                    if let Ok((n, peer)) = socket.recv_from(&mut buffer) {
+                        received.push(format!("{peer} {}", String::from_utf8_lossy(&buffer[..n]).trim()));
+                    }
+                    if drain_until.is_none() && attack_over.try_recv().is_ok() {
+                        drain_until = Some(std::time::Instant::now() + std::time::Duration::from_millis(500));
+                    }
+                    if drain_until.is_some_and(|t| std::time::Instant::now() > t) {
+                        return received;
+                    }
+                }
+            });
+            listening.recv().unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while !neighbour(host, victim_ip).contains(&victim_mac) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            assert!(neighbour(host, victim_ip).contains(&victim_mac), "the host never learnt the victim's MAC: {}", neighbour(host, victim_ip));
+
+            let probe = "/usr/local/bin/lab-probe";
+            let attack = format!(
+                "set -e; ip -o link show eth0; set -- $(ip -4 -o addr show eth0); me=${{4%/*}}; \
+                 {probe} --spoof-arp {victim_ip}; \
+                 {probe} --spoof-arp 10.88.0.1; \
+                 {probe} --spoof-source {victim_ip} --to 10.88.0.1:9999; \
+                 {probe} --spoof-source $me --to 10.88.0.1:9999; \
+                 ip link set eth0 address {victim_mac}; \
+                 {probe} --spoof-source $me --to 10.88.0.1:9999"
+            );
+            let attacker = finish(start(host, &[], &["/bin/sh", "-c", &attack]));
+            attacked.send(()).unwrap();
+            let received = listener.join().unwrap();
+            let out = stdout(&attacker);
+            assert_eq!(code(&attacker), 0, "every lie must have been told: {out}{}", stderr(&attacker));
+            let attacker_mac = word_after(&out, "link/ether");
+            assert!(out.contains(&format!("sent: {victim_ip} is at {attacker_mac}")), "{out}");
+            let attacker_ip = out.lines().last().unwrap().split_whitespace().last().unwrap();
+            assert_ne!(attacker_ip, victim_ip);
+
+            // The same packet twice: first from the attacker's own MAC,
+            // then from the victim's. Only the first may arrive.
+            let honest = format!("{attacker_ip}:40000 from {attacker_ip}");
+            assert!(received.contains(&honest), "the honest packet must arrive: {received:?}");
+            assert_eq!(
+                received.iter().filter(|r| **r == honest).count(),
+                1,
+                "a frame with the victim's MAC as source reached the host: {received:?}"
+            );
+            assert!(
+                !received.iter().any(|r| r.contains(&format!("from {victim_ip}"))),
+                "a packet with the victim's address as source reached the host: {received:?}"
+            );
+            let entry = neighbour(host, victim_ip);
+            assert!(entry.contains(&victim_mac), "the host now sends the victim's traffic to {entry}");
+        });
+        victim.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let gateway_entry = line();
+        assert_eq!(code(&finish(victim)), 0);
+        assert!(gateway_entry.contains(&gateway_mac), "the victim now sends to the gateway at {gateway_entry:?}, not {gateway_mac}");
+        assert_nothing_left(&host);
+    }
+);
+
+as_root!(
+    /// Two lab bridges on one host are two networks: a container on labbr0
+    /// cannot reach a server on labbr1 directly, though the host routes
+    /// between them and forwards for both subnets; it still reaches the
+    /// outside through NAT, and the server's published port like anyone.
+    bridges_are_isolated_from_each_other,
+    {
+        let host = Netns::new("isolate");
+        let world = Netns::new("isolate-world");
+        host.ip(&["link", "add", "labt-h", "type", "veth", "peer", "name", "labt-w"]);
+        host.ip(&["link", "set", "labt-w", "netns", &world.name]);
+        host.ip(&["addr", "add", "198.51.100.1/24", "dev", "labt-h"]);
+        host.ip(&["link", "set", "labt-h", "up"]);
+        world.ip(&["addr", "add", "198.51.100.2/24", "dev", "labt-w"]);
+        world.ip(&["link", "set", "labt-w", "up"]);
+        let other = ["--bridge", "labbr1", "--subnet", "10.88.1.0/24", "-p", "18082:8080"];
+        let script = "ip -4 -o addr show eth0; exec /usr/local/bin/lab-probe --serve 8080 --count 1";
+        let mut server = start(&host, &other, &["/bin/sh", "-c", script]);
+        let mut server_out = BufReader::new(server.stdout.take().unwrap());
+        let mut lines = [String::new(), String::new()];
+        for line in &mut lines {
+            server_out.read_line(line).unwrap();
+        }
+        let server_ip = word_after(&lines[0], "inet").to_string();
+        assert!(server_ip.starts_with("10.88.1."), "{server_ip}");
+        assert_eq!(lines[1], "listening on port 8080\n");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            let world = &world;
+            scope.spawn(move || {
+                world.enter_this_thread();
+                let listener = std::net::TcpListener::bind("198.51.100.2:9000").unwrap();
+                listener.set_nonblocking(true).unwrap();
+                sender.send(()).unwrap();
+                // Never blocks for good: a failed test must still end.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while std::time::Instant::now() < deadline {
+                    if let Ok((mut stream, _)) = listener.accept() {
+                        let _ = writeln!(stream, "hello from the world");
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            });
+            receiver.recv().unwrap();
+            let probe = "/usr/local/bin/lab-probe";
+            let client = format!(
+                "{probe} --connect {server_ip}:8080; {probe} --connect 198.51.100.2:9000; \
+                 {probe} --connect 10.88.0.1:18082"
+            );
+            let client = finish(start(&host, &[], &["/bin/sh", "-c", &client]));
+            let (out, err) = (stdout(&client), stderr(&client));
+            assert!(err.contains(&format!("connect {server_ip}:8080")), "labbr0 reached labbr1 directly: {out}{err}");
+            assert_eq!(
+                out, "hello from the world\nhello from jail, you are 10.88.1.1\n",
+                "the outside through NAT, and the published port, must still answer: {err}"
+            );
+        });
+        assert_eq!(code(&finish(server)), 0);
+        assert_nothing_left(&host);
     }
 );

@@ -7,6 +7,7 @@
 use clap::Parser;
 use container_lab::lab::probe::{self, Context};
 use container_lab::lab::scorecard::{Bait, CHECKS, Verdict};
+use container_lab::lab::spoof;
 
 /// Try to reach the host from inside a container, one check at a time.
 #[derive(Parser, Debug)]
@@ -71,6 +72,20 @@ struct Cli {
     /// MILLIS ms, and exit at once (to watch who adopts and reaps it)
     #[arg(long, value_name = "MILLIS")]
     orphan: Option<u64>,
+
+    /// Instead of probing: broadcast one forged ARP reply on eth0 claiming
+    /// that IP is at this container's MAC address (needs CAP_NET_RAW)
+    #[arg(long, value_name = "IP")]
+    spoof_arp: Option<std::net::Ipv4Addr>,
+
+    /// Instead of probing: send one UDP datagram to --to whose IPv4 source
+    /// is IP, through a raw socket (needs CAP_NET_RAW)
+    #[arg(long, value_name = "IP", requires = "to")]
+    spoof_source: Option<std::net::Ipv4Addr>,
+
+    /// With --spoof-source: where the datagram goes
+    #[arg(long, value_name = "ADDRESS:PORT", requires = "spoof_source")]
+    to: Option<std::net::SocketAddrV4>,
 }
 
 fn main() {
@@ -103,6 +118,12 @@ fn main() {
         }
         if let Some(millis) = cli.orphan {
             return probe::leave_orphan(millis);
+        }
+        if let Some(claimed) = cli.spoof_arp {
+            return spoof::spoof_arp(claimed);
+        }
+        if let (Some(source), Some(to)) = (cli.spoof_source, cli.to) {
+            return spoof::spoof_source(source, to);
         }
         if cli.list {
             for check in CHECKS {

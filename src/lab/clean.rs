@@ -26,8 +26,9 @@ pub enum Leftover {
     BaitDir(PathBuf),
     /// A scratch directory of the probe or the breakout inside a rootfs.
     ScratchDir(PathBuf),
-    /// The nftables table of a ch04 container whose runtime died.
-    NftTable(String),
+    /// An nftables table (family, name) of a ch04 container whose runtime
+    /// died: its published ports (`ip`) or its port guard (`bridge`).
+    NftTable(String, String),
     /// The host end of a dead ch04 container's veth pair.
     Link(String),
     /// A lease, port claim or /etc copy of a dead ch04 container.
@@ -52,7 +53,7 @@ impl std::fmt::Display for Leftover {
             }
             Leftover::BaitDir(path) => write!(f, "bait directory {}", path.display()),
             Leftover::ScratchDir(path) => write!(f, "scratch directory {}", path.display()),
-            Leftover::NftTable(name) => write!(f, "nftables table {name}"),
+            Leftover::NftTable(family, name) => write!(f, "nftables table {family} {name}"),
             Leftover::Link(name) => write!(f, "network interface {name}"),
             Leftover::NetState(path) => write!(f, "network state {}", path.display()),
             Leftover::Bridge(name, _) => write!(f, "bridge {name} with its NAT table"),
@@ -203,10 +204,15 @@ fn find_network(found: &mut Vec<Leftover>) {
         .args(["list", "tables"])
         .output();
     if let Ok(tables) = tables {
+        // One `table FAMILY NAME` a line.
         for line in String::from_utf8_lossy(&tables.stdout).lines() {
-            let name = line.trim_start_matches("table ip ").trim();
-            if dead(pid_suffix(name, "container-lab-c")) {
-                found.push(Leftover::NftTable(name.to_string()));
+            let mut words = line.split_whitespace().skip(1);
+            let (Some(family), Some(name)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let ours = crate::runtime::net::CONTAINER_TABLE_FAMILIES.contains(&family);
+            if ours && dead(pid_suffix(name, "container-lab-c")) {
+                found.push(Leftover::NftTable(family.to_string(), name.to_string()));
             }
         }
     }
@@ -289,7 +295,7 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
         Leftover::BaitDir(path) => {
             std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
         }
-        Leftover::NftTable(name) => tool("nft", &["delete", "table", "ip", name]),
+        Leftover::NftTable(family, name) => tool("nft", &["delete", "table", family, name]),
         // Gone meanwhile is fine: a veth goes when its peer's namespace dies.
         Leftover::Link(name) if nix::net::if_::if_nametoindex(name.as_str()).is_err() => Ok(()),
         Leftover::Link(name) => tool("ip", &["link", "delete", name]),

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `scorecard` | the checks, the cells each chapter is expected to show, the matrix |
 //! | `probe` | `lab-probe`: runs the checks inside a container |
+//! | `spoof` | `lab-probe --spoof-arp/--spoof-source`: forged ARP and IPv4 from inside |
 //! | `tour` | `lab tour`: a stand-in host with bait, every chapter probed |
 //! | `loopdev` | a loop device of the tour's, bait for the raw-device check |
 //! | `doctor` | `lab doctor`: is this machine ready, and what to install |
@@ -27,4 +28,5 @@ pub mod doctor;
 pub mod loopdev;
 pub mod probe;
 pub mod scorecard;
+pub mod spoof;
 pub mod tour;

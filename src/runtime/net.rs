@@ -350,14 +350,16 @@ fn owner(path: &Path) -> Option<i32> {
 }
 
 /// A lease or port claim whose runtime was killed may still have its DNAT
-/// rules in place, pointing at the address or port we are about to reuse:
-/// take them down first.
+/// rules in place, pointing at the address or port we are about to reuse,
+/// and its port guard: take them down first.
 fn forget_dead_owner(claim: &Path) {
     if let Some(pid) = owner(claim).filter(|pid| !is_running(*pid)) {
-        quietly(
-            "nft",
-            &["delete", "table", "ip", &container_table_name(pid as u32)],
-        );
+        for family in CONTAINER_TABLE_FAMILIES {
+            quietly(
+                "nft",
+                &["delete", "table", family, &container_table_name(pid as u32)],
+            );
+        }
     }
 }
 
@@ -417,6 +419,8 @@ pub struct ContainerNetwork {
     /// Set once the peer is inside the container: from then on the kernel
     /// deletes the pair when the container's namespace goes.
     peer_moved: std::cell::Cell<bool>,
+    /// Set once the port guard (the bridge-family table) is loaded.
+    guarded: std::cell::Cell<bool>,
 }
 
 /// Names the lab gives per-container things, from the runtime's pid.
@@ -428,6 +432,26 @@ pub fn container_table_name(pid: u32) -> String {
 }
 pub fn bridge_table_name(bridge: &str) -> String {
     format!("container-lab-{bridge}")
+}
+/// A container has a table in each of these nftables families, both named
+/// `container_table_name`: its published ports (`ip`) and its port guard
+/// (`bridge`).
+pub const CONTAINER_TABLE_FAMILIES: [&str; 2] = ["ip", "bridge"];
+
+/// The device group (ip-link(8) `group`) every lab bridge is put in, so
+/// that each bridge's rules can name all the others with one `oifgroup`
+/// match, whatever `--bridge` called them. Group 0 is every device's
+/// default; 427 is 0x1ab, "lab".
+pub const LAB_BRIDGE_GROUP: u32 = 0x1ab;
+
+/// The MAC address of a container's eth0, or of a bridge, made from its
+/// IPv4 address as Docker makes its containers': the first byte 02 sets
+/// the "locally administered" bit (IEEE 802: never a vendor's address), 42
+/// follows, then the four bytes of the address. Known in advance, so the
+/// port guard can name it.
+pub fn mac_for(address: Ipv4Addr) -> String {
+    let [a, b, c, d] = address.octets();
+    format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
 }
 
 impl ContainerNetwork {
@@ -452,6 +476,7 @@ impl ContainerNetwork {
             table: container_table_name(pid),
             claimed: Vec::new(),
             peer_moved: std::cell::Cell::new(false),
+            guarded: std::cell::Cell::new(false),
         };
         // The container's own claims first: a port in use is refused before
         // the bridge is made.
@@ -544,17 +569,27 @@ impl ContainerNetwork {
         // Made with its far end already inside the container and named
         // eth0: moving an interface between namespaces afterwards costs the
         // kernel an RCU grace period, tens of milliseconds.
+        let mac = mac_for(self.address);
         tool(
             narrator,
             "ip",
             &[
-                "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", &child_pid,
+                "link", "add", host, "type", "veth", "peer", "name", "eth0", "address", &mac,
+                "netns", &child_pid,
             ],
-            "a virtual cable, its far end already in the container's network namespace as eth0",
+            "a virtual cable, its far end already in the container's network namespace as eth0, with a MAC address made from its IP",
             "ip-link(8)",
             None,
         )?;
         self.peer_moved.set(true);
+        // Before the cable goes into the switch: from its first frame on,
+        // the port lets through only what carries the container's own names.
+        nft(
+            narrator,
+            &self.port_guard_rules(),
+            "the bridge port takes only frames with the container's own MAC, IPv4 address and ARP: no posing as a neighbour or the gateway",
+        )?;
+        self.guarded.set(true);
         tool(
             narrator,
             "ip",
@@ -629,12 +664,45 @@ impl ContainerNetwork {
             table = self.table
         )
     }
+
+    /// The port guard: what the container may put on the bridge. Root in a
+    /// container holds CAP_NET_RAW and CAP_NET_ADMIN in its own network
+    /// namespace, so it can write any frame (packet(7), raw(7)) or simply
+    /// change eth0's MAC and addresses; on a shared bridge it could then
+    /// answer ARP for a neighbour's address or the gateway's and receive
+    /// their traffic, or send packets in a neighbour's name. So the host
+    /// checks at the port, where the container cannot reach.
+    ///
+    /// The `bridge` family filters frames as the bridge switches them, with
+    /// no br_netfilter module and no sysctl (nft wiki, "Bridge filtering");
+    /// its `prerouting` hook sees every frame that enters through a port,
+    /// before the bridge learns its source MAC or forwards it, and
+    /// `iifname` there is the port. Two kinds of frame pass, and only from
+    /// the container's own MAC: ARP whose sender is this container's MAC
+    /// and address (RFC 826's sender fields, nft(8)'s `arp saddr ether` and
+    /// `arp saddr ip`), and IPv4 from its own address. All else is dropped.
+    /// That includes IPv6: the lab gives containers no IPv6 address, so all
+    /// they could send is link-local traffic (fe80::) to their neighbours
+    /// and the host, which no rule of the lab's checks. And VLAN-tagged
+    /// frames, whose inner headers these rules would not look into.
+    fn port_guard_rules(&self) -> String {
+        let mac = mac_for(self.address);
+        format!(
+            "table bridge {table} {{\n  chain prerouting {{\n    type filter hook prerouting priority filter; policy accept;\n    iifname \"{port}\" jump from_container\n  }}\n  chain from_container {{\n    ether saddr != {mac} drop\n    arp htype 1 arp ptype ip arp saddr ether {mac} arp saddr ip {ip} accept\n    ip saddr {ip} accept\n    drop\n  }}\n}}\n",
+            table = self.table,
+            port = self.host_veth,
+            ip = self.address,
+        )
+    }
 }
 
 impl Drop for ContainerNetwork {
     fn drop(&mut self) {
         if !self.ports.is_empty() {
             quietly("nft", &["delete", "table", "ip", &self.table]);
+        }
+        if self.guarded.get() {
+            quietly("nft", &["delete", "table", "bridge", &self.table]);
         }
         // Once the peer is in the container, the kernel deletes the pair
         // with the container's namespace (and deleting it here would only
@@ -693,16 +761,30 @@ fn ensure_bridge(
             hint: "choose another --subnet, one this host does not use".into(),
         });
     }
+    // A bridge made without an address takes the lowest MAC of its ports
+    // and changes it as ports come and go; each change flushes the host's
+    // ARP entries on it (NETDEV_CHANGEADDR) and leaves the containers'
+    // entries for their gateway stale. One given at creation stays.
+    let mac = mac_for(subnet.gateway());
     tool(
         narrator,
         "ip",
-        &["link", "add", bridge, "type", "bridge"],
-        "a virtual switch on the host that the containers plug into",
+        &["link", "add", bridge, "address", &mac, "type", "bridge"],
+        "a virtual switch on the host that the containers plug into, with a MAC address that stays",
         "ip-link(8)",
         None,
     )?;
     let undo = || quietly("ip", &["link", "delete", bridge]);
     let steps = || -> Result<(), LabError> {
+        let group = LAB_BRIDGE_GROUP.to_string();
+        tool(
+            narrator,
+            "ip",
+            &["link", "set", bridge, "group", &group],
+            "mark it as a lab bridge, so that every lab bridge's rules can keep the others out",
+            "ip-link(8)",
+            None,
+        )?;
         tool(
             narrator,
             "ip",
@@ -779,18 +861,30 @@ fn enable_forwarding(narrator: &Narrator, bridge: &str) -> Result<bool, LabError
 /// loopback-DNATed connections; nothing addressed to 127.0.0.0/8 may come
 /// in from the bridge (route_localnet would otherwise let a container route
 /// to the host's loopback-only services: the hole of CVE-2020-8558 in
-/// Kubernetes); if the lab turned forwarding on, forward only what comes
-/// from or goes to its subnet.
+/// Kubernetes); nothing is routed from this bridge into another lab bridge
+/// (`isolation`); if the lab turned forwarding on, forward only what comes
+/// from or goes to a lab bridge.
+///
+/// Two lab bridges are two networks, as two Docker networks are: the host
+/// routes between their subnets, so without `isolation` a container on one
+/// reaches every container on the other. Every lab bridge is in device
+/// group LAB_BRIDGE_GROUP, so one rule per bridge covers all the others
+/// (nft(8) `oifgroup`), whichever was made first. A base chain's accept
+/// ends only that chain and a drop is final (nft wiki, "Configuring
+/// chains"), so this drop holds whatever the host's own forward rules
+/// accept. Connections the host DNATed pass: a published port is published
+/// to everyone, containers on other bridges included.
 fn bridge_rules(bridge: &str, subnet: Subnet, restrict_forwarding: bool) -> String {
+    let group = LAB_BRIDGE_GROUP;
     let forward = if restrict_forwarding {
         format!(
-            "  chain forward {{\n    type filter hook forward priority filter; policy drop;\n    ip saddr {subnet} accept\n    ip daddr {subnet} accept\n  }}\n"
+            "  chain forward {{\n    type filter hook forward priority filter; policy drop;\n    iifgroup {group} accept\n    oifgroup {group} accept\n  }}\n"
         )
     } else {
         String::new()
     };
     format!(
-        "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat;\n    ip saddr {subnet} ip daddr != {subnet} masquerade\n    oifname \"{bridge}\" ip saddr 127.0.0.0/8 masquerade\n  }}\n  chain loopback_guard {{\n    type filter hook prerouting priority raw;\n    iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop\n  }}\n{forward}}}\n",
+        "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat;\n    ip saddr {subnet} ip daddr != {subnet} masquerade\n    oifname \"{bridge}\" ip saddr 127.0.0.0/8 masquerade\n  }}\n  chain loopback_guard {{\n    type filter hook prerouting priority raw;\n    iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop\n  }}\n  chain isolation {{\n    type filter hook forward priority filter; policy accept;\n    iifname \"{bridge}\" oifname != \"{bridge}\" oifgroup {group} ct status dnat accept\n    iifname \"{bridge}\" oifname != \"{bridge}\" oifgroup {group} drop\n  }}\n{forward}}}\n",
         table = bridge_table_name(bridge)
     )
 }
@@ -944,6 +1038,7 @@ mod tests {
             table: "container-lab-c1".into(),
             claimed: vec![],
             peer_moved: std::cell::Cell::new(true),
+            guarded: std::cell::Cell::new(false),
         };
         let rules = network.port_rules();
         assert!(rules.starts_with("table ip container-lab-c1 {"));
@@ -954,5 +1049,52 @@ mod tests {
             2
         );
         std::mem::forget(network); // its Drop would run ip/nft
+    }
+
+    #[test]
+    fn macs_are_made_from_addresses_and_locally_administered() {
+        assert_eq!(mac_for(Ipv4Addr::new(10, 88, 0, 2)), "02:42:0a:58:00:02");
+        assert_eq!(
+            mac_for(Ipv4Addr::new(172, 17, 255, 254)),
+            "02:42:ac:11:ff:fe"
+        );
+    }
+
+    #[test]
+    fn the_port_guard_names_the_port_and_its_own_addresses_only() {
+        let network = ContainerNetwork {
+            bridge: "labbr0".into(),
+            subnet: "10.88.0.0/24".parse().unwrap(),
+            address: Ipv4Addr::new(10, 88, 0, 7),
+            ports: vec![],
+            state: PathBuf::from("/nonexistent"),
+            files: PathBuf::from("/nonexistent"),
+            host_veth: "labv1".into(),
+            table: "container-lab-c1".into(),
+            claimed: vec![],
+            peer_moved: std::cell::Cell::new(true),
+            guarded: std::cell::Cell::new(false),
+        };
+        let rules = network.port_guard_rules();
+        assert!(rules.starts_with("table bridge container-lab-c1 {"));
+        assert!(rules.contains("iifname \"labv1\" jump from_container"));
+        assert!(rules.contains("ether saddr != 02:42:0a:58:00:07 drop"));
+        assert!(rules.contains("arp saddr ether 02:42:0a:58:00:07 arp saddr ip 10.88.0.7 accept"));
+        assert!(rules.contains("ip saddr 10.88.0.7 accept"));
+        assert!(
+            rules.trim_end().ends_with("drop\n  }\n}"),
+            "the last word is drop: {rules}"
+        );
+        std::mem::forget(network); // its Drop would run ip/nft
+    }
+
+    #[test]
+    fn every_bridge_keeps_out_of_the_other_lab_bridges() {
+        let rules = bridge_rules("labbr1", "10.88.1.0/24".parse().unwrap(), true);
+        assert!(rules.contains("iifname \"labbr1\" oifname != \"labbr1\" oifgroup 427 drop"));
+        assert!(rules.contains("iifgroup 427 accept"));
+        assert!(
+            !bridge_rules("labbr1", "10.88.1.0/24".parse().unwrap(), false).contains("policy drop")
+        );
     }
 }
