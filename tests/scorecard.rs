@@ -233,6 +233,17 @@ fn the_real_host_is_untouched() {
             dir.flatten()
                 .map(|e| e.file_name())
                 .filter(|n| n.to_string_lossy().starts_with("tour-"))
+                // Another tour running on this machine right now is not a
+                // leftover: only the bait of tours that have ended counts.
+                .filter(|n| {
+                    let pid = n
+                        .to_string_lossy()
+                        .split('-')
+                        .nth(1)
+                        .unwrap_or("")
+                        .to_string();
+                    !Path::new("/proc").join(pid).exists()
+                })
                 .collect()
         })
         .unwrap_or_default();
