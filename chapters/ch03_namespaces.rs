@@ -27,7 +27,9 @@ use nix::sched::CloneFlags;
         tmpfs /tmp, all in a private mount namespace.\n\n\
         Chapter 03 of container-lab (Linux namespaces, 2002-2008). Nothing the container \
         mounts appears on the host, and everything it mounted is gone when it exits. The \
-        rootfs is not modified on disk.",
+        rootfs itself is shared and writable: what the container writes there (outside the \
+        tmpfs /tmp) stays on disk for the next container and for the host, though device \
+        nodes in it no longer open (it is mounted nodev).",
     after_help = "ROOTFS defaults to $CONTAINER_LAB_ROOTFS, else /var/lib/container-lab/rootfs \
         (build it with: sudo lab rootfs). ROOTFS must have the directories proc, sys, dev and \
         tmp. COMMAND defaults to /bin/sh and is looked up inside ROOTFS.\n\n\
