@@ -931,17 +931,42 @@ fn open_rootfs_node(context: &Context) -> Finding {
     let Some(node) = &context.bait.rootfs_node else {
         return no_bait(ID);
     };
-    let device = match open(
-        node.as_path(),
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let device = match open(node.as_path(), flags, Mode::empty()) {
         Ok(fd) => fd,
-        Err(errno) => {
-            return isolated(
-                ID,
-                format!("open {}: {}", node.display(), errno_text(errno)),
+        // `nodev` is a flag of the mount: root that may remount the rootfs
+        // without it, as CAP_SYS_ADMIN over the mount allows unless the
+        // kernel locked the flag (mount_namespaces(7)), opens the node all
+        // the same. So try, as an attacker would.
+        Err(first) => {
+            let remounted = mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REMOUNT | MsFlags::MS_BIND,
+                None::<&str>,
             );
+            let opened = open(node.as_path(), flags, Mode::empty());
+            let path = node.display();
+            match (remounted, opened) {
+                (Ok(()), Ok(fd)) => fd,
+                (Ok(()), Err(errno)) => {
+                    let why = format!(
+                        "open {path}: {}, also after a remount without nodev: {}",
+                        errno_text(first),
+                        errno_text(errno)
+                    );
+                    return isolated(ID, why);
+                }
+                (Err(refused), _) => {
+                    let why = format!(
+                        "open {path}: {}; a remount of / without nodev: {}",
+                        errno_text(first),
+                        errno_text(refused)
+                    );
+                    return isolated(ID, why);
+                }
+            }
         }
     };
     let mut first = [0u8; 64];
