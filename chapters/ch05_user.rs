@@ -120,23 +120,34 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         &command,
         |child, what| match (what, &network) {
             // NEW in ch05: the runtime writes the id maps from outside, and
-            // hands the child its idmapped rootfs.
+            // puts the idmapped rootfs in place.
             ("id maps", _) => {
                 userns::write_maps(&narrator, child, &uids, &gids)?;
-                match idmapped {
-                    true => Ok(vec![userns::idmapped_rootfs(&narrator, &rootfs, child)?]),
-                    false => Ok(Vec::new()),
+                if idmapped {
+                    let tree = userns::idmapped_rootfs(&narrator, &rootfs, child)?;
+                    userns::attach_rootfs(&narrator, child, tree, &root)?;
                 }
+                Ok(Vec::new())
             }
             ("network", Some(network)) => network.wire(&narrator, child).map(|()| Vec::new()),
             _ => Ok(Vec::new()),
         },
         |narrator, handshake| {
             // ANCHOR: new_child
+            // NEW in ch05: as root, the rootfs is put in place in a mount namespace
+            // of the host's root; the container's own, made inside the user
+            // namespace, is a copy of it whose flags (ro, nodev) the kernel locks.
+            if !rootless {
+                namespaces::unshare(narrator, CloneFlags::CLONE_NEWNS)?;
+                mounts::make_all_private(narrator)?;
+                if !idmapped {
+                    mounts::bind_onto_itself(narrator, &root)?;
+                }
+            }
             // NEW in ch05: the user namespace first, so it owns all the others.
             namespaces::unshare(narrator, CloneFlags::CLONE_NEWUSER)?;
             let why = "wait while the runtime, outside, writes which host ids this namespace's ids stand for";
-            let idmapped_tree = handshake.ask_runtime(narrator, "id maps", why)?.pop();
+            handshake.ask_runtime(narrator, "id maps", why)?;
             userns::become_root(narrator)?;
             // ANCHOR_END: new_child
             let mut kinds =
@@ -156,11 +167,10 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
                 NetMode::Host => {}
             }
             mounts::make_all_private(narrator)?;
-            match idmapped_tree {
-                // NEW in ch05: the idmapped rootfs, attached over its path.
-                Some(tree) => userns::attach_rootfs(narrator, tree, &root)?,
-                None => mounts::bind_onto_itself(narrator, &root)?,
-            }
+            // pivot_root(2) refuses a mount the kernel locked (it would show
+            // what is beneath): bind the rootfs onto itself once more; the
+            // bind keeps the locked flags, not that lock.
+            mounts::bind_onto_itself(narrator, &root)?;
             // CHANGED in ch05: the PID namespace too is made inside the user
             // namespace, so the fork into it happens here, not in the runtime.
             namespaces::enter_new_pid_namespace(narrator)?;

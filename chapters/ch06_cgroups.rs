@@ -131,26 +131,37 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         &command,
         |child, what| match (what, &network) {
             // the runtime writes the id maps from outside, and
-            // hands the child its idmapped rootfs.
+            // puts the idmapped rootfs in place.
             ("id maps", _) => {
                 // NEW in ch06: into the cgroup while it waits, before it runs anything.
                 if let Some(cgroup) = &cgroup {
                     cgroup.add(&narrator, child)?;
                 }
                 userns::write_maps(&narrator, child, &uids, &gids)?;
-                match idmapped {
-                    true => Ok(vec![userns::idmapped_rootfs(&narrator, &rootfs, child)?]),
-                    false => Ok(Vec::new()),
+                if idmapped {
+                    let tree = userns::idmapped_rootfs(&narrator, &rootfs, child)?;
+                    userns::attach_rootfs(&narrator, child, tree, &root)?;
                 }
+                Ok(Vec::new())
             }
             ("network", Some(network)) => network.wire(&narrator, child).map(|()| Vec::new()),
             _ => Ok(Vec::new()),
         },
         |narrator, handshake| {
+            // as root, the rootfs is put in place in a mount namespace of the
+            // host's root, whose copy inside the user namespace has its flags
+            // locked.
+            if !rootless {
+                namespaces::unshare(narrator, CloneFlags::CLONE_NEWNS)?;
+                mounts::make_all_private(narrator)?;
+                if !idmapped {
+                    mounts::bind_onto_itself(narrator, &root)?;
+                }
+            }
             // the user namespace first, so it owns all the others.
             namespaces::unshare(narrator, CloneFlags::CLONE_NEWUSER)?;
             let why = "wait while the runtime, outside, writes which host ids this namespace's ids stand for";
-            let idmapped_tree = handshake.ask_runtime(narrator, "id maps", why)?.pop();
+            handshake.ask_runtime(narrator, "id maps", why)?;
             userns::become_root(narrator)?;
             let mut kinds =
                 CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
@@ -169,11 +180,10 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
                 NetMode::Host => {}
             }
             mounts::make_all_private(narrator)?;
-            match idmapped_tree {
-                // the idmapped rootfs, attached over its path.
-                Some(tree) => userns::attach_rootfs(narrator, tree, &root)?,
-                None => mounts::bind_onto_itself(narrator, &root)?,
-            }
+            // pivot_root(2) refuses a mount the kernel locked (it would show
+            // what is beneath): bind the rootfs onto itself once more; the
+            // bind keeps the locked flags, not that lock.
+            mounts::bind_onto_itself(narrator, &root)?;
             // the PID namespace too is made inside the user
             // namespace, so the fork into it happens here, not in the runtime.
             namespaces::enter_new_pid_namespace(narrator)?;

@@ -12,6 +12,14 @@ const CH: &str = "ch06-cgroups";
 // host_safe_flags).
 jail_suite!(CH);
 as_root!(
+    rootfs_flags_are_locked,
+    common::isolation::rootfs_flags_are_locked(CH, &[])
+);
+as_root!(
+    rootfs_flags_are_locked_on_the_chowned_copy,
+    common::isolation::rootfs_flags_are_locked(CH, &["--chown-copy"])
+);
+as_root!(
     rootfs_device_nodes_stay_shut,
     common::isolation::rootfs_device_nodes_stay_shut(CH)
 );

@@ -101,14 +101,10 @@ const CH02_ADDS: &[&str] = &[
     "pid.own-numbering",
     "uts.hostname",
 ];
-const CH03_ADDS: &[&str] = &[
-    "ipc.sysv-shm",
-    "ipc.posix-mq",
-    "mnt.leak",
-    "dev.rootfs-node",
-];
+const CH03_ADDS: &[&str] = &["ipc.sysv-shm", "ipc.posix-mq", "mnt.leak"];
 const CH04_ADDS: &[&str] = &["net.interfaces", "net.loopback"];
 const CH05_ADDS: &[&str] = &[
+    "dev.rootfs-node",
     "user.host-root",
     "user.shared-range",
     "cap.sys-admin",

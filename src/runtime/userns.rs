@@ -420,44 +420,73 @@ pub fn idmapped_rootfs(
     Ok(tree)
 }
 
-/// Inside, in the container's own mount namespace: attach the idmapped
-/// tree over the rootfs's path (move_mount(2)).
+/// From outside: attach the idmapped tree over the rootfs's path in the
+/// child's mount namespace (move_mount(2)), from a short-lived process that
+/// joins that namespace (setns(2)), so that the runtime's own stays as it
+/// is. The child made that namespace before its user namespace, as the
+/// host's root; the container's own mount namespace, made next inside the
+/// user namespace, is a copy of it, and the kernel locks the flags of every
+/// mount it copies into a less privileged namespace (mount_namespaces(7)):
+/// root inside cannot remount the rootfs writable or without `nodev`.
 pub fn attach_rootfs(
     narrator: &Narrator,
+    child: nix::unistd::Pid,
     tree: std::os::fd::OwnedFd,
     target: &Path,
 ) -> Result<(), LabError> {
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(target.as_os_str().as_bytes()).expect("paths have no NUL");
+    // setns resets the working directory: the path must not be relative.
+    let absolute =
+        std::fs::canonicalize(target).map_err(|e| LabError::io("realpath", target.display(), e))?;
+    let path = std::ffi::CString::new(absolute.as_os_str().as_bytes()).expect("paths have no NUL");
+    let namespace = format!("/proc/{child}/ns/mnt");
+    let mount_ns =
+        std::fs::File::open(&namespace).map_err(|e| LabError::io("open", &namespace, e))?;
     let args = format!(
-        "tree, \"\", AT_FDCWD, {:?}, MOVE_MOUNT_F_EMPTY_PATH",
+        "tree, \"\", AT_FDCWD, {:?}, MOVE_MOUNT_F_EMPTY_PATH) in the child's mount namespace (setns({namespace:?}",
         target.display().to_string()
     );
     narrator.run(
         Step {
             syscall: "move_mount",
             args: &args,
-            why: "the idmapped rootfs in place, in this mount namespace only",
+            why: "the idmapped rootfs in place, where the container's mount namespace will be copied from, flags locked",
             man: "move_mount(2)",
         },
         || {
-            const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-            // SAFETY: move_mount takes two dirfd/path pairs and flags.
-            let result = unsafe {
-                libc::syscall(
-                    libc::SYS_move_mount,
-                    tree.as_raw_fd(),
-                    c"".as_ptr(),
-                    libc::AT_FDCWD,
-                    path.as_ptr(),
-                    MOVE_MOUNT_F_EMPTY_PATH,
-                )
-            };
-            if result < 0 {
-                Err(nix::errno::Errno::last())
-            } else {
-                Ok(())
+            // SAFETY: the runtime is single-threaded; the helper only calls
+            // setns and move_mount and leaves with _exit.
+            match unsafe { nix::unistd::fork() }? {
+                nix::unistd::ForkResult::Child => {
+                    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+                    let code = match nix::sched::setns(&mount_ns, nix::sched::CloneFlags::CLONE_NEWNS) {
+                        Err(errno) => errno as i32,
+                        // SAFETY: move_mount takes two dirfd/path pairs and flags.
+                        Ok(()) => match unsafe {
+                            libc::syscall(
+                                libc::SYS_move_mount,
+                                tree.as_raw_fd(),
+                                c"".as_ptr(),
+                                libc::AT_FDCWD,
+                                path.as_ptr(),
+                                MOVE_MOUNT_F_EMPTY_PATH,
+                            )
+                        } {
+                            0 => 0,
+                            _ => nix::errno::Errno::last() as i32,
+                        },
+                    };
+                    // SAFETY: leave without the runtime's exit handlers.
+                    unsafe { libc::_exit(code) }
+                }
+                nix::unistd::ForkResult::Parent { child: helper } => {
+                    match nix::sys::wait::waitpid(helper, None)? {
+                        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+                        nix::sys::wait::WaitStatus::Exited(_, code) => Err(nix::errno::Errno::from_raw(code)),
+                        _ => Err(nix::errno::Errno::EINTR),
+                    }
+                }
             }
         },
     )

@@ -401,3 +401,40 @@ pub fn a_shell_gets_a_terminal_of_its_own(chapter: &str) {
     assert!(!text.contains("process group"), "{chapter}: {text}");
     assert_eq!(code(&output), 3, "{chapter}: {text}");
 }
+
+/// Root inside a user namespace cannot take `nodev` (nor, on the idmapped
+/// rootfs, `ro`) off its rootfs: the kernel locked those flags when it
+/// copied the mount into the container's namespace. `extra` selects the
+/// rootfs (`--chown-copy`, or nothing for the idmapped one).
+pub fn rootfs_flags_are_locked(chapter: &str, extra: &[&str]) {
+    let rootfs = rootfs().to_str().unwrap();
+    // The copy is the container's own and writable: only `dev` is tried there.
+    let script = match extra.is_empty() {
+        true => {
+            "for opts in remount,bind,dev remount,bind,rw; do \
+            mount -o $opts / 2>/dev/null && echo \"$opts: allowed\"; done; \
+            grep -E '^[0-9]+ [0-9]+ [^ ]+ [^ ]+ / ' /proc/self/mountinfo | cut -d' ' -f6"
+        }
+        false => {
+            "mount -o remount,bind,dev / 2>/dev/null && echo 'remount,bind,dev: allowed'; \
+            grep -E '^[0-9]+ [0-9]+ [^ ]+ [^ ]+ / ' /proc/self/mountinfo | cut -d' ' -f6"
+        }
+    };
+    let args: Vec<&str> = host_safe_flags(chapter)
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .chain([rootfs, "/bin/sh", "-c", script])
+        .collect();
+    let output = run(chapter, &args);
+    let text = stdout(&output);
+    assert_eq!(code(&output), 0, "{chapter} {extra:?}: {}", stderr(&output));
+    assert!(!text.contains("allowed"), "{chapter} {extra:?}: {text}");
+    assert!(text.contains("nodev"), "{chapter} {extra:?}: {text}");
+    if extra.is_empty() {
+        assert!(
+            text.starts_with("ro,"),
+            "{chapter}: the idmapped rootfs: {text}"
+        );
+    }
+}
