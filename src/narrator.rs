@@ -9,6 +9,7 @@ use colored::Colorize;
 use std::cell::Cell;
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
+use std::os::fd::AsFd;
 
 /// One syscall-sized step of building a container.
 pub struct Step<'a> {
@@ -28,6 +29,11 @@ pub struct Narrator {
     pause: Option<File>,
     /// Who performs the steps: the runtime, or the child it forked.
     actor: Cell<&'static str>,
+    /// The runtime's stderr as it was when narration began: the child later
+    /// puts the container's own terminal on fd 2 (from ch02), and its steps
+    /// must still reach the person watching, at once, not through the
+    /// container's terminal once the command runs.
+    out: Option<File>,
 }
 
 impl Narrator {
@@ -50,10 +56,22 @@ impl Narrator {
         } else {
             None
         };
+        let explain = explain || pause.is_some();
+        // A close-on-exec copy: the command never inherits it.
+        let out = explain
+            .then(|| {
+                std::io::stderr()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .ok()
+                    .map(File::from)
+            })
+            .flatten();
         Ok(Narrator {
-            explain: explain || pause.is_some(),
+            explain,
             pause,
             actor: Cell::new("runtime"),
+            out,
         })
     }
 
@@ -95,7 +113,7 @@ impl Narrator {
         if !self.explain {
             return;
         }
-        let mut err = std::io::stderr().lock();
+        let mut err = self.writer();
         let _ = writeln!(
             err,
             "{} {}({})  {}",
@@ -109,7 +127,15 @@ impl Narrator {
         let _ = writeln!(err, "{:9} {}", "", step.why.italic());
         drop(err);
         if let Some(tty) = &self.pause {
-            wait_for_enter(tty);
+            wait_for_enter(tty, &mut self.writer());
+        }
+    }
+
+    /// Where narration goes: the copy of stderr, else stderr itself.
+    fn writer(&self) -> Box<dyn Write + '_> {
+        match &self.out {
+            Some(file) => Box::new(file),
+            None => Box::new(std::io::stderr().lock()),
         }
     }
 
@@ -123,16 +149,16 @@ impl Narrator {
     /// happened to it), shown with `--explain`.
     pub fn note(&self, text: &str) {
         if self.explain {
-            eprintln!("{:9} {}", "", format!("- {text}").yellow());
+            let _ = writeln!(self.writer(), "{:9} {}", "", format!("- {text}").yellow());
         }
     }
 }
 
 /// Instructor mode: block until Enter. In canonical mode a terminal read
 /// returns one line, so one read consumes exactly one Enter.
-fn wait_for_enter(mut tty: &File) {
-    eprint!("{:9} {}", "", "press Enter to run this step".dimmed());
-    let _ = std::io::stderr().flush();
+fn wait_for_enter(mut tty: &File, out: &mut dyn Write) {
+    let _ = write!(out, "{:9} {}", "", "press Enter to run this step".dimmed());
+    let _ = out.flush();
     let mut line = [0u8; 256];
     let _ = tty.read(&mut line);
 }

@@ -35,6 +35,10 @@ fn help_teaches_usage_and_new_flags() {
 
 // The checks every chapter from 02 on must pass.
 jail_suite!(CH);
+as_root!(
+    unread_keys_do_not_hang_the_runtime,
+    common::isolation::unread_keys_do_not_hang_the_runtime(CH)
+);
 
 as_root!(exit_code_propagates_through_the_init, {
     let output = run_in(CH, &["/bin/sh", "-c", "echo hi; exit 7"]);

@@ -144,6 +144,25 @@ fn drop_inheritable(capability: Capability) -> nix::Result<()> {
 }
 // ANCHOR_END: drop_chroot
 
+/// Empty this process's effective, permitted and inheritable sets
+/// (capset(2)). For a process that never executes a program again, as the
+/// container's init: its bounding set only limits what an execve(2) would
+/// grant, so without this it would keep every capability the runtime had.
+pub fn drop_all() -> nix::Result<()> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let none = [CapData::default(); 2];
+    // SAFETY: capset reads the header and two data structs we own.
+    let result = unsafe { libc::syscall(libc::SYS_capset, &mut header, none.as_ptr()) };
+    if result < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,16 @@ pub fn run(narrator: &Narrator, command: &Command, report: OwnedFd) -> ! {
             if command.environment.is_some() {
                 scrub_environment();
             }
+            // PID 1 never executes a program, so the bounding set the
+            // container gets never reaches it: it would keep every
+            // capability of the runtime's, and root inside, with
+            // CAP_SYS_PTRACE, could make it use them (open_by_handle_at,
+            // chroot). Waiting and passing signals to its own children
+            // need none. If this fails, the init must not run at all.
+            if crate::runtime::caps::drop_all().is_err() {
+                // SAFETY: _exit(2) is always safe to call.
+                unsafe { libc::_exit(crate::error::EXIT_RUNTIME_FAILURE) };
+            }
             narrator.act_as("init");
             let code = reap_until(narrator, child);
             std::process::exit(code)

@@ -221,6 +221,10 @@ impl ContainerTerminal {
         // SAFETY: the handler only stores to an atomic.
         let _ = unsafe { sigaction(Signal::SIGWINCH, &resize) };
         let master = self.master.as_fd();
+        // Keys wait here when the container does not read them: a blocking
+        // write into a full terminal would hang the runtime for good.
+        let _ = nix::fcntl::fcntl(master, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+        let mut pending: Vec<u8> = Vec::new();
         let mut input_open = input.is_some();
         let mut buffer = [0u8; 4096];
         loop {
@@ -229,8 +233,12 @@ impl ContainerTerminal {
             {
                 copy_window_size(host, master);
             }
-            let mut fds = vec![PollFd::new(master, PollFlags::POLLIN)];
-            if let (true, Some(input)) = (input_open, input) {
+            let mut wanted = PollFlags::POLLIN;
+            if !pending.is_empty() {
+                wanted |= PollFlags::POLLOUT;
+            }
+            let mut fds = vec![PollFd::new(master, wanted)];
+            if let (true, Some(input), true) = (input_open, input, pending.len() < 1 << 16) {
                 fds.push(PollFd::new(input, PollFlags::POLLIN));
             }
             match poll(&mut fds, PollTimeout::from(100u16)) {
@@ -248,9 +256,16 @@ impl ContainerTerminal {
                     Err(_) => break,
                 }
             }
+            if master_events.contains(PollFlags::POLLOUT) {
+                match write(master, &pending) {
+                    Ok(n) => drop(pending.drain(..n)),
+                    Err(Errno::EINTR | Errno::EAGAIN) => {}
+                    Err(_) => pending.clear(),
+                }
+            }
             if input_events.is_some_and(|e| e.intersects(PollFlags::POLLIN | PollFlags::POLLHUP)) {
                 match read(stdin, &mut buffer) {
-                    Ok(n) if n > 0 => write_all(Some(master), &buffer[..n]),
+                    Ok(n) if n > 0 => pending.extend_from_slice(&buffer[..n]),
                     Err(Errno::EINTR | Errno::EAGAIN) => {}
                     Ok(_) | Err(_) => input_open = false,
                 }

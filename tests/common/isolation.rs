@@ -56,6 +56,10 @@ macro_rules! jail_suite {
             common::isolation::a_shell_gets_a_terminal_of_its_own($chapter)
         );
         as_root!(
+            the_init_holds_no_capabilities,
+            common::isolation::the_init_holds_no_capabilities($chapter)
+        );
+        as_root!(
             the_environment_is_the_containers_own,
             common::isolation::the_environment_is_the_containers_own($chapter)
         );
@@ -437,4 +441,73 @@ pub fn rootfs_flags_are_locked(chapter: &str, extra: &[&str]) {
             "{chapter}: the idmapped rootfs: {text}"
         );
     }
+}
+
+/// The init never executes a program, so the bounding set the command gets
+/// never reaches it: it drops every capability itself, or root inside could
+/// ptrace it and use what the command was denied (CAP_DAC_READ_SEARCH's
+/// open_by_handle_at, CAP_SYS_CHROOT's chroot breakout).
+pub fn the_init_holds_no_capabilities(chapter: &str) {
+    let output = run_in(
+        chapter,
+        &[
+            "/bin/sh",
+            "-c",
+            "grep -E '^Cap(Prm|Eff|Inh)' /proc/1/status",
+        ],
+    );
+    assert_eq!(code(&output), 0, "{chapter}: {}", stderr(&output));
+    let text = stdout(&output);
+    for line in text.lines() {
+        assert!(
+            line.ends_with("0000000000000000"),
+            "{chapter}: PID 1 {line}"
+        );
+    }
+    assert_eq!(text.lines().count(), 3, "{chapter}: {text}");
+}
+
+/// Keys the container never reads fill its terminal; the runtime keeps
+/// them and still ends when the container does (a blocking write into the
+/// full terminal once hung it for good, the user's terminal left raw).
+pub fn unread_keys_do_not_hang_the_runtime(chapter: &str) {
+    let words: Vec<String> = std::iter::once(bin(chapter).display().to_string())
+        .chain(host_safe_flags(chapter).iter().map(|s| s.to_string()))
+        .chain([
+            rootfs().display().to_string(),
+            "/bin/sh".into(),
+            "-c".into(),
+            "'sleep 2; echo done'".into(),
+        ])
+        .collect();
+    let mut script = Command::new("script")
+        .args([
+            "--quiet",
+            "--return",
+            "--command",
+            &words.join(" "),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from bsdutils runs the chapter on a terminal");
+    let mut input = script.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = std::io::Write::write_all(&mut input, &[b'a'; 40_000]);
+    let started = Instant::now();
+    loop {
+        if let Some(status) = script.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0), "{chapter}");
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = script.kill();
+            let _ = script.wait();
+            panic!("{chapter}: the runtime still runs 20 s after its container's 2 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(input);
 }
