@@ -218,7 +218,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: "tty.inject",
         group: "terminal",
-        title: "type into the host's terminal (TIOCSTI)",
+        title: "type into the terminal it was started from (TIOCSTI)",
     },
     Check {
         id: "uts.hostname",

@@ -180,6 +180,7 @@ pub fn make_all_private(narrator: &Narrator) -> Result<(), LabError> {
 }
 // ANCHOR_END: private
 
+// ANCHOR: bind_onto_itself
 /// Bind-mount the rootfs onto itself: pivot_root(2) needs the new root to
 /// be a mount point. Then make that mount `nodev`: a device node that came
 /// with the rootfs (a hostile image ships `b 8 0`, or an earlier container
@@ -220,6 +221,8 @@ pub fn bind_onto_itself(narrator: &Narrator, rootfs: &Path) -> Result<(), LabErr
         },
     )
 }
+
+// ANCHOR_END: bind_onto_itself
 
 /// The per-mount flags `path`'s mount has now, from statvfs(3).
 fn kept_mount_flags(path: &Path) -> MsFlags {
