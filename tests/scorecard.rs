@@ -107,7 +107,13 @@ const CH03_ADDS: &[&str] = &[
     "mnt.leak",
     "dev.rootfs-node",
 ];
-const CH04_ADDS: &[&str] = &["net.interfaces", "net.loopback"];
+const CH04_ADDS: &[&str] = &[
+    "net.interfaces",
+    "net.loopback",
+    "net.spoof-source",
+    "net.arp-spoof",
+    "net.cross-bridge",
+];
 const CH05_ADDS: &[&str] = &[
     "user.host-root",
     "user.shared-range",

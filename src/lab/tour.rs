@@ -1755,6 +1755,91 @@ mod tests {
     }
 
     #[test]
+    fn a_forged_source_leaks_only_when_the_host_got_the_marker_from_it() {
+        let forged = ForgedDatagram {
+            to: "10.254.254.1:5000".parse().unwrap(),
+            from: FORGED_SOURCE,
+            marker: "lab-forged-1".into(),
+        };
+        let mut seen = host();
+        seen.forged = Some(forged.clone());
+        let from = |address: &str| address.parse::<SocketAddr>().unwrap();
+        // The probe's word counts for nothing either way.
+        let judged = judge(vec![claim("net.spoof-source", Verdict::Leaks, None)], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Isolated);
+        seen.datagrams = vec![
+            (from("10.88.0.2:40000"), "lab-forged-1".into()),
+            (from("10.88.0.250:40000"), "someone else".into()),
+        ];
+        let (verdict, why) = forged_verdict(&forged, &seen.datagrams, "");
+        assert_eq!(verdict, Verdict::Isolated, "rewritten on the way: {why}");
+        seen.datagrams
+            .push((from("10.88.0.250:40000"), "lab-forged-1".into()));
+        let judged = judge(
+            vec![claim("net.spoof-source", Verdict::Isolated, None)],
+            &seen,
+        );
+        assert_eq!(judged[0].verdict, Verdict::Leaks, "{}", judged[0].evidence);
+    }
+
+    #[test]
+    fn a_neighbour_entry_that_moved_is_a_leak() {
+        let planted = crate::runtime::net::mac_for(ARP_VICTIM);
+        let entries = |macs: &[Option<&str>]| -> Vec<(String, Option<String>)> {
+            macs.iter()
+                .enumerate()
+                .map(|(i, mac)| (format!("dev{i}"), mac.map(str::to_string)))
+                .collect()
+        };
+        let verdict = |macs: &[Option<&str>]| neighbour_verdict(ARP_VICTIM, &entries(macs), "").0;
+        assert_eq!(
+            verdict(&[Some(&planted), Some(&planted)]),
+            Verdict::Isolated
+        );
+        assert_eq!(
+            verdict(&[Some(&planted), Some("02:42:0a:58:00:02")]),
+            Verdict::Leaks
+        );
+        assert_eq!(verdict(&[Some(&planted), None]), Verdict::NotApplicable);
+        assert_eq!(verdict(&[]), Verdict::NotApplicable);
+        let mut seen = host();
+        seen.arp_victim = Some(ARP_VICTIM);
+        seen.neighbour_entries = entries(&[Some(&planted)]);
+        let judged = judge(vec![claim("net.arp-spoof", Verdict::Leaks, None)], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Isolated);
+    }
+
+    #[test]
+    fn neighbour_entries_are_read_from_ip_neigh() {
+        assert_eq!(
+            neighbour_lladdr("10.88.0.251 lladdr 02:42:0A:58:00:FB STALE\n").as_deref(),
+            Some("02:42:0a:58:00:fb")
+        );
+        assert_eq!(neighbour_lladdr("10.88.0.251  FAILED\n"), None);
+        assert_eq!(neighbour_lladdr(""), None);
+    }
+
+    #[test]
+    fn the_other_bridge_leaks_when_its_server_greeted_more_than_the_host() {
+        let report = |greeted, ended_on_its_own| ServerReport {
+            address: "10.88.1.2:8080".parse().unwrap(),
+            greeted,
+            tour_connections: 1,
+            ended_on_its_own,
+        };
+        let verdict = |r: ServerReport| cross_bridge_verdict(&r, "").0;
+        assert_eq!(verdict(report(2, true)), Verdict::Leaks);
+        assert_eq!(verdict(report(2, false)), Verdict::Leaks);
+        assert_eq!(verdict(report(1, false)), Verdict::Isolated);
+        // Gone before the probe could try (its own deadline): no verdict.
+        assert_eq!(verdict(report(1, true)), Verdict::NotApplicable);
+        let mut seen = host();
+        seen.other_bridge = Some(report(1, false));
+        let judged = judge(vec![claim("net.cross-bridge", Verdict::Leaks, None)], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Isolated);
+    }
+
+    #[test]
     fn probe_only_checks_pass_through() {
         let judged = judge(vec![claim("cap.sys-admin", Verdict::Leaks, None)], &host());
         assert_eq!(judged[0].verdict, Verdict::Leaks);
