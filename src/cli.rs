@@ -91,11 +91,11 @@ pub struct NetArgs {
     pub publish: Vec<PortMapping>,
 
     /// The bridge to plug the container into (created on first use)
-    #[arg(long, value_name = "NAME", default_value = "labbr0")]
+    #[arg(long, value_name = "NAME", default_value = crate::runtime::net::DEFAULT_BRIDGE)]
     pub bridge: String,
 
     /// The bridge's subnet; the bridge takes the first address
-    #[arg(long, value_name = "CIDR", default_value = "10.88.0.0/24")]
+    #[arg(long, value_name = "CIDR", default_value = crate::runtime::net::DEFAULT_SUBNET)]
     pub subnet: Subnet,
 }
 

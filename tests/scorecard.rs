@@ -102,7 +102,13 @@ const CH02_ADDS: &[&str] = &[
     "uts.hostname",
 ];
 const CH03_ADDS: &[&str] = &["ipc.sysv-shm", "ipc.posix-mq", "mnt.leak"];
-const CH04_ADDS: &[&str] = &["net.interfaces", "net.loopback"];
+const CH04_ADDS: &[&str] = &[
+    "net.interfaces",
+    "net.loopback",
+    "net.spoof-source",
+    "net.arp-spoof",
+    "net.cross-bridge",
+];
 const CH05_ADDS: &[&str] = &[
     "dev.rootfs-node",
     "user.host-root",

@@ -61,6 +61,9 @@ pub const ALL: &[(&str, CheckFn)] = &[
     ("net.interfaces", host_interfaces),
     ("net.loopback", host_loopback),
     ("net.host-services", host_service),
+    ("net.spoof-source", forge_source_address),
+    ("net.arp-spoof", forge_arp),
+    ("net.cross-bridge", other_bridge),
     ("user.host-root", host_root),
     ("user.shared-range", shared_range),
     ("cap.sys-admin", cap_sys_admin),
@@ -756,9 +759,6 @@ fn host_loopback(context: &Context) -> Finding {
     }
 }
 
-// ---- users and privileges ---------------------------------------------
-
-/// Whether this process's user namespace is the host's: its uid_map is the
 /// A service the host binds to every address (0.0.0.0, as most daemons do)
 /// answers on each of the host's addresses, and from a bridge the host's
 /// addresses are one hop away: Docker lets containers reach them too.
@@ -773,6 +773,83 @@ fn host_service(context: &Context) -> Finding {
     }
 }
 
+/// Root with CAP_NET_RAW writes its own IP headers (raw(7)): a datagram
+/// that says it comes from a neighbour reaches whoever trusts addresses,
+/// and answers to it go to the neighbour. The probe sends one, with the
+/// tour's marker as payload; only the host can say whether it arrived.
+fn forge_source_address(context: &Context) -> Finding {
+    const ID: &str = "net.spoof-source";
+    let Some(datagram) = &context.bait.forged_datagram else {
+        return no_bait(ID);
+    };
+    let sent =
+        crate::lab::spoof::send_forged_udp(datagram.from, datagram.to, datagram.marker.as_bytes());
+    match sent {
+        Ok(()) => leaks(
+            ID,
+            format!(
+                "sent a UDP datagram to {} from {}",
+                datagram.to, datagram.from
+            ),
+        ),
+        Err(error) => isolated(ID, error.to_string()),
+    }
+}
+
+/// A gratuitous ARP reply, "VICTIM is at my MAC", broadcast on every
+/// interface the probe has: a host or neighbour that believes it sends
+/// the victim's traffic to the probe. Only the host can say whether its
+/// neighbour table changed.
+fn forge_arp(context: &Context) -> Finding {
+    const ID: &str = "net.arp-spoof";
+    let Some(victim) = context.bait.arp_victim else {
+        return no_bait(ID);
+    };
+    let interfaces = crate::lab::spoof::ethernet_interfaces();
+    if interfaces.is_empty() {
+        return isolated(ID, "no Ethernet interface is up here");
+    }
+    let mut sent = Vec::new();
+    let mut refused = Vec::new();
+    for (name, mac) in interfaces {
+        match crate::lab::spoof::broadcast_arp_claim(&name, mac, victim) {
+            Ok(()) => sent.push(format!("{name} ({})", crate::lab::spoof::mac_text(mac))),
+            Err(error) => refused.push(error.to_string()),
+        }
+    }
+    if sent.is_empty() {
+        isolated(ID, refused.join("; "))
+    } else {
+        leaks(
+            ID,
+            format!("claimed {victim} in ARP on {}", sent.join(", ")),
+        )
+    }
+}
+
+/// Containers on two lab networks are meant not to meet (as two Docker
+/// networks do not): connect to a server on the other one, by its own
+/// address, and read its greeting.
+fn other_bridge(context: &Context) -> Finding {
+    use std::io::BufRead;
+    const ID: &str = "net.cross-bridge";
+    let Some(address) = context.bait.other_bridge_server else {
+        return no_bait(ID);
+    };
+    match std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)) {
+        Ok(stream) => {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut greeting = String::new();
+            let _ = std::io::BufReader::new(stream).read_line(&mut greeting);
+            leaks(ID, format!("connected to {address}: {:?}", greeting.trim()))
+        }
+        Err(error) => isolated(ID, format!("connect {address}: {error}")),
+    }
+}
+
+// ---- users and privileges ---------------------------------------------
+
+/// Whether this process's user namespace is the host's: its uid_map is the
 /// identity map the initial namespace has (user_namespaces(7)).
 fn in_host_user_namespace() -> Result<bool, String> {
     let proc = KernelFs::proc().map_err(|e| format!("no /proc: {}", errno_text(e)))?;
@@ -1670,6 +1747,9 @@ pub fn serve(port: u16, count: u32) -> Result<i32, crate::error::LabError> {
             Ok((mut stream, peer)) => {
                 let _ = writeln!(stream, "hello from {hostname}, you are {}", peer.ip());
                 greeted += 1;
+                // Who was greeted, for whoever runs the server: the tour
+                // counts these to know whether the probe got through.
+                println!("greeted {}", peer.ip());
             }
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }

@@ -89,6 +89,16 @@ pub struct Bait {
     /// A host service listening on every address, by one of the host's
     /// own addresses that is not loopback.
     pub host_service: Option<std::net::SocketAddr>,
+    /// Where to send a datagram whose source address is a lie
+    /// (net.spoof-source): the host listens and looks at the source.
+    pub forged_datagram: Option<ForgedDatagram>,
+    /// An address the host keeps a neighbour entry for, as it would for a
+    /// container or a machine on its LAN (net.arp-spoof): the probe claims
+    /// it in ARP and the host looks at where the entry points afterwards.
+    pub arp_victim: Option<std::net::Ipv4Addr>,
+    /// A server in a container on another lab bridge (net.cross-bridge),
+    /// which the host can reach directly.
+    pub other_bridge_server: Option<std::net::SocketAddr>,
     /// `major:minor` of a block device of the host's (a loop device the
     /// tour attached to a file holding its secret).
     pub block_device: Option<(u64, u64)>,
@@ -116,6 +126,17 @@ pub struct Bait {
     pub cpu_limit: f64,
 }
 
+/// One UDP datagram to send with a forged IPv4 source.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ForgedDatagram {
+    /// A host address and the UDP port the host listens on.
+    pub to: std::net::SocketAddrV4,
+    /// The source to write into the IP header: not the probe's own.
+    pub from: std::net::Ipv4Addr,
+    /// The payload, so the host knows the datagram for the probe's.
+    pub marker: String,
+}
+
 /// A file handle as name_to_handle_at(2) returns it: the filesystem's own
 /// type and bytes, which open_by_handle_at(2) takes back.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -140,6 +161,9 @@ impl Default for Bait {
             host_interface: None,
             loopback_port: None,
             host_service: None,
+            forged_datagram: None,
+            arp_victim: None,
+            other_bridge_server: None,
             block_device: None,
             mount_tag: None,
             hostname_tag: None,
@@ -254,6 +278,21 @@ pub const CHECKS: &[Check] = &[
         id: "net.host-services",
         group: "network",
         title: "reach a host service on a host address",
+    },
+    Check {
+        id: "net.spoof-source",
+        group: "network",
+        title: "send packets with a forged source address",
+    },
+    Check {
+        id: "net.arp-spoof",
+        group: "network",
+        title: "pose as a neighbour (forged ARP)",
+    },
+    Check {
+        id: "net.cross-bridge",
+        group: "network",
+        title: "reach a container on another lab network",
     },
     Check {
         id: "user.host-root",

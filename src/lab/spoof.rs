@@ -16,13 +16,13 @@ use nix::sys::socket::{
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 
-/// The interface every ch04 container has.
+/// The interface every ch04 container has: where `--spoof-arp` lies.
 const DEVICE: &str = "eth0";
 
-fn failed(syscall: &'static str, errno: nix::errno::Errno) -> LabError {
+fn failed(syscall: &'static str, target: &str, errno: nix::errno::Errno) -> LabError {
     LabError::StepFailed {
         syscall,
-        target: DEVICE.into(),
+        target: target.into(),
         errno,
     }
 }
@@ -30,7 +30,7 @@ fn failed(syscall: &'static str, errno: nix::errno::Errno) -> LabError {
 /// The MAC address of `device`, from getifaddrs(3)'s AF_PACKET entry.
 fn own_mac(device: &str) -> Result<[u8; 6], LabError> {
     nix::ifaddrs::getifaddrs()
-        .map_err(|errno| failed("getifaddrs", errno))?
+        .map_err(|errno| failed("getifaddrs", device, errno))?
         .filter(|entry| entry.interface_name == device)
         .find_map(|entry| entry.address?.as_link_addr()?.addr())
         .ok_or_else(|| LabError::Refused {
@@ -39,7 +39,32 @@ fn own_mac(device: &str) -> Result<[u8; 6], LabError> {
         })
 }
 
-fn mac_text(mac: [u8; 6]) -> String {
+/// Every interface that is up, is not loopback and has an Ethernet
+/// address: where a frame can be put on a wire (for the scorecard, which
+/// does not know which interfaces the chapter gives the probe).
+pub fn ethernet_interfaces() -> Vec<(String, [u8; 6])> {
+    let Ok(entries) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, [u8; 6])> = Vec::new();
+    for entry in entries {
+        let flags = entry.flags;
+        let up = flags.contains(nix::net::if_::InterfaceFlags::IFF_UP);
+        let loopback = flags.contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK);
+        let mac = entry
+            .address
+            .and_then(|a| a.as_link_addr().and_then(|l| l.addr()))
+            .filter(|mac| *mac != [0; 6]);
+        if let (true, false, Some(mac)) = (up, loopback, mac)
+            && !found.iter().any(|(name, _)| *name == entry.interface_name)
+        {
+            found.push((entry.interface_name, mac));
+        }
+    }
+    found
+}
+
+pub fn mac_text(mac: [u8; 6]) -> String {
     mac.map(|b| format!("{b:02x}")).join(":")
 }
 
@@ -65,16 +90,24 @@ pub fn arp_claim(mac: [u8; 6], claimed: Ipv4Addr) -> Vec<u8> {
 /// container's MAC address.
 pub fn spoof_arp(claimed: Ipv4Addr) -> Result<i32, LabError> {
     let mac = own_mac(DEVICE)?;
-    let ifindex = nix::net::if_::if_nametoindex(DEVICE).map_err(|e| failed("if_nametoindex", e))?;
-    // SOCK_DGRAM: the kernel writes the Ethernet header, with eth0's own
-    // MAC as source, from the address below (packet(7)).
+    broadcast_arp_claim(DEVICE, mac, claimed)?;
+    println!("sent: {claimed} is at {}", mac_text(mac));
+    Ok(0)
+}
+
+/// Broadcast on `device` one ARP reply in which `mac` claims `claimed`.
+pub fn broadcast_arp_claim(device: &str, mac: [u8; 6], claimed: Ipv4Addr) -> Result<(), LabError> {
+    let ifindex =
+        nix::net::if_::if_nametoindex(device).map_err(|e| failed("if_nametoindex", device, e))?;
+    // SOCK_DGRAM: the kernel writes the Ethernet header, with the device's
+    // own MAC as source, from the address below (packet(7)).
     let sock = socket(
         AddressFamily::Packet,
         SockType::Datagram,
         SockFlag::SOCK_CLOEXEC,
         None,
     )
-    .map_err(|errno| failed("socket(AF_PACKET)", errno))?;
+    .map_err(|errno| failed("socket(AF_PACKET)", device, errno))?;
     // SAFETY: sockaddr_ll is plain old data; zeroed is a valid value.
     let mut link: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     link.sll_family = libc::AF_PACKET as u16;
@@ -96,9 +129,8 @@ pub fn spoof_arp(claimed: Ipv4Addr) -> Result<i32, LabError> {
         &to,
         MsgFlags::empty(),
     )
-    .map_err(|errno| failed("sendto(AF_PACKET)", errno))?;
-    println!("sent: {claimed} is at {}", mac_text(mac));
-    Ok(0)
+    .map_err(|errno| failed("sendto(AF_PACKET)", device, errno))?;
+    Ok(())
 }
 
 /// An IPv4 packet carrying one UDP datagram from `source` (any address
@@ -122,28 +154,35 @@ pub fn udp_packet(source: Ipv4Addr, to: SocketAddrV4, payload: &[u8]) -> Vec<u8>
     packet
 }
 
-/// Send one UDP datagram to `to` whose IPv4 source is `source`: a raw
-/// socket with IPPROTO_RAW implies IP_HDRINCL, and the kernel keeps the
-/// source address it is given (raw(7)). It still routes the packet and
-/// resolves the next hop's MAC, so only the IP source is a lie.
+/// Send one UDP datagram to `to` whose IPv4 source is `source`, and say so.
 pub fn spoof_source(source: Ipv4Addr, to: SocketAddrV4) -> Result<i32, LabError> {
+    send_forged_udp(source, to, format!("from {source}\n").as_bytes())?;
+    println!("sent: udp to {to} from {source}");
+    Ok(0)
+}
+
+/// One UDP datagram carrying `payload` to `to` whose IPv4 source is
+/// `source`: a raw socket with IPPROTO_RAW implies IP_HDRINCL, and the
+/// kernel keeps the source address it is given (raw(7)). It still routes
+/// the packet and resolves the next hop's MAC, so only the IP source is a
+/// lie, and no interface needs naming.
+pub fn send_forged_udp(source: Ipv4Addr, to: SocketAddrV4, payload: &[u8]) -> Result<(), LabError> {
+    let target = to.to_string();
     let sock = socket(
         AddressFamily::Inet,
         SockType::Raw,
         SockFlag::SOCK_CLOEXEC,
         SockProtocol::Raw,
     )
-    .map_err(|errno| failed("socket(SOCK_RAW)", errno))?;
-    let payload = format!("from {source}\n");
+    .map_err(|errno| failed("socket(SOCK_RAW)", &target, errno))?;
     sendto(
         sock.as_raw_fd(),
-        &udp_packet(source, to, payload.as_bytes()),
+        &udp_packet(source, to, payload),
         &SockaddrIn::from(to),
         MsgFlags::empty(),
     )
-    .map_err(|errno| failed("sendto(SOCK_RAW)", errno))?;
-    println!("sent: udp to {to} from {source}");
-    Ok(0)
+    .map_err(|errno| failed("sendto(SOCK_RAW)", &target, errno))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@
 
 use crate::error::LabError;
 use crate::lab::scorecard::{
-    Bait, CPU_BUDGET, Column, Finding, MEMORY_BUDGET_BYTES, Matrix, PIDS_BUDGET, Verdict,
+    Bait, CPU_BUDGET, Column, Finding, ForgedDatagram, MEMORY_BUDGET_BYTES, Matrix, PIDS_BUDGET,
+    Verdict,
 };
+use crate::runtime::net::DEFAULT_BRIDGE;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -20,10 +22,11 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::stat::Mode;
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 use std::io::Read;
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// A chapter the tour knows how to run the probe in.
 pub struct Chapter {
@@ -33,6 +36,9 @@ pub struct Chapter {
     pub takes_rootfs: bool,
     /// Whether it takes the tour's budgets as --memory/--pids/--cpus.
     pub takes_budgets: bool,
+    /// Whether its container gets a network of its own on the default lab
+    /// bridge (ch04's `--net bridge`, the default from ch04 on).
+    pub bridged: bool,
 }
 
 /// Every chapter, in order; the tour runs those whose binary was built.
@@ -42,42 +48,49 @@ pub const CHAPTERS: &[Chapter] = &[
         binary: "ch00-process",
         takes_rootfs: false,
         takes_budgets: false,
+        bridged: false,
     },
     Chapter {
         number: "01",
         binary: "ch01-chroot",
         takes_rootfs: true,
         takes_budgets: false,
+        bridged: false,
     },
     Chapter {
         number: "02",
         binary: "ch02-jail",
         takes_rootfs: true,
         takes_budgets: false,
+        bridged: false,
     },
     Chapter {
         number: "03",
         binary: "ch03-namespaces",
         takes_rootfs: true,
         takes_budgets: false,
+        bridged: false,
     },
     Chapter {
         number: "04",
         binary: "ch04-net",
         takes_rootfs: true,
         takes_budgets: false,
+        bridged: true,
     },
     Chapter {
         number: "05",
         binary: "ch05-user",
         takes_rootfs: true,
         takes_budgets: false,
+        bridged: true,
     },
     Chapter {
         number: "06",
         binary: "ch06-cgroups",
         takes_rootfs: true,
         takes_budgets: true,
+        bridged: true,
     },
 ];
 
@@ -88,6 +101,35 @@ const BAIT_INTERFACE: &str = "labbait0";
 /// The stand-in host's address on it (TEST-NET-like, inside the tour's own
 /// network namespace only).
 const BAIT_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 254, 254, 1);
+/// net.spoof-source: the source the probe writes into its datagram. An
+/// address of the default lab subnet that no container holds during a
+/// tour (leases start at .2, and the tour runs a container or two at a
+/// time): a neighbour's, as far as the host can tell. Nothing but the
+/// lab's port guard stands between it and the host, whatever the
+/// stand-in's rp_filter (a new network namespace copies the real host's
+/// IPv4 settings, devconf_inherit_init_net: Debian's 0, or systemd's 2):
+/// in ch04-ch06 it comes in on labbr0, and the way back to it is labbr0's
+/// own subnet route, which passes the strict check (1) as well as the
+/// loose one (2); in ch00-ch03 the probe shares the stand-in's network and
+/// sends to one of the stand-in's own addresses, over lo, where the packet
+/// keeps the route its sender looked up and no reverse path is checked.
+const FORGED_SOURCE: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 250);
+/// net.arp-spoof: a neighbour the stand-in host keeps an entry for, on
+/// labbait0 (its LAN) and in bridged chapters on the default bridge, with
+/// the MAC a container at that address would have. Like FORGED_SOURCE,
+/// an address of the default subnet nobody holds during the tour.
+const ARP_VICTIM: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 251);
+/// net.cross-bridge: the second lab network the server container is on.
+const OTHER_BRIDGE: &str = "labbr1";
+const OTHER_SUBNET: &str = "10.88.1.0/24";
+const OTHER_BRIDGE_PORT: u16 = 8080;
+/// A cable the tour plugs into the default bridge while a bridged chapter
+/// runs: a bridge with no port up has no carrier, and the kernel flushes
+/// the neighbours of a device that loses its carrier (neigh_carrier_down,
+/// from arp_netdev_event): without it, the victim's entry would vanish the
+/// moment the probe's container, the bridge's only port, went away. Any
+/// host with one more container running has such a port.
+const NEIGHBOUR_PORT: &str = "labnb0";
 /// Where bait files live on the host: the runtime's own run directory, so
 /// that `lab clean` finds a killed tour's leftovers beside the runtime's.
 pub const BAIT_ROOT: &str = crate::runtime::RUN_DIR;
@@ -269,6 +311,14 @@ struct HostBait {
     listener: Option<TcpListener>,
     /// A service of the host's bound to every address (0.0.0.0).
     service: Option<TcpListener>,
+    /// Where forged datagrams arrive, on every address (net.spoof-source).
+    forged_listener: Option<UdpSocket>,
+    /// Devices the host keeps a neighbour entry for ARP_VICTIM on.
+    neighbours: Vec<String>,
+    /// Whether NEIGHBOUR_PORT is plugged into the default bridge.
+    neighbour_port: bool,
+    /// A server container on another lab bridge (net.cross-bridge).
+    other_bridge: Option<OtherBridgeServer>,
     loop_device: Option<crate::lab::loopdev::LoopDevice>,
     /// Files the tour put beside or inside the rootfs: removed on drop.
     planted_files: Vec<PathBuf>,
@@ -311,6 +361,10 @@ impl HostBait {
             shm_id: None,
             listener: None,
             service: None,
+            forged_listener: None,
+            neighbours: Vec::new(),
+            neighbour_port: false,
+            other_bridge: None,
             loop_device: None,
             planted_files: Vec::new(),
             terminal: None,
@@ -334,6 +388,9 @@ impl HostBait {
             .unwrap_or(false);
         planted.bait.host_interface = has_bait_interface.then(|| BAIT_INTERFACE.to_string());
         planted.plant_host_service();
+        planted.plant_forged_datagram(&tag);
+        planted.plant_neighbours(chapter, rootfs);
+        planted.plant_other_bridge_server(rootfs);
         planted.plant_block_device();
         planted.plant_rootfs_node(chapter, rootfs);
         match TourTerminal::open() {
@@ -353,14 +410,7 @@ impl HostBait {
     /// is told to try it on.
     fn plant_host_service(&mut self) {
         const ID: &str = "net.host-services";
-        let has_address = nix::ifaddrs::getifaddrs().is_ok_and(|mut addresses| {
-            addresses.any(|a| {
-                a.address
-                    .and_then(|sockaddr| sockaddr.as_sockaddr_in().map(|sin| sin.ip()))
-                    == Some(BAIT_ADDRESS)
-            })
-        });
-        if !has_address {
+        if !has_bait_address() {
             self.unplanted.push((
                 ID,
                 format!("the stand-in host has no address {BAIT_ADDRESS} (ip(8) missing?)"),
@@ -376,6 +426,86 @@ impl HostBait {
                 self.service = Some(listener);
             }
             Err(error) => self.unplanted.push((ID, format!("bind 0.0.0.0: {error}"))),
+        }
+    }
+
+    /// A UDP port on every address, and the datagram the probe is told to
+    /// send it: to the host's address that is not loopback, from
+    /// FORGED_SOURCE, with a marker for a payload.
+    fn plant_forged_datagram(&mut self, tag: &str) {
+        const ID: &str = "net.spoof-source";
+        if !has_bait_address() {
+            self.unplanted.push((
+                ID,
+                format!("the stand-in host has no address {BAIT_ADDRESS} (ip(8) missing?)"),
+            ));
+            return;
+        }
+        let bound = UdpSocket::bind("0.0.0.0:0").and_then(|s| Ok((s.local_addr()?, s)));
+        match bound {
+            Ok((local, socket)) => {
+                self.bait.forged_datagram = Some(ForgedDatagram {
+                    to: std::net::SocketAddrV4::new(BAIT_ADDRESS, local.port()),
+                    from: FORGED_SOURCE,
+                    marker: format!("lab-forged-{}", &tag[..8]),
+                });
+                self.forged_listener = Some(socket);
+            }
+            Err(error) => self
+                .unplanted
+                .push((ID, format!("bind udp 0.0.0.0: {error}"))),
+        }
+    }
+
+    /// A neighbour entry for ARP_VICTIM, stale as an entry the host has
+    /// not used for a while: on labbait0, where ch00-ch03 can answer from
+    /// labbait1 (the other end of its cable), and in bridged chapters on
+    /// the default bridge, where the container's eth0 is plugged in.
+    fn plant_neighbours(&mut self, chapter: &Chapter, rootfs: &Path) {
+        const ID: &str = "net.arp-spoof";
+        let mut devices = vec![BAIT_INTERFACE.to_string()];
+        if chapter.bridged {
+            if let Err(why) = ensure_default_bridge(chapter, rootfs) {
+                self.unplanted.push((ID, why));
+                return;
+            }
+            if let Err(why) = plug_neighbour_port() {
+                self.unplanted.push((ID, why));
+                return;
+            }
+            self.neighbour_port = true;
+            devices.push(DEFAULT_BRIDGE.to_string());
+        }
+        let victim = ARP_VICTIM.to_string();
+        let mac = crate::runtime::net::mac_for(ARP_VICTIM);
+        for device in devices {
+            let args = [
+                "neigh", "replace", &victim, "lladdr", &mac, "dev", &device, "nud", "stale",
+            ];
+            match Command::new("ip").args(args).output() {
+                Ok(output) if output.status.success() => self.neighbours.push(device),
+                Ok(output) => {
+                    let why = String::from_utf8_lossy(&output.stderr).trim().to_string();
+                    self.unplanted
+                        .push((ID, format!("ip {}: {why}", args.join(" "))));
+                    return;
+                }
+                Err(error) => {
+                    self.unplanted.push((ID, format!("ip: {error}")));
+                    return;
+                }
+            }
+        }
+        self.bait.arp_victim = Some(ARP_VICTIM);
+    }
+
+    fn plant_other_bridge_server(&mut self, rootfs: &Path) {
+        match OtherBridgeServer::start(rootfs) {
+            Ok(server) => {
+                self.bait.other_bridge_server = Some(server.address);
+                self.other_bridge = Some(server);
+            }
+            Err(why) => self.unplanted.push(("net.cross-bridge", why)),
         }
     }
 
@@ -557,6 +687,16 @@ impl HostBait {
             .as_ref()
             .map(TourTerminal::typed_input)
             .unwrap_or_default();
+        // A datagram or a frame the probe sent is handled by the kernel
+        // soon after; give it a moment when the probe says it sent one.
+        let datagrams = self
+            .forged_listener
+            .as_ref()
+            .map_or_else(Vec::new, |socket| {
+                receive_datagrams(socket, if claimed("net.spoof-source") { 500 } else { 0 })
+            });
+        let neighbour_entries = self.neighbour_entries(claimed("net.arp-spoof"));
+        let other_bridge = self.other_bridge.as_mut().map(OtherBridgeServer::stop);
         HostObservations {
             secret: self.secret.clone(),
             signal_received,
@@ -566,7 +706,342 @@ impl HostBait {
             service_reached,
             tty_marker: self.bait.tty_marker.clone(),
             typed_on_terminal,
+            forged: self.bait.forged_datagram.clone(),
+            datagrams,
+            arp_victim: self.bait.arp_victim,
+            neighbour_entries,
+            other_bridge,
             unplanted: self.unplanted.clone(),
+        }
+    }
+
+    /// Where each of the host's entries for ARP_VICTIM points now, by
+    /// device (`None`: the entry has no address any more, or is gone).
+    fn neighbour_entries(&self, claimed: bool) -> Vec<(String, Option<String>)> {
+        let victim = ARP_VICTIM.to_string();
+        let planted = crate::runtime::net::mac_for(ARP_VICTIM);
+        let read = || -> Vec<(String, Option<String>)> {
+            self.neighbours
+                .iter()
+                .map(|device| {
+                    let shown = Command::new("ip")
+                        .args(["neigh", "show", &victim, "dev", device])
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                        .unwrap_or_default();
+                    (device.clone(), neighbour_lladdr(&shown))
+                })
+                .collect()
+        };
+        let deadline = Instant::now() + Duration::from_millis(if claimed { 500 } else { 0 });
+        loop {
+            let entries = read();
+            let changed = entries
+                .iter()
+                .any(|(_, mac)| mac.as_deref() != Some(planted.as_str()));
+            if changed || Instant::now() >= deadline {
+                return entries;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Whether the stand-in host has BAIT_ADDRESS (ip(8) put it there).
+fn has_bait_address() -> bool {
+    nix::ifaddrs::getifaddrs().is_ok_and(|mut addresses| {
+        addresses.any(|a| {
+            a.address
+                .and_then(|sockaddr| sockaddr.as_sockaddr_in().map(|sin| sin.ip()))
+                == Some(BAIT_ADDRESS)
+        })
+    })
+}
+
+/// The default bridge, made the way the chapter makes it: a bridge is
+/// made by the first container that needs it and stays for the next
+/// (ensure_bridge in runtime/net.rs), so the host can only keep a
+/// neighbour on it before the probe's run if a container ran first. One
+/// that runs /bin/true is that container; it changes nothing else.
+fn ensure_default_bridge(chapter: &Chapter, rootfs: &Path) -> Result<(), String> {
+    let exists = || nix::net::if_::if_nametoindex(DEFAULT_BRIDGE).is_ok();
+    if exists() {
+        return Ok(());
+    }
+    let binary = crate::rootfs::sibling(chapter.binary);
+    let output = Command::new(&binary)
+        .arg(rootfs)
+        .arg("/bin/true")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("{}: {error}", binary.display()))?;
+    if exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} ROOTFS /bin/true did not make {DEFAULT_BRIDGE}: {}",
+            chapter.binary,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// NEIGHBOUR_PORT, one end of a veth pair, plugged into the default bridge
+/// and up (its peer up too, or the port has no carrier either).
+fn plug_neighbour_port() -> Result<(), String> {
+    let peer = format!("{NEIGHBOUR_PORT}p");
+    let steps: [&[&str]; 3] = [
+        &[
+            "link",
+            "add",
+            NEIGHBOUR_PORT,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+        ],
+        &["link", "set", &peer, "up"],
+        &[
+            "link",
+            "set",
+            NEIGHBOUR_PORT,
+            "master",
+            DEFAULT_BRIDGE,
+            "up",
+        ],
+    ];
+    for args in steps {
+        let output = Command::new("ip")
+            .args(args)
+            .output()
+            .map_err(|error| format!("ip: {error}"))?;
+        if !output.status.success() {
+            let _ = Command::new("ip")
+                .args(["link", "del", NEIGHBOUR_PORT])
+                .stderr(Stdio::null())
+                .status();
+            return Err(format!(
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The lladdr an `ip neigh show ADDRESS dev DEVICE` line names.
+fn neighbour_lladdr(shown: &str) -> Option<String> {
+    let mut words = shown.split_whitespace();
+    words.find(|w| *w == "lladdr")?;
+    words.next().map(str::to_lowercase)
+}
+
+/// Every datagram waiting on `socket`, as (source, payload), after waiting
+/// up to `millis` ms for the first.
+fn receive_datagrams(socket: &UdpSocket, millis: u16) -> Vec<(SocketAddr, String)> {
+    readable_within(socket, millis);
+    let _ = socket.set_nonblocking(true);
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 512];
+    // Bounded: the port is the tour's, but a flood must not hold it up.
+    while received.len() < 64 {
+        match socket.recv_from(&mut buffer) {
+            Ok((n, from)) => {
+                received.push((from, String::from_utf8_lossy(&buffer[..n]).into_owned()))
+            }
+            Err(_) => break,
+        }
+    }
+    received
+}
+
+/// A server in a ch04 container on a second lab bridge, OTHER_BRIDGE, for
+/// the probe to try to reach (net.cross-bridge): started before the probe
+/// runs and stopped after it, as a neighbour's container would be running.
+/// It greets each client and prints `greeted ADDRESS` for each; the host
+/// counts those, minus the connection it made itself to see the server
+/// answer. The server cannot tell the probe from the tour by address (the
+/// host masquerades what leaves a bridge for another subnet), so it is the
+/// count that tells.
+struct OtherBridgeServer {
+    runtime: std::process::Child,
+    address: SocketAddr,
+    /// What the server printed so far.
+    output: String,
+    /// Connections the tour made itself, to see that it answers.
+    tour_connections: u32,
+}
+
+/// What the server on the other bridge reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerReport {
+    pub address: SocketAddr,
+    /// Clients it greeted, the tour's own check included.
+    pub greeted: u32,
+    pub tour_connections: u32,
+    /// Whether it ended before the tour stopped it (its clients counted
+    /// out, or its own 60 s deadline).
+    pub ended_on_its_own: bool,
+}
+
+impl OtherBridgeServer {
+    fn start(rootfs: &Path) -> Result<OtherBridgeServer, String> {
+        let binary = crate::rootfs::sibling("ch04-net");
+        if !binary.is_file() {
+            return Err(format!("{} is not built", binary.display()));
+        }
+        let port = OTHER_BRIDGE_PORT.to_string();
+        let runtime = Command::new(&binary)
+            .args(["--bridge", OTHER_BRIDGE, "--subnet", OTHER_SUBNET])
+            .arg(rootfs)
+            // Two clients: the tour's own check and the probe; then it
+            // ends by itself.
+            .args(["/usr/local/bin/lab-probe", "--serve", &port, "--count", "2"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|error| format!("{}: {error}", binary.display()))?;
+        // From here on its Drop stops it, whatever fails next.
+        let mut server = OtherBridgeServer {
+            runtime,
+            address: SocketAddr::from((Ipv4Addr::UNSPECIFIED, OTHER_BRIDGE_PORT)),
+            output: String::new(),
+            tour_connections: 0,
+        };
+        let ready = format!("listening on port {port}\n");
+        if !server.read_output(Duration::from_secs(10), |out| out.contains(&ready)) {
+            let mut stderr = String::new();
+            // Only once it has ended: a runtime still running holds its
+            // stderr open, and reading it would wait for good.
+            if matches!(server.runtime.try_wait(), Ok(Some(_)))
+                && let Some(mut pipe) = server.runtime.stderr.take()
+            {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            return Err(format!(
+                "the server on {OTHER_BRIDGE} did not start: {}",
+                stderr.trim()
+            ));
+        }
+        server.address = SocketAddr::from((server.leased_address()?, OTHER_BRIDGE_PORT));
+        server.check_it_answers()?;
+        Ok(server)
+    }
+
+    /// The server's address: the lease its runtime took (a file named for
+    /// the address, holding the runtime's pid, in the bridge's state).
+    fn leased_address(&self) -> Result<Ipv4Addr, String> {
+        let leases = crate::runtime::net::state_root()
+            .join(OTHER_BRIDGE)
+            .join("leases");
+        let pid = self.runtime.id().to_string();
+        std::fs::read_dir(&leases)
+            .map_err(|error| format!("{}: {error}", leases.display()))?
+            .flatten()
+            .find(|lease| {
+                std::fs::read_to_string(lease.path()).is_ok_and(|owner| owner.trim() == pid)
+            })
+            .and_then(|lease| lease.file_name().to_str()?.parse().ok())
+            .ok_or_else(|| format!("no lease of pid {pid} in {}", leases.display()))
+    }
+
+    /// The stand-in host reaches the server directly (labbr1 is one of its
+    /// own networks): connect once and read the greeting.
+    fn check_it_answers(&mut self) -> Result<(), String> {
+        use std::io::BufRead;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match std::net::TcpStream::connect_timeout(&self.address, Duration::from_secs(1)) {
+                Ok(stream) => {
+                    self.tour_connections += 1;
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut greeting = String::new();
+                    let _ = std::io::BufReader::new(stream).read_line(&mut greeting);
+                    return if greeting.starts_with("hello from") {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "the server at {} did not greet the host: {greeting:?}",
+                            self.address
+                        ))
+                    };
+                }
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(error) => {
+                    return Err(format!(
+                        "the stand-in host cannot reach the server at {}: {error}",
+                        self.address
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Read what the server prints until `enough` says so, its output
+    /// ends, or `wait` passes; returns whether `enough` said so.
+    fn read_output(&mut self, wait: Duration, enough: impl Fn(&str) -> bool) -> bool {
+        let end = Instant::now() + wait;
+        let Some(stdout) = self.runtime.stdout.as_ref() else {
+            return enough(&self.output);
+        };
+        let mut buffer = [0u8; 512];
+        while !enough(&self.output) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            if !readable_within(stdout, left.as_millis().min(1000) as u16) {
+                continue;
+            }
+            match nix::unistd::read(stdout, &mut buffer) {
+                Ok(n) if n > 0 => self.output.push_str(&String::from_utf8_lossy(&buffer[..n])),
+                _ => return enough(&self.output),
+            }
+        }
+        true
+    }
+
+    /// Stop the server, if it still runs, as `docker stop` would: SIGTERM
+    /// to its runtime, which passes it on and takes the container's veth
+    /// and rules down as it exits; SIGKILL after 5 s. Then count whom it
+    /// greeted.
+    fn stop(&mut self) -> ServerReport {
+        let ended = |runtime: &mut std::process::Child| matches!(runtime.try_wait(), Ok(Some(_)));
+        let ended_on_its_own = ended(&mut self.runtime);
+        if !ended_on_its_own {
+            let _ = kill(Pid::from_raw(self.runtime.id() as i32), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !ended(&mut self.runtime) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if !ended(&mut self.runtime) {
+                let _ = self.runtime.kill();
+                let _ = self.runtime.wait();
+            }
+        }
+        self.read_output(Duration::from_secs(1), |_| false);
+        ServerReport {
+            address: self.address,
+            greeted: self
+                .output
+                .lines()
+                .filter(|line| line.starts_with("greeted "))
+                .count() as u32,
+            tour_connections: self.tour_connections,
+            ended_on_its_own,
+        }
+    }
+}
+
+impl Drop for OtherBridgeServer {
+    fn drop(&mut self) {
+        if !matches!(self.runtime.try_wait(), Ok(Some(_))) {
+            self.stop();
         }
     }
 }
@@ -583,6 +1058,18 @@ impl Drop for HostBait {
         }
         if let Some(name) = &self.bait.mq_name {
             let _ = nix::mqueue::mq_unlink(name.as_str());
+        }
+        // The default bridge outlives the chapter: its entry must not.
+        for device in &self.neighbours {
+            let _ = Command::new("ip")
+                .args(["neigh", "del", &ARP_VICTIM.to_string(), "dev", device])
+                .stderr(Stdio::null())
+                .status();
+        }
+        if self.neighbour_port {
+            let _ = Command::new("ip")
+                .args(["link", "del", NEIGHBOUR_PORT])
+                .status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         for file in &self.planted_files {
@@ -713,6 +1200,16 @@ pub struct HostObservations {
     /// tour's terminal while the chapter ran.
     pub tty_marker: Option<String>,
     pub typed_on_terminal: String,
+    /// The datagram the probe was told to forge, and every datagram that
+    /// reached the host's UDP port: (source, payload).
+    pub forged: Option<ForgedDatagram>,
+    pub datagrams: Vec<(SocketAddr, String)>,
+    /// The neighbour the host kept entries for, and where each entry
+    /// points after the probe, by device.
+    pub arp_victim: Option<Ipv4Addr>,
+    pub neighbour_entries: Vec<(String, Option<String>)>,
+    /// What the server on the other bridge reported.
+    pub other_bridge: Option<ServerReport>,
     /// Bait the host could not plant, and why (the check is N/A).
     pub unplanted: Vec<(&'static str, String)>,
 }
@@ -778,6 +1275,18 @@ fn judge_one(mut finding: Finding, host: &HostObservations) -> Finding {
             ),
         ),
         "user.shared-range" => shared_range_verdict(&finding),
+        "net.spoof-source" => match &host.forged {
+            Some(forged) => forged_verdict(forged, &host.datagrams, &finding.evidence),
+            None => (finding.verdict, finding.evidence.clone()),
+        },
+        "net.arp-spoof" => match host.arp_victim {
+            Some(victim) => neighbour_verdict(victim, &host.neighbour_entries, &finding.evidence),
+            None => (finding.verdict, finding.evidence.clone()),
+        },
+        "net.cross-bridge" => match &host.other_bridge {
+            Some(report) => cross_bridge_verdict(report, &finding.evidence),
+            None => (finding.verdict, finding.evidence.clone()),
+        },
         "tty.inject" => {
             let marker = host.tty_marker.as_deref().unwrap_or("\u{0}");
             decided_by_host(
@@ -908,6 +1417,119 @@ fn shared_range_of(
                 uid_map.trim().replace('\n', ", ")
             ),
         ),
+    }
+}
+
+/// net.spoof-source: LEAKS when the host received the probe's marker from
+/// the forged source; the marker from another source means something on
+/// the way rewrote the lie.
+fn forged_verdict(
+    forged: &ForgedDatagram,
+    datagrams: &[(SocketAddr, String)],
+    probe: &str,
+) -> (Verdict, String) {
+    let ours: Vec<&SocketAddr> = datagrams
+        .iter()
+        .filter(|(_, payload)| *payload == forged.marker)
+        .map(|(from, _)| from)
+        .collect();
+    if ours.iter().any(|from| from.ip() == forged.from) {
+        (
+            Verdict::Leaks,
+            format!(
+                "the host's UDP port {} received the probe's datagram from {}, an address that is not the probe's",
+                forged.to.port(),
+                forged.from
+            ),
+        )
+    } else if let Some(from) = ours.first() {
+        (
+            Verdict::Isolated,
+            format!(
+                "the probe's datagram arrived from {from}, not from the forged {}",
+                forged.from
+            ),
+        )
+    } else {
+        (
+            Verdict::Isolated,
+            format!(
+                "no datagram from {} reached the host (probe: {probe})",
+                forged.from
+            ),
+        )
+    }
+}
+
+/// net.arp-spoof: LEAKS when one of the host's entries for the victim
+/// points at another MAC than the one the host gave it.
+fn neighbour_verdict(
+    victim: Ipv4Addr,
+    entries: &[(String, Option<String>)],
+    probe: &str,
+) -> (Verdict, String) {
+    let planted = crate::runtime::net::mac_for(victim);
+    if let Some((device, Some(mac))) = entries
+        .iter()
+        .find(|(_, mac)| mac.as_deref().is_some_and(|mac| mac != planted))
+    {
+        return (
+            Verdict::Leaks,
+            format!(
+                "the host's entry for {victim} on {device} now says {mac}, not {planted}: the host sends the neighbour's traffic there"
+            ),
+        );
+    }
+    if let Some((device, None)) = entries.iter().find(|(_, mac)| mac.is_none()) {
+        return (
+            Verdict::NotApplicable,
+            format!("the host's entry for {victim} on {device} is gone: nothing to tell by"),
+        );
+    }
+    if entries.is_empty() {
+        return (
+            Verdict::NotApplicable,
+            "the host kept no neighbour entry".into(),
+        );
+    }
+    let devices: Vec<&str> = entries.iter().map(|(device, _)| device.as_str()).collect();
+    (
+        Verdict::Isolated,
+        format!(
+            "the host's entries for {victim} on {} still say {planted} (probe: {probe})",
+            devices.join(", ")
+        ),
+    )
+}
+
+/// net.cross-bridge: LEAKS when the server greeted more clients than the
+/// tour's own connections; N/A when it ended early without doing so (it
+/// was not there for the probe to reach).
+fn cross_bridge_verdict(report: &ServerReport, probe: &str) -> (Verdict, String) {
+    if report.greeted > report.tour_connections {
+        (
+            Verdict::Leaks,
+            format!(
+                "the server at {} on another lab bridge greeted {} clients, the host's own check {}",
+                report.address, report.greeted, report.tour_connections
+            ),
+        )
+    } else if report.ended_on_its_own {
+        (
+            Verdict::NotApplicable,
+            format!(
+                "the server at {} ended before the probe was done (greeted {})",
+                report.address, report.greeted
+            ),
+        )
+    } else {
+        (
+            Verdict::Isolated,
+            format!(
+                "the server at {} on another lab bridge greeted only the host's own check (probe: {probe})",
+                report.address
+            ),
+        )
     }
 }
 
@@ -1130,6 +1752,91 @@ mod tests {
             shared_range_of("0 0 4294967295\n--\n", accounts, none()).0,
             Verdict::Leaks
         );
+    }
+
+    #[test]
+    fn a_forged_source_leaks_only_when_the_host_got_the_marker_from_it() {
+        let forged = ForgedDatagram {
+            to: "10.254.254.1:5000".parse().unwrap(),
+            from: FORGED_SOURCE,
+            marker: "lab-forged-1".into(),
+        };
+        let mut seen = host();
+        seen.forged = Some(forged.clone());
+        let from = |address: &str| address.parse::<SocketAddr>().unwrap();
+        // The probe's word counts for nothing either way.
+        let judged = judge(vec![claim("net.spoof-source", Verdict::Leaks, None)], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Isolated);
+        seen.datagrams = vec![
+            (from("10.88.0.2:40000"), "lab-forged-1".into()),
+            (from("10.88.0.250:40000"), "someone else".into()),
+        ];
+        let (verdict, why) = forged_verdict(&forged, &seen.datagrams, "");
+        assert_eq!(verdict, Verdict::Isolated, "rewritten on the way: {why}");
+        seen.datagrams
+            .push((from("10.88.0.250:40000"), "lab-forged-1".into()));
+        let judged = judge(
+            vec![claim("net.spoof-source", Verdict::Isolated, None)],
+            &seen,
+        );
+        assert_eq!(judged[0].verdict, Verdict::Leaks, "{}", judged[0].evidence);
+    }
+
+    #[test]
+    fn a_neighbour_entry_that_moved_is_a_leak() {
+        let planted = crate::runtime::net::mac_for(ARP_VICTIM);
+        let entries = |macs: &[Option<&str>]| -> Vec<(String, Option<String>)> {
+            macs.iter()
+                .enumerate()
+                .map(|(i, mac)| (format!("dev{i}"), mac.map(str::to_string)))
+                .collect()
+        };
+        let verdict = |macs: &[Option<&str>]| neighbour_verdict(ARP_VICTIM, &entries(macs), "").0;
+        assert_eq!(
+            verdict(&[Some(&planted), Some(&planted)]),
+            Verdict::Isolated
+        );
+        assert_eq!(
+            verdict(&[Some(&planted), Some("02:42:0a:58:00:02")]),
+            Verdict::Leaks
+        );
+        assert_eq!(verdict(&[Some(&planted), None]), Verdict::NotApplicable);
+        assert_eq!(verdict(&[]), Verdict::NotApplicable);
+        let mut seen = host();
+        seen.arp_victim = Some(ARP_VICTIM);
+        seen.neighbour_entries = entries(&[Some(&planted)]);
+        let judged = judge(vec![claim("net.arp-spoof", Verdict::Leaks, None)], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Isolated);
+    }
+
+    #[test]
+    fn neighbour_entries_are_read_from_ip_neigh() {
+        assert_eq!(
+            neighbour_lladdr("10.88.0.251 lladdr 02:42:0A:58:00:FB STALE\n").as_deref(),
+            Some("02:42:0a:58:00:fb")
+        );
+        assert_eq!(neighbour_lladdr("10.88.0.251  FAILED\n"), None);
+        assert_eq!(neighbour_lladdr(""), None);
+    }
+
+    #[test]
+    fn the_other_bridge_leaks_when_its_server_greeted_more_than_the_host() {
+        let report = |greeted, ended_on_its_own| ServerReport {
+            address: "10.88.1.2:8080".parse().unwrap(),
+            greeted,
+            tour_connections: 1,
+            ended_on_its_own,
+        };
+        let verdict = |r: ServerReport| cross_bridge_verdict(&r, "").0;
+        assert_eq!(verdict(report(2, true)), Verdict::Leaks);
+        assert_eq!(verdict(report(2, false)), Verdict::Leaks);
+        assert_eq!(verdict(report(1, false)), Verdict::Isolated);
+        // Gone before the probe could try (its own deadline): no verdict.
+        assert_eq!(verdict(report(1, true)), Verdict::NotApplicable);
+        let mut seen = host();
+        seen.other_bridge = Some(report(1, false));
+        let judged = judge(vec![claim("net.cross-bridge", Verdict::Leaks, None)], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Isolated);
     }
 
     #[test]

@@ -118,6 +118,11 @@ impl fmt::Display for PortMapping {
     }
 }
 
+/// The bridge and subnet a container gets when `--bridge` and `--subnet`
+/// do not say (named here so the lab's instruments can find them too).
+pub const DEFAULT_BRIDGE: &str = "labbr0";
+pub const DEFAULT_SUBNET: &str = "10.88.0.0/24";
+
 /// An IPv4 subnet such as `10.88.0.0/24`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Subnet {
