@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --quiet
 rootfs=$(mktemp -d /tmp/container-lab-book.XXXXXX)
+# ch05 enters the rootfs as an unprivileged host uid: mktemp makes it 0700.
+chmod 755 "$rootfs"
 trap 'rm -rf "$rootfs"' EXIT
 .cargo/as-root target/debug/lab rootfs "$rootfs" >/dev/null
 .cargo/as-root target/debug/lab tour --rootfs "$rootfs" --book book/src/generated >/dev/null
