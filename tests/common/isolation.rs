@@ -364,27 +364,7 @@ pub fn rootfs_device_nodes_stay_shut(chapter: &str) {
 /// terminal's process group, its exit code passed through. (That the
 /// host's terminal is out of reach is the scorecard's `tty.inject`.)
 pub fn a_shell_gets_a_terminal_of_its_own(chapter: &str) {
-    let words: Vec<String> = std::iter::once(bin(chapter).display().to_string())
-        .chain(host_safe_flags(chapter).iter().map(|s| s.to_string()))
-        .chain([
-            rootfs().display().to_string(),
-            "/bin/sh".into(),
-            "-i".into(),
-        ])
-        .collect();
-    let mut script = Command::new("script")
-        .args([
-            "--quiet",
-            "--return",
-            "--command",
-            &words.join(" "),
-            "/dev/null",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) from bsdutils runs the chapter on a terminal");
+    let mut script = on_a_terminal(chapter, &["/bin/sh", "-i"]);
     let mut input = script.stdin.take().unwrap();
     // Typed after the shell is up, as a user would.
     std::thread::sleep(Duration::from_millis(1500));
@@ -471,28 +451,7 @@ pub fn the_init_holds_no_capabilities(chapter: &str) {
 /// them and still ends when the container does (a blocking write into the
 /// full terminal once hung it for good, the user's terminal left raw).
 pub fn unread_keys_do_not_hang_the_runtime(chapter: &str) {
-    let words: Vec<String> = std::iter::once(bin(chapter).display().to_string())
-        .chain(host_safe_flags(chapter).iter().map(|s| s.to_string()))
-        .chain([
-            rootfs().display().to_string(),
-            "/bin/sh".into(),
-            "-c".into(),
-            "'sleep 2; echo done'".into(),
-        ])
-        .collect();
-    let mut script = Command::new("script")
-        .args([
-            "--quiet",
-            "--return",
-            "--command",
-            &words.join(" "),
-            "/dev/null",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) from bsdutils runs the chapter on a terminal");
+    let mut script = on_a_terminal(chapter, &["/bin/sh", "-c", "'sleep 2; echo done'"]);
     let mut input = script.stdin.take().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let _ = std::io::Write::write_all(&mut input, &[b'a'; 40_000]);
@@ -510,4 +469,27 @@ pub fn unread_keys_do_not_hang_the_runtime(chapter: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(input);
+}
+
+/// `chapter ROOTFS COMMAND...` on a terminal of its own: script(1) makes
+/// one and copies our piped stdin to it, as if typed.
+fn on_a_terminal(chapter: &str, command: &[&str]) -> std::process::Child {
+    let words: Vec<String> = std::iter::once(bin(chapter).display().to_string())
+        .chain(host_safe_flags(chapter).iter().map(|s| s.to_string()))
+        .chain(std::iter::once(rootfs().display().to_string()))
+        .chain(command.iter().map(|s| s.to_string()))
+        .collect();
+    Command::new("script")
+        .args([
+            "--quiet",
+            "--return",
+            "--command",
+            &words.join(" "),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from bsdutils runs the chapter on a terminal")
 }
