@@ -41,8 +41,7 @@ pub fn run(narrator: &Narrator, command: &Command, report: OwnedFd) -> ! {
             // it: close every descriptor it holds above stdio, or any
             // process of the container could reach them through /proc/1/fd.
             // Not narrated: it runs while the command narrates its exec.
-            // SAFETY: close_range only closes this process's descriptors.
-            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+            crate::runtime::fds::close_all_above_stdio();
             if command.environment.is_some() {
                 scrub_environment();
             }

@@ -124,8 +124,7 @@ pub fn enter_new_pid_namespace(narrator: &Narrator) -> Result<(), LabError> {
         nix::unistd::ForkResult::Parent { child } => {
             // Keep nothing open: the runtime must see its pipes close when
             // the command execs, not when this process ends.
-            // SAFETY: close_range only closes this process's descriptors.
-            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+            crate::runtime::fds::close_all_above_stdio();
             let code = loop {
                 match nix::sys::wait::waitpid(child, None) {
                     Err(nix::errno::Errno::EINTR) => continue,
