@@ -111,6 +111,7 @@ const CH04_ADDS: &[&str] = &[
 ];
 const CH05_ADDS: &[&str] = &[
     "dev.rootfs-node",
+    "fs.rootfs-write",
     "user.host-root",
     "user.shared-range",
     "cap.sys-admin",

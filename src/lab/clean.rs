@@ -158,16 +158,20 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
     for dir in places {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let pid = [".container-lab-tour-node-", ".container-lab-tour-handle-"]
-                .iter()
-                .find_map(|prefix| pid_suffix(&name, prefix))
-                .or_else(|| {
-                    let rest = name.strip_prefix("container-lab-stand-in-")?;
-                    let (pid, file) = rest.split_once('-')?;
-                    ["subuid", "subgid"]
-                        .contains(&file)
-                        .then(|| pid.parse().ok())?
-                });
+            let pid = [
+                ".container-lab-tour-node-",
+                ".container-lab-tour-handle-",
+                ".container-lab-tour-write-",
+            ]
+            .iter()
+            .find_map(|prefix| pid_suffix(&name, prefix))
+            .or_else(|| {
+                let rest = name.strip_prefix("container-lab-stand-in-")?;
+                let (pid, file) = rest.split_once('-')?;
+                ["subuid", "subgid"]
+                    .contains(&file)
+                    .then(|| pid.parse().ok())?
+            });
             let dead = pid.is_some_and(|pid| !is_running(pid));
             if dead && (entry.path().is_file() || is_block_device(&entry.path())) {
                 found.push(Leftover::TourFile(entry.path()));

@@ -48,6 +48,7 @@ pub const ALL: &[(&str, CheckFn)] = &[
     ("fs.chroot-breakout", chroot_breakout),
     ("fs.inherited-fd", inherited_fd),
     ("fs.open-by-handle", open_by_handle),
+    ("fs.rootfs-write", write_rootfs),
     ("fs.reopen-stdio", reopen_stdio),
     ("pid.see-host", see_host_process),
     ("pid.signal-host", signal_host_process),
@@ -413,6 +414,53 @@ fn open_by_handle(context: &Context) -> Finding {
             text,
         ),
         Err(error) => isolated(ID, format!("opened by handle, but read failed: {error}")),
+    }
+}
+
+/// The rootfs is shared: what one container writes there, the next one
+/// (and any host user who can reach the directory) finds. Create a file at
+/// the tour's path, remounting / read-write first if it is read-only, as
+/// root holding CAP_SYS_ADMIN over an unlocked mount can.
+fn write_rootfs(context: &Context) -> Finding {
+    const ID: &str = "fs.rootfs-write";
+    let Some(path) = &context.bait.rootfs_write else {
+        return no_bait(ID);
+    };
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, b"lab-probe\n"))
+    };
+    let first = match create() {
+        Ok(()) => return leaks(ID, format!("created {}", path.display())),
+        Err(error) => error,
+    };
+    let remounted = mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND,
+        None::<&str>,
+    );
+    match (remounted, create()) {
+        (Ok(()), Ok(())) => leaks(
+            ID,
+            format!("remounted / read-write and created {}", path.display()),
+        ),
+        (Ok(()), Err(error)) => isolated(
+            ID,
+            format!("{}: {first}, also after a remount: {error}", path.display()),
+        ),
+        (Err(errno), _) => isolated(
+            ID,
+            format!(
+                "{}: {first}; a remount of / read-write: {}",
+                path.display(),
+                errno_text(errno)
+            ),
+        ),
     }
 }
 

@@ -112,6 +112,9 @@ pub struct Bait {
     /// A device node the host left in the rootfs (for the tour's loop
     /// device), by the path the container sees it at.
     pub rootfs_node: Option<PathBuf>,
+    /// Where, as the container sees it, the probe tries to create a file
+    /// in the rootfs; the host looks for it on disk.
+    pub rootfs_write: Option<PathBuf>,
     /// The name of a variable in the runtime's environment that holds the
     /// secret.
     pub env_name: Option<String>,
@@ -169,6 +172,7 @@ impl Default for Bait {
             hostname_tag: None,
             file_handle: None,
             rootfs_node: None,
+            rootfs_write: None,
             env_name: None,
             tty_marker: None,
             memory_limit_bytes: MEMORY_BUDGET_BYTES,
@@ -213,6 +217,11 @@ pub const CHECKS: &[Check] = &[
         id: "fs.open-by-handle",
         group: "filesystem",
         title: "open a host file by its handle (shocker)",
+    },
+    Check {
+        id: "fs.rootfs-write",
+        group: "filesystem",
+        title: "change the rootfs on disk, for later containers",
     },
     Check {
         id: "fs.reopen-stdio",

@@ -322,6 +322,8 @@ struct HostBait {
     loop_device: Option<crate::lab::loopdev::LoopDevice>,
     /// Files the tour put beside or inside the rootfs: removed on drop.
     planted_files: Vec<PathBuf>,
+    /// Where on disk a file the probe creates in the rootfs would land.
+    rootfs_written: Option<PathBuf>,
     /// The terminal the chapter runs on: the tour keeps both ends.
     terminal: Option<TourTerminal>,
     /// Why a piece of bait could not be planted, by check id.
@@ -367,6 +369,7 @@ impl HostBait {
             other_bridge: None,
             loop_device: None,
             planted_files: Vec::new(),
+            rootfs_written: None,
             terminal: None,
             unplanted: Vec::new(),
         };
@@ -393,6 +396,10 @@ impl HostBait {
         planted.plant_other_bridge_server(rootfs);
         planted.plant_block_device();
         planted.plant_rootfs_node(chapter, rootfs);
+        let written = rootfs.join(format!(".container-lab-tour-write-{}", std::process::id()));
+        planted.bait.rootfs_write = Some(HostBait::as_seen_inside(chapter, rootfs, &written));
+        planted.planted_files.push(written.clone());
+        planted.rootfs_written = Some(written);
         match TourTerminal::open() {
             Ok(terminal) => {
                 planted.terminal = Some(terminal);
@@ -682,6 +689,11 @@ impl HostBait {
             let _ = listener.set_nonblocking(true);
             listener.accept().is_ok()
         });
+        let rootfs_changed = self.rootfs_written.as_ref().is_some_and(|file| {
+            let there = file.exists();
+            let _ = std::fs::remove_file(file);
+            there
+        });
         let typed_on_terminal = self
             .terminal
             .as_ref()
@@ -704,6 +716,7 @@ impl HostBait {
             mount_seen,
             connection_accepted,
             service_reached,
+            rootfs_changed,
             tty_marker: self.bait.tty_marker.clone(),
             typed_on_terminal,
             forged: self.bait.forged_datagram.clone(),
@@ -1196,6 +1209,8 @@ pub struct HostObservations {
     pub mount_seen: Option<PathBuf>,
     pub connection_accepted: bool,
     pub service_reached: bool,
+    /// The probe's file appeared in the rootfs on disk.
+    pub rootfs_changed: bool,
     /// What the probe was told to type, and what arrived as input on the
     /// tour's terminal while the chapter ran.
     pub tty_marker: Option<String>,
@@ -1265,6 +1280,11 @@ fn judge_one(mut finding: Finding, host: &HostObservations) -> Finding {
                 "the host's mount table did not change ({})",
                 finding.evidence
             ),
+        ),
+        "fs.rootfs-write" => decided_by_host(
+            host.rootfs_changed,
+            "the probe's file is in the rootfs on disk, for every later container to find".into(),
+            &format!("nothing new in the rootfs on disk ({})", finding.evidence),
         ),
         "net.host-services" => decided_by_host(
             host.service_reached,
