@@ -17,6 +17,7 @@
 //! | `fds` | close inherited descriptors before exec | ch02 |
 //! | `mounts` | /proc, /sys, /dev, /tmp; pivot_root(2) | ch02 (ch03: the mount namespace) |
 //! | `net` | veth, bridge, NAT, published ports | ch04 |
+//! | `netlink` | links, addresses, routes through rtnetlink, without ip(8) | ch04 |
 //! | `userns` | uid/gid maps, idmapped and chowned roots | ch05 |
 //! | `cgroups` | memory, CPU and pids budgets on v1, v2 and hybrid | ch06 |
 //!
@@ -36,6 +37,7 @@ pub mod init;
 pub mod mounts;
 pub mod namespaces;
 pub mod net;
+pub mod netlink;
 pub mod process;
 pub mod sharing;
 pub mod sync;
