@@ -315,8 +315,10 @@ as_root!(
         // No route to the gateway yet: the kernel cannot reach it.
         let route = Change::AddDefaultRoute { gateway: GATEWAY };
         assert_eq!(failure(&rtnl, route, &host), Errno::ENETUNREACH);
+        // Narrated or not, the same error.
+        let quiet = container_lab::narrator::Narrator::new(false, false).unwrap();
         let message = rtnl
-            .apply(&Change::SetUp { link: "nosuch0" })
+            .run(&quiet, &Change::SetUp { link: "nosuch0" }, "bring it up")
             .unwrap_err()
             .to_string();
         assert_eq!(

@@ -326,6 +326,8 @@ impl Rtnl {
                 far.attributes = vec![
                     LinkAttribute::IfName(peer.to_string()),
                     LinkAttribute::Address(parse_mac(peer_mac).ok_or(Errno::EINVAL)?),
+                    // A descriptor number, looked up by the kernel in
+                    // the table of the process that sends the message.
                     LinkAttribute::NetNsFd(netns.file.as_raw_fd()),
                 ];
                 let mut link = LinkMessage::default();
