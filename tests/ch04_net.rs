@@ -18,11 +18,16 @@ as_root!(
 );
 
 /// Start ch04 in `host` with `args` before ROOTFS and `command` after it.
+/// Its stdin is /dev/null, never the test's own: when `cargo test` runs on
+/// a terminal, a runtime that inherited it would give the container a
+/// terminal of its own and relay the user's keystrokes into it, so the
+/// test would run differently there than in CI.
 fn start(host: &Netns, args: &[&str], command: &[&str]) -> Child {
     host.command(bin(CH))
         .args(args)
         .arg(rootfs())
         .args(command)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -282,9 +287,45 @@ as_root!(
         }
         assert_eq!(tables(), "", "no lab table may be left");
         assert_eq!(host.ip(&["-br", "link"]).lines().count(), 1, "only lo");
-        let forwarding = host.command("cat").arg("/proc/sys/net/ipv4/ip_forward").output().unwrap();
-        assert_eq!(stdout(&forwarding), "0\n");
+        assert_eq!(host.sysctl("net.ipv4.ip_forward"), "0", "the lab turned forwarding on, so clean turns it off");
         assert!(!host.lab_state().join("labbr0").exists());
+    }
+);
+
+as_root!(
+    /// A host that already forwards (a router, a Docker host) keeps
+    /// forwarding as it was: the lab does not write ip_forward, does not
+    /// narrow the host's forwarding to its own subnets, and `lab clean`,
+    /// after a killed runtime, leaves forwarding on since the lab did not
+    /// turn it on. (explain_narrates_the_wiring and
+    /// lab_clean_reclaims_what_a_killed_runtime_left show the other case.)
+    forwarding_already_on_is_left_on,
+    {
+        let host = Netns::with_sysctls("forwarding", &[("net.ipv4.ip_forward", "1")]);
+        // What an earlier bridge of the same name left, when the lab had
+        // turned forwarding on for it and its bridge was then deleted by hand.
+        let state = host.lab_state().join("labbr0");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state.join("forwarding-enabled"), "1").unwrap();
+        let mut server = start(&host, &["--explain", "-p", "18083:8080"], &["/usr/local/bin/lab-probe", "--serve", "8080"]);
+        let ready = first_line(&mut server);
+        let bridge_table = stdout(&host.command("nft").args(["list", "table", "ip", "container-lab-labbr0"]).output().unwrap());
+        let mark_left = state.join("forwarding-enabled").exists();
+        // Killed before any assertion, so that a failing one leaves no
+        // runtime behind.
+        server.kill().unwrap();
+        let killed = finish(server);
+        assert_eq!(ready, "listening on port 8080\n", "{}", stderr(&killed));
+        assert!(bridge_table.contains("masquerade"), "the bridge's NAT must be there: {bridge_table}");
+        assert!(!bridge_table.contains("policy drop"), "the host's own forwarding must stay as it was: {bridge_table}");
+        assert!(!mark_left, "the lab did not turn forwarding on: the old mark must go");
+        let narration = stderr(&killed);
+        assert!(narration.contains("route_localnet"), "the bridge was made by this run: {narration}");
+        assert!(!narration.contains("ip_forward"), "the lab must not write ip_forward: {narration}");
+        let cleaned = host.command(bin("lab")).arg("clean").output().unwrap();
+        assert_eq!(code(&cleaned), 0, "{}{}", stdout(&cleaned), stderr(&cleaned));
+        assert!(stdout(&cleaned).contains("removed bridge labbr0"), "{}", stdout(&cleaned));
+        assert_eq!(host.sysctl("net.ipv4.ip_forward"), "1", "clean must leave the host's forwarding on");
     }
 );
 
