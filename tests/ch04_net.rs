@@ -164,25 +164,42 @@ as_root!(
 );
 
 as_root!(
-    /// Ten containers started at once get ten addresses; afterwards no
-    /// interface, lease or rule of theirs is left.
+    /// Ten containers that run at the same time get ten addresses;
+    /// afterwards no interface, lease or rule of theirs is left. Each one
+    /// reports its address and then waits until all ten have: a container
+    /// that has ended hands its address on, so on a busy machine one that
+    /// ended before the last had started would share its address with it,
+    /// rightly, and the test would prove nothing about leases.
     ten_at_once_get_ten_addresses,
     {
         let host = Netns::new("ten");
-        let children: Vec<Child> = (0..10)
-            .map(|_| start(&host, &[], &["/bin/sh", "-c", "ip -4 -o addr show eth0"]))
-            .collect();
-        let mut addresses: Vec<String> = children
-            .into_iter()
-            .map(|child| {
-                let output = finish(child);
-                assert_eq!(code(&output), 0, "{}", stderr(&output));
-                stdout(&output).split_whitespace().nth(3).unwrap().to_string()
+        let mut children: Vec<Child> = (0..10)
+            .map(|_| {
+                host.command(bin(CH))
+                    .arg(rootfs())
+                    .args(["/bin/sh", "-c", "ip -4 -o addr show eth0; read go"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
             })
             .collect();
+        // Every line is read while all ten still run (each waits on its
+        // stdin, which the test holds open).
+        let lines: Vec<String> = children.iter_mut().map(first_line).collect();
+        // A line for each `read`, and the containers end.
+        for child in &mut children {
+            let _ = child.stdin.take().unwrap().write_all(b"go\n");
+        }
+        let outputs: Vec<_> = children.into_iter().map(finish).collect();
+        for (line, output) in lines.iter().zip(&outputs) {
+            assert_eq!(code(output), 0, "{line}{}", stderr(output));
+        }
+        let mut addresses: Vec<&str> = lines.iter().map(|line| word_after(line, "inet")).collect();
         addresses.sort();
         addresses.dedup();
-        assert_eq!(addresses.len(), 10, "{addresses:?}");
+        assert_eq!(addresses.len(), 10, "{lines:?}");
         assert_nothing_left(&host);
         let links = host.ip(&["-br", "link"]);
         assert_eq!(links.lines().count(), 2, "only lo and the bridge: {links}");
