@@ -347,6 +347,89 @@ as_root!(
 );
 
 as_root!(
+    /// `--explain 2>&1 | head -1`: head takes the first step's line and
+    /// leaves, and every later write, of the runtime and of its child
+    /// before exec, meets a pipe nobody reads. Rust ignores SIGPIPE, so
+    /// each write fails with EPIPE: the runtime must let that go, build the
+    /// container, end with the container's own code and leave nothing of
+    /// it behind (the bridge stays, for the next container).
+    explain_piped_into_head_ends_with_the_containers_code,
+    {
+        let host = Netns::new("head");
+        // The container waits for a line the test sends only once nobody
+        // reads the pipe: `closed` comes after head has exited and the
+        // group has closed its own copy of the pipe's read end.
+        let script = r#""$0" --explain --net bridge "$1" /bin/sh -c 'read go; exit 7' 2>&1 | { head -1; exec 0<&-; echo closed; }
+                        echo "runtime exited ${PIPESTATUS[0]}""#;
+        let mut shell = host
+            .command("bash")
+            .args(["-c", script])
+            .arg(bin(CH))
+            .arg(rootfs())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(shell.stdout.take().unwrap());
+        let mut lines = [String::new(), String::new()];
+        for line in &mut lines {
+            out.read_line(line).unwrap();
+        }
+        let _ = shell.stdin.take().unwrap().write_all(b"go\n");
+        let mut rest = String::new();
+        out.read_to_string(&mut rest).unwrap();
+        let errors = stderr(&shell.wait_with_output().unwrap());
+        assert!(lines[0].starts_with("[runtime] "), "head's line is the first step: {lines:?}{errors}");
+        assert_eq!(lines[1], "closed\n", "{errors}");
+        assert_eq!(rest, "runtime exited 7\n", "the container's code: {errors}");
+        assert_nothing_left(&host);
+    }
+);
+
+as_root!(
+    /// Stdout and stderr a pipe nobody reads from the start, so every write
+    /// fails: the runtime still ends with the container's code when the
+    /// container ran, with its own 125 when it refused the command line
+    /// (its error line lost, not a panic), and leaves nothing behind.
+    output_nobody_reads_changes_no_exit_code,
+    {
+        let host = Netns::new("no-reader");
+        let run_unread = |args: &[&str], command: &[&str]| {
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            host.command(bin(CH))
+                .args(args)
+                .arg(rootfs())
+                .args(command)
+                .stdin(Stdio::null())
+                .stdout(writer.try_clone().unwrap())
+                .stderr(writer)
+                .status()
+                .unwrap()
+        };
+        let ran = run_unread(&["--explain"], &["/bin/sh", "-c", "exit 7"]);
+        assert_eq!(ran.code(), Some(7), "{ran:?}");
+        let refused = run_unread(&["--net", "none", "-p", "80:80"], &["/bin/true"]);
+        assert_eq!(refused.code(), Some(125), "{refused:?}");
+        assert_nothing_left(&host);
+    }
+);
+
+as_root!(
+    /// The runtime ignores SIGPIPE until the command is executed (see the
+    /// two tests above); the command itself gets the default back, so that
+    /// `yes | head` in the container ends as it does anywhere else.
+    the_command_gets_the_default_sigpipe,
+    {
+        let output = run_in(CH, &["/bin/grep", "SigIgn", "/proc/self/status"]);
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let mask = u64::from_str_radix(stdout(&output).trim_start_matches("SigIgn:").trim(), 16).unwrap();
+        assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "SIGPIPE is ignored in the container: {}", stdout(&output));
+    }
+);
+
+as_root!(
     /// Root inside cannot route to the host's loopback-only services through
     /// the bridge, even by taking 127.0.0.1 off its own lo and pointing it
     /// at the gateway (the CVE-2020-8558 trick).
