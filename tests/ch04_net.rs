@@ -111,10 +111,20 @@ as_root!(
         let host = Netns::new("pair");
         let script = "ip -4 -o addr show eth0; exec /usr/local/bin/lab-probe --serve 8080";
         let mut server = start(&host, &[], &["/bin/sh", "-c", script]);
-        let line = first_line(&mut server);
+        // One reader for both lines: a second BufReader would miss the
+        // line the first one had already buffered (both arrive at once on
+        // a busy machine), wait until the server gives up after a minute,
+        // and the client would then rightly get the server's old address.
+        let mut server_out = BufReader::new(server.stdout.take().unwrap());
+        let mut line = String::new();
+        server_out.read_line(&mut line).unwrap();
         let server_ip = line.split_whitespace().nth(3).unwrap().split('/').next().unwrap().to_string();
         let mut ready = String::new();
-        BufReader::new(server.stdout.as_mut().unwrap()).read_line(&mut ready).unwrap();
+        server_out.read_line(&mut ready).unwrap();
+        if ready != "listening on port 8080\n" {
+            let _ = server.kill();
+            panic!("the server is not listening: {ready:?}");
+        }
         let target = format!("{server_ip}:8080");
         let client = start(&host, &[], &["/bin/sh", "-c", &format!("ip -4 -o addr show eth0; /usr/local/bin/lab-probe --connect {target}")]);
         let client = finish(client);
