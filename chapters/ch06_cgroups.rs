@@ -212,13 +212,13 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     if let Some(cgroup) = &cgroup {
         if code == 137 && cgroup.oom_killed() {
             let limit = cgroup.limits.memory_bytes.unwrap_or(0) >> 20;
-            eprintln!(
+            container_lab::say!(
                 "{}: killed: out of memory, limit {limit} MiB",
                 container_lab::program_name()
             );
         }
         if cli.limits.stats {
-            eprintln!("{}: {}", container_lab::program_name(), cgroup.stats());
+            container_lab::say!("{}: {}", container_lab::program_name(), cgroup.stats());
         }
     }
     // ANCHOR_END: report

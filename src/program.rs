@@ -59,9 +59,28 @@ pub fn run(recipe: impl FnOnce() -> Result<i32, LabError>) -> ! {
 pub fn exit_with_error(error: &LabError) -> ! {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     colored::control::set_override(color);
-    eprintln!("{}: {} {}", program_name(), "error:".red().bold(), error);
+    crate::say!("{}: {} {}", program_name(), "error:".red().bold(), error);
     if let Some(hint) = error.hint() {
-        eprintln!("{}: {} {}", program_name(), "hint:".yellow().bold(), hint);
+        crate::say!("{}: {} {}", program_name(), "hint:".yellow().bold(), hint);
     }
     std::process::exit(error.exit_code())
+}
+
+/// `say!` writes one line on stderr, as `eprintln!` does, except that a
+/// failed write is let go. Rust ignores SIGPIPE, so once the reader of stderr is
+/// gone (`2>&1 | head`) a write returns EPIPE, and `eprintln!` panics on
+/// it; a runtime that panicked would end with 101, or abort in a release
+/// build, instead of the container's exit code, and an abort skips the
+/// cleanup. Nobody is left to read the line anyway.
+#[macro_export]
+macro_rules! say {
+    ($($line:tt)*) => {
+        $crate::program::say_line(format_args!($($line)*))
+    };
+}
+
+/// What `say!` calls.
+pub fn say_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -18,11 +18,16 @@ as_root!(
 );
 
 /// Start ch04 in `host` with `args` before ROOTFS and `command` after it.
+/// Its stdin is /dev/null, never the test's own: when `cargo test` runs on
+/// a terminal, a runtime that inherited it would give the container a
+/// terminal of its own and relay the user's keystrokes into it, so the
+/// test would run differently there than in CI.
 fn start(host: &Netns, args: &[&str], command: &[&str]) -> Child {
     host.command(bin(CH))
         .args(args)
         .arg(rootfs())
         .args(command)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -46,8 +51,12 @@ fn finish(child: Child) -> std::process::Output {
 /// lease, no port claim.
 fn assert_nothing_left(host: &Netns) {
     // A container's veth goes when the kernel tears its network namespace
-    // down, just after the container ends: give it a moment.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // down, after the container ends, in the background on one kernel
+    // worker for the whole machine: usually within milliseconds, but
+    // 5.3 s once on two busy cores (two CPU hogs, other tests' namespaces
+    // going too). A veth that is really left stays for good, so a long
+    // deadline costs nothing when all is well.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut links = host.ip(&["-br", "link"]);
     while links.contains("labv") && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -106,10 +115,20 @@ as_root!(
         let host = Netns::new("pair");
         let script = "ip -4 -o addr show eth0; exec /usr/local/bin/lab-probe --serve 8080";
         let mut server = start(&host, &[], &["/bin/sh", "-c", script]);
-        let line = first_line(&mut server);
+        // One reader for both lines: a second BufReader would miss the
+        // line the first one had already buffered (both arrive at once on
+        // a busy machine), wait until the server gives up after a minute,
+        // and the client would then rightly get the server's old address.
+        let mut server_out = BufReader::new(server.stdout.take().unwrap());
+        let mut line = String::new();
+        server_out.read_line(&mut line).unwrap();
         let server_ip = line.split_whitespace().nth(3).unwrap().split('/').next().unwrap().to_string();
         let mut ready = String::new();
-        BufReader::new(server.stdout.as_mut().unwrap()).read_line(&mut ready).unwrap();
+        server_out.read_line(&mut ready).unwrap();
+        if ready != "listening on port 8080\n" {
+            let _ = server.kill();
+            panic!("the server is not listening: {ready:?}");
+        }
         let target = format!("{server_ip}:8080");
         let client = start(&host, &[], &["/bin/sh", "-c", &format!("ip -4 -o addr show eth0; /usr/local/bin/lab-probe --connect {target}")]);
         let client = finish(client);
@@ -159,25 +178,42 @@ as_root!(
 );
 
 as_root!(
-    /// Ten containers started at once get ten addresses; afterwards no
-    /// interface, lease or rule of theirs is left.
+    /// Ten containers that run at the same time get ten addresses;
+    /// afterwards no interface, lease or rule of theirs is left. Each one
+    /// reports its address and then waits until all ten have: a container
+    /// that has ended hands its address on, so on a busy machine one that
+    /// ended before the last had started would share its address with it,
+    /// rightly, and the test would prove nothing about leases.
     ten_at_once_get_ten_addresses,
     {
         let host = Netns::new("ten");
-        let children: Vec<Child> = (0..10)
-            .map(|_| start(&host, &[], &["/bin/sh", "-c", "ip -4 -o addr show eth0"]))
-            .collect();
-        let mut addresses: Vec<String> = children
-            .into_iter()
-            .map(|child| {
-                let output = finish(child);
-                assert_eq!(code(&output), 0, "{}", stderr(&output));
-                stdout(&output).split_whitespace().nth(3).unwrap().to_string()
+        let mut children: Vec<Child> = (0..10)
+            .map(|_| {
+                host.command(bin(CH))
+                    .arg(rootfs())
+                    .args(["/bin/sh", "-c", "ip -4 -o addr show eth0; read go"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
             })
             .collect();
+        // Every line is read while all ten still run (each waits on its
+        // stdin, which the test holds open).
+        let lines: Vec<String> = children.iter_mut().map(first_line).collect();
+        // A line for each `read`, and the containers end.
+        for child in &mut children {
+            let _ = child.stdin.take().unwrap().write_all(b"go\n");
+        }
+        let outputs: Vec<_> = children.into_iter().map(finish).collect();
+        for (line, output) in lines.iter().zip(&outputs) {
+            assert_eq!(code(output), 0, "{line}{}", stderr(output));
+        }
+        let mut addresses: Vec<&str> = lines.iter().map(|line| word_after(line, "inet")).collect();
         addresses.sort();
         addresses.dedup();
-        assert_eq!(addresses.len(), 10, "{addresses:?}");
+        assert_eq!(addresses.len(), 10, "{lines:?}");
         assert_nothing_left(&host);
         let links = host.ip(&["-br", "link"]);
         assert_eq!(links.lines().count(), 2, "only lo and the bridge: {links}");
@@ -282,9 +318,128 @@ as_root!(
         }
         assert_eq!(tables(), "", "no lab table may be left");
         assert_eq!(host.ip(&["-br", "link"]).lines().count(), 1, "only lo");
-        let forwarding = host.command("cat").arg("/proc/sys/net/ipv4/ip_forward").output().unwrap();
-        assert_eq!(stdout(&forwarding), "0\n");
+        assert_eq!(host.sysctl("net.ipv4.ip_forward"), "0", "the lab turned forwarding on, so clean turns it off");
         assert!(!host.lab_state().join("labbr0").exists());
+    }
+);
+
+as_root!(
+    /// A host that already forwards (a router, a Docker host) keeps
+    /// forwarding as it was: the lab does not write ip_forward, does not
+    /// narrow the host's forwarding to its own subnets, and `lab clean`,
+    /// after a killed runtime, leaves forwarding on since the lab did not
+    /// turn it on. (explain_narrates_the_wiring and
+    /// lab_clean_reclaims_what_a_killed_runtime_left show the other case.)
+    forwarding_already_on_is_left_on,
+    {
+        let host = Netns::with_sysctls("forwarding", &[("net.ipv4.ip_forward", "1")]);
+        // What an earlier bridge of the same name left, when the lab had
+        // turned forwarding on for it and its bridge was then deleted by hand.
+        let state = host.lab_state().join("labbr0");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state.join("forwarding-enabled"), "1").unwrap();
+        let mut server = start(&host, &["--explain", "-p", "18083:8080"], &["/usr/local/bin/lab-probe", "--serve", "8080"]);
+        let ready = first_line(&mut server);
+        let bridge_table = stdout(&host.command("nft").args(["list", "table", "ip", "container-lab-labbr0"]).output().unwrap());
+        let mark_left = state.join("forwarding-enabled").exists();
+        // Killed before any assertion, so that a failing one leaves no
+        // runtime behind.
+        server.kill().unwrap();
+        let killed = finish(server);
+        assert_eq!(ready, "listening on port 8080\n", "{}", stderr(&killed));
+        assert!(bridge_table.contains("masquerade"), "the bridge's NAT must be there: {bridge_table}");
+        assert!(!bridge_table.contains("policy drop"), "the host's own forwarding must stay as it was: {bridge_table}");
+        assert!(!mark_left, "the lab did not turn forwarding on: the old mark must go");
+        let narration = stderr(&killed);
+        assert!(narration.contains("route_localnet"), "the bridge was made by this run: {narration}");
+        assert!(!narration.contains("ip_forward"), "the lab must not write ip_forward: {narration}");
+        let cleaned = host.command(bin("lab")).arg("clean").output().unwrap();
+        assert_eq!(code(&cleaned), 0, "{}{}", stdout(&cleaned), stderr(&cleaned));
+        assert!(stdout(&cleaned).contains("removed bridge labbr0"), "{}", stdout(&cleaned));
+        assert_eq!(host.sysctl("net.ipv4.ip_forward"), "1", "clean must leave the host's forwarding on");
+    }
+);
+
+as_root!(
+    /// `--explain 2>&1 | head -1`: head takes the first step's line and
+    /// leaves, and every later write, of the runtime and of its child
+    /// before exec, meets a pipe nobody reads. Rust ignores SIGPIPE, so
+    /// each write fails with EPIPE: the runtime must let that go, build the
+    /// container, end with the container's own code and leave nothing of
+    /// it behind (the bridge stays, for the next container).
+    explain_piped_into_head_ends_with_the_containers_code,
+    {
+        let host = Netns::new("head");
+        // The container waits for a line the test sends only once nobody
+        // reads the pipe: `closed` comes after head has exited and the
+        // group has closed its own copy of the pipe's read end.
+        let script = r#""$0" --explain --net bridge "$1" /bin/sh -c 'read go; exit 7' 2>&1 | { head -1; exec 0<&-; echo closed; }
+                        echo "runtime exited ${PIPESTATUS[0]}""#;
+        let mut shell = host
+            .command("bash")
+            .args(["-c", script])
+            .arg(bin(CH))
+            .arg(rootfs())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(shell.stdout.take().unwrap());
+        let mut lines = [String::new(), String::new()];
+        for line in &mut lines {
+            out.read_line(line).unwrap();
+        }
+        let _ = shell.stdin.take().unwrap().write_all(b"go\n");
+        let mut rest = String::new();
+        out.read_to_string(&mut rest).unwrap();
+        let errors = stderr(&shell.wait_with_output().unwrap());
+        assert!(lines[0].starts_with("[runtime] "), "head's line is the first step: {lines:?}{errors}");
+        assert_eq!(lines[1], "closed\n", "{errors}");
+        assert_eq!(rest, "runtime exited 7\n", "the container's code: {errors}");
+        assert_nothing_left(&host);
+    }
+);
+
+as_root!(
+    /// Stdout and stderr a pipe nobody reads from the start, so every write
+    /// fails: the runtime still ends with the container's code when the
+    /// container ran, with its own 125 when it refused the command line
+    /// (its error line lost, not a panic), and leaves nothing behind.
+    output_nobody_reads_changes_no_exit_code,
+    {
+        let host = Netns::new("no-reader");
+        let run_unread = |args: &[&str], command: &[&str]| {
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            host.command(bin(CH))
+                .args(args)
+                .arg(rootfs())
+                .args(command)
+                .stdin(Stdio::null())
+                .stdout(writer.try_clone().unwrap())
+                .stderr(writer)
+                .status()
+                .unwrap()
+        };
+        let ran = run_unread(&["--explain"], &["/bin/sh", "-c", "exit 7"]);
+        assert_eq!(ran.code(), Some(7), "{ran:?}");
+        let refused = run_unread(&["--net", "none", "-p", "80:80"], &["/bin/true"]);
+        assert_eq!(refused.code(), Some(125), "{refused:?}");
+        assert_nothing_left(&host);
+    }
+);
+
+as_root!(
+    /// The runtime ignores SIGPIPE until the command is executed (see the
+    /// two tests above); the command itself gets the default back, so that
+    /// `yes | head` in the container ends as it does anywhere else.
+    the_command_gets_the_default_sigpipe,
+    {
+        let output = run_in(CH, &["/bin/grep", "SigIgn", "/proc/self/status"]);
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let mask = u64::from_str_radix(stdout(&output).trim_start_matches("SigIgn:").trim(), 16).unwrap();
+        assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "SIGPIPE is ignored in the container: {}", stdout(&output));
     }
 );
 

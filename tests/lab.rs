@@ -151,10 +151,20 @@ fn clean_removes_only_what_dead_runs_left() {
         std::fs::write(file, "bait").unwrap();
     }
 
-    let output = run(
-        "lab",
-        ["clean".as_ref(), "--rootfs".as_ref(), rootfs.as_os_str()],
-    );
+    // In a throwaway network namespace: clean also reclaims lab bridges
+    // and forwarding, and the real host's (a student's labbr0, what an
+    // earlier run left) are neither this test's to remove nor to count.
+    let netns = common::netns::Netns::new("clean");
+    let clean = || {
+        netns
+            .command(bin("lab"))
+            .arg("clean")
+            .arg("--rootfs")
+            .arg(&rootfs)
+            .output()
+            .unwrap()
+    };
+    let output = clean();
     let out = stdout(&output);
     let tour_files_left: Vec<_> = tour_files.iter().filter(|f| f.exists()).collect();
     for file in &tour_files {
@@ -207,9 +217,6 @@ fn clean_removes_only_what_dead_runs_left() {
         users_dir.exists(),
         "a directory without the lab's name must stay"
     );
-    let again = run(
-        "lab",
-        ["clean".as_ref(), "--rootfs".as_ref(), rootfs.as_os_str()],
-    );
+    let again = clean();
     assert_eq!(stdout(&again), "nothing to clean\n");
 }

@@ -300,9 +300,18 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
             std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
         }
         Leftover::NftTable(family, name) => tool("nft", &["delete", "table", family, name]),
-        // Gone meanwhile is fine: a veth goes when its peer's namespace dies.
-        Leftover::Link(name) if nix::net::if_::if_nametoindex(name.as_str()).is_err() => Ok(()),
-        Leftover::Link(name) => tool("ip", &["link", "delete", name]),
+        // Gone meanwhile is fine: a veth goes when its peer's namespace dies,
+        // which the kernel finishes in the background some time after the
+        // container's last process; that may be between the check and the
+        // delete, so a failed delete of a link that is gone is no failure.
+        Leftover::Link(name) => {
+            let gone = || nix::net::if_::if_nametoindex(name.as_str()).is_err();
+            if gone() {
+                return Ok(());
+            }
+            tool("ip", &["link", "delete", name])
+                .or_else(|why| if gone() { Ok(()) } else { Err(why) })
+        }
         Leftover::NetState(path) => std::fs::remove_dir_all(path)
             .or_else(|_| std::fs::remove_file(path))
             .map_err(|e| format!("{}: {e}", path.display())),

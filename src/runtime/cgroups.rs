@@ -410,7 +410,7 @@ impl ContainerCgroup {
                 // Older kernels without kmem accounting have no such file:
                 // the rest of the budget still holds, so say so and go on.
                 if !path.exists() {
-                    eprintln!(
+                    crate::say!(
                         "{}: {}",
                         crate::program_name(),
                         tcp_accounting_missing(&path)

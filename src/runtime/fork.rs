@@ -50,7 +50,7 @@ pub struct Child {
 /// fork(2) with the signal proxy in place: from its first instant the new
 /// child receives the signals a user sends to stop the container, and the
 /// child starts with default dispositions and nothing blocked (both survive
-/// execve(2), signal(7)).
+/// execve(2), signal(7)); SIGPIPE alone gets its default at exec.
 pub fn fork_forwarding(narrator: &Narrator, step: Step<'_>) -> Result<ForkResult, LabError> {
     install_signal_forwarding();
     // Hold the forwarded signals until the parent knows the child's pid;
@@ -105,9 +105,12 @@ fn exec(narrator: &Narrator, command: &Command) -> LabError {
             why: "replace the child with the command; from here on it is the container",
             man: "execve(2)",
         },
-        || match &command.environment {
-            Some(environment) => execve(&command.path, &command.argv, environment),
-            None => execv(&command.path, &command.argv),
+        || {
+            restore_default_sigpipe();
+            match &command.environment {
+                Some(environment) => execve(&command.path, &command.argv, environment),
+                None => execv(&command.path, &command.argv),
+            }
         },
     );
     match result {
@@ -184,10 +187,20 @@ fn forwarded_signal_set() -> SigSet {
 /// signals anyway; this also covers ignored ones).
 fn restore_default_signals() {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    // Rust ignores SIGPIPE in every program it starts; an ignored signal
-    // stays ignored across execve(2), and `yes | head` would misbehave.
-    for signal in FORWARDED_SIGNALS.into_iter().chain([Signal::SIGPIPE]) {
+    for signal in FORWARDED_SIGNALS {
         // SAFETY: restoring SIG_DFL has no handler to be unsafe about.
         let _ = unsafe { sigaction(signal, &default) };
     }
+}
+
+/// Rust ignores SIGPIPE in every program it starts; an ignored signal
+/// stays ignored across execve(2), and `yes | head` in the container would
+/// misbehave, so the command gets the default back. Only at exec: until
+/// then the child narrates, and a narration written after the reader of
+/// stderr went away (`--explain 2>&1 | head`) must fail quietly with EPIPE,
+/// not kill the child halfway through building the container.
+fn restore_default_sigpipe() {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: restoring SIG_DFL has no handler to be unsafe about.
+    let _ = unsafe { sigaction(Signal::SIGPIPE, &default) };
 }

@@ -812,9 +812,14 @@ fn ensure_bridge(
             &bridge_rules(bridge, subnet, flipped),
             "NAT for the subnet: containers reach out with the host's address",
         )?;
+        let mark = state.join("forwarding-enabled");
         if flipped {
-            std::fs::write(state.join("forwarding-enabled"), "1")
-                .map_err(|e| LabError::io("write", state.display(), e))?;
+            std::fs::write(&mark, "1").map_err(|e| LabError::io("write", mark.display(), e))?;
+        } else {
+            // A mark left by an earlier bridge of this name (deleted by
+            // hand, or in a namespace whose inode this one reuses) would
+            // make `lab clean` turn off forwarding the lab never turned on.
+            let _ = std::fs::remove_file(&mark);
         }
         std::fs::write(state.join("subnet"), subnet.to_string())
             .map_err(|e| LabError::io("write", state.display(), e))

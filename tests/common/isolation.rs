@@ -275,7 +275,12 @@ pub fn signal_to_runtime_ends_container(chapter: &str, signal: nix::sys::signal:
             "-c",
             "echo ready; exec sleep 60",
         ])
+        // No terminal on any of fds 0-2, whether or not `cargo test` runs
+        // on one: with one, the runtime would give the container a
+        // terminal of its own and relay it, another path than in CI.
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
