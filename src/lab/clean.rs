@@ -309,7 +309,10 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
             if gone() {
                 return Ok(());
             }
-            tool("ip", &["link", "delete", name])
+            use crate::runtime::netlink::{Change, Rtnl};
+            Rtnl::open()
+                .and_then(|rtnl| rtnl.apply(&Change::DeleteLink { link: name }))
+                .map_err(|error| error.to_string())
                 .or_else(|why| if gone() { Ok(()) } else { Err(why) })
         }
         Leftover::NetState(path) => std::fs::remove_dir_all(path)
