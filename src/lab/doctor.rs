@@ -490,7 +490,7 @@ pub struct Tool {
     pub must_be_static: bool,
 }
 
-pub const TOOLS: [Tool; 6] = [
+pub const TOOLS: [Tool; 8] = [
     Tool {
         program: "busybox",
         package: "busybox-static",
@@ -501,14 +501,28 @@ pub const TOOLS: [Tool; 6] = [
     Tool {
         program: "ip",
         package: "iproute2",
-        used_for: "inspecting ch04's veth pairs, bridges and routes",
+        used_for: "inspecting ch04's veth pairs, bridges and routes (the runtime itself speaks netlink), and the tour's bait interface",
         wanted: true,
         must_be_static: false,
     },
     Tool {
         program: "nft",
         package: "nftables",
-        used_for: "inspecting ch04's NAT and published-port rules",
+        used_for: "ch04-ch06's NAT, published ports and bridge guards (the runtime loads its rules with nft -f)",
+        wanted: true,
+        must_be_static: false,
+    },
+    Tool {
+        program: "newuidmap",
+        package: "uidmap",
+        used_for: "rootless ch05/ch06 with your whole subordinate id range (without it: your own id only)",
+        wanted: true,
+        must_be_static: false,
+    },
+    Tool {
+        program: "newgidmap",
+        package: "uidmap",
+        used_for: "rootless ch05/ch06 with your whole subordinate group range",
         wanted: true,
         must_be_static: false,
     },
