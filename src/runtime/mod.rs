@@ -18,6 +18,7 @@
 //! | `mounts` | /proc, /sys, /dev, /tmp; pivot_root(2) | ch02 (ch03: the mount namespace) |
 //! | `net` | veth, bridge, NAT, published ports | ch04 |
 //! | `userns` | uid/gid maps, idmapped and chowned roots | ch05 |
+//! | `usernet` | user-mode networking with pasta(1), no root needed | ch05 |
 //! | `cgroups` | memory, CPU and pids budgets on v1, v2 and hybrid | ch06 |
 //!
 //! May use: the shared plumbing at the top of the crate (`error`,
@@ -40,6 +41,7 @@ pub mod process;
 pub mod sharing;
 pub mod sync;
 pub mod terminal;
+pub mod usernet;
 pub mod userns;
 
 /// The runtime's own directory for state that lives as long as the host is
