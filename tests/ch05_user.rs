@@ -577,3 +577,40 @@ as_root!(
         assert_eq!(after, Vec::<String>::new(), "lab clean must stop it");
     }
 );
+
+as_root!(
+    /// --net pasta as root: the container reaches out as a rootless one
+    /// does, and pasta runs as the container's root (host uid 1879048192),
+    /// never as the host's.
+    pasta_as_root_runs_as_the_containers_root,
+    {
+        assert_eq!(container_lab::runtime::usernet::unavailable(), None, "pasta cannot run here (apt-get install passt; /dev/net/tun 0666)");
+        let world = World::new("rootpasta");
+        let mut runtime = world.in_host(|| {
+            Command::new(bin(CH))
+                .args(["--net", "pasta", rootfs().to_str().unwrap()])
+                .args(["/bin/sh", "-c", "ip -4 -o addr show eth0 | wc -l; exec sleep 30"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        });
+        let mut line = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(runtime.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        let marker = format!("/pasta-{}.pid", runtime.id());
+        let pasta_uid = std::fs::read_dir("/proc").unwrap().flatten().find_map(|entry| {
+            let cmdline = String::from_utf8_lossy(&std::fs::read(entry.path().join("cmdline")).ok()?).replace('\0', " ");
+            if !(cmdline.starts_with("pasta ") && cmdline.contains(&marker)) {
+                return None;
+            }
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.parse::<u32>().ok()
+        });
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(runtime.id() as i32), Signal::SIGTERM).unwrap();
+        runtime.wait().unwrap();
+        assert_eq!(line, "1\n", "eth0 with an address");
+        assert_eq!(pasta_uid, Some(container_lab::runtime::userns::ROOT_DEFAULT.outside), "pasta's host uid");
+        let left = std::fs::read_dir("/run/container-lab/pasta").into_iter().flatten().flatten().filter(|e| e.file_name().to_string_lossy().contains(&format!("-{}.", runtime.id()))).count();
+        assert_eq!(left, 0, "the pid file goes with pasta");
+    }
+);
