@@ -15,7 +15,8 @@ use container_lab::cli::{
 };
 use container_lab::error::LabError;
 use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
-use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetMode};
+use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetChoice, Network};
+use container_lab::runtime::usernet::UserModeNetwork;
 use container_lab::runtime::userns::{self, RemappedRootfs};
 use container_lab::runtime::{command, fds, mounts, namespaces, net, process, terminal};
 use nix::sched::CloneFlags;
@@ -34,11 +35,12 @@ use nix::sched::CloneFlags;
         rootfs is a read-only idmapped mount in which its files are theirs. Run as an ordinary user, no sudo is needed: the \
         container's root is you (and, with newuidmap(1) and /etc/subuid, a range besides).",
     after_help = "ROOTFS defaults to $CONTAINER_LAB_ROOTFS, else /var/lib/container-lab/rootfs. \
-        A rootless run needs a rootfs you own (rootfs-scripts/host.sh DIR, as yourself) and \
-        --net none or --net host: a bridge takes root on the host.\n\n\
+        A rootless run needs a rootfs you own (rootfs-scripts/host.sh DIR, as yourself); a bridge \
+        takes root on the host, so its network comes from pasta(1) (package passt), or is \
+        loopback only without it.\n\n\
         Examples:\n  \
         sudo ch05-user --explain ./rootfs /bin/sh -c 'id; cat /proc/self/uid_map'\n  \
-        ch05-user --net none ~/rootfs /bin/sh          (no sudo)\n  \
+        ch05-user ~/rootfs /bin/sh          (no sudo)\n  \
         sudo ch05-user --uid-map 0:1900000000:1000 --gid-map 0:1900000000:1000 ./rootfs\n\n\
         Exit status: the command's own; 125 if the runtime failed, 126 if COMMAND is not \
         executable, 127 if it was not found, 128+N if signal N killed it."
@@ -51,7 +53,7 @@ struct Cli {
     jail: JailArgs,
 
     #[command(flatten)]
-    net: NetArgs,
+    net: NetArgs<NetChoice>,
 
     #[command(flatten)]
     userns: UsernsArgs,
@@ -77,13 +79,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         caps::require(CAP_SYS_CHROOT, "dropping CAP_SYS_CHROOT")?;
         caps::require(CAP_SYS_ADMIN, "unshare(2), mount(2) and pivot_root(2)")?;
     }
-    cli.net.check()?;
-    if rootless && cli.net.mode == NetMode::Bridge {
-        return Err(LabError::Refused {
-            message: "--net bridge needs root on the host: a veth, a bridge and NAT rules are the host's to make".into(),
-            hint: "run rootless with --net none (only loopback) or --net host (the host's network), or with sudo".into(),
-        });
-    }
+    // NEW in ch05: --net auto: a bridge as root; without root, which cannot
+    // make one, user-mode networking with pasta (loopback only without it).
+    let net = cli.net.resolve(rootless)?;
     let rootfs = cli.rootfs.locate()?;
     let rootfs =
         container_lab::rootfs::require_mount_points(&rootfs, &["proc", "sys", "dev", "tmp"])?;
@@ -102,8 +100,8 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         .as_ref()
         .map_or(rootfs.clone(), |copy| copy.path.clone());
     // ANCHOR_END: new_runtime
-    let network = match cli.net.mode {
-        NetMode::Bridge => Some(ContainerNetwork::prepare(
+    let network = match net {
+        Network::Bridge => Some(ContainerNetwork::prepare(
             &narrator,
             &BridgeRequest {
                 bridge: &cli.net.bridge,
@@ -112,8 +110,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
                 hostname: &cli.jail.hostname,
             },
         )?),
-        NetMode::None | NetMode::Host => None,
+        Network::None | Network::Host | Network::Pasta => None,
     };
+    let mut usernet: Option<UserModeNetwork> = None;
     let terminal = terminal::allocate(&narrator)?;
     let child = process::spawn_with_runtime_help(
         &narrator,
@@ -130,6 +129,11 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
                 Ok(Vec::new())
             }
             ("network", Some(network)) => network.wire(&narrator, child).map(|()| Vec::new()),
+            // NEW in ch05: rootless networking: pasta, started on the child's namespace.
+            ("network", None) if net == Network::Pasta => {
+                usernet = Some(UserModeNetwork::attach(&narrator, child, &cli.net.publish)?);
+                Ok(Vec::new())
+            }
             _ => Ok(Vec::new()),
         },
         |narrator, handshake| {
@@ -152,19 +156,23 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
             // ANCHOR_END: new_child
             let mut kinds =
                 CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
-            if cli.net.mode != NetMode::Host {
+            if net != Network::Host {
                 kinds |= CloneFlags::CLONE_NEWNET;
             }
             namespaces::unshare(narrator, kinds)?;
             namespaces::set_hostname(narrator, &cli.jail.hostname)?;
-            match cli.net.mode {
-                NetMode::Bridge => {
+            match net {
+                Network::Bridge => {
                     let why =
                         "wait while the runtime plugs this new network namespace into the bridge";
                     handshake.ask_runtime(narrator, "network", why)?;
                 }
-                NetMode::None => net::bring_up_loopback(narrator)?,
-                NetMode::Host => {}
+                Network::Pasta => {
+                    let why = "wait while the runtime starts pasta, which gives this namespace an eth0 and carries its traffic out";
+                    handshake.ask_runtime(narrator, "network", why)?;
+                }
+                Network::None => net::bring_up_loopback(narrator)?,
+                Network::Host => {}
             }
             mounts::make_all_private(narrator)?;
             // pivot_root(2) refuses a mount the kernel locked (it would show
@@ -193,6 +201,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     if let Some(terminal) = terminal {
         terminal.relay(&narrator, child.pid)?;
     }
-    process::wait(&narrator, child)
+    let code = process::wait(&narrator, child)?;
+    // pasta, if any, goes with the container it served.
+    drop(usernet);
+    Ok(code)
 }
 // ANCHOR_END: recipe

@@ -13,7 +13,8 @@ use container_lab::cli::{
 use container_lab::error::LabError;
 use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::runtime::cgroups::ContainerCgroup;
-use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetMode};
+use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetChoice, Network};
+use container_lab::runtime::usernet::UserModeNetwork;
 use container_lab::runtime::userns::{self, RemappedRootfs};
 use container_lab::runtime::{command, fds, mounts, namespaces, net, process, terminal};
 use nix::sched::CloneFlags;
@@ -47,7 +48,7 @@ struct Cli {
     jail: JailArgs,
 
     #[command(flatten)]
-    net: NetArgs,
+    net: NetArgs<NetChoice>,
 
     #[command(flatten)]
     userns: UsernsArgs,
@@ -76,13 +77,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         caps::require(CAP_SYS_CHROOT, "dropping CAP_SYS_CHROOT")?;
         caps::require(CAP_SYS_ADMIN, "unshare(2), mount(2) and pivot_root(2)")?;
     }
-    cli.net.check()?;
-    if rootless && cli.net.mode == NetMode::Bridge {
-        return Err(LabError::Refused {
-            message: "--net bridge needs root on the host: a veth, a bridge and NAT rules are the host's to make".into(),
-            hint: "run rootless with --net none (only loopback) or --net host (the host's network), or with sudo".into(),
-        });
-    }
+    // --net auto: a bridge as root; without root, which cannot
+    // make one, user-mode networking with pasta (loopback only without it).
+    let net = cli.net.resolve(rootless)?;
     let rootfs = cli.rootfs.locate()?;
     let rootfs =
         container_lab::rootfs::require_mount_points(&rootfs, &["proc", "sys", "dev", "tmp"])?;
@@ -113,8 +110,8 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         (false, false) => Some(ContainerCgroup::create(&narrator, &limits)?),
     };
     // ANCHOR_END: new_cgroup
-    let network = match cli.net.mode {
-        NetMode::Bridge => Some(ContainerNetwork::prepare(
+    let network = match net {
+        Network::Bridge => Some(ContainerNetwork::prepare(
             &narrator,
             &BridgeRequest {
                 bridge: &cli.net.bridge,
@@ -123,8 +120,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
                 hostname: &cli.jail.hostname,
             },
         )?),
-        NetMode::None | NetMode::Host => None,
+        Network::None | Network::Host | Network::Pasta => None,
     };
+    let mut usernet: Option<UserModeNetwork> = None;
     let terminal = terminal::allocate(&narrator)?;
     let child = process::spawn_with_runtime_help(
         &narrator,
@@ -145,6 +143,11 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
                 Ok(Vec::new())
             }
             ("network", Some(network)) => network.wire(&narrator, child).map(|()| Vec::new()),
+            // rootless networking: pasta, started on the child's namespace.
+            ("network", None) if net == Network::Pasta => {
+                usernet = Some(UserModeNetwork::attach(&narrator, child, &cli.net.publish)?);
+                Ok(Vec::new())
+            }
             _ => Ok(Vec::new()),
         },
         |narrator, handshake| {
@@ -165,19 +168,23 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
             userns::become_root(narrator)?;
             let mut kinds =
                 CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
-            if cli.net.mode != NetMode::Host {
+            if net != Network::Host {
                 kinds |= CloneFlags::CLONE_NEWNET;
             }
             namespaces::unshare(narrator, kinds)?;
             namespaces::set_hostname(narrator, &cli.jail.hostname)?;
-            match cli.net.mode {
-                NetMode::Bridge => {
+            match net {
+                Network::Bridge => {
                     let why =
                         "wait while the runtime plugs this new network namespace into the bridge";
                     handshake.ask_runtime(narrator, "network", why)?;
                 }
-                NetMode::None => net::bring_up_loopback(narrator)?,
-                NetMode::Host => {}
+                Network::Pasta => {
+                    let why = "wait while the runtime starts pasta, which gives this namespace an eth0 and carries its traffic out";
+                    handshake.ask_runtime(narrator, "network", why)?;
+                }
+                Network::None => net::bring_up_loopback(narrator)?,
+                Network::Host => {}
             }
             mounts::make_all_private(narrator)?;
             // pivot_root(2) refuses a mount the kernel locked (it would show
@@ -207,6 +214,8 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         terminal.relay(&narrator, child.pid)?;
     }
     let code = process::wait(&narrator, child)?;
+    // pasta, if any, goes with the container it served.
+    drop(usernet);
     // ANCHOR: report
     // NEW in ch06: say what the budget did.
     if let Some(cgroup) = &cgroup {

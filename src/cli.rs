@@ -3,7 +3,7 @@
 
 use crate::error::LabError;
 use crate::narrator::Narrator;
-use crate::runtime::net::{NetMode, PortMapping, Subnet};
+use crate::runtime::net::{NetChoice, NetMode, Network, PortMapping, Subnet};
 use crate::runtime::process::Launch;
 use crate::runtime::userns::{IdMap, SubordinateRange};
 use clap::{Args, Parser};
@@ -73,18 +73,40 @@ impl JailArgs {
     }
 }
 
-/// Network flags, from ch04 on.
+/// What `--net` offers in a chapter: its values (as a clap value enum),
+/// which one is the default, and the flag's help line. ch04 offers the
+/// bridge era's modes; from ch05 on, user-mode networking and `auto` join
+/// them, so that a run without root has a network it can make.
+pub trait NetModeFlag: clap::ValueEnum + Clone + Send + Sync + std::fmt::Debug + 'static {
+    const DEFAULT: &'static str;
+    const HELP: &'static str;
+}
+
+impl NetModeFlag for NetMode {
+    const DEFAULT: &'static str = "bridge";
+    const HELP: &'static str = "none: only loopback; host: share the host's network (no isolation); \
+        bridge: own network on a lab bridge, with NAT and published ports";
+}
+
+impl NetModeFlag for NetChoice {
+    const DEFAULT: &'static str = "auto";
+    const HELP: &'static str = "none: only loopback; host: share the host's network (no isolation); \
+        bridge: own network on a lab bridge, with NAT and published ports; pasta: own network \
+        through pasta(1), user-mode networking that needs no root; auto: bridge as root, pasta \
+        without root (loopback only when pasta is not installed)";
+}
+
+/// Network flags, from ch04 on (`M`: the `--net` values of the chapter).
 #[derive(Args, Debug, Clone)]
-pub struct NetArgs {
-    /// none: only loopback; host: share the host's network (no isolation);
-    /// bridge: own network on a lab bridge, with NAT and published ports
+pub struct NetArgs<M: NetModeFlag = NetMode> {
     #[arg(
         long = "net",
-        value_enum,
         value_name = "MODE",
-        default_value = "bridge"
+        value_parser = clap::builder::EnumValueParser::<M>::new(),
+        default_value = M::DEFAULT,
+        help = M::HELP
     )]
-    pub mode: NetMode,
+    pub mode: M,
 
     /// Publish a container port on the host: HOST_PORT:CONTAINER_PORT[/tcp] (repeatable)
     #[arg(short = 'p', long = "publish", value_name = "HOST:CONTAINER")]
@@ -99,12 +121,8 @@ pub struct NetArgs {
     pub subnet: Subnet,
 }
 
-impl NetArgs {
-    /// Refuse flag combinations that cannot work, before anything is made.
-    pub fn check(&self) -> Result<(), LabError> {
-        if !self.publish.is_empty() && self.mode != NetMode::Bridge {
-            return Err(LabError::Usage { message: "-p needs --net bridge: with none there is nothing to publish to, with host the ports are the host's already".into() });
-        }
+impl<M: NetModeFlag> NetArgs<M> {
+    fn check_bridge_name(&self) -> Result<(), LabError> {
         if self.bridge.is_empty() || self.bridge.len() > 15 || self.bridge.contains(['/', ' ']) {
             return Err(LabError::Usage {
                 message: format!(
@@ -114,6 +132,70 @@ impl NetArgs {
             });
         }
         Ok(())
+    }
+}
+
+impl NetArgs<NetMode> {
+    /// Refuse flag combinations that cannot work, before anything is made.
+    pub fn check(&self) -> Result<(), LabError> {
+        if !self.publish.is_empty() && self.mode != NetMode::Bridge {
+            return Err(LabError::Usage { message: "-p needs --net bridge: with none there is nothing to publish to, with host the ports are the host's already".into() });
+        }
+        self.check_bridge_name()
+    }
+}
+
+impl NetArgs<NetChoice> {
+    /// The network this run gets: `auto` decided for this user and host,
+    /// and flag combinations that cannot work refused before anything is
+    /// made. Rootless, `auto` falls back to loopback only when pasta(1)
+    /// cannot run here, and says so in one line on stderr.
+    pub fn resolve(&self, rootless: bool) -> Result<Network, LabError> {
+        use crate::runtime::usernet;
+        self.check_bridge_name()?;
+        let network = match (self.mode, rootless) {
+            (NetChoice::Auto, false) | (NetChoice::Bridge, false) => Network::Bridge,
+            (NetChoice::Bridge, true) => {
+                return Err(LabError::Refused {
+                    message: "--net bridge needs root on the host: a veth, a bridge and NAT rules are the host's to make".into(),
+                    hint: "run rootless with --net pasta (user-mode networking), --net none (only loopback) or --net host (the host's network), or with sudo".into(),
+                });
+            }
+            (NetChoice::Auto, true) => match usernet::unavailable() {
+                None => Network::Pasta,
+                Some(why) if !self.publish.is_empty() => {
+                    return Err(LabError::Refused {
+                        message: format!(
+                            "-p needs user-mode networking in a rootless run, and {why}"
+                        ),
+                        hint: why.fix(),
+                    });
+                }
+                Some(why) => {
+                    eprintln!(
+                        "{}: --net auto: {why}; running with loopback only ({})",
+                        crate::program_name(),
+                        why.fix()
+                    );
+                    Network::None
+                }
+            },
+            (NetChoice::Pasta, _) => {
+                if let Some(why) = usernet::unavailable() {
+                    return Err(LabError::Refused {
+                        message: format!("--net pasta: {why}"),
+                        hint: why.fix(),
+                    });
+                }
+                Network::Pasta
+            }
+            (NetChoice::None, _) => Network::None,
+            (NetChoice::Host, _) => Network::Host,
+        };
+        if !self.publish.is_empty() && matches!(network, Network::None | Network::Host) {
+            return Err(LabError::Usage { message: "-p needs --net bridge or --net pasta: with none there is nothing to publish to, with host the ports are the host's already".into() });
+        }
+        Ok(network)
     }
 }
 

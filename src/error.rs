@@ -125,9 +125,18 @@ impl LabError {
             LabError::InChild { hint, .. } => hint.clone(),
             LabError::RuntimeGaveUp => None,
             LabError::ToolFailed { command, message } if message.starts_with("cannot run") => {
-                let package = if command.starts_with("nft") { "nftables" } else { "iproute2" };
+                let package = if command.starts_with("nft") {
+                    "nftables"
+                } else if command.starts_with("pasta") {
+                    "passt"
+                } else {
+                    "iproute2"
+                };
                 Some(format!("install it: apt-get install {package}"))
             }
+            LabError::ToolFailed { command, .. } if command.starts_with("pasta") => Some(
+                "that is pasta's own word; `lab doctor` checks what it needs (the passt package, /dev/net/tun)".into(),
+            ),
             LabError::ToolFailed { .. } => None,
             LabError::Refused { hint, .. } => Some(hint.clone()),
         }

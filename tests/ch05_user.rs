@@ -185,9 +185,214 @@ impl TestUser {
 
 impl Drop for TestUser {
     fn drop(&mut self) {
+        // The directory of pasta's pid files a rootless run makes (no
+        // XDG_RUNTIME_DIR here: the user never logged in).
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("container-lab-{}", self.uid)),
+        );
         let _ = Command::new("userdel").arg(&self.name).status();
     }
 }
+
+/// Two throwaway network namespaces: `host`, where the rootless runtime
+/// runs, and `world`, the internet it reaches through a veth and a default
+/// route; a server of the world's listens on WORLD_SERVER (an address on
+/// its loopback, not the gateway's). No packet leaves them.
+struct World {
+    host: Netns,
+    world: Netns,
+}
+
+const HOST_ADDRESS: &str = "198.51.100.1";
+const WORLD_SERVER: &str = "203.0.113.7";
+
+impl World {
+    fn new(tag: &str) -> World {
+        let host = Netns::new(&format!("{tag}-host"));
+        let world = Netns::new(&format!("{tag}-world"));
+        host.ip(&[
+            "link", "add", "labt-h", "type", "veth", "peer", "name", "labt-w",
+        ]);
+        host.ip(&["link", "set", "labt-w", "netns", &world.name]);
+        host.ip(&[
+            "addr",
+            "add",
+            &format!("{HOST_ADDRESS}/24"),
+            "dev",
+            "labt-h",
+        ]);
+        host.ip(&["link", "set", "labt-h", "up"]);
+        // pasta copies the host's address and routes into the container:
+        // without a default route it finds no interface to copy.
+        host.ip(&["route", "add", "default", "via", "198.51.100.2"]);
+        world.ip(&["addr", "add", "198.51.100.2/24", "dev", "labt-w"]);
+        world.ip(&["link", "set", "labt-w", "up"]);
+        world.ip(&["addr", "add", &format!("{WORLD_SERVER}/32"), "dev", "lo"]);
+        World { host, world }
+    }
+
+    /// Run `f` on a thread inside the host namespace: what it spawns is
+    /// born there, and can then drop to the test user (std switches ids
+    /// before any pre_exec hook would run, too late for setns(2)).
+    fn in_host<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    self.host.enter_this_thread();
+                    f()
+                })
+                .join()
+                .unwrap()
+        })
+    }
+}
+
+/// The pastas still running with a pid file under `uid`'s directory.
+fn pastas_of(uid: u32) -> Vec<String> {
+    let dir = format!("/container-lab-{uid}/pasta/");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|line| line.starts_with("pasta ") && line.contains(&dir))
+        .collect()
+}
+
+/// A test user with a lab rootfs (lab-probe inside) of its own.
+fn user_with_lab_rootfs(tag: &str) -> (TestUser, std::path::PathBuf) {
+    assert!(
+        container_lab::hostinfo::find_in_path("pasta").is_some(),
+        "pasta is not installed: apt-get install passt (.ci/run does)"
+    );
+    assert_eq!(
+        container_lab::runtime::usernet::unavailable(),
+        None,
+        "pasta cannot run here: {}",
+        container_lab::runtime::usernet::unavailable()
+            .map(|why| format!("{why}; {}", why.fix()))
+            .unwrap_or_default()
+    );
+    let user = TestUser::new(tag);
+    let rootfs = user.home.join("rootfs");
+    let built = user
+        .command(bin("lab"))
+        .arg("rootfs")
+        .arg(&rootfs)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "lab rootfs as {}: {}",
+        user.name,
+        stderr(&built)
+    );
+    (user, rootfs)
+}
+
+as_root!(
+    /// Issue 13: the first thing a rootless user types, with no flags,
+    /// runs: --net auto is pasta without root, and nothing of it stays.
+    rootless_with_no_flags_runs,
+    {
+        let (user, rootfs) = user_with_lab_rootfs("d");
+        let world = World::new("auto");
+        let output = world.in_host(|| user.command(bin(CH)).arg(&rootfs).arg("/bin/true").output().unwrap());
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        assert_eq!(stderr(&output), "", "pasta was there: nothing to say");
+        assert_eq!(pastas_of(user.uid), Vec::<String>::new(), "pasta must go with the container");
+    }
+);
+
+as_root!(
+    /// Rootless, with pasta: the container reaches a server out in the
+    /// (stand-in) internet, which sees the host's address, as with NAT;
+    /// and a port published with -p answers in the runtime's namespace.
+    rootless_pasta_reaches_out_and_publishes,
+    {
+        let (user, rootfs) = user_with_lab_rootfs("e");
+        let world = World::new("pasta");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                world.world.enter_this_thread();
+                let listener = std::net::TcpListener::bind((WORLD_SERVER, 9000)).unwrap();
+                sender.send(String::new()).unwrap();
+                let (mut stream, peer) = listener.accept().unwrap();
+                use std::io::Write;
+                writeln!(stream, "hello from the world").unwrap();
+                sender.send(peer.ip().to_string()).unwrap();
+            });
+            receiver.recv().unwrap();
+            let target = format!("{WORLD_SERVER}:9000");
+            let output = world.in_host(|| {
+                user.command(bin(CH))
+                    .args(["--net", "pasta"])
+                    .arg(&rootfs)
+                    .args(["/bin/sh", "-c", &format!("ip -4 -o addr show eth0 | wc -l; exec /usr/local/bin/lab-probe --connect {target}")])
+                    .output()
+                    .unwrap()
+            });
+            assert_eq!(code(&output), 0, "{}", stderr(&output));
+            assert_eq!(stdout(&output), "1\nhello from the world\n", "{}", stderr(&output));
+            assert_eq!(receiver.recv().unwrap(), HOST_ADDRESS, "the world must see the host's address");
+        });
+        // -p: a server in the container, a client in the runtime's namespace.
+        let mut server = world.in_host(|| {
+            user.command(bin(CH))
+                .args(["-p", "18091:8080"])
+                .arg(&rootfs)
+                .args(["/usr/local/bin/lab-probe", "--serve", "8080", "--count", "1"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        });
+        let mut line = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(server.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line, "listening on port 8080\n");
+        // From the runtime's own namespace, on its loopback: pasta takes
+        // such a connection straight to the container's socket.
+        let client = world.host.command(bin("lab-probe")).args(["--connect", "127.0.0.1:18091"]).output().unwrap();
+        assert!(stdout(&client).starts_with("hello from jail"), "{}{}", stdout(&client), stderr(&client));
+        let output = server.wait_with_output().unwrap();
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        assert_eq!(pastas_of(user.uid), Vec::<String>::new(), "pasta must go with the container");
+    }
+);
+
+as_root!(
+    /// Without pasta on PATH a rootless run still runs, with loopback
+    /// only, and one line on stderr says so and what to install.
+    rootless_without_pasta_falls_back_to_loopback,
+    {
+        let user = TestUser::new("f");
+        let rootfs = user.home.join("rootfs");
+        let built = user.command(bin("lab")).arg("rootfs").arg(&rootfs).output().unwrap();
+        assert!(built.status.success(), "{}", stderr(&built));
+        let world = World::new("nopasta");
+        let output = world.in_host(|| {
+            user.command(bin(CH))
+                .env("PATH", user.home.join("empty"))
+                .arg(&rootfs)
+                .args(["/bin/sh", "-c", "ip -o link | wc -l"])
+                .output()
+                .unwrap()
+        });
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        assert_eq!(stdout(&output), "1\n", "loopback only");
+        let err = stderr(&output);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("--net auto: pasta is not installed; running with loopback only"), "{err}");
+        assert!(err.contains("apt-get install passt"), "{err}");
+        // Asked for by name, it is refused instead, with the same fix.
+        let refused = world.in_host(|| {
+            user.command(bin(CH)).env("PATH", user.home.join("empty")).args(["--net", "pasta"]).arg(&rootfs).arg("/bin/true").output().unwrap()
+        });
+        assert_clean_failure(&refused, 125, "--net pasta: pasta is not installed");
+    }
+);
 
 as_root!(
     /// Rootless, for real: an ordinary user builds a rootfs and runs the
@@ -217,7 +422,7 @@ as_root!(
         // Four processes: the init, sh, and the ps and wc of the pipeline.
         assert_eq!(lines, ["0".to_string(), format!("0 {} 1", user.uid), "rootless".into(), "4".into()]);
         // Bridge networking needs the host's root: refused, with what to do.
-        let refused = user.command(bin(CH)).arg(&rootfs).arg("/bin/true").output().unwrap();
+        let refused = user.command(bin(CH)).args(["--net", "bridge"]).arg(&rootfs).arg("/bin/true").output().unwrap();
         assert_clean_failure(&refused, 125, "--net bridge needs root on the host");
     }
 );
@@ -315,5 +520,97 @@ as_root!(
         assert_clean_failure(&refused, 125, &format!("which /etc/subuid gives to {}", user.name));
         assert!(stderr(&refused).contains(&format!("({}:{}:{})", user.name, range.0, range.1)), "{}", stderr(&refused));
         assert!(stderr(&refused).contains("leave out --uid-map and --gid-map"), "{}", stderr(&refused));
+    }
+);
+
+/// Kill, by pid, whatever processes `uid` still has (a SIGKILLed runtime's
+/// container lives on without it).
+fn kill_processes_of(uid: u32) {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        let owner = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next()?.parse::<u32>().ok());
+        if owner == Some(uid) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+as_root!(
+    /// A SIGKILLed runtime cannot stop its pasta, which would serve the
+    /// dead container's namespace for ever: `lab clean` stops it.
+    lab_clean_stops_the_pasta_of_a_killed_run,
+    {
+        let (user, rootfs) = user_with_lab_rootfs("g");
+        let world = World::new("killed");
+        let mut runtime = world.in_host(|| {
+            user.command(bin(CH))
+                .arg(&rootfs)
+                .args(["/bin/sleep", "30"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pastas_of(user.uid).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        runtime.kill().unwrap();
+        runtime.wait().unwrap();
+        let left = pastas_of(user.uid);
+        let clean = run("lab", ["clean"]);
+        let after = pastas_of(user.uid);
+        kill_processes_of(user.uid);
+        assert_eq!(left.len(), 1, "the killed run's pasta should still run: {left:?}");
+        assert_eq!(code(&clean), 0, "{}", stderr(&clean));
+        assert!(stdout(&clean).contains("pasta process"), "{}", stdout(&clean));
+        assert_eq!(after, Vec::<String>::new(), "lab clean must stop it");
+    }
+);
+
+as_root!(
+    /// --net pasta as root: the container reaches out as a rootless one
+    /// does, and pasta runs as the container's root (host uid 1879048192),
+    /// never as the host's.
+    pasta_as_root_runs_as_the_containers_root,
+    {
+        assert_eq!(container_lab::runtime::usernet::unavailable(), None, "pasta cannot run here (apt-get install passt; /dev/net/tun 0666)");
+        let world = World::new("rootpasta");
+        let mut runtime = world.in_host(|| {
+            Command::new(bin(CH))
+                .args(["--net", "pasta", rootfs().to_str().unwrap()])
+                .args(["/bin/sh", "-c", "ip -4 -o addr show eth0 | wc -l; exec sleep 30"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        });
+        let mut line = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(runtime.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        let marker = format!("/pasta-{}.pid", runtime.id());
+        let pasta_uid = std::fs::read_dir("/proc").unwrap().flatten().find_map(|entry| {
+            let cmdline = String::from_utf8_lossy(&std::fs::read(entry.path().join("cmdline")).ok()?).replace('\0', " ");
+            if !(cmdline.starts_with("pasta ") && cmdline.contains(&marker)) {
+                return None;
+            }
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.parse::<u32>().ok()
+        });
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(runtime.id() as i32), Signal::SIGTERM).unwrap();
+        runtime.wait().unwrap();
+        assert_eq!(line, "1\n", "eth0 with an address");
+        assert_eq!(pasta_uid, Some(container_lab::runtime::userns::ROOT_DEFAULT.outside), "pasta's host uid");
+        let left = std::fs::read_dir("/run/container-lab/pasta").into_iter().flatten().flatten().filter(|e| e.file_name().to_string_lossy().contains(&format!("-{}.", runtime.id()))).count();
+        assert_eq!(left, 0, "the pid file goes with pasta");
     }
 );

@@ -39,6 +39,10 @@ pub enum Leftover {
     RemappedCopy(PathBuf),
     /// A lab bridge no running container uses (it stays between runs).
     Bridge(String, PathBuf),
+    /// A pasta (pid, pid file) a ch05 runtime started and died without
+    /// stopping: it would serve the dead container's network namespace,
+    /// and keep it alive, for ever.
+    Pasta(i32, PathBuf),
     /// A file a dead tour planted in or beside a rootfs (a device node, a
     /// file for its handle) or its stand-in's copy of /etc/subuid.
     TourFile(PathBuf),
@@ -60,6 +64,7 @@ impl std::fmt::Display for Leftover {
             Leftover::RemappedCopy(path) => write!(f, "remapped rootfs copy {}", path.display()),
             Leftover::Cgroup(path) => write!(f, "cgroup {}", path.display()),
             Leftover::TourFile(path) => write!(f, "tour bait file {}", path.display()),
+            Leftover::Pasta(pid, file) => write!(f, "pasta process {pid} ({})", file.display()),
         }
     }
 }
@@ -126,6 +131,7 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
         }
     }
     find_network(&mut found);
+    found.extend(find_pastas(Path::new("/proc")));
     // ch06's cgroups of runs that died (named container-lab-PID, found in
     // every hierarchy, a few levels below the runtime's own).
     find_cgroups(Path::new("/sys/fs/cgroup"), 5, &mut found);
@@ -266,6 +272,45 @@ fn find_network(found: &mut Vec<Leftover>) {
     }
 }
 
+/// Every pasta whose `--pid` file a lab runtime named after itself
+/// (usernet::pid_file_name) and whose runtime is gone, from `proc`'s
+/// command lines: rootless runs keep their pid files in each user's own
+/// directory, which root cannot list, but every process is in /proc.
+pub fn find_pastas(proc: &Path) -> Vec<Leftover> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(proc).into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let words: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        let is_pasta = words
+            .first()
+            .is_some_and(|w| Path::new(w).file_name().is_some_and(|n| n == "pasta"));
+        let pid_file = words
+            .windows(2)
+            .find(|pair| pair[0] == "--pid" || pair[0] == "-P")
+            .map(|pair| PathBuf::from(&pair[1]));
+        let Some(pid_file) = pid_file.filter(|_| is_pasta) else {
+            continue;
+        };
+        let runtime = crate::runtime::usernet::runtime_of_pid_file(&pid_file);
+        if runtime.is_some_and(|runtime| !is_running(runtime)) {
+            found.push(Leftover::Pasta(pid, pid_file));
+        }
+    }
+    found
+}
+
 fn find_cgroups(dir: &Path, depth: u32, found: &mut Vec<Leftover>) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let Ok(kind) = entry.file_type() else {
@@ -327,6 +372,10 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
         Leftover::TourFile(path) => {
             std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))
         }
+        Leftover::Pasta(pid, file) => {
+            crate::runtime::usernet::stop(*pid, file);
+            Ok(())
+        }
         Leftover::RemappedCopy(path) => {
             std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
         }
@@ -380,5 +429,38 @@ mod tests {
         assert!(scratch.contains(&root.join("tmp/.lab-probe-mnt-42")));
         assert!(scratch.contains(&root.join(".lab-breakout")));
         std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn only_pastas_of_dead_lab_runtimes_are_found() {
+        let proc = std::env::temp_dir().join(format!("lab-clean-proc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&proc);
+        // No pid reaches 4194304 (the kernel's highest pid_max): dead.
+        let dead = "/run/container-lab/pasta/pasta-4194305.pid";
+        let alive = format!(
+            "/tmp/container-lab-1000/pasta/pasta-{}.pid",
+            std::process::id()
+        );
+        let processes = [
+            ("11", vec!["/usr/bin/pasta", "--config-net", "--pid", dead]),
+            ("12", vec!["pasta", "--pid", &alive]),
+            (
+                "13",
+                vec!["pasta", "--pid", "/run/user/1000/containers/pasta.pid"],
+            ),
+            ("14", vec!["sleep", "--pid", dead]),
+            ("self", vec!["pasta", "--pid", dead]),
+        ];
+        for (pid, words) in &processes {
+            std::fs::create_dir_all(proc.join(pid)).unwrap();
+            let cmdline: Vec<u8> = words
+                .iter()
+                .flat_map(|w| [w.as_bytes(), b"\0"].concat())
+                .collect();
+            std::fs::write(proc.join(pid).join("cmdline"), cmdline).unwrap();
+        }
+        let found = find_pastas(&proc);
+        assert_eq!(found, [Leftover::Pasta(11, PathBuf::from(dead))]);
+        std::fs::remove_dir_all(proc).unwrap();
     }
 }

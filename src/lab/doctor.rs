@@ -104,6 +104,13 @@ pub fn gather() -> Vec<Check> {
         };
         tool_check(tool, found.as_deref(), linking)
     }));
+    if locate_tool("pasta").is_some() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(crate::runtime::usernet::TUN_DEVICE)
+            .ok()
+            .map(|meta| meta.permissions().mode());
+        checks.push(tun_check(mode));
+    }
     let rootfs = crate::rootfs::default_path();
     let from_env = std::env::var_os(crate::rootfs::ROOTFS_ENV).is_some_and(|v| !v.is_empty());
     checks.push(rootfs_check(
@@ -527,6 +534,20 @@ pub const TOOLS: [Tool; 8] = [
         must_be_static: false,
     },
     Tool {
+        program: "pasta",
+        package: "passt",
+        used_for: "networking in rootless runs (ch05 on: --net pasta, and --net auto without root)",
+        wanted: true,
+        must_be_static: false,
+    },
+    Tool {
+        program: "slirp4netns",
+        package: "slirp4netns",
+        used_for: "comparing with slirp4netns, podman's user-mode networking before pasta",
+        wanted: false,
+        must_be_static: false,
+    },
+    Tool {
         program: "unshare",
         package: "util-linux",
         used_for: "trying namespaces by hand",
@@ -548,6 +569,40 @@ pub const TOOLS: [Tool; 8] = [
         must_be_static: false,
     },
 ];
+
+/// pasta opens /dev/net/tun as the container's root, an unprivileged
+/// host id even in a run as root: the device must be open to every user,
+/// as udev makes it (opening it grants nothing by itself; making an
+/// interface takes CAP_NET_ADMIN in the namespace it goes into). `mode`:
+/// the device's st_mode, None if it is missing.
+pub fn tun_check(mode: Option<u32>) -> Check {
+    let device = crate::runtime::usernet::TUN_DEVICE;
+    match mode {
+        Some(mode) if mode & 0o006 == 0o006 => Check::new(
+            "tun",
+            Status::Ok,
+            format!(
+                "{device} is open to every user (mode {:o}), as pasta needs",
+                mode & 0o777
+            ),
+        ),
+        Some(mode) => Check::new(
+            "tun",
+            Status::Warn,
+            format!(
+                "{device} has mode {:o}: pasta, which runs as the container's root, cannot open it",
+                mode & 0o777
+            ),
+        )
+        .fix(format!("sudo chmod 0666 {device} (udev's default)")),
+        None => Check::new(
+            "tun",
+            Status::Warn,
+            format!("{device} is missing: pasta needs it"),
+        )
+        .fix("sudo modprobe tun"),
+    }
+}
 
 /// Directories sudo's `secure_path` holds: ip and nft live in sbin, which a
 /// user's own PATH often lacks, yet the lab runs them through sudo.
@@ -985,6 +1040,33 @@ fail  root     euid 1000
         assert_eq!(bwrap.status, Status::Info);
         assert_eq!(bwrap.fix, None);
         assert!(bwrap.found.contains("apt-get install bubblewrap"));
+    }
+
+    #[test]
+    fn pasta_is_wanted_with_its_package_and_slirp4netns_informs() {
+        let pasta = tool_check(tool("pasta"), None, None);
+        assert_eq!(pasta.status, Status::Warn);
+        assert_eq!(pasta.fix.as_deref(), Some("sudo apt-get install passt"));
+        let slirp = tool_check(tool("slirp4netns"), None, None);
+        assert_eq!(slirp.status, Status::Info);
+        assert!(
+            slirp.found.contains("apt-get install slirp4netns"),
+            "{}",
+            slirp.found
+        );
+    }
+
+    #[test]
+    fn tun_must_be_open_to_every_user() {
+        assert_eq!(tun_check(Some(0o20666)).status, Status::Ok);
+        let closed = tun_check(Some(0o20600));
+        assert_eq!(closed.status, Status::Warn);
+        assert!(closed.found.contains("mode 600"), "{}", closed.found);
+        assert_eq!(
+            closed.fix.as_deref(),
+            Some("sudo chmod 0666 /dev/net/tun (udev's default)")
+        );
+        assert_eq!(tun_check(None).status, Status::Warn);
     }
 
     #[test]

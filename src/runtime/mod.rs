@@ -19,6 +19,7 @@
 //! | `net` | veth, bridge, NAT, published ports | ch04 |
 //! | `netlink` | links, addresses, routes through rtnetlink, without ip(8) | ch04 |
 //! | `userns` | uid/gid maps, idmapped and chowned roots | ch05 |
+//! | `usernet` | user-mode networking with pasta(1), no root needed | ch05 |
 //! | `cgroups` | memory, CPU and pids budgets on v1, v2 and hybrid | ch06 |
 //!
 //! May use: the shared plumbing at the top of the crate (`error`,
@@ -42,6 +43,7 @@ pub mod process;
 pub mod sharing;
 pub mod sync;
 pub mod terminal;
+pub mod usernet;
 pub mod userns;
 
 /// The runtime's own directory for state that lives as long as the host is

@@ -83,6 +83,30 @@ pub enum NetMode {
     Bridge,
 }
 
+/// `--net` from ch05 on: ch04's modes, user-mode networking, and `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetChoice {
+    /// As root a bridge; without root pasta, or loopback only without it.
+    Auto,
+    /// Its own network namespace with only loopback, up.
+    None,
+    /// The host's own network stack, shared (no isolation at all).
+    Host,
+    /// Its own namespace, wired to a lab bridge with NAT and published ports.
+    Bridge,
+    /// Its own namespace, connected by pasta(1): no root needed.
+    Pasta,
+}
+
+/// The network a run gets once `auto` is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    None,
+    Host,
+    Bridge,
+    Pasta,
+}
+
 /// `-p HOST_PORT:CONTAINER_PORT[/tcp]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortMapping {
