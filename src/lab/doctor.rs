@@ -497,7 +497,7 @@ pub struct Tool {
     pub must_be_static: bool,
 }
 
-pub const TOOLS: [Tool; 8] = [
+pub const TOOLS: [Tool; 10] = [
     Tool {
         program: "busybox",
         package: "busybox-static",

@@ -590,8 +590,16 @@ impl ContainerNetwork {
             },
             "inside: the container's own address on the bridge's subnet",
         )?;
-        inside.run(narrator, &Change::SetUp { link: "eth0" }, "inside: bring eth0 up")?;
-        inside.run(narrator, &Change::SetUp { link: "lo" }, "inside: a loopback of its own")?;
+        inside.run(
+            narrator,
+            &Change::SetUp { link: "eth0" },
+            "inside: bring eth0 up",
+        )?;
+        inside.run(
+            narrator,
+            &Change::SetUp { link: "lo" },
+            "inside: a loopback of its own",
+        )?;
         inside.run(
             narrator,
             &Change::AddDefaultRoute {
@@ -735,7 +743,10 @@ fn ensure_bridge(
     let rtnl = netlink::Rtnl::open()?;
     rtnl.run(
         narrator,
-        &Change::AddBridge { name: bridge, mac: &mac },
+        &Change::AddBridge {
+            name: bridge,
+            mac: &mac,
+        },
         "a virtual switch on the host that the containers plug into, with a MAC address that stays",
     )?;
     let undo = || {
