@@ -403,10 +403,20 @@ pub fn stop(pid: i32, pid_file: &Path) {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let ours = String::from_utf8_lossy(&cmdline).contains(&*pid_file.to_string_lossy());
     if ours {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        while is_alive(pid) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+        // SIGTERM first, so pasta can close its sockets; SIGKILL if it has
+        // not gone in two seconds (a busy machine), and wait for that too.
+        for signal in [
+            nix::sys::signal::Signal::SIGTERM,
+            nix::sys::signal::Signal::SIGKILL,
+        ] {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while is_alive(pid) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            if !is_alive(pid) {
+                break;
+            }
         }
     }
     let _ = std::fs::remove_file(pid_file);
