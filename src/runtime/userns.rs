@@ -833,6 +833,22 @@ fn shift_directory(
 mod tests {
     use super::*;
 
+    /// Whether this test can run: as root it can, and `cargo test` runs as
+    /// root; without root it must fail loudly unless root tests are
+    /// skipped on purpose (CONTAINER_LAB_SKIP_ROOT_TESTS=1). lchown to other
+    /// ids needs root.
+    fn running_as_root() -> bool {
+        if nix::unistd::geteuid().is_root() {
+            return true;
+        }
+        assert_eq!(
+            std::env::var("CONTAINER_LAB_SKIP_ROOT_TESTS").as_deref(),
+            Ok("1"),
+            "this test needs root"
+        );
+        false
+    }
+
     #[test]
     fn id_maps_parse_and_map() {
         let map: IdMap = "0:1879048192:65536".parse().unwrap();
@@ -1015,12 +1031,7 @@ mod tests {
     /// outside files to the mapped uid.)
     #[test]
     fn ownership_shift_survives_a_symlink_exchange_race() {
-        if !nix::unistd::geteuid().is_root() {
-            assert_eq!(
-                std::env::var("CONTAINER_LAB_SKIP_ROOT_TESTS").as_deref(),
-                Ok("1"),
-                "this test needs root"
-            );
+        if !running_as_root() {
             return;
         }
         use std::os::unix::fs::MetadataExt;
@@ -1084,13 +1095,7 @@ mod tests {
 
     #[test]
     fn ownership_shifts_in_a_temp_dir() {
-        if !nix::unistd::geteuid().is_root() {
-            // lchown to other ids needs root; `cargo test` runs as root.
-            assert_eq!(
-                std::env::var("CONTAINER_LAB_SKIP_ROOT_TESTS").as_deref(),
-                Ok("1"),
-                "this test needs root"
-            );
+        if !running_as_root() {
             return;
         }
         use std::os::unix::fs::MetadataExt;
@@ -1139,12 +1144,7 @@ mod tests {
     /// the container's host ids cannot enter, so it cannot race the walk.
     #[test]
     fn staging_is_closed_to_the_mapped_ids() {
-        if !nix::unistd::geteuid().is_root() {
-            assert_eq!(
-                std::env::var("CONTAINER_LAB_SKIP_ROOT_TESTS").as_deref(),
-                Ok("1"),
-                "this test needs root"
-            );
+        if !running_as_root() {
             return;
         }
         use std::os::unix::process::CommandExt;
