@@ -18,6 +18,7 @@
 //! | `mounts` | /proc, /sys, /dev, /tmp; pivot_root(2) | ch02 (ch03: the mount namespace) |
 //! | `net` | veth, bridge, NAT, published ports | ch04 |
 //! | `netlink` | links, addresses, routes through rtnetlink, without ip(8) | ch04 |
+//! | `nftables` | the port guard through nf_tables netlink, without nft(8) | ch04 |
 //! | `userns` | uid/gid maps, idmapped and chowned roots | ch05 |
 //! | `usernet` | user-mode networking with pasta(1), no root needed | ch05 |
 //! | `cgroups` | memory, CPU and pids budgets on v1, v2 and hybrid | ch06 |
@@ -39,6 +40,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod net;
 pub mod netlink;
+pub mod nftables;
 pub mod process;
 pub mod sharing;
 pub mod sync;

@@ -17,6 +17,7 @@
 use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
 use crate::runtime::netlink::{self, Change};
+use crate::runtime::nftables;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -434,6 +435,12 @@ pub fn mac_for(address: Ipv4Addr) -> String {
     format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
 }
 
+/// [`mac_for`] as bytes.
+fn mac_bytes(address: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = address.octets();
+    [0x02, 0x42, a, b, c, d]
+}
+
 impl ContainerNetwork {
     // ANCHOR: prepare
     /// Before fork: check the request, make sure the bridge exists, take an
@@ -564,10 +571,27 @@ impl ContainerNetwork {
         self.peer_moved.set(true);
         // Before the cable goes into the switch: from its first frame on,
         // the port lets through only what carries the container's own names.
-        nft(
-            narrator,
-            &self.port_guard_rules(),
-            "the bridge port takes only frames with the container's own MAC, IPv4 address and ARP: no posing as a neighbour or the gateway",
+        // Loaded over nf_tables netlink as one batch, as nft -f would;
+        // announced as the nft(8) input it stands for.
+        let rules = self.port_guard_rules();
+        narrator.run_tool(
+            Step {
+                syscall: "nft",
+                args: &format!(
+                    "-f - <<< '{} ...'",
+                    rules.lines().next().unwrap_or("").trim_end_matches(" {")
+                ),
+                why: "the bridge port takes only frames with the container's own MAC, IPv4 address and ARP: no posing as a neighbour or the gateway",
+                man: "nft(8)",
+            },
+            || {
+                nftables::load_port_guard(
+                    &self.table,
+                    &self.host_veth,
+                    mac_bytes(self.address),
+                    self.address,
+                )
+            },
         )?;
         self.guarded.set(true);
         rtnl.run(
@@ -657,12 +681,11 @@ impl ContainerNetwork {
     /// and the host, which no rule of the lab's checks. And VLAN-tagged
     /// frames, whose inner headers these rules would not look into.
     fn port_guard_rules(&self) -> String {
-        let mac = mac_for(self.address);
-        format!(
-            "table bridge {table} {{\n  chain prerouting {{\n    type filter hook prerouting priority filter; policy accept;\n    iifname \"{port}\" jump from_container\n  }}\n  chain from_container {{\n    ether saddr != {mac} drop\n    arp htype 1 arp ptype ip arp saddr ether {mac} arp saddr ip {ip} accept\n    ip saddr {ip} accept\n    drop\n  }}\n}}\n",
-            table = self.table,
-            port = self.host_veth,
-            ip = self.address,
+        nftables::port_guard_text(
+            &self.table,
+            &self.host_veth,
+            mac_bytes(self.address),
+            self.address,
         )
     }
 }
@@ -673,7 +696,7 @@ impl Drop for ContainerNetwork {
             quietly("nft", &["delete", "table", "ip", &self.table]);
         }
         if self.guarded.get() {
-            quietly("nft", &["delete", "table", "bridge", &self.table]);
+            let _ = nftables::delete_table(nftables::Family::Bridge, &self.table);
         }
         // Once the peer is in the container, the kernel deletes the pair
         // with the container's namespace (and deleting it here would only

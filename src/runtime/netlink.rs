@@ -77,6 +77,11 @@ impl Netns {
     pub fn file(&self) -> &File {
         &self.file
     }
+
+    /// The name ip(8) would take for it (`1234`, or the path), for errors.
+    pub fn ip_name(&self) -> &str {
+        &self.ip_name
+    }
 }
 
 /// One change to links, addresses or routes: one ip(8) command, one
