@@ -568,7 +568,7 @@ impl Report {
             (
                 "ch04-net --net none",
                 "ch04-net",
-                "veth, bridge, NAT (netlink, and nft runs)",
+                "veth, bridge, port guard (over netlink)",
             ),
             (
                 "ch04-net --net none",

@@ -5,9 +5,10 @@
 //! `netlink` module), with no program run: about 1.4 ms for the whole
 //! wiring where ten ip(8) processes took 41 ms. The narrator still shows
 //! each step as the `ip ...` line an administrator would type, so a student
-//! can retype it. NAT, published ports and the guards are nftables rules,
-//! loaded with nft(8) in one `nft -f -` batch per table: the nf_tables
-//! netlink protocol for those expressions is not yet in the lab.
+//! can retype it. Each container's port guard goes over nf_tables netlink
+//! too (the `nftables` module); the bridge's NAT and a container's
+//! published ports are loaded with nft(8), one `nft -f -` batch per table,
+//! until the lab builds those expressions (masquerade, DNAT, fib, ct).
 //!
 //! Host-side state lives under /run/container-lab/net/NETNS/BRIDGE/, where
 //! NETNS is the inode of the runtime's network namespace (so throwaway
