@@ -354,7 +354,16 @@ as_root!(
         assert_eq!(line, "listening on port 8080\n");
         // From the runtime's own namespace, on its loopback: pasta takes
         // such a connection straight to the container's socket.
-        let client = world.host.command(bin("lab-probe")).args(["--connect", "127.0.0.1:18091"]).output().unwrap();
+        // pasta may accept before its way into the container is ready (seen
+        // under load: an empty reply); a client tries again, for 5 s.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let client = loop {
+            let client = world.host.command(bin("lab-probe")).args(["--connect", "127.0.0.1:18091"]).output().unwrap();
+            if stdout(&client).starts_with("hello from jail") || std::time::Instant::now() > deadline {
+                break client;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
         assert!(stdout(&client).starts_with("hello from jail"), "{}{}", stdout(&client), stderr(&client));
         let output = server.wait_with_output().unwrap();
         assert_eq!(code(&output), 0, "{}", stderr(&output));
