@@ -570,8 +570,17 @@ as_root!(
                 .spawn()
                 .unwrap()
         });
+        // Killed only once the command runs: the child execs it only after
+        // pasta has configured the network, daemonized and written its pid
+        // file (killed earlier, the runtime leaves a pasta still starting).
+        let command_runs = || {
+            std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+                std::fs::read(entry.path().join("cmdline"))
+                    .is_ok_and(|cmdline| cmdline == b"/bin/sleep\x0030\x00")
+            })
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while pastas_of(user.uid).is_empty() && std::time::Instant::now() < deadline {
+        while !command_runs() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         runtime.kill().unwrap();
