@@ -221,53 +221,15 @@ pub struct Rtnl {
 impl Rtnl {
     /// A socket on the caller's own network namespace.
     pub fn open() -> Result<Rtnl, LabError> {
-        Rtnl::with_socket(new_socket()?, String::new())
+        Rtnl::with_socket(bound_socket(NETLINK_ROUTE, "NETLINK_ROUTE", None)?)
     }
 
-    /// A socket on another network namespace, without forking: a thread
-    /// that lives for a few microseconds enters `netns` with setns(2),
-    /// creates the socket there and ends. The socket stays tied to that
-    /// namespace for its whole life (the kernel records a socket's
-    /// namespace when it is created, and rtnetlink acts on that one), so
-    /// the runtime then uses it from its own thread, in its own namespace.
-    ///
-    /// A thread, not the calling thread nor a forked helper: setns(2) on
-    /// the calling thread would leave it in the container's namespace for
-    /// everything it does next, unless each path back were undone without
-    /// fail; a forked helper would have to pass the socket back over a
-    /// Unix socket (SCM_RIGHTS) and costs a process. Network namespaces,
-    /// unlike mount and user namespaces, can be entered by one thread of a
-    /// multithreaded process (setns(2)).
+    /// A socket on another network namespace (see [`bound_socket`]).
     pub fn open_in(netns: &Netns) -> Result<Rtnl, LabError> {
-        let socket = std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    nix::sched::setns(&netns.file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(
-                        |errno| LabError::StepFailed {
-                            syscall: "setns",
-                            target: format!("netns {}, CLONE_NEWNET", netns.ip_name),
-                            errno,
-                        },
-                    )?;
-                    new_socket()
-                })
-                .join()
-                .unwrap_or_else(|_| {
-                    Err(LabError::StepFailed {
-                        syscall: "socket",
-                        target: format!("AF_NETLINK, NETLINK_ROUTE in netns {}", netns.ip_name),
-                        errno: Errno::EIO,
-                    })
-                })
-        })?;
-        Rtnl::with_socket(socket, format!(" (netns {})", netns.ip_name))
+        Rtnl::with_socket(bound_socket(NETLINK_ROUTE, "NETLINK_ROUTE", Some(netns))?)
     }
 
-    fn with_socket(mut socket: Socket, place: String) -> Result<Rtnl, LabError> {
-        // Port 0: the kernel picks a free port id for us (netlink(7)).
-        socket
-            .bind(&SocketAddr::new(0, 0))
-            .map_err(|e| LabError::io("bind", format!("AF_NETLINK socket{place}"), e))?;
+    fn with_socket((socket, place): (Socket, String)) -> Result<Rtnl, LabError> {
         Ok(Rtnl {
             socket,
             sequence: Cell::new(1),
@@ -501,8 +463,60 @@ fn read_answer(datagram: &[u8], sequence: u32, links: &mut Vec<u32>) -> Option<n
 
 /// A NETLINK_ROUTE socket in the calling thread's network namespace,
 /// close-on-exec (so no container command inherits it).
-fn new_socket() -> Result<Socket, LabError> {
-    Socket::new(NETLINK_ROUTE).map_err(|e| LabError::io("socket", "AF_NETLINK, NETLINK_ROUTE", e))
+/// A netlink socket of `protocol` (named `name` in errors), bound, and
+/// the ` (netns NAME)` its errors should add. With `netns`, made without
+/// forking in another network namespace: a thread that lives for a few
+/// microseconds enters it with setns(2), creates the socket there and
+/// ends. The socket stays tied to that namespace for its whole life (the
+/// kernel records a socket's namespace when it is created, and netlink
+/// acts on that one), so the runtime then uses it from its own thread.
+///
+/// A thread, not the calling thread nor a forked helper: setns(2) on the
+/// calling thread would leave it in the container's namespace for
+/// everything it does next, unless each path back were undone without
+/// fail; a forked helper would have to pass the socket back over a Unix
+/// socket (SCM_RIGHTS) and costs a process. Network namespaces, unlike
+/// mount and user namespaces, can be entered by one thread of a
+/// multithreaded process (setns(2)).
+pub fn bound_socket(
+    protocol: isize,
+    name: &str,
+    netns: Option<&Netns>,
+) -> Result<(Socket, String), LabError> {
+    let make = || {
+        Socket::new(protocol).map_err(|e| LabError::io("socket", format!("AF_NETLINK, {name}"), e))
+    };
+    let (mut socket, place) = match netns {
+        None => (make()?, String::new()),
+        Some(netns) => {
+            let socket = std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        nix::sched::setns(&netns.file, nix::sched::CloneFlags::CLONE_NEWNET)
+                            .map_err(|errno| LabError::StepFailed {
+                                syscall: "setns",
+                                target: format!("netns {}, CLONE_NEWNET", netns.ip_name),
+                                errno,
+                            })?;
+                        make()
+                    })
+                    .join()
+                    .unwrap_or_else(|_| {
+                        Err(LabError::StepFailed {
+                            syscall: "socket",
+                            target: format!("AF_NETLINK, {name} in netns {}", netns.ip_name),
+                            errno: Errno::EIO,
+                        })
+                    })
+            })?;
+            (socket, format!(" (netns {})", netns.ip_name))
+        }
+    };
+    // Port 0: the kernel picks a free port id for us (netlink(7)).
+    socket
+        .bind(&SocketAddr::new(0, 0))
+        .map_err(|e| LabError::io("bind", format!("AF_NETLINK socket{place}"), e))?;
+    Ok((socket, place))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 //! `--explain` can keep showing a line a student can type again by hand.
 
 use crate::error::LabError;
-use crate::runtime::netlink::Netns;
+use crate::runtime::netlink::{Netns, bound_socket};
 use netlink_packet_core::{
     ErrorBuffer, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_ERROR,
     NetlinkBuffer, NetlinkMessage,
@@ -142,43 +142,19 @@ pub struct Nftnl {
 impl Nftnl {
     /// A socket on the caller's own network namespace.
     pub fn open() -> Result<Nftnl, LabError> {
-        Nftnl::with_socket(new_socket()?, String::new())
+        Nftnl::with_socket(bound_socket(NETLINK_NETFILTER, "NETLINK_NETFILTER", None)?)
     }
 
-    /// A socket on another network namespace, made by a short-lived thread
-    /// that enters it, as [`super::netlink::Rtnl::open_in`] does.
+    /// A socket on another network namespace (see [`bound_socket`]).
     pub fn open_in(netns: &Netns) -> Result<Nftnl, LabError> {
-        let socket = std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    nix::sched::setns(netns.file(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(
-                        |errno| LabError::StepFailed {
-                            syscall: "setns",
-                            target: format!("netns {}, CLONE_NEWNET", netns.ip_name()),
-                            errno,
-                        },
-                    )?;
-                    new_socket()
-                })
-                .join()
-                .unwrap_or_else(|_| {
-                    Err(LabError::StepFailed {
-                        syscall: "socket",
-                        target: format!(
-                            "AF_NETLINK, NETLINK_NETFILTER in netns {}",
-                            netns.ip_name()
-                        ),
-                        errno: Errno::EIO,
-                    })
-                })
-        })?;
-        Nftnl::with_socket(socket, format!(" (netns {})", netns.ip_name()))
+        Nftnl::with_socket(bound_socket(
+            NETLINK_NETFILTER,
+            "NETLINK_NETFILTER",
+            Some(netns),
+        )?)
     }
 
-    fn with_socket(mut socket: Socket, place: String) -> Result<Nftnl, LabError> {
-        socket
-            .bind(&SocketAddr::new(0, 0))
-            .map_err(|e| LabError::io("bind", format!("AF_NETLINK socket{place}"), e))?;
+    fn with_socket((socket, place): (Socket, String)) -> Result<Nftnl, LabError> {
         Ok(Nftnl {
             socket,
             sequence: std::cell::Cell::new(1),
@@ -307,12 +283,6 @@ fn acks(datagram: &[u8]) -> Result<Vec<(u32, i32)>, Errno> {
         rest = rest.get((length + 3) & !3..).unwrap_or_default();
     }
     Ok(found)
-}
-
-/// A NETLINK_NETFILTER socket in the calling thread's network namespace.
-fn new_socket() -> Result<Socket, LabError> {
-    Socket::new(NETLINK_NETFILTER)
-        .map_err(|e| LabError::io("socket", "AF_NETLINK, NETLINK_NETFILTER", e))
 }
 
 /// The table, its two chains and five rules, in the order nft(8) sends
