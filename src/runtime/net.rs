@@ -1023,16 +1023,14 @@ mod tests {
         assert!(!text.lines().any(|l| l.starts_with("nameserver 127.")));
     }
 
-    #[test]
-    fn port_rules_use_one_table_per_container() {
-        let network = ContainerNetwork {
+    /// A container on labbr0 as `prepare` would make it, for the rule text
+    /// (no state on disk, the peer counted as moved).
+    fn test_network(address: Ipv4Addr, ports: Vec<PortMapping>) -> ContainerNetwork {
+        ContainerNetwork {
             bridge: "labbr0".into(),
             subnet: "10.88.0.0/24".parse().unwrap(),
-            address: Ipv4Addr::new(10, 88, 0, 2),
-            ports: vec![PortMapping {
-                host: 8080,
-                container: 80,
-            }],
+            address,
+            ports,
             state: PathBuf::from("/nonexistent"),
             files: PathBuf::from("/nonexistent"),
             host_veth: "labv1".into(),
@@ -1040,7 +1038,18 @@ mod tests {
             claimed: vec![],
             peer_moved: std::cell::Cell::new(true),
             guarded: std::cell::Cell::new(false),
-        };
+        }
+    }
+
+    #[test]
+    fn port_rules_use_one_table_per_container() {
+        let network = test_network(
+            Ipv4Addr::new(10, 88, 0, 2),
+            vec![PortMapping {
+                host: 8080,
+                container: 80,
+            }],
+        );
         let rules = network.port_rules();
         assert!(rules.starts_with("table ip container-lab-c1 {"));
         assert_eq!(
@@ -1063,19 +1072,7 @@ mod tests {
 
     #[test]
     fn the_port_guard_names_the_port_and_its_own_addresses_only() {
-        let network = ContainerNetwork {
-            bridge: "labbr0".into(),
-            subnet: "10.88.0.0/24".parse().unwrap(),
-            address: Ipv4Addr::new(10, 88, 0, 7),
-            ports: vec![],
-            state: PathBuf::from("/nonexistent"),
-            files: PathBuf::from("/nonexistent"),
-            host_veth: "labv1".into(),
-            table: "container-lab-c1".into(),
-            claimed: vec![],
-            peer_moved: std::cell::Cell::new(true),
-            guarded: std::cell::Cell::new(false),
-        };
+        let network = test_network(Ipv4Addr::new(10, 88, 0, 7), vec![]);
         let rules = network.port_guard_rules();
         assert!(rules.starts_with("table bridge container-lab-c1 {"));
         assert!(rules.contains("iifname \"labv1\" jump from_container"));
