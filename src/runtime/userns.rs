@@ -421,7 +421,7 @@ pub fn idmapped_rootfs(
 }
 
 /// From outside: attach the idmapped tree over the rootfs's path in the
-/// child's mount namespace (move_mount(2)), from a short-lived process that
+/// child's mount namespace (move_mount(2)), from a short-lived thread that
 /// joins that namespace (setns(2)), so that the runtime's own stays as it
 /// is. The child made that namespace before its user namespace, as the
 /// host's root; the container's own mount namespace, made next inside the
@@ -455,15 +455,18 @@ pub fn attach_rootfs(
             man: "move_mount(2)",
         },
         || {
-            // SAFETY: the runtime is single-threaded; the helper only calls
-            // setns and move_mount and leaves with _exit.
-            match unsafe { nix::unistd::fork() }? {
-                nix::unistd::ForkResult::Child => {
-                    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-                    let code = match nix::sched::setns(&mount_ns, nix::sched::CloneFlags::CLONE_NEWNS) {
-                        Err(errno) => errno as i32,
+            // setns(2) into a mount namespace needs a thread that shares
+            // no filesystem attributes (root, cwd) with others: this one
+            // unshares them first, so the runtime's own stay as they are
+            // and no process is forked for it.
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
+                        nix::sched::setns(&mount_ns, nix::sched::CloneFlags::CLONE_NEWNS)?;
+                        const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
                         // SAFETY: move_mount takes two dirfd/path pairs and flags.
-                        Ok(()) => match unsafe {
+                        let result = unsafe {
                             libc::syscall(
                                 libc::SYS_move_mount,
                                 tree.as_raw_fd(),
@@ -472,22 +475,12 @@ pub fn attach_rootfs(
                                 path.as_ptr(),
                                 MOVE_MOUNT_F_EMPTY_PATH,
                             )
-                        } {
-                            0 => 0,
-                            _ => nix::errno::Errno::last() as i32,
-                        },
-                    };
-                    // SAFETY: leave without the runtime's exit handlers.
-                    unsafe { libc::_exit(code) }
-                }
-                nix::unistd::ForkResult::Parent { child: helper } => {
-                    match nix::sys::wait::waitpid(helper, None)? {
-                        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
-                        nix::sys::wait::WaitStatus::Exited(_, code) => Err(nix::errno::Errno::from_raw(code)),
-                        _ => Err(nix::errno::Errno::EINTR),
-                    }
-                }
-            }
+                        };
+                        nix::errno::Errno::result(result).map(drop)
+                    })
+                    .join()
+                    .unwrap_or(Err(nix::errno::Errno::EIO))
+            })
         },
     )
 }
