@@ -417,6 +417,20 @@ fn open_by_handle(context: &Context) -> Finding {
     }
 }
 
+/// Remount the container's `/` with no per-mount flags (read-write,
+/// devices allowed), as root holding CAP_SYS_ADMIN over an unlocked mount
+/// can: what the fs.rootfs-write and dev.rootfs-node checks try once the
+/// flags have refused them.
+fn remount_root_without_flags() -> nix::Result<()> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND,
+        None::<&str>,
+    )
+}
+
 /// The rootfs is shared: what one container writes there, the next one
 /// (and any host user who can reach the directory) finds. Create a file at
 /// the tour's path, remounting / read-write first if it is read-only, as
@@ -437,13 +451,7 @@ fn write_rootfs(context: &Context) -> Finding {
         Ok(()) => return leaks(ID, format!("created {}", path.display())),
         Err(error) => error,
     };
-    let remounted = mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REMOUNT | MsFlags::MS_BIND,
-        None::<&str>,
-    );
+    let remounted = remount_root_without_flags();
     match (remounted, create()) {
         (Ok(()), Ok(())) => leaks(
             ID,
@@ -1064,13 +1072,7 @@ fn open_rootfs_node(context: &Context) -> Finding {
         // kernel locked the flag (mount_namespaces(7)), opens the node all
         // the same. So try, as an attacker would.
         Err(first) => {
-            let remounted = mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                MsFlags::MS_REMOUNT | MsFlags::MS_BIND,
-                None::<&str>,
-            );
+            let remounted = remount_root_without_flags();
             let opened = open(node.as_path(), flags, Mode::empty());
             let path = node.display();
             match (remounted, opened) {
