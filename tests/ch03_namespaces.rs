@@ -18,10 +18,7 @@ fn help_teaches_usage_and_new_flags() {
 
 // The checks every chapter from 02 on must pass.
 jail_suite!(CH);
-as_root!(
-    rootfs_device_nodes_stay_shut,
-    common::isolation::rootfs_device_nodes_stay_shut(CH)
-);
+mount_namespace_suite!(CH);
 
 as_root!(
     /// The container sees its own minimal /dev, a read-only /sys and an

@@ -12,10 +12,7 @@ const CH: &str = "ch04-net";
 // The checks every chapter from 02 on must pass (without a bridge: see
 // host_safe_flags).
 jail_suite!(CH);
-as_root!(
-    rootfs_device_nodes_stay_shut,
-    common::isolation::rootfs_device_nodes_stay_shut(CH)
-);
+mount_namespace_suite!(CH);
 
 /// Start ch04 in `host` with `args` before ROOTFS and `command` after it.
 /// Its stdin is /dev/null, never the test's own: when `cargo test` runs on

@@ -18,18 +18,8 @@ fn help_teaches_the_id_maps() {
 
 // The checks every chapter from 02 on must pass.
 jail_suite!(CH);
-as_root!(
-    rootfs_flags_are_locked,
-    common::isolation::rootfs_flags_are_locked(CH, &[])
-);
-as_root!(
-    rootfs_flags_are_locked_on_the_chowned_copy,
-    common::isolation::rootfs_flags_are_locked(CH, &["--chown-copy"])
-);
-as_root!(
-    rootfs_device_nodes_stay_shut,
-    common::isolation::rootfs_device_nodes_stay_shut(CH)
-);
+user_namespace_suite!(CH);
+mount_namespace_suite!(CH);
 
 /// The host's view of a process, from /proc/PID/status: its real uid.
 fn host_uid_of_process_named(marker: &str) -> Option<u32> {

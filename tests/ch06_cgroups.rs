@@ -11,18 +11,8 @@ const CH: &str = "ch06-cgroups";
 // The checks every chapter from 02 on must pass (without a bridge: see
 // host_safe_flags).
 jail_suite!(CH);
-as_root!(
-    rootfs_flags_are_locked,
-    common::isolation::rootfs_flags_are_locked(CH, &[])
-);
-as_root!(
-    rootfs_flags_are_locked_on_the_chowned_copy,
-    common::isolation::rootfs_flags_are_locked(CH, &["--chown-copy"])
-);
-as_root!(
-    rootfs_device_nodes_stay_shut,
-    common::isolation::rootfs_device_nodes_stay_shut(CH)
-);
+user_namespace_suite!(CH);
+mount_namespace_suite!(CH);
 
 /// Run ch06 with `flags` (no bridge) on the test rootfs, and return its
 /// output and the runtime's pid (the cgroups it made carry it).

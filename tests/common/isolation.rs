@@ -120,6 +120,33 @@ pub fn the_environment_is_the_containers_own(chapter: &str) {
         "{chapter}: /proc/1/environ still holds {init_env:?}"
     );
 }
+/// The checks that hold from chapter 03 on (a mount of the rootfs of its
+/// own, `nodev`).
+#[macro_export]
+macro_rules! mount_namespace_suite {
+    ($chapter:expr) => {
+        as_root!(
+            rootfs_device_nodes_stay_shut,
+            common::isolation::rootfs_device_nodes_stay_shut($chapter)
+        );
+    };
+}
+
+/// The checks that hold from chapter 05 on (flags the kernel locked).
+#[macro_export]
+macro_rules! user_namespace_suite {
+    ($chapter:expr) => {
+        as_root!(
+            rootfs_flags_are_locked,
+            common::isolation::rootfs_flags_are_locked($chapter, &[])
+        );
+        as_root!(
+            rootfs_flags_are_locked_on_the_chowned_copy,
+            common::isolation::rootfs_flags_are_locked($chapter, &["--chown-copy"])
+        );
+    };
+}
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
