@@ -92,8 +92,8 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         &command,
         // NEW in ch04: the runtime wires the child's network from outside.
         |child, _| match &network {
-            Some(network) => network.wire(&narrator, child).map(|()| Vec::new()),
-            None => Ok(Vec::new()),
+            Some(network) => network.wire(&narrator, child),
+            None => Ok(()),
         },
         |narrator, handshake| {
             terminal::enter_new_session(narrator, terminal.as_ref())?;

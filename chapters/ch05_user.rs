@@ -126,15 +126,15 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
                     let tree = userns::idmapped_rootfs(&narrator, &rootfs, child)?;
                     userns::attach_rootfs(&narrator, child, tree, &root)?;
                 }
-                Ok(Vec::new())
+                Ok(())
             }
-            ("network", Some(network)) => network.wire(&narrator, child).map(|()| Vec::new()),
+            ("network", Some(network)) => network.wire(&narrator, child),
             // NEW in ch05: rootless networking: pasta, started on the child's namespace.
             ("network", None) if net == Network::Pasta => {
                 usernet = Some(UserModeNetwork::attach(&narrator, child, &cli.net.publish)?);
-                Ok(Vec::new())
+                Ok(())
             }
-            _ => Ok(Vec::new()),
+            _ => Ok(()),
         },
         |narrator, handshake| {
             // ANCHOR: new_child

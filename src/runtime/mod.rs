@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `process` | spawn the container's process, wait for it | ch00 |
 //! | `fork` | fork with the signal proxy, exec, exit codes | ch00 |
-//! | `sync` | the pipe and socket between runtime and child | ch00 (ch04: requests, ch05: fds) |
+//! | `sync` | the pipes between runtime and child | ch00 (ch04: requests) |
 //! | `command` | find COMMAND inside the root, as the container will | ch00 |
 //! | `sharing` | which namespaces the child still shares (`--explain`) | ch00 |
 //! | `chroot` | chroot(2), and the classic breakout | ch01 |

@@ -15,12 +15,8 @@ use crate::runtime::sharing::Probe;
 use crate::runtime::sync::{Handshake, Report, ReportReader, report_and_exit};
 use crate::runtime::{init, namespaces};
 use nix::fcntl::OFlag;
-use nix::sys::socket::{
-    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, sendmsg, socketpair,
-};
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid, pipe2, write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// A chapter spawns through this module and waits through it too.
 pub use crate::runtime::fork::{Child, wait};
@@ -46,7 +42,7 @@ pub fn spawn(
     spawn_with_runtime_help(
         narrator,
         command,
-        |_, _| Ok(Vec::new()),
+        |_, _| Ok(()),
         |narrator, _| setup(narrator),
     )
 }
@@ -56,12 +52,12 @@ pub fn spawn(
 /// Like `spawn`, for containers the runtime must finish from outside: the
 /// child's `setup` may stop at `Handshake::ask_runtime`, the runtime then
 /// runs `help(child, what)` (move a network interface in, write uid maps)
-/// and lets the child go on. A pipe carries the child's requests and a unix
-/// socket the runtime's answers, which may bring file descriptors along.
+/// and lets the child go on. A pipe carries the child's requests and a
+/// second pipe the runtime's answers.
 pub fn spawn_with_runtime_help(
     narrator: &Narrator,
     command: &Command,
-    mut help: impl FnMut(Pid, &str) -> Result<Vec<OwnedFd>, LabError>,
+    mut help: impl FnMut(Pid, &str) -> Result<(), LabError>,
     setup: impl FnOnce(&Narrator, &Handshake) -> Result<Launch, LabError>,
 ) -> Result<Child, LabError> {
     // Comparing namespaces costs a dozen /proc reads: only for --explain.
@@ -74,20 +70,8 @@ pub fn spawn_with_runtime_help(
         })
     };
     let (report_read, report_write) = pipe()?;
-    // The runtime's answers go the other way on a socket, which can carry
-    // file descriptors along (SCM_RIGHTS, unix(7)): ch05 sends the child its
-    // idmapped root this way.
-    let (go_read, go_write) = socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|errno| LabError::StepFailed {
-        syscall: "socketpair",
-        target: "AF_UNIX, SOCK_STREAM".into(),
-        errno,
-    })?;
+    // The runtime's answers go the other way, on a pipe of their own.
+    let (go_read, go_write) = pipe()?;
     let step = Step {
         syscall: "fork",
         args: "",
@@ -119,28 +103,14 @@ pub fn spawn_with_runtime_help(
                         return Err(error);
                     }
                     Report::Asks(what) => {
-                        let answer = match help(child, &what) {
-                            Ok(fds) => fds,
-                            Err(error) => {
-                                // The child reads the refusal and leaves quietly;
-                                // the runtime reports its own error.
-                                let _ = write(&go_write, b"F");
-                                let _ = waitpid(child, None);
-                                return Err(error);
-                            }
-                        };
-                        let raw: Vec<RawFd> = answer.iter().map(|fd| fd.as_raw_fd()).collect();
-                        let rights = [ControlMessage::ScmRights(&raw)];
-                        let messages: &[ControlMessage] =
-                            if raw.is_empty() { &[] } else { &rights };
-                        let go = [std::io::IoSlice::new(b"G")];
-                        let _ = sendmsg::<()>(
-                            go_write.as_raw_fd(),
-                            &go,
-                            messages,
-                            MsgFlags::empty(),
-                            None,
-                        );
+                        if let Err(error) = help(child, &what) {
+                            // The child reads the refusal and leaves quietly;
+                            // the runtime reports its own error.
+                            let _ = write(&go_write, b"F");
+                            let _ = waitpid(child, None);
+                            return Err(error);
+                        }
+                        let _ = write(&go_write, b"G");
                     }
                 }
             }

@@ -1,7 +1,6 @@
 //! The runtime and its child talk until the command runs: a close-on-exec
 //! pipe carries the child's reports up (a failed step, or "please do this
-//! from outside"), a unix socket carries the runtime's answers down, with
-//! file descriptors when needed (SCM_RIGHTS, unix(7)).
+//! from outside"), a second pipe carries the runtime's answers down.
 //!
 //! If the exec succeeds the kernel closes the pipe and the runtime reads
 //! nothing; if a step fails, the child writes its error first. This is how
@@ -10,9 +9,8 @@
 use crate::error::{EXIT_RUNTIME_FAILURE, LabError};
 use crate::narrator::{Narrator, Step};
 use nix::errno::Errno;
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 use nix::unistd::{read, write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 /// The child's end of the conversation with the runtime.
 pub struct Handshake<'a> {
@@ -21,16 +19,10 @@ pub struct Handshake<'a> {
 }
 
 impl Handshake<'_> {
-    /// Ask the runtime to do `what` from outside, and wait until it has;
-    /// returns the file descriptors it sent along, if any.
-    pub fn ask_runtime(
-        &self,
-        narrator: &Narrator,
-        what: &str,
-        why: &str,
-    ) -> Result<Vec<OwnedFd>, LabError> {
+    /// Ask the runtime to do `what` from outside, and wait until it has.
+    pub fn ask_runtime(&self, narrator: &Narrator, what: &str, why: &str) -> Result<(), LabError> {
         let args = format!("sync pipe, {what:?}");
-        let (answer, fds) = narrator.run(
+        let answer = narrator.run(
             Step {
                 syscall: "write",
                 args: &args,
@@ -40,39 +32,19 @@ impl Handshake<'_> {
             || {
                 write(self.report, format!("S{what}\n").as_bytes())?;
                 let mut answer = [0u8; 1];
-                let mut space = nix::cmsg_space!([RawFd; 4]);
                 loop {
-                    let mut buffer = [std::io::IoSliceMut::new(&mut answer)];
-                    let received = recvmsg::<()>(
-                        self.go.as_raw_fd(),
-                        &mut buffer,
-                        Some(&mut space),
-                        MsgFlags::MSG_CMSG_CLOEXEC,
-                    );
-                    match received {
+                    match read(&self.go, &mut answer) {
                         Err(Errno::EINTR) => continue,
                         Err(errno) => return Err(errno),
-                        Ok(message) if message.bytes == 0 => return Ok((b'F', Vec::new())),
-                        Ok(message) => {
-                            let mut fds = Vec::new();
-                            for control in message.cmsgs()? {
-                                if let ControlMessageOwned::ScmRights(raw) = control {
-                                    // SAFETY: the kernel just gave us these
-                                    // descriptors; we are their only owner.
-                                    fds.extend(
-                                        raw.into_iter()
-                                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                                    );
-                                }
-                            }
-                            return Ok((answer[0], fds));
-                        }
+                        // The runtime went away without a word: a refusal.
+                        Ok(0) => return Ok(b'F'),
+                        Ok(_) => return Ok(answer[0]),
                     }
                 }
             },
         )?;
         if answer == b'G' {
-            Ok(fds)
+            Ok(())
         } else {
             Err(LabError::RuntimeGaveUp)
         }
