@@ -51,7 +51,7 @@ pub enum LabError {
     Probe { chapter: String, message: String },
     /// A rootfs-building script failed (it printed why).
     Script { script: PathBuf, status: i32 },
-    /// A tool the runtime runs (ip, nft) failed; what it said.
+    /// A program the lab runs (newuidmap, pasta, cp, runc) failed; what it said.
     ToolFailed { command: String, message: String },
     /// What was asked cannot be had: a port in use, a subnet taken, a shared rootfs.
     Refused { message: String, hint: String },
@@ -125,12 +125,11 @@ impl LabError {
             LabError::InChild { hint, .. } => hint.clone(),
             LabError::RuntimeGaveUp => None,
             LabError::ToolFailed { command, message } if message.starts_with("cannot run") => {
-                let package = if command.starts_with("nft") {
-                    "nftables"
-                } else if command.starts_with("pasta") {
-                    "passt"
-                } else {
-                    "iproute2"
+                let package = match command.split_whitespace().next().unwrap_or("") {
+                    "newuidmap" | "newgidmap" => "uidmap",
+                    "pasta" => "passt",
+                    "runc" => "runc",
+                    _ => "coreutils",
                 };
                 Some(format!("install it: apt-get install {package}"))
             }

@@ -251,10 +251,7 @@ fn pastas_of(uid: u32) -> Vec<String> {
 
 /// A test user with a lab rootfs (lab-probe inside) of its own.
 fn user_with_lab_rootfs(tag: &str) -> (TestUser, std::path::PathBuf) {
-    assert!(
-        container_lab::hostinfo::find_in_path("pasta").is_some(),
-        "pasta is not installed: apt-get install passt (.ci/run does)"
-    );
+    require_tool("pasta", "passt");
     assert_eq!(
         container_lab::runtime::usernet::unavailable(),
         None,
@@ -447,10 +444,7 @@ as_root!(
     /// and newgidmap(1) installed the default maps use it.
     rootless_full_range_through_newuidmap,
     {
-        assert!(
-            container_lab::hostinfo::find_in_path("newuidmap").is_some(),
-            "newuidmap is not installed: apt-get install uidmap (.ci/run does)"
-        );
+        require_tool("newuidmap", "uidmap");
         let user = TestUser::new("b");
         let range = container_lab::runtime::userns::subordinate_range(
             &std::fs::read_to_string("/etc/subuid").unwrap_or_default(),

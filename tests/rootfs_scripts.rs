@@ -69,14 +69,7 @@ fn busybox_rootfs_builds_and_runs() {
     if !require_root("busybox_rootfs_builds_and_runs") {
         return;
     }
-    let busybox = Command::new("sh")
-        .args(["-c", "command -v busybox"])
-        .output()
-        .unwrap();
-    assert!(
-        busybox.status.success(),
-        "busybox is not installed: apt-get install busybox-static (.ci/run does)"
-    );
+    require_tool("busybox", "busybox-static");
     let scratch = Scratch::new("busybox");
     let dir = scratch.join("rootfs");
     let output = Command::new(bin("lab"))

@@ -7,6 +7,7 @@
 //! gone.
 
 use crate::hostinfo::read_mountinfo;
+use crate::runtime::nftables::{self, Family};
 use nix::mount::{MntFlags, umount2};
 use std::path::{Path, PathBuf};
 
@@ -28,7 +29,7 @@ pub enum Leftover {
     ScratchDir(PathBuf),
     /// An nftables table (family, name) of a ch04 container whose runtime
     /// died: its published ports (`ip`) or its port guard (`bridge`).
-    NftTable(String, String),
+    NftTable(Family, String),
     /// The host end of a dead ch04 container's veth pair.
     Link(String),
     /// A lease, port claim or /etc copy of a dead ch04 container.
@@ -57,7 +58,9 @@ impl std::fmt::Display for Leftover {
             }
             Leftover::BaitDir(path) => write!(f, "bait directory {}", path.display()),
             Leftover::ScratchDir(path) => write!(f, "scratch directory {}", path.display()),
-            Leftover::NftTable(family, name) => write!(f, "nftables table {family} {name}"),
+            Leftover::NftTable(family, name) => {
+                write!(f, "nftables table {} {name}", family.nft_name())
+            }
             Leftover::Link(name) => write!(f, "network interface {name}"),
             Leftover::NetState(path) => write!(f, "network state {}", path.display()),
             Leftover::Bridge(name, _) => write!(f, "bridge {name} with its NAT table"),
@@ -210,20 +213,12 @@ fn pid_suffix(name: &str, prefix: &str) -> Option<i32> {
 /// veths and state of runtimes that died, then bridges nobody uses.
 fn find_network(found: &mut Vec<Leftover>) {
     let dead = |pid: Option<i32>| pid.is_some_and(|pid| !is_running(pid));
-    let tables = std::process::Command::new("nft")
-        .args(["list", "tables"])
-        .output();
-    if let Ok(tables) = tables {
-        // One `table FAMILY NAME` a line.
-        for line in String::from_utf8_lossy(&tables.stdout).lines() {
-            let mut words = line.split_whitespace().skip(1);
-            let (Some(family), Some(name)) = (words.next(), words.next()) else {
-                continue;
-            };
-            let ours = crate::runtime::net::CONTAINER_TABLE_FAMILIES.contains(&family);
-            if ours && dead(pid_suffix(name, "container-lab-c")) {
-                found.push(Leftover::NftTable(family.to_string(), name.to_string()));
-            }
+    // Listed over nf_tables netlink, as `nft list tables` does; a host
+    // without nf_tables (no module) has no tables of ours either.
+    for (family, name) in nftables::list_tables().unwrap_or_default() {
+        let ours = crate::runtime::net::CONTAINER_TABLE_FAMILIES.contains(&family);
+        if ours && dead(pid_suffix(&name, "container-lab-c")) {
+            found.push(Leftover::NftTable(family, name));
         }
     }
     if let Ok(links) = nix::net::if_::if_nameindex() {
@@ -344,7 +339,9 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
         Leftover::BaitDir(path) => {
             std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
         }
-        Leftover::NftTable(family, name) => tool("nft", &["delete", "table", family, name]),
+        Leftover::NftTable(family, name) => {
+            nftables::delete_table(*family, name).map_err(|error| error.to_string())
+        }
         // Gone meanwhile is fine: a veth goes when its peer's namespace dies,
         // which the kernel finishes in the background some time after the
         // container's last process; that may be between the check and the
@@ -384,18 +381,6 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
         Leftover::ScratchDir(path) => std::fs::remove_dir(path)
             .or_else(|_| std::fs::remove_file(path))
             .map_err(|e| format!("{}: {e}", path.display())),
-    }
-}
-
-fn tool(program: &str, args: &[&str]) -> Result<(), String> {
-    let output = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{program}: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
     }
 }
 

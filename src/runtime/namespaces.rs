@@ -83,9 +83,11 @@ pub fn unshare(narrator: &Narrator, kinds: CloneFlags) -> Result<(), LabError> {
 // ANCHOR_END: unshare
 
 /// After unshare(CLONE_NEWPID) and the fork that made the container's PID 1,
-/// put the runtime's own later children (ip, nft) back in its PID
+/// put the runtime's own later children (newuidmap, pasta) back in its PID
 /// namespace: setns(2) to the namespace the runtime itself is in resets
-/// /proc/self/ns/pid_for_children (pid_namespaces(7)). Not narrated: it
+/// /proc/self/ns/pid_for_children (pid_namespaces(7)). Its threads need it
+/// too: clone(2) refuses CLONE_THREAD with EINVAL while children would go
+/// to another PID namespace than the caller's own. Not narrated: it
 /// runs while the child narrates its own steps, and the narration of
 /// unshare(CLONE_NEWPID) already says it.
 pub fn restore_pid_namespace_for_children() -> nix::Result<()> {

@@ -5,10 +5,10 @@
 //! `netlink` module), with no program run: about 1.4 ms for the whole
 //! wiring where ten ip(8) processes took 41 ms. The narrator still shows
 //! each step as the `ip ...` line an administrator would type, so a student
-//! can retype it. Each container's port guard goes over nf_tables netlink
-//! too (the `nftables` module); the bridge's NAT and a container's
-//! published ports are loaded with nft(8), one `nft -f -` batch per table,
-//! until the lab builds those expressions (masquerade, DNAT, fib, ct).
+//! can retype it. The firewall rules (the bridge's NAT and guards, each
+//! container's port guard and published ports) go over nf_tables netlink
+//! too, one atomic batch per table (the `nftables` module), announced as
+//! the `nft -f` input they stand for. The runtime runs no program at all.
 //!
 //! Host-side state lives under /run/container-lab/net/NETNS/BRIDGE/, where
 //! NETNS is the inode of the runtime's network namespace (so throwaway
@@ -18,13 +18,12 @@
 use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
 use crate::runtime::netlink::{self, Change};
-use crate::runtime::nftables;
+use crate::runtime::nftables::{self, Chain, Family, HookPoint, Priority, Rule, Table};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::str::FromStr;
 
 /// Bring interface `name` up, as `ip link set NAME up` does, with the
@@ -250,64 +249,18 @@ pub fn parse_routes(table: &str) -> Vec<(String, Ipv4Addr, u8)> {
         .collect()
 }
 
-/// nft(8) with a ruleset on its standard input, applied atomically.
-fn nft(narrator: &Narrator, ruleset: &str, why: &str) -> Result<(), LabError> {
-    let summary = ruleset
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim_end_matches(" {")
-        .to_string();
+/// Load `table` in one transaction, announced as the `nft -f` input it
+/// stands for (`--explain` names the table; [`Table::text`] is the whole).
+fn load_table(narrator: &Narrator, table: &Table, why: &str) -> Result<(), LabError> {
     narrator.run_tool(
         Step {
             syscall: "nft",
-            args: &format!("-f - <<< '{summary} ...'"),
+            args: &format!("-f - <<< '{} ...'", table.summary()),
             why,
             man: "nft(8)",
         },
-        || {
-            use std::io::Write;
-            let mut child = Command::new("nft")
-                .args(["-f", "-"])
-                .stdin(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|error| LabError::ToolFailed {
-                    command: "nft -f -".into(),
-                    message: format!("cannot run nft: {error}"),
-                })?;
-            let _ = child
-                .stdin
-                .take()
-                .expect("piped")
-                .write_all(ruleset.as_bytes());
-            let output = child
-                .wait_with_output()
-                .map_err(|error| LabError::ToolFailed {
-                    command: "nft -f -".into(),
-                    message: error.to_string(),
-                })?;
-            if output.status.success() {
-                Ok(())
-            } else {
-                Err(LabError::ToolFailed {
-                    command: format!("nft -f - ({summary})"),
-                    message: String::from_utf8_lossy(&output.stderr)
-                        .trim()
-                        .to_lowercase(),
-                })
-            }
-        },
+        || nftables::load(table),
     )
-}
-
-/// Quietly undo something (cleanup must go on when one step fails).
-fn quietly(program: &str, args: &[&str]) {
-    let _ = Command::new(program)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
 }
 
 /// Where this network namespace's lab state lives.
@@ -337,10 +290,7 @@ fn owner(path: &Path) -> Option<i32> {
 fn forget_dead_owner(claim: &Path) {
     if let Some(pid) = owner(claim).filter(|pid| !is_running(*pid)) {
         for family in CONTAINER_TABLE_FAMILIES {
-            quietly(
-                "nft",
-                &["delete", "table", family, &container_table_name(pid as u32)],
-            );
+            let _ = nftables::delete_table(family, &container_table_name(pid as u32));
         }
     }
 }
@@ -418,7 +368,7 @@ pub fn bridge_table_name(bridge: &str) -> String {
 /// A container has a table in each of these nftables families, both named
 /// `container_table_name`: its published ports (`ip`) and its port guard
 /// (`bridge`).
-pub const CONTAINER_TABLE_FAMILIES: [&str; 2] = ["ip", "bridge"];
+pub const CONTAINER_TABLE_FAMILIES: [Family; 2] = [Family::Ip, Family::Bridge];
 
 /// The device group (ip-link(8) `group`) every lab bridge is put in, so
 /// that each bridge's rules can name all the others with one `oifgroup`
@@ -572,27 +522,10 @@ impl ContainerNetwork {
         self.peer_moved.set(true);
         // Before the cable goes into the switch: from its first frame on,
         // the port lets through only what carries the container's own names.
-        // Loaded over nf_tables netlink as one batch, as nft -f would;
-        // announced as the nft(8) input it stands for.
-        let rules = self.port_guard_rules();
-        narrator.run_tool(
-            Step {
-                syscall: "nft",
-                args: &format!(
-                    "-f - <<< '{} ...'",
-                    rules.lines().next().unwrap_or("").trim_end_matches(" {")
-                ),
-                why: "the bridge port takes only frames with the container's own MAC, IPv4 address and ARP: no posing as a neighbour or the gateway",
-                man: "nft(8)",
-            },
-            || {
-                nftables::load_port_guard(
-                    &self.table,
-                    &self.host_veth,
-                    mac_bytes(self.address),
-                    self.address,
-                )
-            },
+        load_table(
+            narrator,
+            &port_guard(&self.table, &self.host_veth, self.address),
+            "the bridge port takes only frames with the container's own MAC, IPv4 address and ARP: no posing as a neighbour or the gateway",
         )?;
         self.guarded.set(true);
         rtnl.run(
@@ -633,71 +566,101 @@ impl ContainerNetwork {
             "inside: everything not on the bridge goes through the host",
         )?;
         if !self.ports.is_empty() {
-            nft(
+            load_table(
                 narrator,
-                &self.port_rules(),
+                &published_ports(&self.table, self.address, &self.ports),
                 "publish the ports: connections to the host's port are rewritten to the container's",
             )?;
         }
         Ok(())
     }
     // ANCHOR_END: wire
+}
 
-    /// DNAT rules for `-p`, in a table of this container's own so they go
-    /// with one command. `fib daddr type local` matches any address of the
-    /// host (its loopback, its bridge address, its other interfaces);
-    /// prerouting catches traffic from elsewhere, output the host's own.
-    fn port_rules(&self) -> String {
-        let mut rules = String::new();
-        for port in &self.ports {
-            rules.push_str(&format!(
-                "    fib daddr type local tcp dport {} dnat to {}:{}\n",
-                port.host, self.address, port.container
-            ));
-        }
-        format!(
-            "table ip {table} {{\n  chain prerouting {{\n    type nat hook prerouting priority -100;\n{rules}  }}\n  chain output {{\n    type nat hook output priority -100;\n{rules}  }}\n}}\n",
-            table = self.table
-        )
-    }
-
-    /// The port guard: what the container may put on the bridge. Root in a
-    /// container holds CAP_NET_RAW and CAP_NET_ADMIN in its own network
-    /// namespace, so it can write any frame (packet(7), raw(7)) or simply
-    /// change eth0's MAC and addresses; on a shared bridge it could then
-    /// answer ARP for a neighbour's address or the gateway's and receive
-    /// their traffic, or send packets in a neighbour's name. So the host
-    /// checks at the port, where the container cannot reach.
-    ///
-    /// The `bridge` family filters frames as the bridge switches them, with
-    /// no br_netfilter module and no sysctl (nft wiki, "Bridge filtering");
-    /// its `prerouting` hook sees every frame that enters through a port,
-    /// before the bridge learns its source MAC or forwards it, and
-    /// `iifname` there is the port. Two kinds of frame pass, and only from
-    /// the container's own MAC: ARP whose sender is this container's MAC
-    /// and address (RFC 826's sender fields, nft(8)'s `arp saddr ether` and
-    /// `arp saddr ip`), and IPv4 from its own address. All else is dropped.
-    /// That includes IPv6: the lab gives containers no IPv6 address, so all
-    /// they could send is link-local traffic (fe80::) to their neighbours
-    /// and the host, which no rule of the lab's checks. And VLAN-tagged
-    /// frames, whose inner headers these rules would not look into.
-    fn port_guard_rules(&self) -> String {
-        nftables::port_guard_text(
-            &self.table,
-            &self.host_veth,
-            mac_bytes(self.address),
-            self.address,
-        )
+/// The `-p` rules, in a table of the container's own (`table`) so they go
+/// with one command: connections to a host port are rewritten to the
+/// container's address and port. `fib daddr type local` matches any
+/// address of the host (its loopback, its bridge address, its other
+/// interfaces); prerouting catches traffic from elsewhere, output the
+/// host's own.
+pub fn published_ports(table: &str, address: Ipv4Addr, ports: &[PortMapping]) -> Table {
+    let rules: Vec<Rule> = ports
+        .iter()
+        .map(|port| {
+            Rule::new(Family::Ip)
+                .fib_daddr_local()
+                .tcp_dport(port.host)
+                .dnat(address, port.container)
+        })
+        .collect();
+    let chain = |name, hook| Chain::hooked(name, "nat", hook, Priority::DstNat, rules.clone());
+    Table {
+        family: Family::Ip,
+        name: table.into(),
+        chains: vec![
+            chain("prerouting", HookPoint::Prerouting),
+            chain("output", HookPoint::Output),
+        ],
     }
 }
+
+// ANCHOR: port_guard
+/// The port guard: what the container may put on the bridge. Root in a
+/// container holds CAP_NET_RAW and CAP_NET_ADMIN in its own network
+/// namespace, so it can write any frame (packet(7), raw(7)) or simply
+/// change eth0's MAC and addresses; on a shared bridge it could then
+/// answer ARP for a neighbour's address or the gateway's and receive
+/// their traffic, or send packets in a neighbour's name. So the host
+/// checks at the port (`port`, the host end of the container's veth),
+/// where the container cannot reach.
+///
+/// The `bridge` family filters frames as the bridge switches them, with
+/// no br_netfilter module and no sysctl (nft wiki, "Bridge filtering");
+/// its `prerouting` hook sees every frame that enters through a port,
+/// before the bridge learns its source MAC or forwards it, and
+/// `iifname` there is the port. Two kinds of frame pass, and only from
+/// the container's own MAC: ARP whose sender is this container's MAC
+/// and address (RFC 826's sender fields, nft(8)'s `arp saddr ether` and
+/// `arp saddr ip`), and IPv4 from its own address. All else is dropped.
+/// That includes IPv6: the lab gives containers no IPv6 address, so all
+/// they could send is link-local traffic (fe80::) to their neighbours
+/// and the host, which no rule of the lab's checks. And VLAN-tagged
+/// frames, whose inner headers these rules would not look into.
+pub fn port_guard(table: &str, port: &str, address: Ipv4Addr) -> Table {
+    let mac = mac_bytes(address);
+    let rule = || Rule::new(Family::Bridge);
+    Table {
+        family: Family::Bridge,
+        name: table.into(),
+        chains: vec![
+            Chain::hooked(
+                "prerouting",
+                "filter",
+                HookPoint::Prerouting,
+                Priority::Filter,
+                vec![rule().iifname(false, port).jump("from_container")],
+            ),
+            Chain::regular(
+                "from_container",
+                vec![
+                    rule().ether_saddr(true, mac).drop(),
+                    rule().arp_sender(mac, address).accept(),
+                    rule().ip_saddr(false, address, 32).accept(),
+                    rule().drop(),
+                ],
+            ),
+        ],
+    }
+}
+// ANCHOR_END: port_guard
 
 impl Drop for ContainerNetwork {
     fn drop(&mut self) {
         if !self.ports.is_empty() {
-            quietly("nft", &["delete", "table", "ip", &self.table]);
+            let _ = nftables::delete_table(Family::Ip, &self.table);
         }
         if self.guarded.get() {
-            let _ = nftables::delete_table(nftables::Family::Bridge, &self.table);
+            let _ = nftables::delete_table(Family::Bridge, &self.table);
         }
         // Once the peer is in the container, the kernel deletes the pair
         // with the container's namespace (and deleting it here would only
@@ -796,9 +759,9 @@ fn ensure_bridge(
         )?;
         rtnl.run(narrator, &Change::SetUp { link: bridge }, "switch it on")?;
         let flipped = enable_forwarding(narrator, bridge)?;
-        nft(
+        load_table(
             narrator,
-            &bridge_rules(bridge, subnet, flipped),
+            &bridge_table(bridge, subnet, flipped),
             "NAT for the subnet: containers reach out with the host's address",
         )?;
         let mark = state.join("forwarding-enabled");
@@ -814,10 +777,7 @@ fn ensure_bridge(
             .map_err(|e| LabError::io("write", state.display(), e))
     };
     steps().inspect_err(|_| {
-        quietly(
-            "nft",
-            &["delete", "table", "ip", &bridge_table_name(bridge)],
-        );
+        let _ = nftables::delete_table(Family::Ip, &bridge_table_name(bridge));
         undo();
     })
 }
@@ -873,19 +833,78 @@ fn enable_forwarding(narrator: &Narrator, bridge: &str) -> Result<bool, LabError
 /// chains"), so this drop holds whatever the host's own forward rules
 /// accept. Connections the host DNATed pass: a published port is published
 /// to everyone, containers on other bridges included.
-fn bridge_rules(bridge: &str, subnet: Subnet, restrict_forwarding: bool) -> String {
+pub fn bridge_table(bridge: &str, subnet: Subnet, restrict_forwarding: bool) -> Table {
     let group = LAB_BRIDGE_GROUP;
-    let forward = if restrict_forwarding {
-        format!(
-            "  chain forward {{\n    type filter hook forward priority filter; policy drop;\n    iifgroup {group} accept\n    oifgroup {group} accept\n  }}\n"
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat;\n    ip saddr {subnet} ip daddr != {subnet} masquerade\n    oifname \"{bridge}\" ip saddr 127.0.0.0/8 masquerade\n  }}\n  chain loopback_guard {{\n    type filter hook prerouting priority raw;\n    iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop\n  }}\n  chain isolation {{\n    type filter hook forward priority filter; policy accept;\n    iifname \"{bridge}\" oifname != \"{bridge}\" oifgroup {group} ct status dnat accept\n    iifname \"{bridge}\" oifname != \"{bridge}\" oifgroup {group} drop\n  }}\n{forward}}}\n",
-        table = bridge_table_name(bridge)
-    )
+    let rule = || Rule::new(Family::Ip);
+    let mut chains = vec![
+        Chain::hooked(
+            "postrouting",
+            "nat",
+            HookPoint::Postrouting,
+            Priority::SrcNat,
+            vec![
+                rule()
+                    .ip_saddr(false, subnet.network, subnet.prefix)
+                    .ip_daddr(true, subnet.network, subnet.prefix)
+                    .masquerade(),
+                rule()
+                    .oifname(false, bridge)
+                    .ip_saddr(false, Ipv4Addr::LOCALHOST, 8)
+                    .masquerade(),
+            ],
+        ),
+        Chain::hooked(
+            "loopback_guard",
+            "filter",
+            HookPoint::Prerouting,
+            Priority::Raw,
+            vec![
+                rule()
+                    .iifname(false, bridge)
+                    .ip_daddr(false, Ipv4Addr::LOCALHOST, 8)
+                    .drop(),
+            ],
+        ),
+        Chain::hooked(
+            "isolation",
+            "filter",
+            HookPoint::Forward,
+            Priority::Filter,
+            vec![
+                rule()
+                    .iifname(false, bridge)
+                    .oifname(true, bridge)
+                    .oifgroup(group)
+                    .ct_status_dnat()
+                    .accept(),
+                rule()
+                    .iifname(false, bridge)
+                    .oifname(true, bridge)
+                    .oifgroup(group)
+                    .drop(),
+            ],
+        ),
+    ];
+    if restrict_forwarding {
+        chains.push(
+            Chain::hooked(
+                "forward",
+                "filter",
+                HookPoint::Forward,
+                Priority::Filter,
+                vec![
+                    rule().iifgroup(group).accept(),
+                    rule().oifgroup(group).accept(),
+                ],
+            )
+            .dropping_the_rest(),
+        );
+    }
+    Table {
+        family: Family::Ip,
+        name: bridge_table_name(bridge),
+        chains,
+    }
 }
 
 /// The host's resolv.conf minus resolvers on loopback, which the
@@ -921,10 +940,7 @@ pub fn resolv_conf_for_container(host: &str) -> String {
 
 /// Take down what `ensure_bridge` made (for `lab clean`).
 pub fn remove_bridge(bridge: &str, state: &Path) {
-    quietly(
-        "nft",
-        &["delete", "table", "ip", &bridge_table_name(bridge)],
-    );
+    let _ = nftables::delete_table(Family::Ip, &bridge_table_name(bridge));
     if let Ok(rtnl) = netlink::Rtnl::open() {
         let _ = rtnl.apply(&Change::DeleteLink { link: bridge });
     }
@@ -1023,34 +1039,13 @@ mod tests {
         assert!(!text.lines().any(|l| l.starts_with("nameserver 127.")));
     }
 
-    /// A container on labbr0 as `prepare` would make it, for the rule text
-    /// (no state on disk, the peer counted as moved).
-    fn test_network(address: Ipv4Addr, ports: Vec<PortMapping>) -> ContainerNetwork {
-        ContainerNetwork {
-            bridge: "labbr0".into(),
-            subnet: "10.88.0.0/24".parse().unwrap(),
-            address,
-            ports,
-            state: PathBuf::from("/nonexistent"),
-            files: PathBuf::from("/nonexistent"),
-            host_veth: "labv1".into(),
-            table: "container-lab-c1".into(),
-            claimed: vec![],
-            peer_moved: std::cell::Cell::new(true),
-            guarded: std::cell::Cell::new(false),
-        }
-    }
-
     #[test]
     fn port_rules_use_one_table_per_container() {
-        let network = test_network(
-            Ipv4Addr::new(10, 88, 0, 2),
-            vec![PortMapping {
-                host: 8080,
-                container: 80,
-            }],
-        );
-        let rules = network.port_rules();
+        let ports = [PortMapping {
+            host: 8080,
+            container: 80,
+        }];
+        let rules = published_ports("container-lab-c1", Ipv4Addr::new(10, 88, 0, 2), &ports).text();
         assert!(rules.starts_with("table ip container-lab-c1 {"));
         assert_eq!(
             rules
@@ -1058,7 +1053,6 @@ mod tests {
                 .count(),
             2
         );
-        std::mem::forget(network); // its Drop would run ip/nft
     }
 
     #[test]
@@ -1072,8 +1066,7 @@ mod tests {
 
     #[test]
     fn the_port_guard_names_the_port_and_its_own_addresses_only() {
-        let network = test_network(Ipv4Addr::new(10, 88, 0, 7), vec![]);
-        let rules = network.port_guard_rules();
+        let rules = port_guard("container-lab-c1", "labv1", Ipv4Addr::new(10, 88, 0, 7)).text();
         assert!(rules.starts_with("table bridge container-lab-c1 {"));
         assert!(rules.contains("iifname \"labv1\" jump from_container"));
         assert!(rules.contains("ether saddr != 02:42:0a:58:00:07 drop"));
@@ -1083,16 +1076,17 @@ mod tests {
             rules.trim_end().ends_with("drop\n  }\n}"),
             "the last word is drop: {rules}"
         );
-        std::mem::forget(network); // its Drop would run ip/nft
     }
 
     #[test]
     fn every_bridge_keeps_out_of_the_other_lab_bridges() {
-        let rules = bridge_rules("labbr1", "10.88.1.0/24".parse().unwrap(), true);
+        let rules = bridge_table("labbr1", "10.88.1.0/24".parse().unwrap(), true).text();
         assert!(rules.contains("iifname \"labbr1\" oifname != \"labbr1\" oifgroup 427 drop"));
         assert!(rules.contains("iifgroup 427 accept"));
         assert!(
-            !bridge_rules("labbr1", "10.88.1.0/24".parse().unwrap(), false).contains("policy drop")
+            !bridge_table("labbr1", "10.88.1.0/24".parse().unwrap(), false)
+                .text()
+                .contains("policy drop")
         );
     }
 }

@@ -31,6 +31,53 @@ pub fn require_root(test: &str) -> bool {
     );
 }
 
+/// A program only the tests use (nft to read back what the lab loaded,
+/// busybox for the busybox rootfs, newuidmap, pasta): when it is missing,
+/// install its Debian package as `cargo test` runs, saying so on stderr,
+/// so the README's test command needs nothing installed by hand. The lab
+/// itself never needs these: `lab tour` runs without any of them.
+pub fn require_tool(program: &str, package: &str) {
+    static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let found = || container_lab::hostinfo::find_in_path(program).is_some();
+    if found() {
+        return;
+    }
+    let _one_at_a_time = APT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if found() {
+        return;
+    }
+    assert!(
+        nix::unistd::geteuid().is_root() && found_apt(),
+        "{program} is not installed and cannot be installed here: apt-get install {package}"
+    );
+    eprintln!(
+        "container-lab tests: {program} is missing; installing the test-only package {package} with apt-get"
+    );
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    // A fresh machine may have no package lists yet.
+    if !install() {
+        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+        assert!(
+            install(),
+            "apt-get install {package} failed (for {program})"
+        );
+    }
+    assert!(
+        found(),
+        "{package} is installed but {program} is not on PATH"
+    );
+}
+
+fn found_apt() -> bool {
+    container_lab::hostinfo::find_in_path("apt-get").is_some()
+}
+
 /// Path of a binary of this package.
 pub fn bin(name: &str) -> PathBuf {
     let path = match name {
