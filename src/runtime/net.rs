@@ -656,11 +656,14 @@ pub fn port_guard(table: &str, port: &str, address: Ipv4Addr) -> Table {
 
 impl Drop for ContainerNetwork {
     fn drop(&mut self) {
-        if !self.ports.is_empty() {
-            let _ = nftables::delete_table(Family::Ip, &self.table);
-        }
-        if self.guarded.get() {
-            let _ = nftables::delete_table(Family::Bridge, &self.table);
+        if let Ok(nftnl) = nftables::Nftnl::open() {
+            if !self.ports.is_empty() {
+                let _ = nftnl.delete_table(Family::Ip, &self.table);
+            }
+            if self.guarded.get() {
+                let _ = nftnl.delete_table(Family::Bridge, &self.table);
+            }
+            nftnl.close_in_background();
         }
         // Once the peer is in the container, the kernel deletes the pair
         // with the container's namespace (and deleting it here would only
