@@ -586,7 +586,8 @@ as_root!(
     /// never as the host's.
     pasta_as_root_runs_as_the_containers_root,
     {
-        assert_eq!(container_lab::runtime::usernet::unavailable(), None, "pasta cannot run here (apt-get install passt; /dev/net/tun 0666)");
+        require_tool("pasta", "passt");
+        assert_eq!(container_lab::runtime::usernet::unavailable(), None, "pasta cannot run here (/dev/net/tun must be 0666)");
         let world = World::new("rootpasta");
         let mut runtime = world.in_host(|| {
             Command::new(bin(CH))
