@@ -17,7 +17,7 @@ use container_lab::error::LabError;
 use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetChoice, Network};
 use container_lab::runtime::usernet::UserModeNetwork;
-use container_lab::runtime::userns::{self, RemappedRootfs};
+use container_lab::runtime::userns::{self, RemappedRootfs, RootfsMountPoint};
 use container_lab::runtime::{command, fds, mounts, namespaces, net, process, terminal};
 use nix::sched::CloneFlags;
 
@@ -96,9 +96,14 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         true => Some(RemappedRootfs::prepare(&narrator, &rootfs, &uids, &gids)?),
         false => None,
     };
-    let root = remapped
-        .as_ref()
-        .map_or(rootfs.clone(), |copy| copy.path.clone());
+    // The idmapped rootfs goes on a mount point the container's root can
+    // reach by path, wherever the rootfs itself lies.
+    let mount_point = idmapped.then(RootfsMountPoint::make).transpose()?;
+    let root = match (&remapped, &mount_point) {
+        (Some(copy), _) => copy.path.clone(),
+        (None, Some(mount_point)) => mount_point.path.clone(),
+        (None, None) => rootfs.clone(),
+    };
     // ANCHOR_END: new_runtime
     let network = match net {
         Network::Bridge => Some(ContainerNetwork::prepare(

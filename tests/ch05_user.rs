@@ -43,6 +43,36 @@ fn host_uid_of_process_named(marker: &str) -> Option<u32> {
 }
 
 as_root!(
+    /// A rootfs under a directory only the host's root may enter (a home of
+    /// mode 0700, a `mktemp -d`): the container's root, an unprivileged uid
+    /// on the host, still gets into it, since the idmapped mount is put on
+    /// a mount point of the runtime's (/run/container-lab/rootfs-PID),
+    /// which is gone afterwards.
+    a_rootfs_under_a_private_directory_runs,
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = Scratch::new("private");
+        std::fs::set_permissions(&*private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let rootfs = private.join("rootfs");
+        let built = run("lab", [std::ffi::OsStr::new("rootfs"), rootfs.as_os_str()]);
+        assert_eq!(code(&built), 0, "{}", stderr(&built));
+        let child = Command::new(bin(CH))
+            .args(["--net", "none"])
+            .arg(&rootfs)
+            .args(["/bin/sh", "-c", "id -u"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mount_point = std::path::Path::new(container_lab::runtime::RUN_DIR).join(format!("rootfs-{}", child.id()));
+        let runtime = child.wait_with_output().unwrap();
+        assert_eq!(code(&runtime), 0, "{}", stderr(&runtime));
+        assert_eq!(stdout(&runtime), "0\n");
+        assert!(!mount_point.exists(), "the mount point goes with the runtime");
+    }
+);
+
+as_root!(
     /// Root inside is uid 1879048192 on the host (the default range, which
     /// no line of this host's /etc/subuid or /etc/subgid claims), as the
     /// host itself sees it, and owns its (idmapped) rootfs.

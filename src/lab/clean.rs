@@ -25,7 +25,8 @@ pub enum Leftover {
     LoopDevice(u64, PathBuf),
     /// A tour's bait directory under /run/container-lab.
     BaitDir(PathBuf),
-    /// A scratch directory of the probe or the breakout inside a rootfs.
+    /// A scratch directory of the probe or the breakout inside a rootfs, or
+    /// the empty mount point a ch05 runtime made for its idmapped rootfs.
     ScratchDir(PathBuf),
     /// An nftables table (family, name) of a ch04 container whose runtime
     /// died: its published ports (`ip`) or its port guard (`bridge`).
@@ -149,6 +150,17 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
         let pid = pid_suffix(&name, "run-").or_else(|| pid_suffix(&name, "staging-"));
         if pid.is_some_and(|pid| !is_running(pid)) {
             found.push(Leftover::RemappedCopy(entry.path()));
+        }
+    }
+    // ch05/ch06's empty mount points for the idmapped rootfs (rootfs-PID).
+    for entry in std::fs::read_dir(crate::runtime::RUN_DIR)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if pid_suffix(&name, "rootfs-").is_some_and(|pid| !is_running(pid)) {
+            found.push(Leftover::ScratchDir(entry.path()));
         }
     }
     // Files a tour planted (`.container-lab-tour-node-PID` in a rootfs,

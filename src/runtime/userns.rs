@@ -420,6 +420,43 @@ pub fn idmapped_rootfs(
     Ok(tree)
 }
 
+/// Where the idmapped rootfs is attached: `/run/container-lab/rootfs-PID`,
+/// an empty directory of the host's root, open to everyone (0755), removed
+/// when dropped. Once inside its user namespace the child reaches its root
+/// by path, as the container's root, an unprivileged uid on the host, and
+/// every directory on the way must let that uid through. The rootfs the
+/// user named may lie under a home directory of mode 0700 or a `mktemp -d`
+/// directory; the runtime, as the host's root, opens it there, and the
+/// child finds it here.
+pub struct RootfsMountPoint {
+    pub path: PathBuf,
+}
+
+impl RootfsMountPoint {
+    pub fn make() -> Result<RootfsMountPoint, LabError> {
+        let path =
+            Path::new(crate::runtime::RUN_DIR).join(format!("rootfs-{}", std::process::id()));
+        std::fs::create_dir_all(crate::runtime::RUN_DIR)
+            .map_err(|e| LabError::io("mkdir", crate::runtime::RUN_DIR, e))?;
+        // One left by a killed runtime whose pid this one reuses.
+        let _ = std::fs::remove_dir(&path);
+        std::fs::create_dir(&path).map_err(|e| LabError::io("mkdir", path.display(), e))?;
+        use std::os::unix::fs::PermissionsExt;
+        for dir in [Path::new(crate::runtime::RUN_DIR), &path] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| LabError::io("chmod", dir.display(), e))?;
+        }
+        Ok(RootfsMountPoint { path })
+    }
+}
+
+impl Drop for RootfsMountPoint {
+    fn drop(&mut self) {
+        // Only the child's mount namespace had the rootfs mounted here.
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
 /// From outside: attach the idmapped tree over the rootfs's path in the
 /// child's mount namespace (move_mount(2)), from a short-lived thread that
 /// joins that namespace (setns(2)), so that the runtime's own stays as it

@@ -219,6 +219,7 @@ fn hide_pids(text: &str) -> String {
         ("container-lab-c", ""),
         ("ctr-", ""),
         ("remapped/run-", ""),
+        ("container-lab/rootfs-", ""),
         ("\"/proc/", "/"),
         ("userns of ", ""),
         ("netns ", ""),
