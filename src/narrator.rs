@@ -92,6 +92,23 @@ impl Narrator {
     }
     // ANCHOR_END: step
 
+    /// Like `run`, for a step the runtime takes while the container runs
+    /// (waiting for it): announced, never paused on. In `--step` mode the
+    /// container's shell now reads the terminal, and the Enter the
+    /// instructor presses next belongs to it, not to the runtime.
+    pub fn run_unpaused<T>(
+        &self,
+        step: Step<'_>,
+        action: impl FnOnce() -> nix::Result<T>,
+    ) -> Result<T, LabError> {
+        self.announce_only(&step);
+        action().map_err(|errno| LabError::StepFailed {
+            syscall: step.syscall,
+            target: step.args.to_string(),
+            errno,
+        })
+    }
+
     /// Like `run`, for a step that is not one syscall (a tool the runtime
     /// runs, such as ip(8)) and reports its own error.
     pub fn run_tool<T>(
@@ -110,6 +127,13 @@ impl Narrator {
     }
 
     fn announce(&self, step: &Step<'_>) {
+        self.announce_only(step);
+        if let Some(tty) = self.pause.as_ref().filter(|_| self.explain) {
+            wait_for_enter(tty, &mut self.writer());
+        }
+    }
+
+    fn announce_only(&self, step: &Step<'_>) {
         if !self.explain {
             return;
         }
@@ -125,10 +149,6 @@ impl Narrator {
             step.man.dimmed()
         );
         let _ = writeln!(err, "{:9} {}", "", step.why.italic());
-        drop(err);
-        if let Some(tty) = &self.pause {
-            wait_for_enter(tty, &mut self.writer());
-        }
     }
 
     /// Where narration goes: the copy of stderr, else stderr itself.

@@ -273,8 +273,11 @@ fn step_without_a_terminal_is_a_clear_error() {
     assert_clean_failure(&output, 125, "--step waits for Enter on /dev/tty");
 }
 
-/// Instructor mode on a real (pseudo-)terminal: each step waits for Enter,
-/// and nothing runs before it is pressed. script(1) gives the runtime a pty.
+/// Instructor mode on a real (pseudo-)terminal: each step up to execve
+/// waits for Enter, and nothing runs before it is pressed. waitpid, taken
+/// while the command runs, is announced but never waits: the next line
+/// typed belongs to the command (a shell's first command must not be
+/// swallowed by the runtime). script(1) gives the runtime a pty.
 #[test]
 fn step_waits_for_enter_before_each_step() {
     if !require_root("step_waits_for_enter_before_each_step") {
@@ -284,7 +287,7 @@ fn step_waits_for_enter_before_each_step() {
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
     let runtime = format!(
-        "{} --step {} /bin/echo ran-the-command",
+        "{} --step {} /bin/sh -c 'read line; echo ran-the-command with $line'",
         bin("ch01-chroot").display(),
         rootfs().display()
     );
@@ -314,7 +317,7 @@ fn step_waits_for_enter_before_each_step() {
             }
         }
     };
-    let steps = ["fork()", "chroot(", "chdir(", "execve(", "waitpid("];
+    let steps = ["fork()", "chroot(", "chdir(", "execve("];
     for (index, step) in steps.iter().enumerate() {
         let deadline = Instant::now() + Duration::from_secs(10);
         while seen.matches("press Enter").count() <= index {
@@ -336,8 +339,25 @@ fn step_waits_for_enter_before_each_step() {
         }
         script.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
     }
+    // The command now reads the terminal, and gets the first line typed.
+    script
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"hello\n")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains("ran-the-command with hello") && Instant::now() < deadline {
+        collect_for(Duration::from_millis(50), &mut seen);
+    }
+    if !seen.contains("ran-the-command with hello") {
+        let _ = script.kill();
+        panic!("the command never got the line typed after the last step:\n{seen}");
+    }
     let status = script.wait().unwrap();
     collect_for(Duration::from_millis(200), &mut seen);
     assert!(status.success(), "{seen}");
-    assert!(seen.contains("ran-the-command"), "{seen}");
+    assert!(seen.contains("ran-the-command with hello"), "{seen}");
+    assert!(seen.contains("waitpid("), "{seen}");
+    assert_eq!(seen.matches("press Enter").count(), steps.len(), "{seen}");
 }

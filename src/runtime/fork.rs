@@ -135,7 +135,7 @@ pub fn wait(narrator: &Narrator, child: Child) -> Result<i32, LabError> {
         why: "collect the command's exit status so the runtime can return it",
         man: "waitpid(2)",
     };
-    let status = narrator.run(step, || {
+    let status = narrator.run_unpaused(step, || {
         loop {
             match waitpid(child.pid, None) {
                 Err(Errno::EINTR) => continue,
