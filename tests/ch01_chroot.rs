@@ -213,7 +213,7 @@ fn without_root_it_names_the_capability_and_sudo() {
     if !require_root("without_root_it_names_the_capability_and_sudo") {
         return;
     }
-    let output = Command::new(bin("ch01-chroot"))
+    let output = Command::new(public_bin("ch01-chroot"))
         .arg(rootfs())
         .uid(65534)
         .gid(65534)

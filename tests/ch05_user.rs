@@ -175,7 +175,7 @@ impl TestUser {
                 .parse()
                 .unwrap()
         };
-        let home = Scratch::new(&format!("rootless-{tag}"));
+        let home = Scratch::public(&format!("rootless-{tag}"));
         let (uid, gid) = (id("-u"), id("-g"));
         nix::unistd::chown(
             &*home,
@@ -293,7 +293,7 @@ fn user_with_lab_rootfs(tag: &str) -> (TestUser, std::path::PathBuf) {
     let user = TestUser::new(tag);
     let rootfs = user.home.join("rootfs");
     let built = user
-        .command(bin("lab"))
+        .command(public_bin("lab"))
         .arg("rootfs")
         .arg(&rootfs)
         .output()
@@ -314,7 +314,7 @@ as_root!(
     {
         let (user, rootfs) = user_with_lab_rootfs("d");
         let world = World::new("auto");
-        let output = world.in_host(|| user.command(bin(CH)).arg(&rootfs).arg("/bin/true").output().unwrap());
+        let output = world.in_host(|| user.command(public_bin(CH)).arg(&rootfs).arg("/bin/true").output().unwrap());
         assert_eq!(code(&output), 0, "{}", stderr(&output));
         assert_eq!(stderr(&output), "", "pasta was there: nothing to say");
         assert_eq!(pastas_of(user.uid), Vec::<String>::new(), "pasta must go with the container");
@@ -343,7 +343,7 @@ as_root!(
             receiver.recv().unwrap();
             let target = format!("{WORLD_SERVER}:9000");
             let output = world.in_host(|| {
-                user.command(bin(CH))
+                user.command(public_bin(CH))
                     .args(["--net", "pasta"])
                     .arg(&rootfs)
                     .args(["/bin/sh", "-c", &format!("ip -4 -o addr show eth0 | wc -l; exec /usr/local/bin/lab-probe --connect {target}")])
@@ -356,7 +356,7 @@ as_root!(
         });
         // -p: a server in the container, a client in the runtime's namespace.
         let mut server = world.in_host(|| {
-            user.command(bin(CH))
+            user.command(public_bin(CH))
                 .args(["-p", "18091:8080"])
                 .arg(&rootfs)
                 .args(["/usr/local/bin/lab-probe", "--serve", "8080", "--count", "1"])
@@ -395,11 +395,11 @@ as_root!(
     {
         let user = TestUser::new("f");
         let rootfs = user.home.join("rootfs");
-        let built = user.command(bin("lab")).arg("rootfs").arg(&rootfs).output().unwrap();
+        let built = user.command(public_bin("lab")).arg("rootfs").arg(&rootfs).output().unwrap();
         assert!(built.status.success(), "{}", stderr(&built));
         let world = World::new("nopasta");
         let output = world.in_host(|| {
-            user.command(bin(CH))
+            user.command(public_bin(CH))
                 .env("PATH", user.home.join("empty"))
                 .arg(&rootfs)
                 .args(["/bin/sh", "-c", "ip -o link | wc -l"])
@@ -414,7 +414,7 @@ as_root!(
         assert!(err.contains("apt-get install passt"), "{err}");
         // Asked for by name, it is refused instead, with the same fix.
         let refused = world.in_host(|| {
-            user.command(bin(CH)).env("PATH", user.home.join("empty")).args(["--net", "pasta"]).arg(&rootfs).arg("/bin/true").output().unwrap()
+            user.command(public_bin(CH)).env("PATH", user.home.join("empty")).args(["--net", "pasta"]).arg(&rootfs).arg("/bin/true").output().unwrap()
         });
         assert_clean_failure(&refused, 125, "--net pasta: pasta is not installed");
     }
@@ -428,12 +428,12 @@ as_root!(
     {
         let user = TestUser::new("a");
         let rootfs = user.home.join("rootfs");
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-scripts/host.sh");
+        let script = public_bin("rootfs-scripts/host.sh");
         let built = user.command("bash").arg(&script).arg(&rootfs).output().unwrap();
         assert!(built.status.success(), "{}", stderr(&built));
         let inside = "id -u; cat /proc/self/uid_map; hostname; ps -e -o pid= | wc -l";
         let output = user
-            .command(bin(CH))
+            .command(public_bin(CH))
             .args(["--net", "none", "--hostname", "rootless"])
             // Explicit, so the test does not depend on newuidmap(1) and
             // /etc/subuid: the single-id map needs no setup at all.
@@ -448,7 +448,7 @@ as_root!(
         // Four processes: the init, sh, and the ps and wc of the pipeline.
         assert_eq!(lines, ["0".to_string(), format!("0 {} 1", user.uid), "rootless".into(), "4".into()]);
         // Bridge networking needs the host's root: refused, with what to do.
-        let refused = user.command(bin(CH)).args(["--net", "bridge"]).arg(&rootfs).arg("/bin/true").output().unwrap();
+        let refused = user.command(public_bin(CH)).args(["--net", "bridge"]).arg(&rootfs).arg("/bin/true").output().unwrap();
         assert_clean_failure(&refused, 125, "--net bridge needs root on the host");
     }
 );
@@ -483,11 +483,11 @@ as_root!(
         )
         .expect("useradd gave the user no /etc/subuid range (SUB_UID_COUNT in /etc/login.defs)");
         let rootfs = user.home.join("rootfs");
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-scripts/host.sh");
+        let script = public_bin("rootfs-scripts/host.sh");
         let built = user.command("bash").arg(&script).arg(&rootfs).output().unwrap();
         assert!(built.status.success(), "{}", stderr(&built));
         let output = user
-            .command(bin(CH))
+            .command(public_bin(CH))
             .args(["--net", "none"])
             .arg(&rootfs)
             .args(["/bin/cat", "/proc/self/uid_map"])
@@ -576,7 +576,7 @@ as_root!(
         let (user, rootfs) = user_with_lab_rootfs("g");
         let world = World::new("killed");
         let mut runtime = world.in_host(|| {
-            user.command(bin(CH))
+            user.command(public_bin(CH))
                 .arg(&rootfs)
                 .args(["/bin/sleep", "30"])
                 .stdout(Stdio::null())

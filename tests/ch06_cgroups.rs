@@ -137,7 +137,7 @@ as_root!(
     budgets_rootless_are_refused_with_a_hint,
     {
         use std::os::unix::process::CommandExt;
-        let output = Command::new(bin(CH))
+        let output = Command::new(public_bin(CH))
             .args(["--net", "none", "--memory", "64M"])
             .arg(rootfs())
             .arg("/bin/true")

@@ -79,7 +79,7 @@ fn doctor_without_root_fails_and_says_how_to_fix_it() {
         return;
     }
     use std::os::unix::process::CommandExt;
-    let output = Command::new(bin("lab"))
+    let output = Command::new(public_bin("lab"))
         .arg("doctor")
         .uid(65534)
         .gid(65534)

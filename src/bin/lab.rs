@@ -296,7 +296,7 @@ fn write_book_tables(
     let mut files = vec![(dir.join("scorecard.md"), matrix.markdown())];
     for column in &matrix.columns {
         let table = matrix
-            .markdown_column(&column.chapter)
+            .markdown_diff(&column.chapter)
             .expect("column exists");
         files.push((
             dir.join(format!("scorecard-ch{}.md", column.chapter)),

@@ -483,13 +483,53 @@ impl Matrix {
         out
     }
 
-    /// One chapter's column with each check's title, for its book page.
-    pub fn markdown_column(&self, chapter: &str) -> Option<String> {
-        let column = self.columns.iter().find(|c| c.chapter == chapter)?;
-        let mut out = format!("| check | ch{chapter} |\n|---|---|\n");
-        for check in CHECKS {
-            let verdict = column.verdict(check.id).unwrap_or(Verdict::NotApplicable);
-            out.push_str(&format!("| {} | {} |\n", check.title, verdict.label()));
+    /// What one chapter changed, for its book page: the checks whose
+    /// verdict differs from the chapter before (for ch00, what leaks to
+    /// begin with), then every check that still leaks, one a line. The
+    /// whole matrix lives on the scorecard page.
+    pub fn markdown_diff(&self, chapter: &str) -> Option<String> {
+        let at = self.columns.iter().position(|c| c.chapter == chapter)?;
+        let column = &self.columns[at];
+        let verdict = |column: &Column, id| column.verdict(id).unwrap_or(Verdict::NotApplicable);
+        let mut out = String::new();
+        if let Some(before) = at.checked_sub(1).map(|i| &self.columns[i]) {
+            let changed: Vec<_> = CHECKS
+                .iter()
+                .filter(|check| verdict(before, check.id) != verdict(column, check.id))
+                .collect();
+            if changed.is_empty() {
+                out.push_str(&format!(
+                    "No check changes from ch{} to ch{chapter}.\n",
+                    before.chapter
+                ));
+            } else {
+                out.push_str(&format!(
+                    "What changes from ch{} to ch{chapter}:\n\n| check | ch{} | ch{chapter} |\n|---|---|---|\n",
+                    before.chapter, before.chapter
+                ));
+                for check in changed {
+                    out.push_str(&format!(
+                        "| {} | {} | {} |\n",
+                        check.title,
+                        verdict(before, check.id).label(),
+                        verdict(column, check.id).label()
+                    ));
+                }
+            }
+        }
+        let leaking: Vec<_> = CHECKS
+            .iter()
+            .filter(|check| verdict(column, check.id) == Verdict::Leaks)
+            .collect();
+        if leaking.is_empty() {
+            out.push_str(&format!(
+                "\nNothing the tour checks leaks in ch{chapter}.\n"
+            ));
+        } else {
+            out.push_str(&format!("\nStill LEAKS in ch{chapter}:\n\n"));
+            for check in leaking {
+                out.push_str(&format!("- {} (`{}`)\n", check.title, check.id));
+            }
         }
         Some(out)
     }
@@ -508,6 +548,40 @@ mod tests {
                 .map(|(id, v)| Finding::new(id, *v, ""))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_chapters_diff_lists_what_changed_and_what_still_leaks() {
+        let matrix = Matrix {
+            columns: vec![
+                column(
+                    "00",
+                    &[
+                        ("fs.host-path", Verdict::Leaks),
+                        ("pid.signal-host", Verdict::Leaks),
+                    ],
+                ),
+                column(
+                    "01",
+                    &[
+                        ("fs.host-path", Verdict::Isolated),
+                        ("pid.signal-host", Verdict::Leaks),
+                    ],
+                ),
+            ],
+        };
+        let first = matrix.markdown_diff("00").unwrap();
+        assert!(!first.contains("What changes"), "{first}");
+        assert!(first.contains("(`fs.host-path`)\n"), "{first}");
+        let second = matrix.markdown_diff("01").unwrap();
+        let host_path = CHECKS.iter().find(|c| c.id == "fs.host-path").unwrap();
+        assert!(
+            second.contains(&format!("| {} | LEAKS | ISOLATED |", host_path.title)),
+            "{second}"
+        );
+        assert!(second.contains("(`pid.signal-host`)\n"), "{second}");
+        assert!(!second.contains("(`fs.host-path`)"), "{second}");
+        assert_eq!(matrix.markdown_diff("02"), None);
     }
 
     #[test]

@@ -96,11 +96,106 @@ pub fn bin(name: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// Where tests that act as an unprivileged user keep what that user must
+/// reach: /tmp/container-lab-tests, open to everyone. The checkout itself
+/// may lie under a home directory of mode 0750 (Ubuntu's default) or 0700,
+/// which such a user cannot enter, so neither its binaries nor cargo's
+/// target directory are reachable from there.
+pub fn public_dir() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join("container-lab-tests");
+    std::fs::create_dir_all(&dir).expect("create /tmp/container-lab-tests");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// `bin(name)`, linked into a directory every user can reach (see
+/// [`public_dir`]), with its sibling binaries (`lab rootfs` copies
+/// lab-probe from beside itself), and the rootfs scripts. Made once per
+/// test process, by hard links when the checkout shares /tmp's filesystem;
+/// those of test processes that ended are removed.
+pub fn public_bin(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let base = public_dir();
+        for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let pid = entry
+                .file_name()
+                .to_string_lossy()
+                .strip_prefix("bin-")
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = base.join(format!("bin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("rootfs-scripts")).unwrap();
+        let built = bin("lab");
+        let targets = built.parent().unwrap();
+        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-scripts");
+        let binaries = BINARIES
+            .iter()
+            .map(|name| (targets.join(name), dir.join(name)));
+        let script_files = std::fs::read_dir(&scripts).unwrap().flatten().map(|entry| {
+            (
+                entry.path(),
+                dir.join("rootfs-scripts").join(entry.file_name()),
+            )
+        });
+        for (from, to) in binaries.chain(script_files) {
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to)
+                    .unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+            }
+        }
+        use std::os::unix::fs::PermissionsExt;
+        for dir in [dir.clone(), dir.join("rootfs-scripts")] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        // Gone when the test process exits (the harness calls exit(3)).
+        extern "C" fn remove_public_bin() {
+            let _ =
+                std::fs::remove_dir_all(public_dir().join(format!("bin-{}", std::process::id())));
+        }
+        // SAFETY: registers a plain function, run once at exit.
+        unsafe { libc::atexit(remove_public_bin) };
+        dir
+    });
+    dir.join(name)
+}
+
+/// Every binary of this package, as cargo names them.
+const BINARIES: [&str; 10] = [
+    "ch00-process",
+    "ch01-chroot",
+    "ch02-jail",
+    "ch03-namespaces",
+    "ch04-net",
+    "ch05-user",
+    "ch06-cgroups",
+    "lab",
+    "lab-breakout",
+    "lab-probe",
+];
+
 /// A scratch directory under cargo's target tmp dir, removed when dropped
 /// (also when the test fails).
 pub struct Scratch(PathBuf);
 
 impl Scratch {
+    /// A scratch directory under [`public_dir`], for a test user's home.
+    pub fn public(name: &str) -> Scratch {
+        let dir = public_dir().join(format!(
+            "{}-{}-{name}",
+            env!("CARGO_CRATE_NAME"),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+
     pub fn new(name: &str) -> Scratch {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(env!("CARGO_CRATE_NAME"))
