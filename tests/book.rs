@@ -141,3 +141,53 @@ fn every_source_file_the_prose_names_exists() {
         missing.join("\n")
     );
 }
+
+/// The book's pictures are SVG drawn by svgbob from ASCII sources in
+/// book/diagrams/NAME.bob, so that they are diffable text and cannot be
+/// edited apart from their source. BOOK_UPDATE=1 rewrites the SVGs.
+#[test]
+fn pictures_are_generated_from_their_text() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources = root.join("book/diagrams");
+    let generated = root.join("book/src/generated/diagrams");
+    let update = std::env::var_os("BOOK_UPDATE").is_some_and(|v| v == "1");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&sources).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|ext| ext != "bob") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let svg = svgbob::to_svg(&std::fs::read_to_string(&path).unwrap());
+        let target = generated.join(format!("{name}.svg"));
+        if update {
+            std::fs::create_dir_all(&generated).unwrap();
+            std::fs::write(&target, &svg).unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap_or_default(),
+            svg,
+            "{} is stale: BOOK_UPDATE=1 cargo test --test book",
+            target.display()
+        );
+        names.push(name);
+    }
+    // Every picture is shown somewhere, and every picture shown has a source.
+    let pages: String = book_pages()
+        .iter()
+        .map(|page| std::fs::read_to_string(page).unwrap())
+        .collect();
+    for name in &names {
+        assert!(
+            pages.contains(&format!("generated/diagrams/{name}.svg")),
+            "book/diagrams/{name}.bob is drawn but no page shows it"
+        );
+    }
+    for shown in pages.split("generated/diagrams/").skip(1) {
+        let name = shown.split(".svg").next().unwrap();
+        assert!(
+            names.iter().any(|n| n == name),
+            "a page shows generated/diagrams/{name}.svg, which has no book/diagrams/{name}.bob"
+        );
+    }
+}
