@@ -60,15 +60,10 @@ fn assert_nothing_left(host: &Netns) {
         links = host.ip(&["-br", "link"]);
     }
     assert!(!links.contains("labv"), "veth left: {links}");
-    let tables = host
-        .command("nft")
-        .args(["list", "tables"])
-        .output()
-        .unwrap();
+    let tables = host.nft(&["list", "tables"]);
     assert!(
-        !stdout(&tables).contains("container-lab-c"),
-        "container table left: {}",
-        stdout(&tables)
+        !tables.contains("container-lab-c"),
+        "container table left: {tables}"
     );
     for dir in ["leases", "ports"] {
         let path = host.lab_state().join("labbr0").join(dir);
@@ -299,7 +294,7 @@ as_root!(
         assert_eq!(first_line(&mut server), "listening on port 8080\n");
         server.kill().unwrap();
         finish(server);
-        let tables = || stdout(&host.command("nft").args(["list", "tables"]).output().unwrap());
+        let tables = || host.nft(&["list", "tables"]);
         assert!(tables().contains("table ip container-lab-c"), "the killed runtime's rules are still there");
         assert!(tables().contains("table bridge container-lab-c"), "the killed runtime's port guard is still there");
         let cleaned = host.command(bin("lab")).arg("clean").output().unwrap();
@@ -337,7 +332,7 @@ as_root!(
         std::fs::write(state.join("forwarding-enabled"), "1").unwrap();
         let mut server = start(&host, &["--explain", "-p", "18083:8080"], &["/usr/local/bin/lab-probe", "--serve", "8080"]);
         let ready = first_line(&mut server);
-        let bridge_table = stdout(&host.command("nft").args(["list", "table", "ip", "container-lab-labbr0"]).output().unwrap());
+        let bridge_table = host.nft(&["list", "table", "ip", "container-lab-labbr0"]);
         let mark_left = state.join("forwarding-enabled").exists();
         // Killed before any assertion, so that a failing one leaves no
         // runtime behind.
