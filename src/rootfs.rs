@@ -70,6 +70,17 @@ pub fn locate(given: Option<&Path>) -> Result<PathBuf, LabError> {
     match std::fs::metadata(&path) {
         Ok(meta) if meta.is_dir() => Ok(path),
         Ok(_) => Err(LabError::RootfsNotDirectory { path }),
+        // There, but a directory on the way does not let this user through.
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(LabError::Refused {
+                message: format!(
+                    "rootfs {}: {}",
+                    path.display(),
+                    crate::error::describe_errno(crate::error::errno_of(&error))
+                ),
+                hint: "a directory on the way to it is closed to you: use a rootfs under a directory you can enter (lab rootfs ~/rootfs)".into(),
+            })
+        }
         Err(_) => Err(LabError::RootfsMissing {
             hint: format!(
                 "build it with: sudo {} rootfs {}",
