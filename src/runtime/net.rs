@@ -250,15 +250,17 @@ pub fn parse_routes(table: &str) -> Vec<(String, Ipv4Addr, u8)> {
 }
 
 /// Load `table` in one transaction, announced as the `nft -f` input it
-/// stands for (`--explain` names the table; [`Table::text`] is the whole).
+/// stands for: `--explain` shows the whole ruleset, which `nft -f` would
+/// load to the same effect.
 fn load_table(narrator: &Narrator, table: &Table, why: &str) -> Result<(), LabError> {
-    narrator.run_tool(
+    narrator.run_with_input(
         Step {
             syscall: "nft",
-            args: &format!("-f - <<< '{} ...'", table.summary()),
+            args: "-f -",
             why,
             man: "nft(8)",
         },
+        &table.text(),
         || nftables::load(table),
     )
 }
