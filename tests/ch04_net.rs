@@ -100,6 +100,27 @@ as_root!(
 );
 
 as_root!(
+    /// A container reaches another's published port through the host's
+    /// address on the bridge (hairpin NAT): the connection goes up to the
+    /// host, is rewritten to the server, goes back down the same bridge,
+    /// and the server sees it come from the gateway, so its answer goes
+    /// back through the host too.
+    a_published_port_is_reached_from_a_neighbour_through_the_gateway,
+    {
+        let host = Netns::new("hairpin");
+        let mut server = start(&host, &["-p", "18084:8080"], &["/usr/local/bin/lab-probe", "--serve", "8080"]);
+        assert_eq!(first_line(&mut server), "listening on port 8080\n");
+        let client = finish(start(&host, &[], &["/usr/local/bin/lab-probe", "--connect", "10.88.0.1:18084"]));
+        let _ = server.kill();
+        finish(server);
+        let out = stdout(&client);
+        assert!(out.starts_with("hello from jail"), "{out}{}", stderr(&client));
+        assert!(out.contains("10.88.0.1"), "the server saw the gateway: {out}");
+        assert_nothing_left(&host);
+    }
+);
+
+as_root!(
     /// Two containers on the bridge reach each other directly (no NAT
     /// between them: the server sees the client's own address).
     two_containers_reach_each_other,
