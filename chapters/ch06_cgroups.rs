@@ -77,6 +77,13 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
         caps::require(CAP_SYS_CHROOT, "dropping CAP_SYS_CHROOT")?;
         caps::require(CAP_SYS_ADMIN, "unshare(2), mount(2) and pivot_root(2)")?;
     }
+    let limits = cli.limits.limits();
+    if rootless && !limits.is_empty() {
+        return Err(LabError::Refused {
+            message: "cgroup budgets need root: the cgroup trees are the host root's".into(),
+            hint: "run with sudo (rootless budgets, in a cgroup delegated to you, are not supported yet)".into(),
+        });
+    }
     // --net auto: a bridge as root; without root, which cannot
     // make one, user-mode networking with pasta (loopback only without it).
     let net = cli.net.resolve(rootless)?;
@@ -103,16 +110,9 @@ fn recipe(cli: &Cli) -> Result<i32, LabError> {
     };
     // ANCHOR: new_cgroup
     // NEW in ch06: a cgroup with the budgets, before anything runs.
-    let limits = cli.limits.limits();
-    let cgroup = match (limits.is_empty(), rootless) {
-        (true, _) => None,
-        (false, true) => {
-            return Err(LabError::Refused {
-                message: "cgroup budgets need root: the cgroup trees are the host root's".into(),
-                hint: "run with sudo (rootless budgets, in a cgroup delegated to you, are not supported yet)".into(),
-            });
-        }
-        (false, false) => Some(ContainerCgroup::create(&narrator, &limits)?),
+    let cgroup = match limits.is_empty() {
+        true => None,
+        false => Some(ContainerCgroup::create(&narrator, &limits)?),
     };
     // ANCHOR_END: new_cgroup
     let network = match net {

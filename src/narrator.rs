@@ -109,6 +109,26 @@ impl Narrator {
         })
     }
 
+    /// Like `run_tool`, for a step whose input is a text a student can
+    /// retype (an nftables ruleset for `nft -f`): shown under the step,
+    /// before the pause.
+    pub fn run_with_input<T>(
+        &self,
+        step: Step<'_>,
+        input: &str,
+        action: impl FnOnce() -> Result<T, LabError>,
+    ) -> Result<T, LabError> {
+        self.announce_only(&step);
+        if self.explain {
+            let mut out = self.writer();
+            for line in input.lines() {
+                let _ = writeln!(out, "{:9}   {}", "", line.dimmed());
+            }
+        }
+        self.pause_if_stepping();
+        action()
+    }
+
     /// Like `run`, for a step that is not one syscall (a tool the runtime
     /// runs, such as ip(8)) and reports its own error.
     pub fn run_tool<T>(
@@ -128,6 +148,10 @@ impl Narrator {
 
     fn announce(&self, step: &Step<'_>) {
         self.announce_only(step);
+        self.pause_if_stepping();
+    }
+
+    fn pause_if_stepping(&self) {
         if let Some(tty) = self.pause.as_ref().filter(|_| self.explain) {
             wait_for_enter(tty, &mut self.writer());
         }

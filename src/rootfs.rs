@@ -16,6 +16,18 @@ pub const DEFAULT_ROOTFS: &str = "/var/lib/container-lab/rootfs";
 pub const ROOTFS_ENV: &str = "CONTAINER_LAB_ROOTFS";
 /// The rootfs scripts of the source tree the binaries were built from.
 pub const SCRIPTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rootfs-scripts");
+
+/// Where the rootfs scripts are: a `rootfs-scripts` directory beside the
+/// running binary when there is one (binaries copied elsewhere, with their
+/// scripts, for users who cannot enter the source tree), else the source
+/// tree's.
+pub fn scripts_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("rootfs-scripts")))
+        .filter(|dir| dir.join("host.sh").is_file())
+        .unwrap_or_else(|| PathBuf::from(SCRIPTS_DIR))
+}
 /// Programs of this package that `lab rootfs` installs into /usr/local/bin.
 pub const IN_CONTAINER_TOOLS: [&str; 2] = ["lab-breakout", "lab-probe"];
 
@@ -40,7 +52,7 @@ impl Variant {
             Variant::Alpine => "alpine.sh",
             Variant::Debian => "debian.sh",
         };
-        Path::new(SCRIPTS_DIR).join(name)
+        scripts_dir().join(name)
     }
 }
 
@@ -58,6 +70,17 @@ pub fn locate(given: Option<&Path>) -> Result<PathBuf, LabError> {
     match std::fs::metadata(&path) {
         Ok(meta) if meta.is_dir() => Ok(path),
         Ok(_) => Err(LabError::RootfsNotDirectory { path }),
+        // There, but a directory on the way does not let this user through.
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(LabError::Refused {
+                message: format!(
+                    "rootfs {}: {}",
+                    path.display(),
+                    crate::error::describe_errno(crate::error::errno_of(&error))
+                ),
+                hint: "a directory on the way to it is closed to you: use a rootfs under a directory you can enter (lab rootfs ~/rootfs)".into(),
+            })
+        }
         Err(_) => Err(LabError::RootfsMissing {
             hint: format!(
                 "build it with: sudo {} rootfs {}",
@@ -124,7 +147,7 @@ fn tool_paths() -> Result<Vec<PathBuf>, LabError> {
 fn install(dir: &Path, tools: &[PathBuf]) -> Result<(), LabError> {
     let mut args = vec![dir.as_os_str()];
     args.extend(tools.iter().map(|t| t.as_os_str()));
-    run_script(&Path::new(SCRIPTS_DIR).join("install-tools.sh"), &args)
+    run_script(&scripts_dir().join("install-tools.sh"), &args)
 }
 
 fn run_script(script: &Path, args: &[&std::ffi::OsStr]) -> Result<(), LabError> {

@@ -191,3 +191,178 @@ fn pictures_are_generated_from_their_text() {
         );
     }
 }
+
+/// The lab's binaries, as a page names them (`sudo ./target/release/ch04-net`
+/// ends in one of these).
+const BINARIES: [&str; 10] = [
+    "ch00-process",
+    "ch01-chroot",
+    "ch02-jail",
+    "ch03-namespaces",
+    "ch04-net",
+    "ch05-user",
+    "ch06-cgroups",
+    "lab",
+    "lab-breakout",
+    "lab-probe",
+];
+
+fn binary_path(name: &str) -> &'static str {
+    match name {
+        "ch00-process" => env!("CARGO_BIN_EXE_ch00-process"),
+        "ch01-chroot" => env!("CARGO_BIN_EXE_ch01-chroot"),
+        "ch02-jail" => env!("CARGO_BIN_EXE_ch02-jail"),
+        "ch03-namespaces" => env!("CARGO_BIN_EXE_ch03-namespaces"),
+        "ch04-net" => env!("CARGO_BIN_EXE_ch04-net"),
+        "ch05-user" => env!("CARGO_BIN_EXE_ch05-user"),
+        "ch06-cgroups" => env!("CARGO_BIN_EXE_ch06-cgroups"),
+        "lab" => env!("CARGO_BIN_EXE_lab"),
+        "lab-breakout" => env!("CARGO_BIN_EXE_lab-breakout"),
+        _ => env!("CARGO_BIN_EXE_lab-probe"),
+    }
+}
+
+/// What `--help` says a command takes: its long and short flags, and which
+/// of them take a value (`--net <MODE>`, `-p, --publish <HOST:CONTAINER>`).
+struct Help {
+    text: String,
+    flags: Vec<String>,
+    with_value: Vec<String>,
+}
+
+fn help_of(words: &[&str]) -> Help {
+    let output = std::process::Command::new(binary_path(words[0]))
+        .args(&words[1..])
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut flags = vec!["--help".to_string(), "-h".to_string()];
+    let mut with_value = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if !line.starts_with('-') {
+            continue;
+        }
+        let takes_value = line.contains(" <") || line.contains("=<");
+        for word in line.split([' ', ',', '=']) {
+            if word.starts_with('-') && word.len() > 1 {
+                flags.push(word.to_string());
+                if takes_value {
+                    with_value.push(word.to_string());
+                }
+            }
+        }
+    }
+    Help {
+        text,
+        flags,
+        with_value,
+    }
+}
+
+/// Command lines on a page: the lines of its shell blocks and its inline
+/// code spans.
+fn command_lines(markdown: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (info, body) in fenced_blocks(markdown) {
+        if ["sh", "bash", "console", "shell"].contains(&info.as_str()) {
+            lines.extend(body.lines().map(str::to_string));
+        }
+    }
+    let mut in_block = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if !in_block {
+            lines.extend(line.split('`').skip(1).step_by(2).map(str::to_string));
+        }
+    }
+    lines
+}
+
+/// Every flag a page gives one of the lab's binaries, and every `lab`
+/// subcommand, is one that binary's `--help` lists: a renamed or removed
+/// flag makes this fail, not a student.
+#[test]
+fn flags_and_subcommands_the_book_names_exist() {
+    let mut helps: std::collections::HashMap<Vec<String>, Help> = Default::default();
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    let mut pages = book_pages();
+    pages.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    for page in pages {
+        let markdown = std::fs::read_to_string(&page).unwrap();
+        for line in command_lines(&markdown) {
+            // The command being read (binary, subcommand) and whether the
+            // next word is a flag's value.
+            let mut current: Option<Vec<String>> = None;
+            let mut skip_value = false;
+            for word in line.split_whitespace() {
+                let word = word.trim_matches(|c| c == '\'' || c == '"' || c == '(' || c == ')');
+                if skip_value {
+                    skip_value = false;
+                    continue;
+                }
+                let name = word.rsplit('/').next().unwrap_or(word);
+                if BINARIES.contains(&name) {
+                    current = Some(vec![name.to_string()]);
+                    continue;
+                }
+                let Some(command) = current.clone() else {
+                    continue;
+                };
+                if ["|", "&&", ";", "||", ">", "2>&1", "&"].contains(&word) {
+                    current = None;
+                    continue;
+                }
+                let words: Vec<&str> = command.iter().map(String::as_str).collect();
+                let help = helps
+                    .entry(command.clone())
+                    .or_insert_with(|| help_of(&words));
+                if word.starts_with('-') && word.len() > 1 && word != "--" {
+                    let flag = word.split('=').next().unwrap();
+                    checked += 1;
+                    if !help.flags.iter().any(|f| f == flag) {
+                        wrong.push(format!(
+                            "{}: `{}` has no {flag} (in: {line})",
+                            page.display(),
+                            command.join(" ")
+                        ));
+                    }
+                    skip_value = !word.contains('=') && help.with_value.iter().any(|f| f == flag);
+                } else if command.len() == 1
+                    && command[0] == "lab"
+                    && word.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                {
+                    // `lab`'s first word is a subcommand, and flags after it are its own.
+                    checked += 1;
+                    let listed = help
+                        .text
+                        .lines()
+                        .any(|l| l.trim_start().starts_with(&format!("{word} ")));
+                    if listed {
+                        current = Some(vec!["lab".into(), word.to_string()]);
+                    } else {
+                        wrong.push(format!(
+                            "{}: `lab` has no subcommand {word} (in: {line})",
+                            page.display()
+                        ));
+                        current = None;
+                    }
+                } else {
+                    // A positional word (the rootfs, the command): what
+                    // follows belongs to the container's command.
+                    current = None;
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 50,
+        "only {checked} flags found: is the parser reading the pages?"
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -60,15 +60,10 @@ fn assert_nothing_left(host: &Netns) {
         links = host.ip(&["-br", "link"]);
     }
     assert!(!links.contains("labv"), "veth left: {links}");
-    let tables = host
-        .command("nft")
-        .args(["list", "tables"])
-        .output()
-        .unwrap();
+    let tables = host.nft(&["list", "tables"]);
     assert!(
-        !stdout(&tables).contains("container-lab-c"),
-        "container table left: {}",
-        stdout(&tables)
+        !tables.contains("container-lab-c"),
+        "container table left: {tables}"
     );
     for dir in ["leases", "ports"] {
         let path = host.lab_state().join("labbr0").join(dir);
@@ -100,6 +95,27 @@ as_root!(
         }
         let output = finish(server);
         assert_eq!(code(&output), 0, "{}", stderr(&output));
+        assert_nothing_left(&host);
+    }
+);
+
+as_root!(
+    /// A container reaches another's published port through the host's
+    /// address on the bridge (hairpin NAT): the connection goes up to the
+    /// host, is rewritten to the server, goes back down the same bridge,
+    /// and the server sees it come from the gateway, so its answer goes
+    /// back through the host too.
+    a_published_port_is_reached_from_a_neighbour_through_the_gateway,
+    {
+        let host = Netns::new("hairpin");
+        let mut server = start(&host, &["-p", "18084:8080"], &["/usr/local/bin/lab-probe", "--serve", "8080"]);
+        assert_eq!(first_line(&mut server), "listening on port 8080\n");
+        let client = finish(start(&host, &[], &["/usr/local/bin/lab-probe", "--connect", "10.88.0.1:18084"]));
+        let _ = server.kill();
+        finish(server);
+        let out = stdout(&client);
+        assert!(out.starts_with("hello from jail"), "{out}{}", stderr(&client));
+        assert!(out.contains("10.88.0.1"), "the server saw the gateway: {out}");
         assert_nothing_left(&host);
     }
 );
@@ -299,7 +315,7 @@ as_root!(
         assert_eq!(first_line(&mut server), "listening on port 8080\n");
         server.kill().unwrap();
         finish(server);
-        let tables = || stdout(&host.command("nft").args(["list", "tables"]).output().unwrap());
+        let tables = || host.nft(&["list", "tables"]);
         assert!(tables().contains("table ip container-lab-c"), "the killed runtime's rules are still there");
         assert!(tables().contains("table bridge container-lab-c"), "the killed runtime's port guard is still there");
         let cleaned = host.command(bin("lab")).arg("clean").output().unwrap();
@@ -337,7 +353,7 @@ as_root!(
         std::fs::write(state.join("forwarding-enabled"), "1").unwrap();
         let mut server = start(&host, &["--explain", "-p", "18083:8080"], &["/usr/local/bin/lab-probe", "--serve", "8080"]);
         let ready = first_line(&mut server);
-        let bridge_table = stdout(&host.command("nft").args(["list", "table", "ip", "container-lab-labbr0"]).output().unwrap());
+        let bridge_table = host.nft(&["list", "table", "ip", "container-lab-labbr0"]);
         let mark_left = state.join("forwarding-enabled").exists();
         // Killed before any assertion, so that a failing one leaves no
         // runtime behind.

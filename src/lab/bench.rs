@@ -613,6 +613,17 @@ impl Report {
         for (cost, ms) in self.marginal_costs() {
             out.push_str(&format!("| {cost} | {ms:+.2} ms |\n"));
         }
+        if !self.network.is_empty() {
+            out.push_str(
+                "\n| into a ch04 container | `--net host` | bridge and published port | overhead |\n|---|---:|---:|---:|\n",
+            );
+            for t in &self.network {
+                out.push_str(&format!(
+                    "| {} | {:.1} ms | {:.1} ms | {:+.1}% |\n",
+                    t.workload, t.host_ms, t.container_ms, t.overhead_percent
+                ));
+            }
+        }
         if !self.throughput.is_empty() {
             out.push_str(
                 "\n| workload | on the host | inside ch03 | overhead |\n|---|---:|---:|---:|\n",
@@ -710,12 +721,22 @@ mod tests {
                 timing("ch00-process", 0.75),
                 timing("ch01-chroot", 1.0),
             ],
-            network: vec![],
+            network: vec![Throughput {
+                workload: "TCP, 8 MiB in".into(),
+                host_ms: 10.0,
+                container_ms: 15.0,
+                overhead_percent: 50.0,
+            }],
             skipped: vec![],
             throughput: vec![],
             kernel: "6.0".into(),
             cpus: 2,
         };
+        assert!(
+            report
+                .markdown()
+                .contains("| TCP, 8 MiB in | 10.0 ms | 15.0 ms | +50.0% |")
+        );
         let costs = report.marginal_costs();
         assert_eq!(
             costs,

@@ -73,12 +73,14 @@ pub fn fork_forwarding(narrator: &Narrator, step: Step<'_>) -> Result<ForkResult
     result
 }
 
+// ANCHOR: exec_or_report
 /// Replace this process with the command; if execve(2) fails, send the
 /// error through `report` and exit.
 pub fn exec_or_report(narrator: &Narrator, command: &Command, report: OwnedFd) -> ! {
     let error = exec(narrator, command);
     report_and_exit(report, &error)
 }
+// ANCHOR_END: exec_or_report
 
 /// Replace the child with the command. Returns only if execve(2) failed.
 fn exec(narrator: &Narrator, command: &Command) -> LabError {

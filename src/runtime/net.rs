@@ -250,15 +250,17 @@ pub fn parse_routes(table: &str) -> Vec<(String, Ipv4Addr, u8)> {
 }
 
 /// Load `table` in one transaction, announced as the `nft -f` input it
-/// stands for (`--explain` names the table; [`Table::text`] is the whole).
+/// stands for: `--explain` shows the whole ruleset, which `nft -f` would
+/// load to the same effect.
 fn load_table(narrator: &Narrator, table: &Table, why: &str) -> Result<(), LabError> {
-    narrator.run_tool(
+    narrator.run_with_input(
         Step {
             syscall: "nft",
-            args: &format!("-f - <<< '{} ...'", table.summary()),
+            args: "-f -",
             why,
             man: "nft(8)",
         },
+        &table.text(),
         || nftables::load(table),
     )
 }
@@ -819,8 +821,12 @@ fn enable_forwarding(narrator: &Narrator, bridge: &str) -> Result<bool, LabError
     Ok(!was_on)
 }
 
-/// The bridge's nftables table: masquerade for the subnet and for
-/// loopback-DNATed connections; nothing addressed to 127.0.0.0/8 may come
+/// The bridge's nftables table: masquerade for the subnet, for
+/// loopback-DNATed connections, and for a container that reaches a
+/// published port through the host's address and is sent back onto its
+/// own bridge (hairpin NAT: without it the server would answer the client
+/// directly, switched, from an address the client never called, and the
+/// client's TCP would drop the answer); nothing addressed to 127.0.0.0/8 may come
 /// in from the bridge (route_localnet would otherwise let a container route
 /// to the host's loopback-only services: the hole of CVE-2020-8558 in
 /// Kubernetes); nothing is routed from this bridge into another lab bridge
@@ -853,6 +859,11 @@ pub fn bridge_table(bridge: &str, subnet: Subnet, restrict_forwarding: bool) -> 
                 rule()
                     .oifname(false, bridge)
                     .ip_saddr(false, Ipv4Addr::LOCALHOST, 8)
+                    .masquerade(),
+                rule()
+                    .oifname(false, bridge)
+                    .ip_saddr(false, subnet.network, subnet.prefix)
+                    .ct_status_dnat()
                     .masquerade(),
             ],
         ),

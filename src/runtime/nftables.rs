@@ -569,11 +569,6 @@ impl Table {
         text
     }
 
-    /// The first line of [`Table::text`], for a one-line announcement.
-    pub fn summary(&self) -> String {
-        format!("table {} {}", self.family.nft_name(), self.name)
-    }
-
     /// The table, its chains, then their rules, in the order nft(8) sends
     /// them: every chain before any rule, since a `jump` names a chain the
     /// kernel must find (in this same transaction).

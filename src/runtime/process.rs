@@ -62,6 +62,10 @@ pub fn spawn_with_runtime_help(
 ) -> Result<Child, LabError> {
     // Comparing namespaces costs a dozen /proc reads: only for --explain.
     let host_view = narrator.is_explaining().then(|| Probe::open().view());
+    // ANCHOR: report_pipe
+    // The child's reports come up this pipe. Both ends are close-on-exec:
+    // when the command's execve succeeds, the kernel closes the child's
+    // end, and the runtime reads end-of-file.
     let pipe = || {
         pipe2(OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
             syscall: "pipe2",
@@ -70,6 +74,7 @@ pub fn spawn_with_runtime_help(
         })
     };
     let (report_read, report_write) = pipe()?;
+    // ANCHOR_END: report_pipe
     // The runtime's answers go the other way, on a pipe of their own.
     let (go_read, go_write) = pipe()?;
     let step = Step {
@@ -91,17 +96,22 @@ pub fn spawn_with_runtime_help(
                     errno,
                 });
             }
+            // ANCHOR: parent_learns
             let mut reports = ReportReader {
                 pipe: report_read,
                 buffer: Vec::new(),
             };
             loop {
                 match reports.next() {
+                    // End of file and not a word: execve closed the pipe.
                     Report::Exec => return Ok(Child { pid: child }),
+                    // A step failed, or execve did: the child's error.
                     Report::Failed(error) => {
                         let _ = waitpid(child, None);
                         return Err(error);
                     }
+                    // ANCHOR_END: parent_learns
+                    // From chapter 04 on: the child waits for the runtime.
                     Report::Asks(what) => {
                         if let Err(error) = help(child, &what) {
                             // The child reads the refusal and leaves quietly;

@@ -87,6 +87,7 @@ impl ReportReader {
     }
 }
 
+// ANCHOR: report_and_exit
 /// Send `error` to the runtime through `report` and end this process.
 pub fn report_and_exit(report: OwnedFd, error: &LabError) -> ! {
     write_report(report, error);
@@ -105,6 +106,7 @@ fn write_report(pipe: OwnedFd, error: &LabError) {
     );
     let _ = write(pipe.as_fd(), text.as_bytes());
 }
+// ANCHOR_END: report_and_exit
 
 /// An `E` report: exit code, message and hint, one per line.
 fn parse_report(bytes: &[u8]) -> LabError {

@@ -178,6 +178,14 @@ impl Netns {
     }
 
     /// `ip ARGS` inside this namespace.
+    /// `nft ARGS` inside this namespace, its output (nft(8) reads back what
+    /// the lab loaded over netlink; the tests install it when missing).
+    pub fn nft(&self, args: &[&str]) -> String {
+        super::require_tool("nft", "nftables");
+        let output = self.command("nft").args(args).output().unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     pub fn ip(&self, args: &[&str]) -> String {
         let output = Command::new("ip")
             .arg("-n")
