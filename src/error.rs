@@ -102,6 +102,9 @@ impl LabError {
             LabError::CommandNotExecutable { errno, .. } if *errno == Errno::ENOENT => Some(
                 "the file exists but its interpreter or dynamic loader does not: copy it into the rootfs too".into(),
             ),
+            LabError::CommandNotExecutable { errno, .. } if *errno == Errno::ENOEXEC => Some(
+                "the kernel does not know its format: a script needs a #! line, a binary must be built for this machine".into(),
+            ),
             LabError::CommandNotExecutable { .. } => {
                 Some("make it executable (chmod +x) or run it through a shell".into())
             }

@@ -366,3 +366,46 @@ fn flags_and_subcommands_the_book_names_exist() {
     );
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Every written chapter page has the shape book/src/style.md describes:
+/// the crux first, the scorecard diff, exercises, a summary last, and no
+/// more than about 5,000 words (an hour's lesson).
+#[test]
+fn chapter_pages_have_the_lessons_shape() {
+    let mut problems = Vec::new();
+    for page in book_pages() {
+        let name = page.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(number) = name.strip_prefix("ch").and_then(|rest| rest.get(..2)) else {
+            continue;
+        };
+        let markdown = std::fs::read_to_string(&page).unwrap();
+        // Chapters not written yet are a short plan, not a lesson.
+        if !markdown.contains(&format!("generated/scorecard-ch{number}.md")) {
+            continue;
+        }
+        let body: Vec<&str> = markdown
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        if !body.first().is_some_and(|l| l.starts_with("> **Crux.**")) {
+            problems.push(format!(
+                "{name}: does not start with its crux (> **Crux.** ...)"
+            ));
+        }
+        let headings: Vec<&str> = markdown.lines().filter(|l| l.starts_with("## ")).collect();
+        for wanted in ["## Exercises", "## Summary"] {
+            if !headings.contains(&wanted) {
+                problems.push(format!("{name}: no {wanted}"));
+            }
+        }
+        if headings.last() != Some(&"## Summary") {
+            problems.push(format!("{name}: the summary is not last"));
+        }
+        let words = markdown.split_whitespace().count();
+        if words > 5_200 {
+            problems.push(format!("{name}: {words} words, more than an hour's lesson"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -1,7 +1,8 @@
 //! chroot(2): give a process a different `/`.
 //!
-//! Version 7 Unix (1979) added the call so a build could run against a
-//! different tree; Bill Joy added it to BSD in 1982. It changes one thing, the
+//! Version 7 Unix (1979) has the call; it reached BSD through 32V, and
+//! 4.1c BSD (around 1982) made `..` stop at a process's root (the history
+//! page tells the rest). It changes one thing, the
 //! directory where path resolution starts for absolute paths and where `..`
 //! stops climbing, and nothing else: the process keeps its PIDs, hostname,
 //! network, users and any directory it already had open.

@@ -4,8 +4,9 @@
 //! In a new PID namespace the first process is PID 1, and PID 1 is special
 //! (pid_namespaces(7)): orphaned processes are re-parented to it, so it must
 //! reap them or they stay zombies forever; and the kernel delivers it only
-//! the signals it has a handler for, so a shell or a server that never
-//! expected to be PID 1 ignores the SIGTERM meant to stop it. This init does
+//! the signals it has a handler for (SIGKILL and SIGSTOP from an ancestor
+//! namespace excepted), so a shell or a server that never expected to be
+//! PID 1 ignores the SIGTERM meant to stop it. This init does
 //! the two jobs and nothing else, like tini or `docker run --init`: it runs
 //! the command as its child, passes signals on, reaps everything, and exits
 //! with the command's status.
