@@ -100,6 +100,26 @@ as_root!(
 );
 
 as_root!(
+    /// The bridge outlives its rules after a firewall reload (`nft flush
+    /// ruleset`): the next container puts them back before it plugs in, so
+    /// nothing routes 127.0.0.0/8 in from the bridge unguarded.
+    a_flushed_ruleset_is_put_back,
+    {
+        let host = Netns::new("flushed");
+        let first = finish(start(&host, &[], &["/bin/true"]));
+        assert_eq!(code(&first), 0, "{}", stderr(&first));
+        host.nft(&["flush", "ruleset"]);
+        assert_eq!(host.nft(&["list", "tables"]), "");
+        let second = finish(start(&host, &["--explain"], &["/bin/true"]));
+        assert_eq!(code(&second), 0, "{}", stderr(&second));
+        assert!(stderr(&second).contains("the bridge's rules were gone"), "{}", stderr(&second));
+        let table = host.nft(&["list", "table", "ip", "container-lab-labbr0"]);
+        assert!(table.contains("iifname \"labbr0\" ip daddr 127.0.0.0/8 drop"), "{table}");
+        assert_nothing_left(&host);
+    }
+);
+
+as_root!(
     /// A container reaches another's published port through the host's
     /// address on the bridge (hairpin NAT): the connection goes up to the
     /// host, is rewritten to the server, goes back down the same bridge,

@@ -73,6 +73,33 @@ as_root!(
 );
 
 as_root!(
+    /// A SIGKILLed runtime takes its container along, even though becoming
+    /// root in the user namespace cleared the child's parent-death signal
+    /// (the child arms it again).
+    a_killed_runtime_takes_its_container_along,
+    {
+        let mut runtime = Command::new(bin(CH))
+            .args(["--net", "none", rootfs().to_str().unwrap(), "/bin/sleep", "31.4"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sleeping = || host_uid_of_process_named("/bin/sleep 31.4").is_some();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !sleeping() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(sleeping(), "the command never ran");
+        runtime.kill().unwrap();
+        runtime.wait().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while sleeping() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!sleeping(), "the container outlived its runtime");
+    }
+);
+
+as_root!(
     /// Root inside is uid 1879048192 on the host (the default range, which
     /// no line of this host's /etc/subuid or /etc/subgid claims), as the
     /// host itself sees it, and owns its (idmapped) rootfs.
@@ -587,21 +614,28 @@ as_root!(
         // Killed only once the command runs: the child execs it only after
         // pasta has configured the network, daemonized and written its pid
         // file (killed earlier, the runtime leaves a pasta still starting).
-        let command_runs = || {
-            std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        let command = || {
+            std::fs::read_dir("/proc").unwrap().flatten().find(|entry| {
                 std::fs::read(entry.path().join("cmdline"))
                     .is_ok_and(|cmdline| cmdline == b"/bin/sleep\x0030\x00")
             })
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !command_runs() && std::time::Instant::now() < deadline {
+        while command().is_none() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        // pasta leaves by itself once the namespace it serves is gone,
+        // which races with the check below: the test holds the namespace
+        // (as a mount of it or another process of the user's could) so
+        // that the pasta certainly outlives the runtime.
+        let namespace = command().and_then(|entry| std::fs::File::open(entry.path().join("ns/net")).ok());
+        assert!(namespace.is_some(), "the command never ran");
         runtime.kill().unwrap();
         runtime.wait().unwrap();
         let left = pastas_of(user.uid);
         let clean = run("lab", ["clean"]);
         let after = pastas_of(user.uid);
+        drop(namespace);
         kill_processes_of(user.uid);
         assert_eq!(left.len(), 1, "the killed run's pasta should still run: {left:?}");
         assert_eq!(code(&clean), 0, "{}", stderr(&clean));

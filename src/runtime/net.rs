@@ -294,6 +294,15 @@ fn forget_dead_owner(claim: &Path) {
         for family in CONTAINER_TABLE_FAMILIES {
             let _ = nftables::delete_table(family, &container_table_name(pid as u32));
         }
+        // And its cable: a container that outlived its runtime (its
+        // command cleared the parent-death signal, as PID 1 under --no-init
+        // can) would otherwise keep the address and, its guard gone, could
+        // pose as the next container to get it.
+        if let Ok(rtnl) = netlink::Rtnl::open() {
+            let _ = rtnl.apply(&Change::DeleteLink {
+                link: &host_veth_name(pid as u32),
+            });
+        }
     }
 }
 
@@ -707,11 +716,31 @@ fn ensure_bridge(
                         recorded.trim()
                     }
                 ),
-                hint: format!(
-                    "use --subnet {} with it, or another --bridge NAME for {subnet}",
-                    recorded.trim()
-                ),
+                hint: if recorded.trim().is_empty() {
+                    format!("remove it with `lab clean`, or use another --bridge NAME for {subnet}")
+                } else {
+                    format!(
+                        "use --subnet {} with it, or another --bridge NAME for {subnet}",
+                        recorded.trim()
+                    )
+                },
             });
+        }
+        // The bridge stays between containers, its rules may not: a
+        // firewall reload (`nft flush ruleset`) or a runtime killed while
+        // making the bridge leaves it without them, and then nothing keeps
+        // 127.0.0.0/8 from coming in through it (route_localnet is on:
+        // CVE-2020-8558), nor the other lab networks out. Put them back
+        // before a container plugs in.
+        let table = bridge_table_name(bridge);
+        if !nftables::list_tables()?.contains(&(Family::Ip, table)) {
+            let restrict = state.join("forwarding-enabled").exists();
+            load_table(
+                narrator,
+                &bridge_table(bridge, subnet, restrict),
+                "the bridge's rules were gone (a firewall reload?): put them back first",
+            )?;
+            enable_forwarding(narrator, bridge, !restrict)?;
         }
         return Ok(());
     }
@@ -763,23 +792,29 @@ fn ensure_bridge(
             "the host's address on the containers' subnet: their gateway",
         )?;
         rtnl.run(narrator, &Change::SetUp { link: bridge }, "switch it on")?;
-        let flipped = enable_forwarding(narrator, bridge)?;
-        load_table(
-            narrator,
-            &bridge_table(bridge, subnet, flipped),
-            "NAT for the subnet: containers reach out with the host's address",
-        )?;
+        std::fs::write(state.join("subnet"), subnet.to_string())
+            .map_err(|e| LabError::io("write", state.display(), e))?;
+        // In this order, so that a runtime killed half-way leaves nothing
+        // open: the mark before forwarding is turned on (`lab clean` turns
+        // off only what the lab turned on), the rules before the bridge
+        // may route 127.0.0.1 and the host forwards anything.
+        let forwarding_was_on = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+            .is_ok_and(|value| value.trim() == "1");
         let mark = state.join("forwarding-enabled");
-        if flipped {
-            std::fs::write(&mark, "1").map_err(|e| LabError::io("write", mark.display(), e))?;
-        } else {
+        if forwarding_was_on {
             // A mark left by an earlier bridge of this name (deleted by
             // hand, or in a namespace whose inode this one reuses) would
             // make `lab clean` turn off forwarding the lab never turned on.
             let _ = std::fs::remove_file(&mark);
+        } else {
+            std::fs::write(&mark, "1").map_err(|e| LabError::io("write", mark.display(), e))?;
         }
-        std::fs::write(state.join("subnet"), subnet.to_string())
-            .map_err(|e| LabError::io("write", state.display(), e))
+        load_table(
+            narrator,
+            &bridge_table(bridge, subnet, !forwarding_was_on),
+            "NAT for the subnet: containers reach out with the host's address",
+        )?;
+        enable_forwarding(narrator, bridge, forwarding_was_on)
     };
     steps().inspect_err(|_| {
         let _ = nftables::delete_table(Family::Ip, &bridge_table_name(bridge));
@@ -787,14 +822,11 @@ fn ensure_bridge(
     })
 }
 
-/// Turn on IPv4 forwarding if it is off, and let the bridge route
-/// 127.0.0.1 (so `-p` works from the host's loopback). Returns whether
-/// forwarding was off before: then the lab's rules forward only its subnet.
-fn enable_forwarding(narrator: &Narrator, bridge: &str) -> Result<bool, LabError> {
+/// Let the bridge route 127.0.0.1 (so `-p` works from the host's
+/// loopback), and turn on IPv4 forwarding unless it `was_on`; then the
+/// lab's rules forward only its subnets.
+fn enable_forwarding(narrator: &Narrator, bridge: &str, was_on: bool) -> Result<(), LabError> {
     let forward = Path::new("/proc/sys/net/ipv4/ip_forward");
-    let was_on = std::fs::read_to_string(forward)
-        .map(|v| v.trim() == "1")
-        .unwrap_or(false);
     let localnet = PathBuf::from(format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"));
     let mut settings = vec![(
         localnet,
@@ -818,7 +850,7 @@ fn enable_forwarding(narrator: &Narrator, bridge: &str) -> Result<bool, LabError
             || std::fs::write(&path, "1").map_err(|e| crate::error::errno_of(&e)),
         )?;
     }
-    Ok(!was_on)
+    Ok(())
 }
 
 /// The bridge's nftables table: masquerade for the subnet, for

@@ -546,6 +546,7 @@ pub fn become_root(narrator: &Narrator) -> Result<(), LabError> {
         }) => {}
         Err(error) => return Err(error),
     }
+    let runtime = nix::unistd::getppid();
     let root_gid = nix::unistd::Gid::from_raw(0);
     let root_uid = nix::unistd::Uid::from_raw(0);
     narrator.run(
@@ -565,7 +566,18 @@ pub fn become_root(narrator: &Narrator) -> Result<(), LabError> {
             man: "setresuid(2)",
         },
         || nix::unistd::setresuid(root_uid, root_uid, root_uid),
-    )
+    )?;
+    // Changing the effective ids clears the parent-death signal (prctl(2),
+    // PR_SET_PDEATHSIG): without it again, a SIGKILLed runtime would leave
+    // this container running unwatched, its lease and port guard soon
+    // given to another. If the runtime died meanwhile, follow it now.
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    if nix::unistd::getppid() != runtime {
+        // SAFETY: leave at once, as the signal would have made us.
+        unsafe { libc::_exit(crate::error::EXIT_RUNTIME_FAILURE) }
+    }
+    Ok(())
 }
 
 /// With --chown-copy: a copy of the rootfs owned by the host ids the
