@@ -481,14 +481,17 @@ pub fn attach_rootfs(
     let mount_ns =
         std::fs::File::open(&namespace).map_err(|e| LabError::io("open", &namespace, e))?;
     let args = format!(
-        "tree, \"\", AT_FDCWD, {:?}, MOVE_MOUNT_F_EMPTY_PATH) in the child's mount namespace (setns({namespace:?}",
+        "tree, \"\", AT_FDCWD, {:?}, MOVE_MOUNT_F_EMPTY_PATH",
         target.display().to_string()
+    );
+    let why = format!(
+        "from a thread that joined the child's mount namespace (setns {namespace}): the idmapped rootfs in place, where the container's mount namespace will be copied from, flags locked"
     );
     narrator.run(
         Step {
             syscall: "move_mount",
             args: &args,
-            why: "the idmapped rootfs in place, where the container's mount namespace will be copied from, flags locked",
+            why: &why,
             man: "move_mount(2)",
         },
         || {
