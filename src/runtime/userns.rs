@@ -485,7 +485,7 @@ pub fn attach_rootfs(
         target.display().to_string()
     );
     let why = format!(
-        "from a thread that joined the child's mount namespace (setns {namespace}): the idmapped rootfs in place, where the container's mount namespace will be copied from, flags locked"
+        "from a thread that joined the child's mount namespace (setns {namespace:?}): the idmapped rootfs in place, where the container's mount namespace will be copied from, flags locked"
     );
     narrator.run(
         Step {
