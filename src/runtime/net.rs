@@ -18,7 +18,7 @@
 use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
 use crate::runtime::netlink::{self, Change};
-use crate::runtime::nftables::{self, Chain, Family, HookPoint, Priority, Rule, Table};
+use crate::runtime::nftables::{self, Chain, Family, HookPoint, Nftnl, Priority, Rule, Table};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -249,10 +249,15 @@ pub fn parse_routes(table: &str) -> Vec<(String, Ipv4Addr, u8)> {
         .collect()
 }
 
-/// Load `table` in one transaction, announced as the `nft -f` input it
-/// stands for: `--explain` shows the whole ruleset, which `nft -f` would
-/// load to the same effect.
-fn load_table(narrator: &Narrator, table: &Table, why: &str) -> Result<(), LabError> {
+/// Load `table` in one transaction through `nftnl`, announced as the `nft
+/// -f` input it stands for: `--explain` shows the whole ruleset, which
+/// `nft -f` would load to the same effect.
+fn load_table(
+    narrator: &Narrator,
+    nftnl: &Nftnl,
+    table: &Table,
+    why: &str,
+) -> Result<(), LabError> {
     narrator.run_with_input(
         Step {
             syscall: "nft",
@@ -261,7 +266,7 @@ fn load_table(narrator: &Narrator, table: &Table, why: &str) -> Result<(), LabEr
             man: "nft(8)",
         },
         &table.text(),
-        || nftables::load(table),
+        || nftnl.load(table),
     )
 }
 
@@ -289,10 +294,10 @@ fn owner(path: &Path) -> Option<i32> {
 /// A lease or port claim whose runtime was killed may still have its DNAT
 /// rules in place, pointing at the address or port we are about to reuse,
 /// and its port guard: take them down first.
-fn forget_dead_owner(claim: &Path) {
+fn forget_dead_owner(nftnl: &Nftnl, claim: &Path) {
     if let Some(pid) = owner(claim).filter(|pid| !is_running(*pid)) {
         for family in CONTAINER_TABLE_FAMILIES {
-            let _ = nftables::delete_table(family, &container_table_name(pid as u32));
+            let _ = nftnl.delete_table(family, &container_table_name(pid as u32));
         }
         // And its cable: a container that outlived its runtime (its
         // command cleared the parent-death signal, as PID 1 under --no-init
@@ -364,6 +369,11 @@ pub struct ContainerNetwork {
     peer_moved: std::cell::Cell<bool>,
     /// Set once the port guard (the bridge-family table) is loaded.
     guarded: std::cell::Cell<bool>,
+    /// One nf_tables socket for the container's whole life: closing one
+    /// waits while the kernel frees rules deleted earlier (by the last
+    /// container, say), so it is closed once, at the end, in the
+    /// background (see `Nftnl::close_in_background`).
+    nftnl: Option<Nftnl>,
 }
 
 /// Names the lab gives per-container things, from the runtime's pid.
@@ -426,19 +436,30 @@ impl ContainerNetwork {
             claimed: Vec::new(),
             peer_moved: std::cell::Cell::new(false),
             guarded: std::cell::Cell::new(false),
+            nftnl: Some(Nftnl::open()?),
         };
         // The container's own claims first: a port in use is refused before
         // the bridge is made.
         for port in request.ports {
             network.claim_port(port.host)?;
         }
-        ensure_bridge(narrator, request.bridge, request.subnet, &network.state)?;
+        ensure_bridge(
+            narrator,
+            network.nftnl(),
+            request.bridge,
+            request.subnet,
+            &network.state,
+        )?;
         network.address = network.lease_address()?;
         drop(lock);
         network.write_etc_files(request.hostname)?;
         Ok(network)
     }
     // ANCHOR_END: prepare
+
+    fn nftnl(&self) -> &Nftnl {
+        self.nftnl.as_ref().expect("taken only when dropped")
+    }
 
     fn claim_port(&mut self, port: u16) -> Result<(), LabError> {
         let claim = self.state.join("ports").join(port.to_string());
@@ -452,7 +473,7 @@ impl ContainerNetwork {
                     .into(),
             });
         }
-        forget_dead_owner(&claim);
+        forget_dead_owner(self.nftnl(), &claim);
         std::fs::write(&claim, std::process::id().to_string())
             .map_err(|e| LabError::io("write", claim.display(), e))?;
         self.claimed.push(claim);
@@ -466,7 +487,7 @@ impl ContainerNetwork {
             if owner(&lease).is_some_and(is_running) {
                 continue;
             }
-            forget_dead_owner(&lease);
+            forget_dead_owner(self.nftnl(), &lease);
             std::fs::write(&lease, std::process::id().to_string())
                 .map_err(|e| LabError::io("write", lease.display(), e))?;
             self.claimed.push(lease);
@@ -535,6 +556,7 @@ impl ContainerNetwork {
         // the port lets through only what carries the container's own names.
         load_table(
             narrator,
+            self.nftnl(),
             &port_guard(&self.table, &self.host_veth, self.address),
             "the bridge port takes only frames with the container's own MAC, IPv4 address and ARP: no posing as a neighbour or the gateway",
         )?;
@@ -579,6 +601,7 @@ impl ContainerNetwork {
         if !self.ports.is_empty() {
             load_table(
                 narrator,
+                self.nftnl(),
                 &published_ports(&self.table, self.address, &self.ports),
                 "publish the ports: connections to the host's port are rewritten to the container's",
             )?;
@@ -667,7 +690,7 @@ pub fn port_guard(table: &str, port: &str, address: Ipv4Addr) -> Table {
 
 impl Drop for ContainerNetwork {
     fn drop(&mut self) {
-        if let Ok(nftnl) = nftables::Nftnl::open() {
+        if let Some(nftnl) = self.nftnl.take() {
             if !self.ports.is_empty() {
                 let _ = nftnl.delete_table(Family::Ip, &self.table);
             }
@@ -697,6 +720,7 @@ impl Drop for ContainerNetwork {
 /// first use, checked on every later one.
 fn ensure_bridge(
     narrator: &Narrator,
+    nftnl: &Nftnl,
     bridge: &str,
     subnet: Subnet,
     state: &Path,
@@ -733,10 +757,11 @@ fn ensure_bridge(
         // CVE-2020-8558), nor the other lab networks out. Put them back
         // before a container plugs in.
         let table = bridge_table_name(bridge);
-        if !nftables::list_tables()?.contains(&(Family::Ip, table)) {
+        if !nftnl.list_tables()?.contains(&(Family::Ip, table)) {
             let restrict = state.join("forwarding-enabled").exists();
             load_table(
                 narrator,
+                nftnl,
                 &bridge_table(bridge, subnet, restrict),
                 "the bridge's rules were gone (a firewall reload?): put them back first",
             )?;
@@ -811,13 +836,14 @@ fn ensure_bridge(
         }
         load_table(
             narrator,
+            nftnl,
             &bridge_table(bridge, subnet, !forwarding_was_on),
             "NAT for the subnet: containers reach out with the host's address",
         )?;
         enable_forwarding(narrator, bridge, forwarding_was_on)
     };
     steps().inspect_err(|_| {
-        let _ = nftables::delete_table(Family::Ip, &bridge_table_name(bridge));
+        let _ = nftnl.delete_table(Family::Ip, &bridge_table_name(bridge));
         undo();
     })
 }

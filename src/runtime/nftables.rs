@@ -650,12 +650,6 @@ fn mac_text(mac: [u8; 6]) -> String {
         .join(":")
 }
 
-/// Load `table` into the caller's network namespace as one transaction. A
-/// table of that name already there is EEXIST, and nothing is changed.
-pub fn load(table: &Table) -> Result<(), LabError> {
-    Nftnl::open()?.load(table)
-}
-
 /// `nft delete table FAMILY TABLE`, with everything in it, in the caller's
 /// network namespace. ENOENT when there is no such table.
 pub fn delete_table(family: Family, table: &str) -> Result<(), LabError> {
@@ -737,7 +731,8 @@ impl Nftnl {
         // it waits here after all).
     }
 
-    /// [`load`], on this socket's namespace.
+    /// Load `table` into this socket's namespace as one transaction. A
+    /// table of that name already there is EEXIST, and nothing is changed.
     pub fn load(&self, table: &Table) -> Result<(), LabError> {
         self.batch(table.family, table.requests())
     }
