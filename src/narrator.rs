@@ -23,6 +23,18 @@ pub struct Step<'a> {
     pub man: &'static str,
 }
 
+impl Step<'_> {
+    /// The error for this step failing with `errno`: it names the syscall
+    /// and its target.
+    pub fn failed(&self, errno: nix::errno::Errno) -> LabError {
+        LabError::StepFailed {
+            syscall: self.syscall,
+            target: self.args.to_string(),
+            errno,
+        }
+    }
+}
+
 pub struct Narrator {
     explain: bool,
     /// Instructor mode: the terminal to wait on for Enter before each step.
@@ -84,11 +96,7 @@ impl Narrator {
         action: impl FnOnce() -> nix::Result<T>,
     ) -> Result<T, LabError> {
         self.announce(&step);
-        action().map_err(|errno| LabError::StepFailed {
-            syscall: step.syscall,
-            target: step.args.to_string(),
-            errno,
-        })
+        action().map_err(|errno| step.failed(errno))
     }
     // ANCHOR_END: step
 
@@ -102,11 +110,7 @@ impl Narrator {
         action: impl FnOnce() -> nix::Result<T>,
     ) -> Result<T, LabError> {
         self.announce_only(&step);
-        action().map_err(|errno| LabError::StepFailed {
-            syscall: step.syscall,
-            target: step.args.to_string(),
-            errno,
-        })
+        action().map_err(|errno| step.failed(errno))
     }
 
     /// Like `run_tool`, for a step whose input is a text a student can

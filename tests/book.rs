@@ -2,6 +2,8 @@
 //! source file by anchor, every anchor it names exists, and every terminal
 //! transcript of a chapter page comes from a snapshot the tests write.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 fn book_pages() -> Vec<PathBuf> {
@@ -192,36 +194,6 @@ fn pictures_are_generated_from_their_text() {
     }
 }
 
-/// The lab's binaries, as a page names them (`sudo ./target/release/ch04-net`
-/// ends in one of these).
-const BINARIES: [&str; 10] = [
-    "ch00-process",
-    "ch01-chroot",
-    "ch02-jail",
-    "ch03-namespaces",
-    "ch04-net",
-    "ch05-user",
-    "ch06-cgroups",
-    "lab",
-    "lab-breakout",
-    "lab-probe",
-];
-
-fn binary_path(name: &str) -> &'static str {
-    match name {
-        "ch00-process" => env!("CARGO_BIN_EXE_ch00-process"),
-        "ch01-chroot" => env!("CARGO_BIN_EXE_ch01-chroot"),
-        "ch02-jail" => env!("CARGO_BIN_EXE_ch02-jail"),
-        "ch03-namespaces" => env!("CARGO_BIN_EXE_ch03-namespaces"),
-        "ch04-net" => env!("CARGO_BIN_EXE_ch04-net"),
-        "ch05-user" => env!("CARGO_BIN_EXE_ch05-user"),
-        "ch06-cgroups" => env!("CARGO_BIN_EXE_ch06-cgroups"),
-        "lab" => env!("CARGO_BIN_EXE_lab"),
-        "lab-breakout" => env!("CARGO_BIN_EXE_lab-breakout"),
-        _ => env!("CARGO_BIN_EXE_lab-probe"),
-    }
-}
-
 /// What `--help` says a command takes: its long and short flags, and which
 /// of them take a value (`--net <MODE>`, `-p, --publish <HOST:CONTAINER>`).
 struct Help {
@@ -231,7 +203,7 @@ struct Help {
 }
 
 fn help_of(words: &[&str]) -> Help {
-    let output = std::process::Command::new(binary_path(words[0]))
+    let output = std::process::Command::new(common::bin(words[0]))
         .args(&words[1..])
         .arg("--help")
         .output()
@@ -307,7 +279,7 @@ fn flags_and_subcommands_the_book_names_exist() {
                     continue;
                 }
                 let name = word.rsplit('/').next().unwrap_or(word);
-                if BINARIES.contains(&name) {
+                if common::BINARIES.contains(&name) {
                     current = Some(vec![name.to_string()]);
                     continue;
                 }

@@ -73,6 +73,15 @@ pub fn fork_forwarding(narrator: &Narrator, step: Step<'_>) -> Result<ForkResult
     result
 }
 
+/// SIGKILL this process when its parent ends, even by SIGKILL, so that a
+/// container never runs on unwatched (prctl(2), PR_SET_PDEATHSIG). Armed
+/// right after fork, and again after any change of effective ids, which
+/// clears it.
+pub fn die_with_parent() {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+}
+
 // ANCHOR: exec_or_report
 /// Replace this process with the command; if execve(2) fails, send the
 /// error through `report` and exit.

@@ -117,9 +117,8 @@ pub fn enter_new_pid_namespace(narrator: &Narrator) -> Result<(), LabError> {
     };
     match fork_forwarding(narrator, step)? {
         nix::unistd::ForkResult::Child => {
-            // SAFETY: PR_SET_PDEATHSIG takes a signal number: if this
-            // waiting parent dies, so does the container.
-            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+            // If this waiting parent dies, so does the container.
+            crate::runtime::fork::die_with_parent();
             narrator.act_as("pid 1");
             Ok(())
         }

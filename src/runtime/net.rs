@@ -373,7 +373,7 @@ pub struct ContainerNetwork {
     /// waits while the kernel frees rules deleted earlier (by the last
     /// container, say), so it is closed once, at the end, in the
     /// background (see `Nftnl::close_in_background`).
-    nftnl: Option<Nftnl>,
+    nftnl: Nftnl,
 }
 
 /// Names the lab gives per-container things, from the runtime's pid.
@@ -436,7 +436,7 @@ impl ContainerNetwork {
             claimed: Vec::new(),
             peer_moved: std::cell::Cell::new(false),
             guarded: std::cell::Cell::new(false),
-            nftnl: Some(Nftnl::open()?),
+            nftnl: Nftnl::open()?,
         };
         // The container's own claims first: a port in use is refused before
         // the bridge is made.
@@ -445,7 +445,7 @@ impl ContainerNetwork {
         }
         ensure_bridge(
             narrator,
-            network.nftnl(),
+            &network.nftnl,
             request.bridge,
             request.subnet,
             &network.state,
@@ -456,10 +456,6 @@ impl ContainerNetwork {
         Ok(network)
     }
     // ANCHOR_END: prepare
-
-    fn nftnl(&self) -> &Nftnl {
-        self.nftnl.as_ref().expect("taken only when dropped")
-    }
 
     fn claim_port(&mut self, port: u16) -> Result<(), LabError> {
         let claim = self.state.join("ports").join(port.to_string());
@@ -473,7 +469,7 @@ impl ContainerNetwork {
                     .into(),
             });
         }
-        forget_dead_owner(self.nftnl(), &claim);
+        forget_dead_owner(&self.nftnl, &claim);
         std::fs::write(&claim, std::process::id().to_string())
             .map_err(|e| LabError::io("write", claim.display(), e))?;
         self.claimed.push(claim);
@@ -487,7 +483,7 @@ impl ContainerNetwork {
             if owner(&lease).is_some_and(is_running) {
                 continue;
             }
-            forget_dead_owner(self.nftnl(), &lease);
+            forget_dead_owner(&self.nftnl, &lease);
             std::fs::write(&lease, std::process::id().to_string())
                 .map_err(|e| LabError::io("write", lease.display(), e))?;
             self.claimed.push(lease);
@@ -556,7 +552,7 @@ impl ContainerNetwork {
         // the port lets through only what carries the container's own names.
         load_table(
             narrator,
-            self.nftnl(),
+            &self.nftnl,
             &port_guard(&self.table, &self.host_veth, self.address),
             "the bridge port takes only frames with the container's own MAC, IPv4 address and ARP: no posing as a neighbour or the gateway",
         )?;
@@ -601,7 +597,7 @@ impl ContainerNetwork {
         if !self.ports.is_empty() {
             load_table(
                 narrator,
-                self.nftnl(),
+                &self.nftnl,
                 &published_ports(&self.table, self.address, &self.ports),
                 "publish the ports: connections to the host's port are rewritten to the container's",
             )?;
@@ -690,15 +686,13 @@ pub fn port_guard(table: &str, port: &str, address: Ipv4Addr) -> Table {
 
 impl Drop for ContainerNetwork {
     fn drop(&mut self) {
-        if let Some(nftnl) = self.nftnl.take() {
-            if !self.ports.is_empty() {
-                let _ = nftnl.delete_table(Family::Ip, &self.table);
-            }
-            if self.guarded.get() {
-                let _ = nftnl.delete_table(Family::Bridge, &self.table);
-            }
-            nftnl.close_in_background();
+        if !self.ports.is_empty() {
+            let _ = self.nftnl.delete_table(Family::Ip, &self.table);
         }
+        if self.guarded.get() {
+            let _ = self.nftnl.delete_table(Family::Bridge, &self.table);
+        }
+        self.nftnl.close_in_background();
         // Once the peer is in the container, the kernel deletes the pair
         // with the container's namespace (and deleting it here would only
         // make the runtime wait for that); before, it is ours to delete.

@@ -715,8 +715,9 @@ impl Nftnl {
     /// acknowledged before this is called, so the rules are already gone:
     /// a child process takes the last reference to the socket and does the
     /// waiting, and the runtime returns at once. The child only closes and
-    /// exits; init reaps it once the runtime has exited.
-    pub fn close_in_background(self) {
+    /// exits; init reaps it once the runtime has exited. The last call on
+    /// this socket: the caller's own reference goes when it drops it.
+    pub fn close_in_background(&self) {
         use std::os::fd::AsRawFd;
         // SAFETY: the child calls only close(2) and _exit(2), both
         // async-signal-safe, so forking a process that may have threads is
@@ -727,8 +728,8 @@ impl Nftnl {
                 libc::_exit(0);
             }
         }
-        // The parent's close is not the last one now (or fork failed, and
-        // it waits here after all).
+        // The caller's close is not the last one now (or fork failed, and
+        // it waits there after all).
     }
 
     /// Load `table` into this socket's namespace as one transaction. A

@@ -10,7 +10,7 @@
 use crate::error::{EXIT_RUNTIME_FAILURE, LabError};
 use crate::narrator::{Narrator, Step};
 use crate::runtime::command::Command;
-use crate::runtime::fork::{exec_or_report, fork_forwarding};
+use crate::runtime::fork::{die_with_parent, exec_or_report, fork_forwarding};
 use crate::runtime::sharing::Probe;
 use crate::runtime::sync::{Handshake, Report, ReportReader, report_and_exit};
 use crate::runtime::{init, namespaces};
@@ -129,10 +129,8 @@ pub fn spawn_with_runtime_help(
             drop(report_read);
             drop(go_write);
             narrator.act_as("child");
-            // If the runtime dies (even by SIGKILL), the container dies with
-            // it rather than run on unwatched (prctl(2), PR_SET_PDEATHSIG).
-            // SAFETY: PR_SET_PDEATHSIG takes a signal number.
-            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+            // If the runtime dies (even by SIGKILL), the container dies with it.
+            die_with_parent();
             let probe = host_view.as_ref().map(|_| Probe::open());
             let handshake = Handshake {
                 report: &report_write,

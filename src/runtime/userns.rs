@@ -570,12 +570,11 @@ pub fn become_root(narrator: &Narrator) -> Result<(), LabError> {
         },
         || nix::unistd::setresuid(root_uid, root_uid, root_uid),
     )?;
-    // Changing the effective ids clears the parent-death signal (prctl(2),
-    // PR_SET_PDEATHSIG): without it again, a SIGKILLed runtime would leave
-    // this container running unwatched, its lease and port guard soon
-    // given to another. If the runtime died meanwhile, follow it now.
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    // Changing the effective ids cleared the parent-death signal: without
+    // it again, a SIGKILLed runtime would leave this container running
+    // unwatched, its lease and port guard soon given to another. If the
+    // runtime died meanwhile, follow it now.
+    crate::runtime::fork::die_with_parent();
     if nix::unistd::getppid() != runtime {
         // SAFETY: leave at once, as the signal would have made us.
         unsafe { libc::_exit(crate::error::EXIT_RUNTIME_FAILURE) }

@@ -166,7 +166,7 @@ pub fn public_bin(name: &str) -> PathBuf {
 }
 
 /// Every binary of this package, as cargo names them.
-const BINARIES: [&str; 10] = [
+pub const BINARIES: [&str; 10] = [
     "ch00-process",
     "ch01-chroot",
     "ch02-jail",
