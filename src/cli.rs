@@ -371,6 +371,7 @@ impl LimitArgs {
             cpu_weight: self.cpu_weight,
             pids: self.pids,
             account: self.stats,
+            freezable: false,
         }
     }
 }
@@ -395,6 +396,217 @@ impl CommandArgs {
         } else {
             self.command.clone()
         }
+    }
+}
+
+/// The flags `run` gains in ch07, when containers outlive the command.
+#[derive(Args, Debug, Clone)]
+pub struct LifecycleArgs {
+    /// Detach: print the container's id and return once it runs; it keeps
+    /// running after this command, and after the terminal, are gone
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+
+    /// A name for the container (default: two words); ids and names are
+    /// accepted wherever a container is named
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    pub name: Option<String>,
+
+    /// Remove the container's state when it ends
+    #[arg(long)]
+    pub rm: bool,
+
+    /// Keep stdin open: attached, what you type goes to the container; with
+    /// -d, its stdin stays open and silent
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// Give the container a pseudo-terminal of its own (use -it for a shell)
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// The command's working directory inside the container
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+
+    /// Start the command again when it exits: no, or on-failure[:N] (after
+    /// a non-zero exit, at most N times)
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    pub restart: crate::runtime::state::RestartPolicy,
+}
+
+impl LifecycleArgs {
+    /// Refuse combinations that cannot work, before anything is made.
+    pub fn check(&self, narration: &NarrationArgs) -> Result<(), LabError> {
+        let usage = |message: &str| {
+            Err(LabError::Usage {
+                message: message.into(),
+            })
+        };
+        if self.rm && self.restart != crate::runtime::state::RestartPolicy::No {
+            return usage("--rm and --restart conflict: a container removed at its end cannot be restarted");
+        }
+        if self.detach && narration.step {
+            return usage("--step pauses on your terminal, and a detached container leaves it: use --explain");
+        }
+        Ok(())
+    }
+}
+
+fn parse_name(text: &str) -> Result<String, String> {
+    crate::runtime::state::check_name(text).map(|()| text.to_string())
+}
+
+/// Names of one or more containers (ids, unique id prefixes or names).
+#[derive(Args, Debug, Clone)]
+pub struct ContainerNames {
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+/// The verbs every chapter from ch07 on shares: they act on containers
+/// that exist, the same way whatever built them.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum LifecycleVerb {
+    /// List containers: running ones, or all with -a
+    Ps {
+        /// All containers, the exited and dead too
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Only the ids
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Stop containers: SIGTERM to their PID 1, SIGKILL after the grace period
+    Stop {
+        /// Seconds to wait after SIGTERM before SIGKILL
+        #[arg(short = 't', long = "time", value_name = "SECONDS", default_value_t = 10)]
+        seconds: u64,
+        #[command(flatten)]
+        names: ContainerNames,
+    },
+    /// Send a signal to containers' PID 1 (SIGKILL unless -s says otherwise)
+    Kill {
+        /// The signal: a name (TERM, SIGHUP) or a number
+        #[arg(short = 's', long, value_name = "SIGNAL", default_value = "KILL",
+              value_parser = crate::runtime::lifecycle::parse_signal)]
+        signal: nix::sys::signal::Signal,
+        #[command(flatten)]
+        names: ContainerNames,
+    },
+    /// Freeze every process of containers (the cgroup freezer; LXC's lxc-freeze)
+    Pause(ContainerNames),
+    /// Thaw frozen containers (LXC's lxc-unfreeze)
+    Unpause(ContainerNames),
+    /// Show what a container wrote on stdout and stderr
+    Logs {
+        /// Keep showing what it writes until it ends
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Show when each line was written
+        #[arg(short = 't', long)]
+        timestamps: bool,
+        /// Only the last N lines
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+    },
+    /// Wait until containers end; print their exit codes
+    Wait(ContainerNames),
+    /// Show containers' state as JSON
+    Inspect(ContainerNames),
+    /// List a container's processes as the host sees them
+    Top {
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+    },
+    /// Remove containers (running ones only with -f, which kills them)
+    Rm {
+        /// Kill a running container first
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[command(flatten)]
+        names: ContainerNames,
+    },
+}
+
+impl LifecycleVerb {
+    pub fn run(&self) -> Result<i32, LabError> {
+        use crate::runtime::lifecycle;
+        let store = crate::runtime::state::Store::open()?;
+        match self {
+            LifecycleVerb::Ps { all, quiet } => lifecycle::ps(&store, *all, *quiet),
+            LifecycleVerb::Stop { seconds, names } => {
+                lifecycle::stop(&store, &names.containers, *seconds)
+            }
+            LifecycleVerb::Kill { signal, names } => {
+                lifecycle::kill(&store, &names.containers, *signal)
+            }
+            LifecycleVerb::Pause(names) => lifecycle::pause(&store, &names.containers, true),
+            LifecycleVerb::Unpause(names) => lifecycle::pause(&store, &names.containers, false),
+            LifecycleVerb::Logs {
+                follow,
+                timestamps,
+                tail,
+                container,
+            } => {
+                let options = lifecycle::LogOptions {
+                    follow: *follow,
+                    timestamps: *timestamps,
+                    tail: *tail,
+                };
+                lifecycle::logs(&store, container, &options)
+            }
+            LifecycleVerb::Wait(names) => lifecycle::wait(&store, &names.containers),
+            LifecycleVerb::Inspect(names) => lifecycle::inspect(&store, &names.containers),
+            LifecycleVerb::Top { container } => lifecycle::top(&store, container),
+            LifecycleVerb::Rm { force, names } => lifecycle::rm(&store, &names.containers, *force),
+        }
+    }
+}
+
+/// `exec`: a command in a running container.
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub narration: NarrationArgs,
+
+    /// Keep stdin open: what you type goes to the command
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// Give the command a pseudo-terminal of its own (use -it for a shell)
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// Set a variable in the command's environment (repeatable)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// The command's working directory inside the container
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+
+    /// The container: its id, a unique prefix of it, or its name
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+
+    /// The program to run and its arguments
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<OsString>,
+}
+
+impl ExecArgs {
+    pub fn run(&self) -> Result<i32, LabError> {
+        Err(LabError::Usage {
+            message: "exec is being written".into(),
+        })
     }
 }
 

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 
 /// The runtime itself failed (bad input, a syscall that went wrong).
 pub const EXIT_RUNTIME_FAILURE: i32 = 125;
+/// A management command (stop, rm, ...) failed: docker's CLI exits 1.
+pub const EXIT_MANAGEMENT_FAILURE: i32 = 1;
 /// The command exists but cannot be executed.
 pub const EXIT_NOT_EXECUTABLE: i32 = 126;
 /// The command does not exist.
@@ -55,6 +57,9 @@ pub enum LabError {
     ToolFailed { command: String, message: String },
     /// What was asked cannot be had: a port in use, a subnet taken, a shared rootfs.
     Refused { message: String, hint: String },
+    /// A management command (ps, stop, rm, ...) could not do what was asked:
+    /// no such container, a running one to remove. Exit 1, as docker's.
+    Container { message: String, hint: String },
     /// The runtime refused to go on with a handshake (it reports why).
     RuntimeGaveUp,
     /// Something happened in the child between fork and exec; the child
@@ -76,6 +81,7 @@ impl LabError {
             }
             LabError::CommandNotExecutable { .. } => EXIT_NOT_EXECUTABLE,
             LabError::InChild { exit_code, .. } => *exit_code,
+            LabError::Container { .. } => EXIT_MANAGEMENT_FAILURE,
             _ => EXIT_RUNTIME_FAILURE,
         }
     }
@@ -140,7 +146,9 @@ impl LabError {
                 "that is pasta's own word; `lab doctor` checks what it needs (the passt package, /dev/net/tun)".into(),
             ),
             LabError::ToolFailed { .. } => None,
-            LabError::Refused { hint, .. } => Some(hint.clone()),
+            LabError::Refused { hint, .. } | LabError::Container { hint, .. } => {
+                Some(hint.clone())
+            }
         }
     }
 }
@@ -234,7 +242,9 @@ impl fmt::Display for LabError {
             LabError::InChild { message, .. } => write!(f, "{message}"),
             LabError::RuntimeGaveUp => write!(f, "the runtime gave up on this container"),
             LabError::ToolFailed { command, message } => write!(f, "{command}: {message}"),
-            LabError::Refused { message, .. } => write!(f, "{message}"),
+            LabError::Refused { message, .. } | LabError::Container { message, .. } => {
+                write!(f, "{message}")
+            }
         }
     }
 }

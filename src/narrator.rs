@@ -187,6 +187,18 @@ impl Narrator {
         }
     }
 
+    /// From now on say nothing: a detached container's monitor narrates
+    /// while the user's command waits for it, and goes quiet once that
+    /// command has returned (its terminal may be gone). The copy of stderr
+    /// now points at /dev/null, so no later step can write to it.
+    pub fn go_quiet(&self) {
+        if let (Some(out), Ok(null)) = (&self.out, std::fs::File::open("/dev/null")) {
+            use std::os::fd::AsRawFd;
+            // SAFETY: both descriptors are open; dup2 replaces our own copy.
+            unsafe { libc::dup2(null.as_raw_fd(), out.as_raw_fd()) };
+        }
+    }
+
     /// Whether remarks are shown: work done only to narrate (reading
     /// /proc to compare namespaces) is skipped when nobody listens.
     pub fn is_explaining(&self) -> bool {

@@ -26,6 +26,8 @@ pub struct Limits {
     pub pids: Option<u64>,
     /// Account (for --stats) even where no limit is set.
     pub account: bool,
+    /// A cgroup that `pause` can freeze, even with no budget (ch07 on).
+    pub freezable: bool,
 }
 
 impl Limits {
@@ -332,7 +334,13 @@ impl ContainerCgroup {
         let mounts = hostinfo::read_mountinfo().unwrap_or_default();
         let own = own_cgroups(&std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default());
         let name = format!("container-lab-{}", std::process::id());
-        let plan = plan(layout, &mounts, &own, &limits.controllers(), &name)?;
+        let mut wanted = limits.controllers();
+        // cgroup v2 freezes any cgroup (cgroup.freeze); v1 only those in
+        // the freezer controller's own hierarchy.
+        if limits.freezable {
+            wanted.push("freezer");
+        }
+        let plan = plan(layout, &mounts, &own, &wanted, &name)?;
         let cgroup = ContainerCgroup {
             plan,
             limits: limits.clone(),
@@ -424,7 +432,8 @@ impl ContainerCgroup {
         Ok(())
     }
 
-    fn dirs(&self) -> Vec<PathBuf> {
+    /// The cgroup's directories: one, or one per v1 hierarchy.
+    pub fn dirs(&self) -> Vec<PathBuf> {
         match &self.plan {
             Plan::Unified { dir, .. } => vec![dir.clone()],
             Plan::PerController(dirs) => dirs.iter().map(|(_, d)| d.clone()).collect(),
@@ -540,6 +549,81 @@ impl Drop for ContainerCgroup {
     }
 }
 
+// ANCHOR: freeze
+/// Freeze or thaw every process of the cgroup (`pause`, `unpause`): the
+/// kernel stops scheduling them wherever they are, without a signal they
+/// could notice or catch. cgroup v2 writes `cgroup.freeze`; v1 writes
+/// `freezer.state` in the freezer hierarchy (LXC's lxc-freeze did this).
+/// Returns once the kernel says the whole cgroup is frozen (or thawed).
+pub fn set_frozen(dirs: &[PathBuf], frozen: bool) -> Result<(), LabError> {
+    let (file, value) = match freezer_of(dirs) {
+        Some(Freezer::V2(dir)) => (dir.join("cgroup.freeze"), if frozen { "1" } else { "0" }),
+        Some(Freezer::V1(dir)) => (
+            dir.join("freezer.state"),
+            if frozen { "FROZEN" } else { "THAWED" },
+        ),
+        None => {
+            return Err(LabError::Container {
+                message: "the container has no freezer cgroup".into(),
+                hint: "it was started without root, or on a v1 host without the freezer controller (see `lab doctor`)".into(),
+            });
+        }
+    };
+    std::fs::write(&file, value).map_err(|e| LabError::io("write", file.display(), e))?;
+    // v1 passes through FREEZING while tasks are caught; v2 reports the
+    // end in cgroup.events.
+    for _ in 0..500 {
+        if is_frozen(dirs) == frozen {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Err(LabError::Container {
+        message: format!("{} did not become {value} within a second", file.display()),
+        hint: "a process in uninterruptible sleep (D state) delays freezing; try again".into(),
+    })
+}
+
+/// Whether the cgroup is frozen now.
+pub fn is_frozen(dirs: &[PathBuf]) -> bool {
+    match freezer_of(dirs) {
+        Some(Freezer::V2(dir)) => std::fs::read_to_string(dir.join("cgroup.events"))
+            .is_ok_and(|events| events.lines().any(|l| l.trim() == "frozen 1")),
+        Some(Freezer::V1(dir)) => std::fs::read_to_string(dir.join("freezer.state"))
+            .is_ok_and(|state| state.trim() == "FROZEN"),
+        None => false,
+    }
+}
+// ANCHOR_END: freeze
+
+enum Freezer<'a> {
+    V2(&'a Path),
+    V1(&'a Path),
+}
+
+fn freezer_of(dirs: &[PathBuf]) -> Option<Freezer<'_>> {
+    dirs.iter().find_map(|dir| {
+        if dir.join("cgroup.freeze").exists() {
+            Some(Freezer::V2(dir))
+        } else if dir.join("freezer.state").exists() {
+            Some(Freezer::V1(dir))
+        } else {
+            None
+        }
+    })
+}
+
+/// The processes in the cgroup, as the host numbers them.
+pub fn processes(dirs: &[PathBuf]) -> Vec<i32> {
+    let mut pids: Vec<i32> = dirs
+        .first()
+        .and_then(|dir| std::fs::read_to_string(dir.join("cgroup.procs")).ok())
+        .map(|procs| procs.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    pids.sort_unstable();
+    pids
+}
+
 /// Kill what is left in the cgroup at `dir`, wait until it is empty (a
 /// cgroup with processes cannot be removed), and remove it.
 pub fn empty_and_remove(dir: &Path) -> std::io::Result<()> {
@@ -610,6 +694,7 @@ mod tests {
             cpu_weight: Some(200),
             pids: Some(64),
             account: false,
+            freezable: false,
         };
         let v2 = limit_files(&limits, true);
         assert!(v2.contains(&("memory", "memory.max", "67108864".into())));
@@ -736,6 +821,7 @@ mod tests {
             cpu_weight: None,
             pids: Some(64),
             account: false,
+            freezable: false,
         };
         let plan = plan(
             CgroupLayout::Unified,

@@ -8,6 +8,7 @@
 //! after chroot, and never escapes to the host.
 
 use crate::error::LabError;
+use crate::narrator::{Narrator, Step};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat2};
 use nix::sys::stat::{Mode, SFlag, fstat};
 use std::ffi::{CString, OsString};
@@ -187,6 +188,22 @@ fn lookup(root_dir: &OwnedFd, path: &Path) -> Option<Found> {
     Some(Found {
         executable: is_file && st.st_mode & 0o111 != 0,
     })
+}
+
+/// chdir(2) into the command's working directory (`-w`), inside the
+/// container's root: a directory that is not there is an error, as in
+/// Docker, not something the runtime creates behind the user's back.
+pub fn enter_workdir(narrator: &Narrator, dir: &Path) -> Result<(), LabError> {
+    let args = format!("{:?}", dir.display().to_string());
+    narrator.run(
+        Step {
+            syscall: "chdir",
+            args: &args,
+            why: "the command starts in the working directory asked for with -w",
+            man: "chdir(2)",
+        },
+        || nix::unistd::chdir(dir),
+    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,203 @@
+//! The container's log: what it wrote on stdout and stderr, one JSON line
+//! per line of output, in the order the monitor read it, each stamped with
+//! the time it arrived. The format is Docker's json-file log driver's:
+//!
+//! ```text
+//! {"log":"hello\n","stream":"stdout","time":"2026-12-02T03:04:05.123456789Z"}
+//! ```
+//!
+//! The monitor holds the read ends of the container's output pipes, so the
+//! container never writes to a terminal or a file of the host: nothing it
+//! prints can reach a user's terminal except through `logs`.
+
+use crate::runtime::state::{now, rfc3339};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+/// One line of output as the log keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The text, with its newline (a last line without one has none).
+    pub log: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    pub time: String,
+}
+
+/// The two streams a container writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Docker splits a line longer than this into several entries, so that a
+/// container printing without newlines cannot make the monitor hold an
+/// unbounded line in memory.
+const LONGEST_LINE: usize = 16 * 1024;
+
+/// Appends entries to the log file; keeps each stream's unfinished line
+/// until its newline arrives.
+pub struct LogWriter {
+    file: std::fs::File,
+    partial: [Vec<u8>; 2],
+}
+
+impl LogWriter {
+    pub fn append_to(path: &Path) -> std::io::Result<LogWriter> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        Ok(LogWriter {
+            file,
+            partial: [Vec::new(), Vec::new()],
+        })
+    }
+
+    /// What the container wrote on `stream`: complete lines go to the log.
+    pub fn write(&mut self, stream: Stream, bytes: &[u8]) {
+        let index = stream as usize;
+        self.partial[index].extend_from_slice(bytes);
+        while let Some(end) = self.partial[index].iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial[index].drain(..=end).collect();
+            self.entry(stream, &line);
+        }
+        while self.partial[index].len() >= LONGEST_LINE {
+            let piece: Vec<u8> = self.partial[index].drain(..LONGEST_LINE).collect();
+            self.entry(stream, &piece);
+        }
+    }
+
+    /// The container's output ended: whatever is left becomes a last entry.
+    pub fn flush(&mut self) {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let rest = std::mem::take(&mut self.partial[stream as usize]);
+            if !rest.is_empty() {
+                self.entry(stream, &rest);
+            }
+        }
+    }
+
+    fn entry(&mut self, stream: Stream, text: &[u8]) {
+        let entry = Entry {
+            log: String::from_utf8_lossy(text).into_owned(),
+            stream: stream.name().into(),
+            time: rfc3339(now()),
+        };
+        let mut line = serde_json::to_vec(&entry).expect("an entry serialises");
+        line.push(b'\n');
+        // One write(2) per entry on an O_APPEND file: a reader sees whole
+        // lines. A full disk loses log lines, never the container.
+        let _ = self.file.write_all(&line);
+    }
+}
+
+/// Reads a log from where it was last read, for `logs` and `logs -f`.
+pub struct LogReader {
+    reader: std::io::BufReader<std::fs::File>,
+    /// A line the monitor had not finished writing when it was read.
+    pending: String,
+}
+
+impl LogReader {
+    pub fn open(path: &Path) -> std::io::Result<LogReader> {
+        Ok(LogReader {
+            reader: std::io::BufReader::new(std::fs::File::open(path)?),
+            pending: String::new(),
+        })
+    }
+
+    /// The entries written since the last call.
+    pub fn read_new(&mut self) -> Vec<Entry> {
+        let mut entries = Vec::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return entries,
+                Ok(_) => {}
+            }
+            self.pending.push_str(&line);
+            if !self.pending.ends_with('\n') {
+                continue; // the rest of the line is still being written
+            }
+            if let Ok(entry) = serde_json::from_str(&std::mem::take(&mut self.pending)) {
+                entries.push(entry);
+            }
+        }
+    }
+}
+
+/// An entry as `logs` prints it: the text, after its time with `-t`.
+pub fn render(entry: &Entry, timestamps: bool) -> String {
+    match timestamps {
+        true => format!("{} {}", entry.time, entry.log),
+        false => entry.log.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch_log() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "lab-log-test-{}",
+            crate::runtime::state::new_id()
+        ))
+    }
+
+    #[test]
+    fn lines_are_kept_whole_and_in_order() {
+        let path = scratch_log();
+        let mut writer = LogWriter::append_to(&path).unwrap();
+        let mut reader = LogReader::open(&path).unwrap();
+        writer.write(Stream::Stdout, b"one\ntw");
+        writer.write(Stream::Stderr, b"oops\n");
+        assert_eq!(
+            reader
+                .read_new()
+                .iter()
+                .map(|e| (e.stream.as_str(), e.log.as_str()))
+                .collect::<Vec<_>>(),
+            [("stdout", "one\n"), ("stderr", "oops\n")]
+        );
+        writer.write(Stream::Stdout, b"o\nthree");
+        writer.flush();
+        let rest = reader.read_new();
+        assert_eq!(
+            rest.iter().map(|e| e.log.as_str()).collect::<Vec<_>>(),
+            ["two\n", "three"]
+        );
+        assert!(rest[0].time.ends_with('Z') && rest[0].time.contains('T'));
+        assert!(render(&rest[0], true).ends_with(" two\n"));
+        assert_eq!(render(&rest[0], false), "two\n");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn endless_lines_are_cut_and_bytes_that_are_not_utf8_survive() {
+        let path = scratch_log();
+        let mut writer = LogWriter::append_to(&path).unwrap();
+        writer.write(Stream::Stdout, &vec![b'x'; LONGEST_LINE * 2 + 5]);
+        writer.write(Stream::Stdout, b"\xff\n");
+        writer.flush();
+        let entries = LogReader::open(&path).unwrap().read_new();
+        let lengths: Vec<usize> = entries.iter().map(|e| e.log.len()).collect();
+        assert_eq!(lengths[..2], [LONGEST_LINE, LONGEST_LINE]);
+        assert_eq!(entries[2].log, "xxxxx\u{fffd}\n");
+        std::fs::remove_file(path).unwrap();
+    }
+}
