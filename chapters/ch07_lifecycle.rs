@@ -23,7 +23,7 @@ use container_lab::runtime::userns::{self, RemappedRootfs, RootfsMountPoint};
 use container_lab::runtime::{command, fds, mounts, namespaces, net, process, terminal};
 use nix::sched::CloneFlags;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::Path;
 
 /// Containers that outlive the command that started them.
 #[derive(Parser, Debug)]
@@ -149,7 +149,7 @@ fn recipe(
     cli: &RunArgs,
     narrator: &container_lab::narrator::Narrator,
     monitor: &Monitor,
-    rootfs: &PathBuf,
+    rootfs: &Path,
     words: &[OsString],
     rootless: bool,
 ) -> Result<i32, LabError> {
@@ -160,7 +160,7 @@ fn recipe(
     // --net auto: a bridge as root; without root, which cannot
     // make one, user-mode networking with pasta (loopback only without it).
     let net = cli.net.resolve(rootless)?;
-    let rootfs = rootfs.clone();
+    let rootfs = rootfs.to_path_buf();
     let environment = command::clean_environment(&cli.jail.hostname, &cli.jail.env)?;
     let command = command::resolve_with_environment(&rootfs, words, environment)?;
     let (uids, gids) = cli.userns.maps()?;

@@ -444,10 +444,14 @@ impl LifecycleArgs {
             })
         };
         if self.rm && self.restart != crate::runtime::state::RestartPolicy::No {
-            return usage("--rm and --restart conflict: a container removed at its end cannot be restarted");
+            return usage(
+                "--rm and --restart conflict: a container removed at its end cannot be restarted",
+            );
         }
         if self.detach && narration.step {
-            return usage("--step pauses on your terminal, and a detached container leaves it: use --explain");
+            return usage(
+                "--step pauses on your terminal, and a detached container leaves it: use --explain",
+            );
         }
         Ok(())
     }
@@ -480,7 +484,12 @@ pub enum LifecycleVerb {
     /// Stop containers: SIGTERM to their PID 1, SIGKILL after the grace period
     Stop {
         /// Seconds to wait after SIGTERM before SIGKILL
-        #[arg(short = 't', long = "time", value_name = "SECONDS", default_value_t = 10)]
+        #[arg(
+            short = 't',
+            long = "time",
+            value_name = "SECONDS",
+            default_value_t = 10
+        )]
         seconds: u64,
         #[command(flatten)]
         names: ContainerNames,

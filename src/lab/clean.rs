@@ -45,6 +45,9 @@ pub enum Leftover {
     /// stopping: it would serve the dead container's network namespace,
     /// and keep it alive, for ever.
     Pasta(i32, PathBuf),
+    /// The state of a ch07 container whose monitor was killed (`ps` says
+    /// Dead): nothing will ever record its end.
+    ContainerState(PathBuf),
     /// A file a dead tour planted in or beside a rootfs (a device node, a
     /// file for its handle) or its stand-in's copy of /etc/subuid.
     TourFile(PathBuf),
@@ -68,6 +71,9 @@ impl std::fmt::Display for Leftover {
             Leftover::RemappedCopy(path) => write!(f, "remapped rootfs copy {}", path.display()),
             Leftover::Cgroup(path) => write!(f, "cgroup {}", path.display()),
             Leftover::TourFile(path) => write!(f, "tour bait file {}", path.display()),
+            Leftover::ContainerState(path) => {
+                write!(f, "state of dead container {}", path.display())
+            }
             Leftover::Pasta(pid, file) => write!(f, "pasta process {pid} ({})", file.display()),
         }
     }
@@ -136,6 +142,19 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
     }
     find_network(&mut found);
     found.extend(find_pastas(Path::new("/proc")));
+    // ch07's containers whose monitor died (root's store only).
+    let store = crate::runtime::state::Store {
+        root: Path::new(crate::runtime::RUN_DIR).join("containers"),
+    };
+    {
+        for record in store.list() {
+            if crate::runtime::lifecycle::observe(&record)
+                == crate::runtime::lifecycle::Observed::Dead
+            {
+                found.push(Leftover::ContainerState(store.dir(&record.id)));
+            }
+        }
+    }
     // ch06's cgroups of runs that died (named container-lab-PID, found in
     // every hierarchy, a few levels below the runtime's own).
     find_cgroups(Path::new("/sys/fs/cgroup"), 5, &mut found);
@@ -385,7 +404,7 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
             crate::runtime::usernet::stop(*pid, file);
             Ok(())
         }
-        Leftover::RemappedCopy(path) => {
+        Leftover::RemappedCopy(path) | Leftover::ContainerState(path) => {
             std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
         }
         // Only ever empty directories or device nodes the probe made: never

@@ -39,6 +39,21 @@ pub struct Chapter {
     /// Whether its container gets a network of its own on the default lab
     /// bridge (ch04's `--net bridge`, the default from ch04 on).
     pub bridged: bool,
+    /// How the probe is started: as the chapter's command line (up to ch06),
+    /// through `run`, or through `exec` into a running container (ch07 on).
+    pub start: Start,
+}
+
+/// How the tour starts the probe in a chapter.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// `chNN [OPTIONS] ROOTFS PROBE`.
+    CommandLine,
+    /// `chNN run [OPTIONS] ROOTFS PROBE`, attached.
+    Run,
+    /// `chNN run -d [OPTIONS] ROOTFS sleep`, then `chNN exec NAME PROBE`:
+    /// where runc's CVE-2016-9962 and CVE-2019-5736 lived.
+    Exec,
 }
 
 /// Every chapter, in order; the tour runs those whose binary was built.
@@ -49,6 +64,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_rootfs: false,
         takes_budgets: false,
         bridged: false,
+        start: Start::CommandLine,
     },
     Chapter {
         number: "01",
@@ -56,6 +72,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_rootfs: true,
         takes_budgets: false,
         bridged: false,
+        start: Start::CommandLine,
     },
     Chapter {
         number: "02",
@@ -63,6 +80,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_rootfs: true,
         takes_budgets: false,
         bridged: false,
+        start: Start::CommandLine,
     },
     Chapter {
         number: "03",
@@ -70,6 +88,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_rootfs: true,
         takes_budgets: false,
         bridged: false,
+        start: Start::CommandLine,
     },
     Chapter {
         number: "04",
@@ -77,6 +96,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_rootfs: true,
         takes_budgets: false,
         bridged: true,
+        start: Start::CommandLine,
     },
     Chapter {
         number: "05",
@@ -84,6 +104,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_rootfs: true,
         takes_budgets: false,
         bridged: true,
+        start: Start::CommandLine,
     },
     Chapter {
         number: "06",
@@ -91,6 +112,23 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_rootfs: true,
         takes_budgets: true,
         bridged: true,
+        start: Start::CommandLine,
+    },
+    Chapter {
+        number: "07",
+        binary: "ch07-lifecycle",
+        takes_rootfs: true,
+        takes_budgets: true,
+        bridged: true,
+        start: Start::Run,
+    },
+    Chapter {
+        number: "07e",
+        binary: "ch07-lifecycle",
+        takes_rootfs: true,
+        takes_budgets: true,
+        bridged: true,
+        start: Start::Exec,
     },
 ];
 
@@ -782,7 +820,11 @@ fn ensure_default_bridge(chapter: &Chapter, rootfs: &Path) -> Result<(), String>
         return Ok(());
     }
     let binary = crate::rootfs::sibling(chapter.binary);
-    let output = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    if chapter.start != Start::CommandLine {
+        command.args(["run", "--rm"]);
+    }
+    let output = command
         .arg(rootfs)
         .arg("/bin/true")
         .stdin(Stdio::null())
@@ -1575,22 +1617,37 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
     let binary = crate::rootfs::sibling(chapter.binary);
     let mut planted = HostBait::plant(chapter, rootfs)?;
     let bait_json = serde_json::to_string(&planted.bait).expect("bait serialises");
+    let budgets = match chapter.takes_budgets {
+        true => vec![
+            "--memory".to_string(),
+            format!("{}M", MEMORY_BUDGET_BYTES >> 20),
+            "--pids".into(),
+            PIDS_BUDGET.to_string(),
+            "--cpus".into(),
+            CPU_BUDGET.to_string(),
+        ],
+        false => Vec::new(),
+    };
+    let probe = Path::new("/usr/local/bin/lab-probe");
     let mut command = Command::new(&binary);
-    if chapter.takes_budgets {
-        let memory = format!("{}M", MEMORY_BUDGET_BYTES >> 20);
-        command.args([
-            "--memory",
-            &memory,
-            "--pids",
-            &PIDS_BUDGET.to_string(),
-            "--cpus",
-            &CPU_BUDGET.to_string(),
-        ]);
-    }
-    if chapter.takes_rootfs {
-        command.arg(rootfs).arg("/usr/local/bin/lab-probe");
-    } else {
-        command.arg(crate::rootfs::sibling("lab-probe"));
+    // With exec, the container runs before the probe and after it: it is
+    // removed whatever happens to the probe.
+    let mut _running = None;
+    match chapter.start {
+        Start::CommandLine if chapter.takes_rootfs => {
+            command.args(&budgets).arg(rootfs).arg(probe);
+        }
+        Start::CommandLine => {
+            command.arg(crate::rootfs::sibling("lab-probe"));
+        }
+        Start::Run => {
+            command.arg("run").args(&budgets).arg(rootfs).arg(probe);
+        }
+        Start::Exec => {
+            let container = RunningContainer::start(chapter, &budgets, rootfs, &planted)?;
+            command.arg("exec").arg(&container.name).arg(probe);
+            _running = Some(container);
+        }
     }
     command.args(["--json", "--bait", &bait_json]);
     if let Some(terminal) = &planted.terminal {
@@ -1637,6 +1694,59 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
         binary: chapter.binary.to_string(),
         findings: judge(findings, &host),
     })
+}
+
+/// A container `run -d` started for the probe to exec into, removed (rm
+/// -f) when dropped.
+struct RunningContainer {
+    binary: PathBuf,
+    name: String,
+}
+
+impl RunningContainer {
+    fn start(
+        chapter: &Chapter,
+        budgets: &[String],
+        rootfs: &Path,
+        planted: &HostBait,
+    ) -> Result<RunningContainer, LabError> {
+        let binary = crate::rootfs::sibling(chapter.binary);
+        let name = format!("tour-{}-ch{}", std::process::id(), chapter.number);
+        let mut command = Command::new(&binary);
+        command
+            .args(["run", "-d", "--name", &name])
+            .args(budgets)
+            .arg(rootfs)
+            .args(["/bin/sleep", "86400"])
+            .stdin(Stdio::null());
+        // The monitor holds the runtime's environment, secret included.
+        if let Some(variable) = &planted.bait.env_name {
+            command.env(variable, &planted.secret);
+        }
+        let output = command
+            .output()
+            .map_err(|e| LabError::io("execve", binary.display(), e))?;
+        if !output.status.success() {
+            return Err(LabError::Probe {
+                chapter: chapter.binary.to_string(),
+                message: format!(
+                    "run -d did not start the container to exec into: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            });
+        }
+        Ok(RunningContainer { binary, name })
+    }
+}
+
+impl Drop for RunningContainer {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.binary)
+            .args(["rm", "-f", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// The chapters to run: those selected (all when `selected` is empty)

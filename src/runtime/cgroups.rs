@@ -618,7 +618,12 @@ pub fn processes(dirs: &[PathBuf]) -> Vec<i32> {
     let mut pids: Vec<i32> = dirs
         .first()
         .and_then(|dir| std::fs::read_to_string(dir.join("cgroup.procs")).ok())
-        .map(|procs| procs.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .map(|procs| {
+            procs
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     pids.sort_unstable();
     pids

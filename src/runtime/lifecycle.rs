@@ -72,7 +72,8 @@ pub fn observe(record: &Record) -> Observed {
 
 /// `STATUS` as `docker ps` prints it.
 pub fn status_line(record: &Record, observed: Observed) -> String {
-    let ago = |time: Option<u64>| human_duration(now().saturating_sub(time.unwrap_or(0)) / 1_000_000_000);
+    let ago =
+        |time: Option<u64>| human_duration(now().saturating_sub(time.unwrap_or(0)) / 1_000_000_000);
     match observed {
         Observed::Created => "Created".into(),
         Observed::Running => format!("Up {}", ago(record.started_at)),
@@ -343,7 +344,10 @@ pub fn logs(store: &Store, name: &str, options: &LogOptions) -> Result<i32, LabE
         first.drain(..first.len().saturating_sub(tail));
     }
     show(&first, options.timestamps);
-    while options.follow {
+    if !options.follow {
+        return Ok(0);
+    }
+    loop {
         let ended = store
             .read(&record.id)
             .is_none_or(|now| !observe(&now).is_running() && observe(&now) != Observed::Created);
@@ -385,7 +389,9 @@ pub fn wait(store: &Store, names: &[String]) -> Result<i32, LabError> {
             }
             Some(_) => {
                 return Err(LabError::Container {
-                    message: format!("container {name} died with its monitor: no exit code was recorded"),
+                    message: format!(
+                        "container {name} died with its monitor: no exit code was recorded"
+                    ),
                     hint: "remove it with `rm`; `lab clean` reclaims what it held".into(),
                 });
             }
@@ -463,7 +469,10 @@ pub fn inspect(store: &Store, names: &[String]) -> Result<i32, LabError> {
 
 fn inspect_document(store: &Store, record: &Record) -> serde_json::Value {
     let observed = observe(record);
-    let time = |t: Option<u64>| t.map(rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
+    let time = |t: Option<u64>| {
+        t.map(rfc3339)
+            .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+    };
     serde_json::json!({
         "Id": record.id,
         "Name": record.name,
@@ -539,7 +548,12 @@ pub fn top(store: &Store, name: &str) -> Result<i32, LabError> {
             .rsplit_once(')')
             .map(|(_, rest)| rest.split_whitespace().collect())
             .unwrap_or_default();
-        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        let number = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         let seconds = (number(11) + number(12)) / ticks;
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let words: Vec<String> = cmdline
@@ -551,7 +565,12 @@ pub fn top(store: &Store, name: &str) -> Result<i32, LabError> {
             uid,
             pid.to_string(),
             number(1).to_string(),
-            format!("{:02}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60),
+            format!(
+                "{:02}:{:02}:{:02}",
+                seconds / 3600,
+                seconds / 60 % 60,
+                seconds % 60
+            ),
             words.join(" "),
         ]);
     }

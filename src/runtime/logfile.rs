@@ -153,10 +153,7 @@ mod tests {
     use super::*;
 
     fn scratch_log() -> std::path::PathBuf {
-        std::env::temp_dir().join(format!(
-            "lab-log-test-{}",
-            crate::runtime::state::new_id()
-        ))
+        std::env::temp_dir().join(format!("lab-log-test-{}", crate::runtime::state::new_id()))
     }
 
     #[test]

@@ -68,11 +68,12 @@ pub fn become_monitor(
     if !detach {
         return Ok(monitor(None));
     }
-    let (news_read, news_write) = pipe2(OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
-        syscall: "pipe2",
-        target: "O_CLOEXEC".into(),
-        errno,
-    })?;
+    let (news_read, news_write) =
+        pipe2(OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
+            syscall: "pipe2",
+            target: "O_CLOEXEC".into(),
+            errno,
+        })?;
     let step = Step {
         syscall: "fork",
         args: "",

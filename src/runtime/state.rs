@@ -60,7 +60,8 @@ impl ProcessRef {
             return None;
         }
         // SAFETY: the kernel just returned this fd to us.
-        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        let fd =
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
         self.is_alive().then_some(fd)
     }
 }
@@ -349,10 +350,7 @@ impl Store {
     /// prefix of its id that no other container shares (Docker's rule).
     pub fn find(&self, query: &str) -> Result<Record, LabError> {
         let records = self.list();
-        if let Some(record) = records
-            .iter()
-            .find(|r| r.id == query || r.name == query)
-        {
+        if let Some(record) = records.iter().find(|r| r.id == query || r.name == query) {
             return Ok(record.clone());
         }
         let matching: Vec<&Record> = records
@@ -366,10 +364,7 @@ impl Store {
                 hint: "see the containers there are with `ps -a`".into(),
             }),
             many => Err(LabError::Container {
-                message: format!(
-                    "{query} is the start of {} containers' ids",
-                    many.len()
-                ),
+                message: format!("{query} is the start of {} containers' ids", many.len()),
                 hint: "give more of the id, or the name".into(),
             }),
         }
@@ -394,11 +389,7 @@ pub fn new_id() -> String {
     while filled < bytes.len() {
         // SAFETY: writes at most the remaining length into our buffer.
         let n = unsafe {
-            libc::getrandom(
-                bytes[filled..].as_mut_ptr().cast(),
-                bytes.len() - filled,
-                0,
-            )
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
         };
         if n > 0 {
             filled += n as usize;
@@ -425,12 +416,26 @@ pub fn check_name(name: &str) -> Result<(), String> {
 /// (ours are from the history this lab retells).
 pub fn generated_name(id: &str) -> String {
     const ADJECTIVES: [&str; 16] = [
-        "patient", "curious", "frugal", "stubborn", "quiet", "nimble", "brave", "careful",
-        "eager", "gentle", "humble", "jolly", "keen", "lucid", "modest", "sober",
+        "patient", "curious", "frugal", "stubborn", "quiet", "nimble", "brave", "careful", "eager",
+        "gentle", "humble", "jolly", "keen", "lucid", "modest", "sober",
     ];
     const PEOPLE: [&str; 16] = [
-        "thompson", "ritchie", "joy", "kamp", "watson", "biederman", "menage", "emelyanov",
-        "hohndel", "hykes", "pike", "torvalds", "heo", "bottomley", "lezcano", "hallyn",
+        "thompson",
+        "ritchie",
+        "joy",
+        "kamp",
+        "watson",
+        "biederman",
+        "menage",
+        "emelyanov",
+        "hohndel",
+        "hykes",
+        "pike",
+        "torvalds",
+        "heo",
+        "bottomley",
+        "lezcano",
+        "hallyn",
     ];
     let nibble = |i: usize| usize::from_str_radix(&id[i..i + 1], 16).unwrap_or(0);
     format!("{}_{}", ADJECTIVES[nibble(0)], PEOPLE[nibble(1)])
@@ -532,8 +537,12 @@ mod tests {
     #[test]
     fn containers_are_found_by_id_name_or_unique_prefix() {
         let (store, dir) = scratch_store();
-        store.create(&mut record(&"ab".repeat(32), "web", 1)).unwrap();
-        store.create(&mut record(&"ac".repeat(32), "db", 2)).unwrap();
+        store
+            .create(&mut record(&"ab".repeat(32), "web", 1))
+            .unwrap();
+        store
+            .create(&mut record(&"ac".repeat(32), "db", 2))
+            .unwrap();
         assert_eq!(store.find("web").unwrap().name, "web");
         assert_eq!(store.find(&"ac".repeat(32)).unwrap().name, "db");
         assert_eq!(store.find("abab").unwrap().name, "web");
@@ -556,7 +565,9 @@ mod tests {
     #[test]
     fn a_name_is_taken_once() {
         let (store, dir) = scratch_store();
-        store.create(&mut record(&"ab".repeat(32), "web", 1)).unwrap();
+        store
+            .create(&mut record(&"ab".repeat(32), "web", 1))
+            .unwrap();
         let error = store
             .create(&mut record(&"cd".repeat(32), "web", 2))
             .unwrap_err()
@@ -605,7 +616,10 @@ mod tests {
     fn restart_policies_parse_as_docker_spells_them() {
         assert_eq!("no".parse(), Ok(RestartPolicy::No));
         assert_eq!("on-failure".parse(), Ok(RestartPolicy::OnFailure(None)));
-        assert_eq!("on-failure:3".parse(), Ok(RestartPolicy::OnFailure(Some(3))));
+        assert_eq!(
+            "on-failure:3".parse(),
+            Ok(RestartPolicy::OnFailure(Some(3)))
+        );
         assert!("always".parse::<RestartPolicy>().is_err());
         assert!("on-failure:x".parse::<RestartPolicy>().is_err());
     }
@@ -620,7 +634,10 @@ mod tests {
             start_time: me.start_time + 1,
             ..me
         };
-        assert!(!older.is_alive(), "a pid with another start time is another process");
+        assert!(
+            !older.is_alive(),
+            "a pid with another start time is another process"
+        );
     }
 
     #[test]
@@ -630,7 +647,10 @@ mod tests {
             rfc3339(1_796_266_445_123_456_789),
             "2026-12-03T02:54:05.123456789Z"
         );
-        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000000Z"
+        );
         assert_eq!(human_duration(3), "3 seconds");
         assert_eq!(human_duration(1), "1 second");
         assert_eq!(human_duration(90), "About a minute");
