@@ -306,21 +306,23 @@ fn flags_and_subcommands_the_book_names_exist() {
                     }
                     skip_value = !word.contains('=') && help.with_value.iter().any(|f| f == flag);
                 } else if command.len() == 1
-                    && command[0] == "lab"
+                    && help.text.contains("\nCommands:")
                     && word.chars().all(|c| c.is_ascii_lowercase() || c == '-')
                 {
-                    // `lab`'s first word is a subcommand, and flags after it are its own.
+                    // The first word of `lab` (and of ch07 on) is a
+                    // subcommand, and flags after it are its own.
                     checked += 1;
                     let listed = help
                         .text
                         .lines()
                         .any(|l| l.trim_start().starts_with(&format!("{word} ")));
                     if listed {
-                        current = Some(vec!["lab".into(), word.to_string()]);
+                        current = Some(vec![command[0].clone(), word.to_string()]);
                     } else {
                         wrong.push(format!(
-                            "{}: `lab` has no subcommand {word} (in: {line})",
-                            page.display()
+                            "{}: `{}` has no subcommand {word} (in: {line})",
+                            page.display(),
+                            command[0]
                         ));
                         current = None;
                     }
