@@ -120,6 +120,9 @@ impl LabError {
             LabError::StepFailed { errno, .. } if *errno == Errno::EPERM => {
                 Some("this step needs privileges: run as root".into())
             }
+            LabError::StepFailed { errno, .. } if *errno == Errno::ESRCH => {
+                Some("that process has exited: the container is no longer running".into())
+            }
             LabError::StepFailed { .. } => None,
             LabError::NoTerminal { .. } => {
                 Some("run it from a terminal, or use --explain, which does not pause".into())

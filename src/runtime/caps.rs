@@ -31,10 +31,76 @@ pub struct Capability {
     pub name: &'static str,
 }
 
+/// Every capability's name, by number (<linux/capability.h>, up to
+/// CAP_CHECKPOINT_RESTORE, Linux 5.9).
+const NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Capability `number`, named when this table knows it.
+pub fn numbered(number: u32) -> Capability {
+    Capability {
+        number,
+        name: NAMES
+            .get(number as usize)
+            .copied()
+            .unwrap_or("a capability newer than this table"),
+    }
+}
+
 /// Parse the `CapEff:` line of /proc/self/status (a hex bit mask).
 pub fn effective_from_status(status: &str) -> Option<u64> {
-    let line = status.lines().find(|line| line.starts_with("CapEff:"))?;
-    u64::from_str_radix(line["CapEff:".len()..].trim(), 16).ok()
+    mask_from_status(status, "CapEff:")
+}
+
+/// Parse the `CapBnd:` line of /proc/PID/status: the bounding set.
+pub fn bounding_from_status(status: &str) -> Option<u64> {
+    mask_from_status(status, "CapBnd:")
+}
+
+fn mask_from_status(status: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with(key))?;
+    u64::from_str_radix(line[key.len()..].trim(), 16).ok()
 }
 
 /// Fail unless this process holds `capability` in its effective set.
@@ -172,6 +238,16 @@ mod tests {
         let status = "Name:\tsh\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
         assert_eq!(effective_from_status(status), Some(0x1ff_ffff_ffff));
         assert_eq!(effective_from_status("Name:\tsh\n"), None);
+        let status = "CapBnd:\t000001fffffbfffb\n";
+        assert_eq!(bounding_from_status(status), Some(0x1ff_fffb_fffb));
+    }
+
+    #[test]
+    fn names_match_the_numbers() {
+        for known in [CAP_SYS_CHROOT, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN] {
+            assert_eq!(numbered(known.number).name, known.name);
+        }
+        assert_eq!(numbered(40).name, "CAP_CHECKPOINT_RESTORE");
     }
 
     #[test]

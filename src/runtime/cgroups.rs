@@ -264,7 +264,12 @@ pub struct ContainerCgroup {
     pub limits: Limits,
 }
 
-fn write(narrator: &Narrator, path: &Path, value: &str, why: &str) -> Result<(), LabError> {
+pub(super) fn write(
+    narrator: &Narrator,
+    path: &Path,
+    value: &str,
+    why: &str,
+) -> Result<(), LabError> {
     let args = format!("{:?}, {value:?}", path.display().to_string());
     narrator.run(
         Step {

@@ -22,17 +22,20 @@
 //! | `userns` | uid/gid maps, idmapped and chowned roots | ch05 |
 //! | `usernet` | user-mode networking with pasta(1), no root needed | ch05 |
 //! | `cgroups` | memory, CPU and pids budgets on v1, v2 and hybrid | ch06 |
+//! | `exec` | join a running container: setns(2) into its namespaces, its cgroup | ch07 |
 //!
 //! May use: the shared plumbing at the top of the crate (`error`,
 //! `narrator`, `program`, `hostinfo`). Never `crate::lab` or `crate::cli`:
 //! the runtime does not know it is being measured, nor how flags are spelled.
 //! Inside the folder, dependencies point one way: `process` uses `fork`,
-//! `sync`, `init` and `namespaces`; `init` and `namespaces` use `fork`.
+//! `sync`, `init` and `namespaces`; `init` and `namespaces` use `fork`;
+//! `exec` uses the same pieces as `process`, to join instead of create.
 
 pub mod caps;
 pub mod cgroups;
 pub mod chroot;
 pub mod command;
+pub mod exec;
 pub mod fds;
 pub mod fork;
 pub mod init;

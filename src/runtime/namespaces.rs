@@ -109,17 +109,30 @@ pub fn restore_pid_namespace_for_children() -> nix::Result<()> {
 /// leaves with its exit code, passing signals on.
 pub fn enter_new_pid_namespace(narrator: &Narrator) -> Result<(), LabError> {
     unshare(narrator, CloneFlags::CLONE_NEWPID)?;
+    let why = "the child is PID 1 of a PID namespace the container's user namespace owns";
+    fork_into_pid_namespace(narrator, why, "pid 1")
+}
+
+/// A new PID namespace (unshare) or another's (setns) is only for the
+/// caller's children (pid_namespaces(7)): fork, and only the child, in the
+/// namespace, returns, narrating as `actor`. This process waits for it and
+/// leaves with its exit code, passing signals on.
+pub fn fork_into_pid_namespace(
+    narrator: &Narrator,
+    why: &str,
+    actor: &'static str,
+) -> Result<(), LabError> {
     let step = Step {
         syscall: "fork",
         args: "",
-        why: "the child is PID 1 of a PID namespace the container's user namespace owns",
+        why,
         man: "fork(2)",
     };
     match fork_forwarding(narrator, step)? {
         nix::unistd::ForkResult::Child => {
             // If this waiting parent dies, so does the container.
             crate::runtime::fork::die_with_parent();
-            narrator.act_as("pid 1");
+            narrator.act_as(actor);
             Ok(())
         }
         nix::unistd::ForkResult::Parent { child } => {

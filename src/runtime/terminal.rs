@@ -47,17 +47,28 @@ fn host_terminal_fds() -> Vec<i32> {
 pub struct ContainerTerminal {
     master: PtyMaster,
     pts: OwnedFd,
-    /// Which of the runtime's fds 0-2 were terminals.
+    /// Which of fds 0-2 the far end takes the place of in the child.
     replaced: Vec<i32>,
 }
 
-/// Open the pair (posix_openpt(3), O_NOCTTY so the runtime does not adopt
-/// it) and start its far end with the user's settings and window size.
+/// A pair in place of those of the runtime's fds 0-2 that are terminals.
 pub fn allocate(narrator: &Narrator) -> Result<Option<ContainerTerminal>, LabError> {
     let replaced = host_terminal_fds();
-    let Some(&host) = replaced.first() else {
+    if replaced.is_empty() {
         return Ok(None);
-    };
+    }
+    allocate_in_place_of(narrator, replaced).map(Some)
+}
+
+/// Open the pair (posix_openpt(3), O_NOCTTY so the runtime does not adopt
+/// it) whose far end takes the place of `replaced` (some of fds 0-2) in the
+/// child, terminals or not (`exec -t` asks for one anyway), and start it
+/// with the user's settings and window size. The user's keys are copied in
+/// only when 0 is among them.
+pub fn allocate_in_place_of(
+    narrator: &Narrator,
+    replaced: Vec<i32>,
+) -> Result<ContainerTerminal, LabError> {
     let master = narrator.run(
         Step {
             syscall: "posix_openpt",
@@ -86,17 +97,21 @@ pub fn allocate(narrator: &Narrator) -> Result<Option<ContainerTerminal>, LabErr
                 errno,
             }
         })?;
-    // SAFETY: `host` is one of this process's fds 0-2, open for the call.
-    let host = unsafe { BorrowedFd::borrow_raw(host) };
-    if let Ok(settings) = tcgetattr(host) {
-        let _ = tcsetattr(&pts, SetArg::TCSANOW, &settings);
+    // The user's settings and window size, from a terminal they have.
+    let terminals = host_terminal_fds();
+    if let Some(&host) = replaced.iter().find(|fd| terminals.contains(fd)) {
+        // SAFETY: `host` is one of this process's fds 0-2, open for the call.
+        let host = unsafe { BorrowedFd::borrow_raw(host) };
+        if let Ok(settings) = tcgetattr(host) {
+            let _ = tcsetattr(&pts, SetArg::TCSANOW, &settings);
+        }
+        copy_window_size(host, master.as_fd());
     }
-    copy_window_size(host, master.as_fd());
-    Ok(Some(ContainerTerminal {
+    Ok(ContainerTerminal {
         master,
         pts,
         replaced,
-    }))
+    })
 }
 // ANCHOR_END: allocate
 
