@@ -612,10 +612,41 @@ pub struct ExecArgs {
 }
 
 impl ExecArgs {
+    /// Find the container, check that it runs, and join it.
     pub fn run(&self) -> Result<i32, LabError> {
-        Err(LabError::Usage {
-            message: "exec is being written".into(),
-        })
+        use crate::runtime::lifecycle::{Observed, observe};
+        let narrator = self.narration.narrator()?;
+        let store = crate::runtime::state::Store::open()?;
+        let record = store.find(&self.container)?;
+        let name = &self.container;
+        let pid = match (observe(&record), record.pid) {
+            // The pid is the container's only while its start time is the
+            // one recorded; exec_in holds on to it with a pidfd from then.
+            (Observed::Running, Some(pid)) if pid.is_alive() => pid,
+            // Joining a frozen cgroup would freeze the new process before
+            // it ran: docker refuses too.
+            (Observed::Paused, _) => {
+                return Err(LabError::Container {
+                    message: format!("container {name} is paused"),
+                    hint: format!("unpause it first (unpause {name})"),
+                });
+            }
+            (observed, _) => {
+                return Err(LabError::Container {
+                    message: format!("container {name} is not running ({observed:?})")
+                        .to_lowercase(),
+                    hint: "exec joins a running container: see `ps -a`".into(),
+                });
+            }
+        };
+        let request = crate::runtime::exec::ExecRequest {
+            words: &self.command,
+            env: &self.env,
+            workdir: self.workdir.as_deref(),
+            tty: self.tty,
+            interactive: self.interactive,
+        };
+        crate::runtime::exec::exec_in(&narrator, nix::unistd::Pid::from_raw(pid.pid), &request)
     }
 }
 
