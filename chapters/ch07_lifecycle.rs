@@ -137,6 +137,7 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
         &record.id,
         cli.lifecycle.detach,
         cli.lifecycle.interactive,
+        cli.lifecycle.tty,
     )?;
     monitor.run_until_done(|| recipe(cli, &narrator, &monitor, &rootfs, &words, rootless))
 }
@@ -196,8 +197,8 @@ fn recipe(
         Network::None | Network::Host | Network::Pasta => None,
     };
     let mut usernet: Option<UserModeNetwork> = None;
-    // NEW in ch07: the container's stdio are the monitor's pipes.
-    let stdio = monitor.stdio()?;
+    // NEW in ch07: the container's stdio are the monitor's pipes, or a pty.
+    let stdio = monitor.stdio(narrator)?;
     let child = process::spawn_with_runtime_help(
         narrator,
         &command,
@@ -270,7 +271,7 @@ fn recipe(
             namespaces::enter_new_pid_namespace(narrator)?;
             // The session starts in PID 1, so that the foreground process group a
             // shell finds on its terminal is one it can see (and restore on exit).
-            terminal::enter_new_session(narrator, None)?;
+            terminal::enter_new_session(narrator, stdio.terminal())?;
             stdio.attach(narrator)?;
             mounts::mount_kernel_filesystems(narrator, &root)?;
             if let Some(network) = &network {

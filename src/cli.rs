@@ -448,6 +448,13 @@ impl LifecycleArgs {
                 "--rm and --restart conflict: a container removed at its end cannot be restarted",
             );
         }
+        let stdin_is_terminal = std::io::IsTerminal::is_terminal(&std::io::stdin());
+        if self.tty && self.interactive && !self.detach && !stdin_is_terminal {
+            return Err(LabError::Refused {
+                message: "the input device is not a TTY".into(),
+                hint: "leave out -t, or run it from a terminal".into(),
+            });
+        }
         if self.detach && narration.step {
             return usage(
                 "--step pauses on your terminal, and a detached container leaves it: use --explain",

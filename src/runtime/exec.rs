@@ -34,6 +34,7 @@ use crate::runtime::caps;
 use crate::runtime::cgroups;
 use crate::runtime::command::{self, Command};
 use crate::runtime::fork::{self, exec_or_report, fork_forwarding};
+use crate::runtime::stdio::{self, ContainerStdio};
 use crate::runtime::sync::{Report, ReportReader, report_and_exit};
 use crate::runtime::terminal::{self, ContainerTerminal};
 use crate::runtime::{fds, namespaces, userns};
@@ -159,16 +160,25 @@ struct Target {
 /// container (see the module's comment). From here on a pidfd holds on.
 pub fn exec_in(narrator: &Narrator, pid: Pid, request: &ExecRequest) -> Result<i32, LabError> {
     let target = Target::open(narrator, pid)?;
-    let replaced = terminal_fds(request, target.joins("user"), is_terminal)?;
-    let terminal = match replaced.is_empty() {
-        true => None,
-        false => Some(terminal::allocate_in_place_of(narrator, replaced)?),
+    // With -t a pty of its own; without, pipes the runtime copies from
+    // (see `stdio`): never the caller's own files.
+    let terminal = match request.tty {
+        true => Some(terminal::allocate_in_place_of(
+            narrator,
+            terminal_fds(request, is_terminal)?,
+        )?),
+        false => None,
     };
-    // The host's /dev/null, not the container's: whatever the container
-    // put at its /dev/null (a FIFO that blocks on open) stays unopened.
-    let null = match request.interactive {
+    let stdio = match request.tty {
         true => None,
-        false => Some(open(
+        false => Some(ContainerStdio::new(request.interactive)?),
+    };
+    // -t without -i: the host's /dev/null, not the container's: whatever
+    // the container put at its /dev/null (a FIFO that blocks on open)
+    // stays unopened.
+    let null = match request.tty && !request.interactive {
+        false => None,
+        true => Some(open(
             narrator,
             "/dev/null",
             READ,
@@ -207,13 +217,23 @@ pub fn exec_in(narrator: &Narrator, pid: Pid, request: &ExecRequest) -> Result<i
             if let Some(terminal) = terminal {
                 terminal.relay(narrator, child)?;
             }
+            if let Some(stdio) = stdio {
+                stdio.relay(child, request.interactive, stdio::show);
+            }
             fork::wait(narrator, fork::Child { pid: child })
         }
         ForkResult::Child => {
             drop(report_read);
             narrator.act_as("exec");
             fork::die_with_parent();
-            match join(narrator, &target, request, terminal.as_ref(), null) {
+            match join(
+                narrator,
+                &target,
+                request,
+                terminal.as_ref(),
+                stdio.as_ref(),
+                null,
+            ) {
                 Ok(command) => exec_or_report(narrator, &command, report_write),
                 Err(error) => report_and_exit(report_write, &error),
             }
@@ -229,6 +249,7 @@ fn join(
     target: &Target,
     request: &ExecRequest,
     terminal: Option<&ContainerTerminal>,
+    stdio: Option<&ContainerStdio>,
     null: Option<OwnedFd>,
 ) -> Result<Command, LabError> {
     // CVE-2019-5736 and CVE-2016-9962: until its execve(2) this process is
@@ -293,6 +314,9 @@ fn join(
     // on another terminal takes CAP_SYS_ADMIN in the host's user namespace
     // (ioctl_tty(2)), which root in a user namespace never has.
     terminal::enter_new_session(narrator, terminal)?;
+    if let Some(stdio) = stdio {
+        stdio.attach(narrator)?;
+    }
     if let Some(null) = null {
         narrator.run(
             Step {
@@ -600,33 +624,21 @@ fn match_bounding_set(narrator: &Narrator, theirs: u64) -> Result<(), LabError> 
 ///   its stdin is /dev/null rather than a terminal nobody types into. With
 ///   `-i` the caller's stdin must be a terminal: "the input device is not
 ///   a TTY", as Docker says.
-/// - without `-t`, the caller's fds as they are, in a new session: its
-///   terminal, if it has one, is not the command's controlling terminal,
-///   and TIOCSTI elsewhere takes CAP_SYS_ADMIN in the host's user
-///   namespace. A container in the runtime's own user namespace has that,
-///   so there, as in `run`, its terminals are replaced too.
 fn terminal_fds(
     request: &ExecRequest,
-    joins_user_namespace: bool,
     is_terminal: impl Fn(RawFd) -> bool,
 ) -> Result<Vec<RawFd>, LabError> {
     let wanted: Vec<RawFd> = match request.interactive {
         true => vec![0, 1, 2],
         false => vec![1, 2],
     };
-    if request.tty {
-        if request.interactive && !is_terminal(0) {
-            return Err(LabError::Refused {
-                message: "the input device is not a TTY".into(),
-                hint: "leave out -t, or run it from a terminal".into(),
-            });
-        }
-        return Ok(wanted);
+    if request.interactive && !is_terminal(0) {
+        return Err(LabError::Refused {
+            message: "the input device is not a TTY".into(),
+            hint: "leave out -t, or run it from a terminal".into(),
+        });
     }
-    if joins_user_namespace {
-        return Ok(Vec::new());
-    }
-    Ok(wanted.into_iter().filter(|fd| is_terminal(*fd)).collect())
+    Ok(wanted)
 }
 
 fn is_terminal(fd: RawFd) -> bool {
@@ -748,33 +760,9 @@ mod tests {
         let all = |_| true;
         let none = |_| false;
         // -t: the pty, whatever the caller has; stdin only with -i.
-        assert_eq!(
-            terminal_fds(&request(true, true), true, all).unwrap(),
-            [0, 1, 2]
-        );
-        assert_eq!(
-            terminal_fds(&request(true, false), true, none).unwrap(),
-            [1, 2]
-        );
-        let error = terminal_fds(&request(true, true), true, none).unwrap_err();
+        assert_eq!(terminal_fds(&request(true, true), all).unwrap(), [0, 1, 2]);
+        assert_eq!(terminal_fds(&request(true, false), none).unwrap(), [1, 2]);
+        let error = terminal_fds(&request(true, true), none).unwrap_err();
         assert_eq!(error.to_string(), "the input device is not a TTY");
-        // No -t, in a user namespace: the caller's fds as they are.
-        assert!(
-            terminal_fds(&request(false, true), true, all)
-                .unwrap()
-                .is_empty()
-        );
-        // No -t, and the container's root holds the host's CAP_SYS_ADMIN:
-        // its terminals are replaced, as a run does.
-        let stdout_only = |fd| fd == 1;
-        assert_eq!(
-            terminal_fds(&request(false, true), false, stdout_only).unwrap(),
-            [1]
-        );
-        assert!(
-            terminal_fds(&request(false, false), false, none)
-                .unwrap()
-                .is_empty()
-        );
     }
 }

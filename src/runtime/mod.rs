@@ -50,6 +50,7 @@ pub mod nftables;
 pub mod process;
 pub mod sharing;
 pub mod state;
+pub mod stdio;
 pub mod sync;
 pub mod terminal;
 pub mod usernet;

@@ -23,12 +23,13 @@ use crate::runtime::cgroups::ContainerCgroup;
 use crate::runtime::fork::Child;
 use crate::runtime::logfile::{LogWriter, Stream};
 use crate::runtime::state::{NetworkRecord, ProcessRef, RestartPolicy, Status, Store, now};
+use crate::runtime::stdio::{self, ContainerStdio};
+use crate::runtime::terminal::{self, ContainerTerminal};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, pipe2, read, write};
 use std::cell::{Cell, RefCell};
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 /// The process that watches one container.
 pub struct Monitor {
@@ -38,6 +39,8 @@ pub struct Monitor {
     /// go to the container's stdin with `-i`.
     attached: bool,
     interactive: bool,
+    /// `-t`: a pseudo-terminal instead of pipes.
+    tty: bool,
     /// With `-d`: the pipe to the command still waiting for the container
     /// to run. It learns "running", or the error that stopped it.
     waiting_command: RefCell<Option<OwnedFd>>,
@@ -56,12 +59,14 @@ pub fn become_monitor(
     id: &str,
     detach: bool,
     interactive: bool,
+    tty: bool,
 ) -> Result<Monitor, LabError> {
     let monitor = |waiting| Monitor {
         store,
         id: id.to_string(),
         attached: !detach,
         interactive,
+        tty,
         waiting_command: RefCell::new(waiting),
         oom_killed: Cell::new(false),
     };
@@ -178,65 +183,38 @@ fn decode_error(text: &str) -> LabError {
     }
 }
 
-/// The container's ends of its stdio and the monitor's ends, for one run.
-pub struct ContainerStdio {
-    /// The container's stdin: a pipe with `-i` (the monitor writes what the
-    /// user types, or keeps it open and silent with `-d`), else /dev/null.
-    stdin: Option<(OwnedFd, OwnedFd)>,
-    stdout: (OwnedFd, OwnedFd),
-    stderr: (OwnedFd, OwnedFd),
+/// The container's stdio: pipes, or a pseudo-terminal (`-t`).
+pub enum ContainerIo {
+    Pipes(ContainerStdio),
+    Terminal(ContainerTerminal),
 }
 
-impl ContainerStdio {
-    // ANCHOR: attach_stdio
-    /// In the container's first process, just before it becomes the
-    /// command: stdout and stderr are the monitor's pipes, stdin its pipe or
-    /// /dev/null. The host's terminal and files never reach the container.
-    pub fn attach(&self, narrator: &Narrator) -> Result<(), LabError> {
-        let null;
-        let stdin = match &self.stdin {
-            Some((read_end, _)) => read_end.as_fd(),
-            None => {
-                null = std::fs::File::open("/dev/null")
-                    .map_err(|e| LabError::io("open", "/dev/null", e))?;
-                null.as_fd()
-            }
-        };
-        narrator.run(
-            Step {
-                syscall: "dup2",
-                args: "stdin, stdout and stderr pipes onto 0, 1, 2",
-                why: "the container writes into the monitor's pipes, which the log keeps",
-                man: "dup2(2)",
-            },
-            || {
-                dup2_stdin(stdin)?;
-                dup2_stdout(&self.stdout.1)?;
-                dup2_stderr(&self.stderr.1)
-            },
-        )
+impl ContainerIo {
+    /// The pty, for terminal::enter_new_session.
+    pub fn terminal(&self) -> Option<&ContainerTerminal> {
+        match self {
+            ContainerIo::Terminal(terminal) => Some(terminal),
+            ContainerIo::Pipes(_) => None,
+        }
     }
-    // ANCHOR_END: attach_stdio
+
+    /// In the child, after terminal::enter_new_session (which put a pty on
+    /// 0-2 if there is one): the pipes onto 0-2 if there are pipes.
+    pub fn attach(&self, narrator: &Narrator) -> Result<(), LabError> {
+        match self {
+            ContainerIo::Pipes(pipes) => pipes.attach(narrator),
+            ContainerIo::Terminal(_) => Ok(()),
+        }
+    }
 }
 
 impl Monitor {
-    /// Pipes for the container's stdio (close-on-exec: only the copies on
-    /// 0-2 reach the command).
-    pub fn stdio(&self) -> Result<ContainerStdio, LabError> {
-        let pipe = || {
-            pipe2(OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
-                syscall: "pipe2",
-                target: "the container's stdio".into(),
-                errno,
-            })
-        };
-        Ok(ContainerStdio {
-            stdin: match self.interactive {
-                true => Some(pipe()?),
-                false => None,
-            },
-            stdout: pipe()?,
-            stderr: pipe()?,
+    /// The container's stdio for one run: the monitor's pipes, or with
+    /// `-t` a pseudo-terminal of its own on all of 0-2.
+    pub fn stdio(&self, narrator: &Narrator) -> Result<ContainerIo, LabError> {
+        Ok(match self.tty {
+            true => ContainerIo::Terminal(terminal::allocate_in_place_of(narrator, vec![0, 1, 2])?),
+            false => ContainerIo::Pipes(ContainerStdio::new(self.interactive)?),
         })
     }
 
@@ -247,19 +225,10 @@ impl Monitor {
         &self,
         narrator: &Narrator,
         child: Child,
-        stdio: ContainerStdio,
+        stdio: ContainerIo,
         cgroup: Option<&ContainerCgroup>,
         network: NetworkRecord,
     ) -> Result<i32, LabError> {
-        let ContainerStdio {
-            stdin,
-            stdout,
-            stderr,
-        } = stdio;
-        // Only the container may hold the write ends now: when its last
-        // process is gone, the monitor reads end-of-file.
-        let (stdout, stderr) = (stdout.0, stderr.0);
-        let stdin = stdin.map(|(_, write_end)| write_end);
         // PID 1 of the container is the child's child (the child waits in
         // the host's PID namespace, see namespaces::enter_new_pid_namespace).
         let pid_one = first_child_of(child.pid).or_else(|| ProcessRef::of(child.pid.as_raw()));
@@ -282,7 +251,23 @@ impl Monitor {
         let log_path = self.store.log_path(&self.id);
         let mut log = LogWriter::append_to(&log_path)
             .map_err(|e| LabError::io("open", log_path.display(), e))?;
-        self.relay_output(&child, &stdout, &stderr, stdin, &mut log);
+        // Attached, the user sees the output too, and types into stdin (-i).
+        let attached = self.attached;
+        match stdio {
+            ContainerIo::Pipes(pipes) => pipes.relay(child.pid, attached, |stream, bytes| {
+                log.write(stream, bytes);
+                if attached {
+                    stdio::show(stream, bytes);
+                }
+            }),
+            // A terminal has one stream, which Docker logs as stdout.
+            ContainerIo::Terminal(terminal) => {
+                let keys = attached && self.interactive;
+                terminal.relay_into(narrator, child.pid, keys, |bytes| {
+                    log.write(Stream::Stdout, bytes)
+                })?
+            }
+        }
         log.flush();
         let code = crate::runtime::process::wait(narrator, child)?;
         self.oom_killed
@@ -290,115 +275,6 @@ impl Monitor {
         Ok(code)
     }
     // ANCHOR_END: watch
-
-    /// Copy the container's output to the log (and, attached, to the user),
-    /// and the user's keys to its stdin with `-i`, until it exits.
-    fn relay_output(
-        &self,
-        child: &Child,
-        stdout: &OwnedFd,
-        stderr: &OwnedFd,
-        mut stdin: Option<OwnedFd>,
-        log: &mut LogWriter,
-    ) {
-        let exited = pidfd_of(child.pid);
-        // SAFETY: fds 0-2 stay open for the life of the monitor.
-        let own = |fd| unsafe { BorrowedFd::borrow_raw(fd) };
-        let mut open = [true, true];
-        // With -d the write end stays open and silent: the container's
-        // stdin neither ends nor delivers anything, as `docker run -di`.
-        let mut typing = self.attached && stdin.is_some();
-        let mut buffer = [0u8; 16 * 1024];
-        let mut ended_at: Option<std::time::Instant> = None;
-        loop {
-            // A closed pipe would report POLLHUP for ever: only open ones
-            // are polled. `roles` says what each polled fd is.
-            let mut fds = Vec::new();
-            let mut roles = Vec::new();
-            for (i, source) in [stdout, stderr].into_iter().enumerate() {
-                if open[i] {
-                    fds.push(PollFd::new(source.as_fd(), PollFlags::POLLIN));
-                    roles.push(Role::Output(i));
-                }
-            }
-            if let Some(pidfd) = &exited {
-                fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
-                roles.push(Role::Exited);
-            }
-            if typing {
-                fds.push(PollFd::new(own(0), PollFlags::POLLIN));
-                roles.push(Role::Keys);
-            }
-            let timeout = match ended_at {
-                Some(_) => PollTimeout::from(50u16),
-                None => PollTimeout::from(500u16),
-            };
-            match poll(&mut fds, timeout) {
-                Err(Errno::EINTR) => continue,
-                Err(_) => break,
-                Ok(_) => {}
-            }
-            let ready = |role: Role| {
-                roles.iter().zip(&fds).any(|(r, fd)| {
-                    *r == role
-                        && fd
-                            .revents()
-                            .is_some_and(|e| e.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
-                })
-            };
-            let readiness = [ready(Role::Output(0)), ready(Role::Output(1))];
-            let child_ended = match &exited {
-                Some(_) => ready(Role::Exited),
-                None => has_exited(child.pid),
-            };
-            let keys = ready(Role::Keys);
-            let mut quiet = true;
-            for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
-                if !open[i] || !readiness[i] {
-                    continue;
-                }
-                let source = if i == 0 { stdout } else { stderr };
-                match read(source, &mut buffer) {
-                    Ok(0) => open[i] = false,
-                    Ok(n) => {
-                        quiet = false;
-                        log.write(stream, &buffer[..n]);
-                        if self.attached {
-                            write_all(own(i as i32 + 1), &buffer[..n]);
-                        }
-                    }
-                    Err(Errno::EINTR | Errno::EAGAIN) => {}
-                    Err(_) => open[i] = false,
-                }
-            }
-            if keys && let Some(pipe) = &stdin {
-                match read(own(0), &mut buffer) {
-                    Ok(n) if n > 0 => write_all(pipe.as_fd(), &buffer[..n]),
-                    // The user's input ended: so does the container's.
-                    _ => {
-                        typing = false;
-                        stdin = None;
-                    }
-                }
-            }
-            if !open[0] && !open[1] {
-                break;
-            }
-            if child_ended && ended_at.is_none() {
-                ended_at = Some(std::time::Instant::now());
-            }
-            // Once the container's PID 1 is gone the kernel kills the rest
-            // of it; what they had written is read until the pipes are
-            // quiet (a descendant that escaped the PID namespace cannot
-            // hold the monitor for ever).
-            if let Some(at) = ended_at
-                && quiet
-                && at.elapsed() > std::time::Duration::from_millis(200)
-            {
-                break;
-            }
-        }
-    }
 
     /// Run the container (the chapter's recipe, `start`) until it ends for
     /// good: record each end, start it again as `--restart` says, and with
@@ -465,43 +341,11 @@ impl Monitor {
     }
 }
 
-/// What a polled descriptor of the monitor's is.
-#[derive(Clone, Copy, PartialEq)]
-enum Role {
-    Output(usize),
-    Exited,
-    Keys,
-}
-
 /// The first child of `pid`, from /proc/PID/task/PID/children (proc(5)).
 fn first_child_of(pid: Pid) -> Option<ProcessRef> {
     let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
     let first: i32 = children.split_whitespace().next()?.parse().ok()?;
     ProcessRef::of(first)
-}
-
-/// A pidfd for our own child: readable once it has exited (pidfd_open(2)).
-fn pidfd_of(pid: Pid) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    // SAFETY: the kernel just returned this fd to us.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn has_exited(child: Pid) -> bool {
-    use nix::sys::wait::{Id, WaitPidFlag, waitid};
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    matches!(waitid(Id::Pid(child), flags), Ok(status) if status.pid().is_some())
-}
-
-fn write_all(to: BorrowedFd<'_>, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        match write(to, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::EINTR | Errno::EAGAIN) => continue,
-            Err(_) => return,
-        }
-    }
 }
 
 #[cfg(test)]

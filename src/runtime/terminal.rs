@@ -216,6 +216,18 @@ impl ContainerTerminal {
     /// container's terminal and its output back, until `child` exits. The
     /// child is not reaped here (WNOWAIT): `process::wait` collects it.
     pub fn relay(self, narrator: &Narrator, child: Pid) -> Result<(), LabError> {
+        self.relay_into(narrator, child, true, |_| {})
+    }
+
+    /// `relay`, handing each chunk of output to `also` as well (ch07's log),
+    /// and copying keys only when `keys` (`-i`).
+    pub fn relay_into(
+        self,
+        narrator: &Narrator,
+        child: Pid,
+        keys: bool,
+        mut also: impl FnMut(&[u8]),
+    ) -> Result<(), LabError> {
         narrator
             .note("the runtime copies between your terminal and the container's until it exits");
         // Only the container may hold the far end now: when its last
@@ -223,7 +235,7 @@ impl ContainerTerminal {
         drop(self.pts);
         // SAFETY: fds 0-2 stay open for the life of the runtime.
         let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-        let input = self.replaced.contains(&0).then_some(stdin);
+        let input = (keys && self.replaced.contains(&0)).then_some(stdin);
         let output_fd = [1, 2, 0].into_iter().find(|fd| self.replaced.contains(fd));
         // SAFETY: as above.
         let output = output_fd.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
@@ -266,7 +278,10 @@ impl ContainerTerminal {
             if master_events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP) {
                 match read(master, &mut buffer) {
                     Ok(0) | Err(Errno::EIO) => break, // the container closed its end
-                    Ok(n) => write_all(output, &buffer[..n]),
+                    Ok(n) => {
+                        write_all(output, &buffer[..n]);
+                        also(&buffer[..n]);
+                    }
                     Err(Errno::EINTR | Errno::EAGAIN) => {}
                     Err(_) => break,
                 }
@@ -286,7 +301,7 @@ impl ContainerTerminal {
                 }
             }
             if has_exited(child) {
-                drain(master, output);
+                drain(master, output, &mut also);
                 break;
             }
         }
@@ -302,7 +317,7 @@ fn has_exited(child: Pid) -> bool {
 }
 
 /// What the container wrote last, still in the master.
-fn drain(master: BorrowedFd<'_>, output: Option<BorrowedFd<'_>>) {
+fn drain(master: BorrowedFd<'_>, output: Option<BorrowedFd<'_>>, also: &mut impl FnMut(&[u8])) {
     let mut buffer = [0u8; 4096];
     loop {
         let mut fds = [PollFd::new(master, PollFlags::POLLIN)];
@@ -310,7 +325,10 @@ fn drain(master: BorrowedFd<'_>, output: Option<BorrowedFd<'_>>) {
             return;
         }
         match read(master, &mut buffer) {
-            Ok(n) if n > 0 => write_all(output, &buffer[..n]),
+            Ok(n) if n > 0 => {
+                write_all(output, &buffer[..n]);
+                also(&buffer[..n]);
+            }
             _ => return,
         }
     }
