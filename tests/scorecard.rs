@@ -156,21 +156,59 @@ fn ch05_user_makes_root_inside_unprivileged_outside() {
     );
 }
 
-#[test]
-fn ch06_cgroups_hold_the_container_to_its_budgets() {
-    // TCP buffers: v2 charges every socket's memory to memory.current; v1
-    // charges it apart, and lets each new socket queue one segment past
-    // its limit, so a container with enough connections gets through.
+/// What ch06 adds. TCP buffers: v2 charges every socket's memory to
+/// memory.current; v1 charges it apart, and lets each new socket queue one
+/// segment past its limit, so a container with enough connections gets
+/// through.
+fn ch06_adds() -> Vec<&'static str> {
     let v2 = container_lab::hostinfo::detect_cgroup_layout()
         .is_ok_and(|layout| layout == container_lab::hostinfo::CgroupLayout::Unified);
-    let mut ch06_adds = vec!["res.memory", "res.pids", "res.cpu"];
+    let mut adds = vec!["res.memory", "res.pids", "res.cpu"];
     if v2 {
-        ch06_adds.push("res.tcp-memory");
+        adds.push("res.tcp-memory");
     }
+    adds
+}
+
+#[test]
+fn ch06_cgroups_hold_the_container_to_its_budgets() {
     assert_column(
         "06",
-        &[CH01, CH02_ADDS, CH03_ADDS, CH04_ADDS, CH05_ADDS, &ch06_adds].concat(),
+        &[
+            CH01,
+            CH02_ADDS,
+            CH03_ADDS,
+            CH04_ADDS,
+            CH05_ADDS,
+            &ch06_adds(),
+        ]
+        .concat(),
     );
+}
+
+/// ch07: the container's stdio become pipes its monitor holds; `exec`
+/// into a running container (column 07e) must be as isolated as `run`.
+fn ch07_isolated() -> Vec<&'static str> {
+    [
+        CH01,
+        CH02_ADDS,
+        CH03_ADDS,
+        CH04_ADDS,
+        CH05_ADDS,
+        &ch06_adds(),
+        &["fs.reopen-stdio"],
+    ]
+    .concat()
+}
+
+#[test]
+fn ch07_lifecycle_gives_the_container_pipes_not_the_hosts_files() {
+    assert_column("07", &ch07_isolated());
+}
+
+#[test]
+fn ch07_exec_is_as_isolated_as_run() {
+    assert_column("07e", &ch07_isolated());
 }
 
 #[test]
@@ -248,7 +286,7 @@ fn book_tables_are_fresh() {
                 mask_layout_dependent(&on_disk),
                 mask_layout_dependent(&text),
             ),
-            "scorecard-ch06.md" => (
+            "scorecard-ch06.md" | "scorecard-ch07.md" | "scorecard-ch07e.md" => (
                 without_layout_dependent(&on_disk),
                 without_layout_dependent(&text),
             ),

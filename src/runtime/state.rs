@@ -30,6 +30,7 @@ pub struct ProcessRef {
     pub start_time: u64,
 }
 
+// ANCHOR: process_ref
 impl ProcessRef {
     /// The process `pid` as it is now, if it exists.
     pub fn of(pid: i32) -> Option<ProcessRef> {
@@ -65,6 +66,7 @@ impl ProcessRef {
         self.is_alive().then_some(fd)
     }
 }
+// ANCHOR_END: process_ref
 
 /// Field 22 of a /proc/PID/stat line; the command name (field 2) may hold
 /// spaces and parentheses, so fields are counted after its last ')'.
@@ -266,6 +268,7 @@ impl Store {
         self.write(record)
     }
 
+    // ANCHOR: write
     /// Write `record` atomically: a new file, then rename(2) over the old.
     pub fn write(&self, record: &Record) -> Result<(), LabError> {
         let dir = self.dir(&record.id);
@@ -304,6 +307,7 @@ impl Store {
         self.write(&record)?;
         Ok(Some(record))
     }
+    // ANCHOR_END: write
 
     /// The container's lock: commands on one container take turns.
     pub fn lock(&self, id: &str) -> Result<Lock, LabError> {
