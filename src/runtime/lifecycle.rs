@@ -251,6 +251,15 @@ fn pid_one_alive(record: &Record) -> bool {
     record.pid.is_some_and(|pid| pid.is_alive())
 }
 
+/// A frozen process takes no signal, not even SIGKILL, until it is thawed:
+/// stopping or killing a paused container thaws it once the signal is
+/// pending, so that the signal is the first thing it meets (as Docker does).
+fn thaw_if_paused(record: &Record, observed: Observed) {
+    if observed == Observed::Paused {
+        let _ = cgroups::set_frozen(&record.cgroups, false);
+    }
+}
+
 // ANCHOR: stop
 /// `stop [-t SECONDS]`: SIGTERM to PID 1, SIGKILL after the grace period,
 /// then wait until the monitor has recorded the end. No restart follows.
@@ -258,11 +267,13 @@ fn pid_one_alive(record: &Record) -> bool {
 pub fn stop(store: &Store, names: &[String], seconds: u64) -> Result<i32, LabError> {
     for name in names {
         let record = store.find(name)?;
-        if observe(&record).is_running() {
+        let observed = observe(&record);
+        if observed.is_running() {
             let Some(record) = store.update(&record.id, |r| r.stop_requested = true)? else {
                 continue;
             };
             if signal_pid_one(&record, Signal::SIGTERM)? {
+                thaw_if_paused(&record, observed);
                 let deadline = Instant::now() + Duration::from_secs(seconds);
                 while pid_one_alive(&record) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(10));
@@ -290,10 +301,12 @@ pub fn kill(store: &Store, names: &[String], signal: Signal) -> Result<i32, LabE
                 hint: "see its state with `ps -a`".into(),
             });
         }
+        let observed = observe(&record);
         let record = store
             .update(&record.id, |r| r.stop_requested = true)?
             .unwrap_or(record);
         signal_pid_one(&record, signal)?;
+        thaw_if_paused(&record, observed);
         println!("{name}");
     }
     Ok(0)
