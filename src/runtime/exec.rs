@@ -35,7 +35,7 @@ use crate::runtime::cgroups;
 use crate::runtime::command::{self, Command};
 use crate::runtime::fork::{self, exec_or_report, fork_forwarding};
 use crate::runtime::stdio::{self, ContainerStdio};
-use crate::runtime::sync::{Report, ReportReader, report_and_exit};
+use crate::runtime::sync::{Report, ReportReader, cloexec_pipe, report_and_exit};
 use crate::runtime::terminal::{self, ContainerTerminal};
 use crate::runtime::{fds, namespaces, userns};
 use nix::errno::Errno;
@@ -43,7 +43,7 @@ use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::stat::{Mode, fstat, stat};
 use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, Pid, pipe2};
+use nix::unistd::{ForkResult, Pid};
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -187,12 +187,7 @@ pub fn exec_in(narrator: &Narrator, pid: Pid, request: &ExecRequest) -> Result<i
     };
     // As in process::spawn: the child's errors come up this pipe; the
     // command's execve closes it.
-    let (report_read, report_write) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
-            syscall: "pipe2",
-            target: "O_CLOEXEC".into(),
-            errno,
-        })?;
+    let (report_read, report_write) = cloexec_pipe()?;
     let step = Step {
         syscall: "fork",
         args: "",

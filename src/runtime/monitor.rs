@@ -24,10 +24,10 @@ use crate::runtime::fork::Child;
 use crate::runtime::logfile::{LogWriter, Stream};
 use crate::runtime::state::{NetworkRecord, ProcessRef, RestartPolicy, Status, Store, now};
 use crate::runtime::stdio::{self, ContainerStdio};
+use crate::runtime::sync::cloexec_pipe;
 use crate::runtime::terminal::{self, ContainerTerminal};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, pipe2, read, write};
+use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, read, write};
 use std::cell::{Cell, RefCell};
 use std::os::fd::OwnedFd;
 
@@ -73,12 +73,7 @@ pub fn become_monitor(
     if !detach {
         return Ok(monitor(None));
     }
-    let (news_read, news_write) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
-            syscall: "pipe2",
-            target: "O_CLOEXEC".into(),
-            errno,
-        })?;
+    let (news_read, news_write) = cloexec_pipe()?;
     let step = Step {
         syscall: "fork",
         args: "",

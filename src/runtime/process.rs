@@ -12,11 +12,10 @@ use crate::narrator::{Narrator, Step};
 use crate::runtime::command::Command;
 use crate::runtime::fork::{die_with_parent, exec_or_report, fork_forwarding};
 use crate::runtime::sharing::Probe;
-use crate::runtime::sync::{Handshake, Report, ReportReader, report_and_exit};
+use crate::runtime::sync::{Handshake, Report, ReportReader, cloexec_pipe, report_and_exit};
 use crate::runtime::{init, namespaces};
-use nix::fcntl::OFlag;
 use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, Pid, pipe2, write};
+use nix::unistd::{ForkResult, Pid, write};
 
 /// A chapter spawns through this module and waits through it too.
 pub use crate::runtime::fork::{Child, wait};
@@ -66,17 +65,10 @@ pub fn spawn_with_runtime_help(
     // The child's reports come up this pipe. Both ends are close-on-exec:
     // when the command's execve succeeds, the kernel closes the child's
     // end, and the runtime reads end-of-file.
-    let pipe = || {
-        pipe2(OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
-            syscall: "pipe2",
-            target: "O_CLOEXEC".into(),
-            errno,
-        })
-    };
-    let (report_read, report_write) = pipe()?;
+    let (report_read, report_write) = cloexec_pipe()?;
     // ANCHOR_END: report_pipe
     // The runtime's answers go the other way, on a pipe of their own.
-    let (go_read, go_write) = pipe()?;
+    let (go_read, go_write) = cloexec_pipe()?;
     let step = Step {
         syscall: "fork",
         args: "",

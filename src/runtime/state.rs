@@ -510,27 +510,10 @@ mod tests {
     use super::*;
 
     fn record(id: &str, name: &str, created: u64) -> Record {
-        Record {
-            id: id.into(),
-            name: name.into(),
-            created,
-            rootfs: "/rootfs".into(),
-            command: vec!["/bin/sh".into()],
-            hostname: "jail".into(),
-            status: Status::Created,
-            pid: None,
-            monitor: None,
-            started_at: None,
-            finished_at: None,
-            exit_code: None,
-            oom_killed: false,
-            cgroups: vec![],
-            network: NetworkRecord::default(),
-            restart: RestartPolicy::No,
-            restart_count: 0,
-            auto_remove: false,
-            stop_requested: false,
-        }
+        let mut record = Record::new(Some(name), Path::new("/rootfs"), &["/bin/sh".into()]);
+        record.id = id.into();
+        record.created = created;
+        record
     }
 
     fn scratch_store() -> (Store, PathBuf) {

@@ -13,10 +13,10 @@
 use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
 use crate::runtime::logfile::Stream;
+use crate::runtime::sync::cloexec_pipe;
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::unistd::{Pid, dup2_stderr, dup2_stdin, dup2_stdout, pipe2, read, write};
+use nix::unistd::{Pid, dup2_stderr, dup2_stdin, dup2_stdout, read, write};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -39,13 +39,7 @@ enum Stdin {
 
 impl ContainerStdio {
     pub fn new(interactive: bool) -> Result<ContainerStdio, LabError> {
-        let pipe = || {
-            pipe2(OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
-                syscall: "pipe2",
-                target: "the container's stdio".into(),
-                errno,
-            })
-        };
+        let pipe = cloexec_pipe;
         let stdin = match interactive {
             true => {
                 let (read_end, write_end) = pipe()?;

@@ -128,3 +128,13 @@ fn parse_report(bytes: &[u8]) -> LabError {
         hint,
     }
 }
+
+/// pipe2(2) with both ends close-on-exec: they reach no program the
+/// runtime's children execute, unless a child puts one on 0-2 itself.
+pub fn cloexec_pipe() -> Result<(OwnedFd, OwnedFd), LabError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
+        syscall: "pipe2",
+        target: "O_CLOEXEC".into(),
+        errno,
+    })
+}
