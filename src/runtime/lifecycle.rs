@@ -347,12 +347,8 @@ pub struct LogOptions {
 pub fn logs(store: &Store, name: &str, options: &LogOptions) -> Result<i32, LabError> {
     let record = store.find(name)?;
     let path = store.log_path(&record.id);
-    let mut reader = match LogReader::open(&path) {
-        Ok(reader) => Some(reader),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-        Err(error) => return Err(LabError::io("open", path.display(), error)),
-    };
-    let mut first = reader.as_mut().map(LogReader::read_new).unwrap_or_default();
+    let mut reader = LogReader::open(&path);
+    let mut first = reader.read_new();
     if let Some(tail) = options.tail {
         first.drain(..first.len().saturating_sub(tail));
     }
@@ -364,12 +360,7 @@ pub fn logs(store: &Store, name: &str, options: &LogOptions) -> Result<i32, LabE
         let ended = store
             .read(&record.id)
             .is_none_or(|now| !observe(&now).is_running() && observe(&now) != Observed::Created);
-        if reader.is_none() {
-            reader = LogReader::open(&path).ok();
-        }
-        if let Some(reader) = reader.as_mut() {
-            show(&reader.read_new(), options.timestamps);
-        }
+        show(&reader.read_new(), options.timestamps);
         if ended {
             break;
         }

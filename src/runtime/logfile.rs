@@ -9,6 +9,12 @@
 //! The monitor holds the read ends of the container's output pipes, so the
 //! container never writes to a terminal or a file of the host: nothing it
 //! prints can reach a user's terminal except through `logs`.
+//!
+//! The log lives beside the state, on tmpfs, which is memory: a container
+//! that prints for ever would fill /run and starve the host's services. So
+//! the log is kept to two files of at most `ROTATE_AT` bytes each: when the
+//! current one is full it becomes `container.log.1` (the older one goes),
+//! as Docker's json-file driver does with `max-size` and `max-file=2`.
 
 use crate::runtime::state::{now, rfc3339};
 use serde::{Deserialize, Serialize};
@@ -46,22 +52,40 @@ impl Stream {
 /// unbounded line in memory.
 const LONGEST_LINE: usize = 16 * 1024;
 
+/// A log file is set aside as `.1` once it holds this many bytes.
+pub const ROTATE_AT: u64 = 8 << 20;
+
+/// The older half of a log: `container.log.1`.
+pub fn older(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".1");
+    name.into()
+}
+
 /// Appends entries to the log file; keeps each stream's unfinished line
 /// until its newline arrives.
 pub struct LogWriter {
+    path: std::path::PathBuf,
     file: std::fs::File,
+    written: u64,
     partial: [Vec<u8>; 2],
+}
+
+fn open_for_append(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 impl LogWriter {
     pub fn append_to(path: &Path) -> std::io::Result<LogWriter> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)?;
+        let file = open_for_append(path)?;
         Ok(LogWriter {
+            path: path.to_path_buf(),
+            written: file.metadata()?.len(),
             file,
             partial: [Vec::new(), Vec::new()],
         })
@@ -102,22 +126,63 @@ impl LogWriter {
         // One write(2) per entry on an O_APPEND file: a reader sees whole
         // lines. A full disk loses log lines, never the container.
         let _ = self.file.write_all(&line);
+        self.written += line.len() as u64;
+        if self.written >= ROTATE_AT
+            && std::fs::rename(&self.path, older(&self.path)).is_ok()
+            && let Ok(file) = open_for_append(&self.path)
+        {
+            self.file = file;
+            self.written = 0;
+        }
     }
 }
 
-/// Reads a log from where it was last read, for `logs` and `logs -f`.
+/// Reads a log from where it was last read, for `logs` and `logs -f`:
+/// the older file first if there is one, then the current one, and the
+/// new current one when the monitor sets this one aside.
 pub struct LogReader {
-    reader: std::io::BufReader<std::fs::File>,
+    path: std::path::PathBuf,
+    reader: Option<std::io::BufReader<std::fs::File>>,
+    /// Whether the file being read is the current one (not `.1`).
+    current: bool,
     /// A line the monitor had not finished writing when it was read.
     pending: String,
 }
 
+fn inode(file: &std::fs::File) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().ok().map(|m| m.ino())
+}
+
 impl LogReader {
-    pub fn open(path: &Path) -> std::io::Result<LogReader> {
-        Ok(LogReader {
-            reader: std::io::BufReader::new(std::fs::File::open(path)?),
+    /// A reader from the start of what is kept (nothing yet is fine).
+    pub fn open(path: &Path) -> LogReader {
+        let older = std::fs::File::open(older(path)).ok();
+        let current = older.is_none();
+        let reader = older
+            .or_else(|| std::fs::File::open(path).ok())
+            .map(std::io::BufReader::new);
+        LogReader {
+            path: path.to_path_buf(),
+            reader,
+            current,
             pending: String::new(),
-        })
+        }
+    }
+
+    /// At the end of the file being read: go on with the current file if
+    /// that is another one now (this one was set aside, or was `.1`).
+    fn next_file(&mut self) -> bool {
+        let Ok(file) = std::fs::File::open(&self.path) else {
+            return false;
+        };
+        let reading = self.reader.as_ref().and_then(|r| inode(r.get_ref()));
+        if self.current && reading == inode(&file) {
+            return false;
+        }
+        self.reader = Some(std::io::BufReader::new(file));
+        self.current = true;
+        true
     }
 
     /// The entries written since the last call.
@@ -125,7 +190,12 @@ impl LogReader {
         let mut entries = Vec::new();
         loop {
             let mut line = String::new();
-            match self.reader.read_line(&mut line) {
+            let read = match self.reader.as_mut() {
+                Some(reader) => reader.read_line(&mut line),
+                None => Ok(0),
+            };
+            match read {
+                Ok(0) | Err(_) if self.next_file() => continue,
                 Ok(0) | Err(_) => return entries,
                 Ok(_) => {}
             }
@@ -160,7 +230,7 @@ mod tests {
     fn lines_are_kept_whole_and_in_order() {
         let path = scratch_log();
         let mut writer = LogWriter::append_to(&path).unwrap();
-        let mut reader = LogReader::open(&path).unwrap();
+        let mut reader = LogReader::open(&path);
         writer.write(Stream::Stdout, b"one\ntw");
         writer.write(Stream::Stderr, b"oops\n");
         assert_eq!(
@@ -185,13 +255,38 @@ mod tests {
     }
 
     #[test]
+    fn a_full_log_is_set_aside_and_readers_follow_it() {
+        let path = scratch_log();
+        let mut writer = LogWriter::append_to(&path).unwrap();
+        let mut follower = LogReader::open(&path);
+        let line = vec![b'y'; 1023];
+        let per_file = ROTATE_AT / 1024 + 1;
+        let mut seen = 0;
+        for _ in 0..per_file * 3 {
+            writer.write(Stream::Stdout, &line);
+            writer.write(Stream::Stdout, b"\n");
+            seen += follower.read_new().len() as u64;
+        }
+        assert_eq!(seen, per_file * 3, "a follower misses nothing");
+        let kept = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        assert!(kept(&path) < ROTATE_AT + 2048 && kept(&older(&path)) < ROTATE_AT + 2048);
+        let from_start = LogReader::open(&path).read_new().len() as u64;
+        assert!(
+            from_start < per_file * 3 && from_start >= per_file,
+            "{from_start}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(older(&path)).unwrap();
+    }
+
+    #[test]
     fn endless_lines_are_cut_and_bytes_that_are_not_utf8_survive() {
         let path = scratch_log();
         let mut writer = LogWriter::append_to(&path).unwrap();
         writer.write(Stream::Stdout, &vec![b'x'; LONGEST_LINE * 2 + 5]);
         writer.write(Stream::Stdout, b"\xff\n");
         writer.flush();
-        let entries = LogReader::open(&path).unwrap().read_new();
+        let entries = LogReader::open(&path).read_new();
         let lengths: Vec<usize> = entries.iter().map(|e| e.log.len()).collect();
         assert_eq!(lengths[..2], [LONGEST_LINE, LONGEST_LINE]);
         assert_eq!(entries[2].log, "xxxxx\u{fffd}\n");
