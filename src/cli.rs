@@ -627,9 +627,7 @@ impl ExecArgs {
         let record = store.find(&self.container)?;
         let name = &self.container;
         let pid = match (observe(&record), record.pid) {
-            // The pid is the container's only while its start time is the
-            // one recorded; exec_in holds on to it with a pidfd from then.
-            (Observed::Running, Some(pid)) if pid.is_alive() => pid,
+            (Observed::Running, Some(pid)) => pid,
             // Joining a frozen cgroup would freeze the new process before
             // it ran: docker refuses too.
             (Observed::Paused, _) => {
@@ -653,7 +651,7 @@ impl ExecArgs {
             tty: self.tty,
             interactive: self.interactive,
         };
-        crate::runtime::exec::exec_in(&narrator, nix::unistd::Pid::from_raw(pid.pid), &request)
+        crate::runtime::exec::exec_in(&narrator, pid, &request)
     }
 }
 

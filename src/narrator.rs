@@ -199,6 +199,18 @@ impl Narrator {
         }
     }
 
+    /// The descriptors the narrator holds (its copy of stderr, the
+    /// terminal it pauses on), which a process that closes everything
+    /// else must keep.
+    pub fn descriptors(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        [self.out.as_ref(), self.pause.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(AsRawFd::as_raw_fd)
+            .collect()
+    }
+
     /// Whether remarks are shown: work done only to narrate (reading
     /// /proc to compare namespaces) is skipped when nobody listens.
     pub fn is_explaining(&self) -> bool {

@@ -34,6 +34,7 @@ use crate::runtime::caps;
 use crate::runtime::cgroups;
 use crate::runtime::command::{self, Command};
 use crate::runtime::fork::{self, exec_or_report, fork_forwarding};
+use crate::runtime::state::ProcessRef;
 use crate::runtime::stdio::{self, ContainerStdio};
 use crate::runtime::sync::{Report, ReportReader, cloexec_pipe, report_and_exit};
 use crate::runtime::terminal::{self, ContainerTerminal};
@@ -154,12 +155,15 @@ struct Target {
 /// it; a command not found (127) or not executable (126) is an error with
 /// that exit code, as in a run.
 ///
-/// The caller makes sure first that `pid` is still its container's (a pid
-/// in a state file may since name another process: compare the start time
-/// in /proc/PID/stat with the one recorded), and refuses a paused
-/// container (see the module's comment). From here on a pidfd holds on.
-pub fn exec_in(narrator: &Narrator, pid: Pid, request: &ExecRequest) -> Result<i32, LabError> {
-    let target = Target::open(narrator, pid)?;
+/// `process` is the pid and start time the container's state recorded: a
+/// pid whose start time differs is another process and is refused. The
+/// caller refuses a paused container (see the module's comment).
+pub fn exec_in(
+    narrator: &Narrator,
+    process: ProcessRef,
+    request: &ExecRequest,
+) -> Result<i32, LabError> {
+    let target = Target::open(narrator, process)?;
     // With -t a pty of its own; without, pipes the runtime copies from
     // (see `stdio`): never the caller's own files.
     let terminal = match request.tty {
@@ -345,7 +349,8 @@ impl Target {
     /// to the container's first process, and check at the end that it is
     /// still alive: then every /proc/PID file read was its own, not that
     /// of a newer process given the same pid.
-    fn open(narrator: &Narrator, pid: Pid) -> Result<Target, LabError> {
+    fn open(narrator: &Narrator, process: ProcessRef) -> Result<Target, LabError> {
+        let pid = Pid::from_raw(process.pid);
         let pidfd = narrator.run(
             Step {
                 syscall: "pidfd_open",
@@ -358,7 +363,14 @@ impl Target {
                 // descriptor (close-on-exec) or -1.
                 let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
                 // SAFETY: a descriptor the kernel just gave us, owned once.
-                Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+                let pidfd = Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })?;
+                // The pid is the container's only if its start time is the
+                // one recorded: checked after the pidfd holds on, so the
+                // process checked is the one the pidfd names.
+                match process.is_alive() {
+                    true => Ok(pidfd),
+                    false => Err(Errno::ESRCH),
+                }
             },
         )?;
         let mut namespaces = Vec::new();

@@ -47,6 +47,21 @@ pub fn close_all_above_stdio() {
     }
 }
 
+/// Close every descriptor from 3 up but those in `keep`: for a process
+/// that lives on without executing anything (ch07's monitor), where
+/// close-on-exec never acts and whatever its caller left open (a pipe a
+/// test harness waits on, a directory outside the root) would stay open
+/// for the container's whole life.
+pub fn close_all_above_stdio_except(keep: &[RawFd]) {
+    let _ = for_each_descriptor_above_stdio(|fd| {
+        if !keep.contains(&fd) {
+            // SAFETY: closing our own descriptor, which nothing uses again.
+            unsafe { libc::close(fd) };
+        }
+        Ok(())
+    });
+}
+
 /// CLOSE_RANGE_CLOEXEC's work before Linux 5.11: fcntl(2) on each one.
 fn mark_close_on_exec_one_by_one() -> nix::Result<()> {
     for_each_descriptor_above_stdio(|fd| {

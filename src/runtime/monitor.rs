@@ -29,7 +29,7 @@ use crate::runtime::terminal::{self, ContainerTerminal};
 use nix::errno::Errno;
 use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, read, write};
 use std::cell::{Cell, RefCell};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// The process that watches one container.
 pub struct Monitor {
@@ -101,7 +101,7 @@ pub fn become_monitor(
         ForkResult::Child => {
             drop(news_read);
             narrator.act_as("monitor");
-            leave_the_users_session(narrator)?;
+            leave_the_users_session(narrator, news_write.as_raw_fd())?;
             Ok(monitor(Some(news_write)))
         }
     }
@@ -109,10 +109,10 @@ pub fn become_monitor(
 // ANCHOR_END: detach
 
 /// A session of its own: no terminal of the user's can hang it up; stdio on
-/// /dev/null, so that nothing waiting for the command's output (a pipe, a
-/// test harness) waits for the monitor too; and / as its directory, so it
-/// pins no mount.
-fn leave_the_users_session(narrator: &Narrator) -> Result<(), LabError> {
+/// /dev/null and every other descriptor of its caller's closed, so that
+/// nothing waiting for the command's output (a pipe, a test harness) waits
+/// for the monitor too; and / as its directory, so it pins no mount.
+fn leave_the_users_session(narrator: &Narrator, news: RawFd) -> Result<(), LabError> {
     narrator.run(
         Step {
             syscall: "setsid",
@@ -135,6 +135,10 @@ fn leave_the_users_session(narrator: &Narrator) -> Result<(), LabError> {
         target: "/dev/null onto 0, 1, 2".into(),
         errno,
     })?;
+    drop(null);
+    let mut keep = narrator.descriptors();
+    keep.push(news);
+    crate::runtime::fds::close_all_above_stdio_except(&keep);
     let _ = std::env::set_current_dir("/");
     Ok(())
 }

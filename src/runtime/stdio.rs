@@ -95,12 +95,19 @@ impl ContainerStdio {
             stdout,
             stderr,
         } = self;
-        let sources = [stdout.0, stderr.0];
+        let (sources, write_ends) = ([stdout.0, stderr.0], [stdout.1, stderr.1]);
+        drop(write_ends);
         // Without keys, the stdin pipe's write end stays open and silent:
         // the container's stdin neither ends nor delivers (`docker run -di`).
         let mut stdin = match stdin {
-            Stdin::Pipe(_, write_end) => Some(write_end),
-            Stdin::Null(_) => None,
+            Stdin::Pipe(read_end, write_end) => {
+                drop(read_end);
+                Some(write_end)
+            }
+            Stdin::Null(null) => {
+                drop(null);
+                None
+            }
         };
         let mut typing = keys && stdin.is_some();
         let exited = pidfd_of(child);
