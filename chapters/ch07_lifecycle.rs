@@ -38,14 +38,15 @@ use std::path::Path;
         Chapter 07 of container-lab (LXC 2008, Warden 2011). `run` takes every option of \
         chapter 06.",
     after_help = "Examples:\n  \
-        sudo ch07-lifecycle run -d --name web -p 8080:80 ./rootfs /bin/httpd -f -p 80\n  \
+        sudo ch07-lifecycle run -d --name web ./rootfs /bin/sh -c 'while :; do date; sleep 1; done'\n  \
         sudo ch07-lifecycle ps\n  \
         sudo ch07-lifecycle exec -it web /bin/sh\n  \
         sudo ch07-lifecycle logs -f web\n  \
         sudo ch07-lifecycle stop web && sudo ch07-lifecycle rm web\n\n\
         State lives in /run/container-lab/containers/ID/ (rootless: $XDG_RUNTIME_DIR).\n\
-        Exit status: `run` as chapter 06 (the command's own; 125, 126, 127, 128+N); the other \
-        verbs 0, or 1 when they fail (no such container, ...), as docker's."
+        Exit status: `run` and `exec` as chapter 06 (the command's own; 125, 126, 127, 128+N); \
+        the other verbs 0, or 1 when they fail (no such container, ...), as docker's; 125 for \
+        a usage error."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -471,6 +471,7 @@ fn parse_name(text: &str) -> Result<String, String> {
 /// Names of one or more containers (ids, unique id prefixes or names).
 #[derive(Args, Debug, Clone)]
 pub struct ContainerNames {
+    /// Containers: their ids, unique prefixes of ids, or names
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
 }
