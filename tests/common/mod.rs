@@ -89,6 +89,7 @@ pub fn bin(name: &str) -> PathBuf {
         "ch04-net" => env!("CARGO_BIN_EXE_ch04-net"),
         "ch05-user" => env!("CARGO_BIN_EXE_ch05-user"),
         "ch06-cgroups" => env!("CARGO_BIN_EXE_ch06-cgroups"),
+        "ch07-lifecycle" => env!("CARGO_BIN_EXE_ch07-lifecycle"),
         "lab-breakout" => env!("CARGO_BIN_EXE_lab-breakout"),
         "lab-probe" => env!("CARGO_BIN_EXE_lab-probe"),
         other => panic!("unknown binary {other}"),
