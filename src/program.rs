@@ -57,13 +57,19 @@ pub fn run(recipe: impl FnOnce() -> Result<i32, LabError>) -> ! {
 
 /// Print `error` as one line plus a hint, and exit with its code.
 pub fn exit_with_error(error: &LabError) -> ! {
+    print_error(error);
+    std::process::exit(error.exit_code())
+}
+
+/// Print `error` as one line plus a hint, and go on (a verb given several
+/// containers reports each one it fails on).
+pub fn print_error(error: &LabError) {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     colored::control::set_override(color);
     crate::say!("{}: {} {}", program_name(), "error:".red().bold(), error);
     if let Some(hint) = error.hint() {
         crate::say!("{}: {} {}", program_name(), "hint:".yellow().bold(), hint);
     }
-    std::process::exit(error.exit_code())
 }
 
 /// `say!` writes one line on stderr, as `eprintln!` does, except that a

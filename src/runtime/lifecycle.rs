@@ -70,6 +70,22 @@ pub fn observe(record: &Record) -> Observed {
 }
 // ANCHOR_END: observe
 
+/// `observe`, sure of a `Dead`: a monitor that recorded the end and exited
+/// just after the record was read looks dead with the old record, so the
+/// record is read again before a container is called dead.
+fn observe_settled(store: &Store, record: Record) -> (Record, Observed) {
+    match observe(&record) {
+        Observed::Dead => match store.read(&record.id) {
+            Some(again) => {
+                let observed = observe(&again);
+                (again, observed)
+            }
+            None => (record, Observed::Dead),
+        },
+        observed => (record, observed),
+    }
+}
+
 /// `STATUS` as `docker ps` prints it.
 pub fn status_line(record: &Record, observed: Observed) -> String {
     let ago =
@@ -130,7 +146,7 @@ pub fn ps(store: &Store, all: bool, quiet: bool) -> Result<i32, LabError> {
     let mut records = store.list();
     records.reverse();
     for record in records {
-        let observed = observe(&record);
+        let (record, observed) = observe_settled(store, record);
         if !all && !observed.is_running() {
             continue;
         }
@@ -178,6 +194,24 @@ pub fn align<const N: usize>(rows: &[[String; N]]) -> String {
         text.push('\n');
     }
     text
+}
+
+/// Do `act` for each container named, as docker's verbs do: one that fails
+/// (no such container, not running) is reported and the others still get
+/// their turn; the last failure is the verb's error (exit 1).
+fn each(
+    names: &[String],
+    mut act: impl FnMut(&str) -> Result<(), LabError>,
+) -> Result<i32, LabError> {
+    let mut failed = None;
+    for name in names {
+        if let Err(error) = act(name)
+            && let Some(earlier) = failed.replace(error)
+        {
+            crate::program::print_error(&earlier);
+        }
+    }
+    failed.map_or(Ok(0), Err)
 }
 
 /// A signal as users write it: `KILL`, `SIGKILL`, `kill` or `9`.
@@ -234,8 +268,7 @@ fn signal_pid_one(record: &Record, signal: Signal) -> Result<bool, LabError> {
 fn wait_for_end(store: &Store, id: &str, limit: Option<Duration>) -> Option<Record> {
     let started = Instant::now();
     loop {
-        let record = store.read(id)?;
-        let observed = observe(&record);
+        let (record, observed) = observe_settled(store, store.read(id)?);
         if matches!(observed, Observed::Exited | Observed::Dead) {
             return Some(record);
         }
@@ -265,12 +298,12 @@ fn thaw_if_paused(record: &Record, observed: Observed) {
 /// then wait until the monitor has recorded the end. No restart follows.
 /// A container that is not running is already stopped: not an error.
 pub fn stop(store: &Store, names: &[String], seconds: u64) -> Result<i32, LabError> {
-    for name in names {
+    each(names, |name| {
         let record = store.find(name)?;
         let observed = observe(&record);
         if observed.is_running() {
             let Some(record) = store.update(&record.id, |r| r.stop_requested = true)? else {
-                continue;
+                return Ok(());
             };
             if signal_pid_one(&record, Signal::SIGTERM)? {
                 thaw_if_paused(&record, observed);
@@ -285,36 +318,39 @@ pub fn stop(store: &Store, names: &[String], seconds: u64) -> Result<i32, LabErr
             wait_for_end(store, &record.id, None);
         }
         println!("{name}");
-    }
-    Ok(0)
+        Ok(())
+    })
 }
 // ANCHOR_END: stop
 
 /// `kill [-s SIGNAL]`: one signal to PID 1 (SIGKILL by default). A signal
 /// that ends the container ends it for good: no restart follows.
 pub fn kill(store: &Store, names: &[String], signal: Signal) -> Result<i32, LabError> {
-    for name in names {
+    let not_running = |name: &str| LabError::Container {
+        message: format!("cannot kill container {name}: it is not running"),
+        hint: "see its state with `ps -a`".into(),
+    };
+    each(names, |name| {
         let record = store.find(name)?;
         if !observe(&record).is_running() {
-            return Err(LabError::Container {
-                message: format!("cannot kill container {name}: it is not running"),
-                hint: "see its state with `ps -a`".into(),
-            });
+            return Err(not_running(name));
         }
         let observed = observe(&record);
         let record = store
             .update(&record.id, |r| r.stop_requested = true)?
             .unwrap_or(record);
-        signal_pid_one(&record, signal)?;
+        if !signal_pid_one(&record, signal)? {
+            return Err(not_running(name));
+        }
         thaw_if_paused(&record, observed);
         println!("{name}");
-    }
-    Ok(0)
+        Ok(())
+    })
 }
 
 /// `pause` / `unpause`: freeze or thaw the container's cgroup.
 pub fn pause(store: &Store, names: &[String], frozen: bool) -> Result<i32, LabError> {
-    for name in names {
+    each(names, |name| {
         let record = store.find(name)?;
         let observed = observe(&record);
         let (wanted_before, verb) = match frozen {
@@ -329,8 +365,8 @@ pub fn pause(store: &Store, names: &[String], frozen: bool) -> Result<i32, LabEr
         }
         cgroups::set_frozen(&record.cgroups, frozen)?;
         println!("{name}");
-    }
-    Ok(0)
+        Ok(())
+    })
 }
 
 /// The options of `logs`.
@@ -384,37 +420,31 @@ fn show(entries: &[crate::runtime::logfile::Entry], timestamps: bool) {
 
 /// `wait`: block until each container ends; print its exit code.
 pub fn wait(store: &Store, names: &[String]) -> Result<i32, LabError> {
-    for name in names {
+    each(names, |name| {
         let record = store.find(name)?;
         let ended = wait_for_end(store, &record.id, None);
         match ended {
             Some(record) if observe(&record) == Observed::Exited => {
                 println!("{}", record.exit_code.unwrap_or(0));
+                Ok(())
             }
-            Some(_) => {
-                return Err(LabError::Container {
-                    message: format!(
-                        "container {name} died with its monitor: no exit code was recorded"
-                    ),
-                    hint: "remove it with `rm`; `lab clean` reclaims what it held".into(),
-                });
-            }
-            None => {
-                return Err(LabError::Container {
-                    message: format!("container {name} was removed before it ended"),
-                    hint: "with --rm the state goes with the container; use `run` without -d to get the code".into(),
-                });
-            }
+            Some(_) => Err(LabError::Container {
+                message: format!("container {name} died with its monitor: no exit code was recorded"),
+                hint: "remove it with `rm`; `lab clean` reclaims what it held".into(),
+            }),
+            None => Err(LabError::Container {
+                message: format!("container {name} was removed before it ended"),
+                hint: "with --rm the state goes with the container; use `run` without -d to get the code".into(),
+            }),
         }
-    }
-    Ok(0)
+    })
 }
 
 // ANCHOR: rm
 /// `rm [-f]`: remove stopped containers; with -f, kill running ones first
 /// and wait until their monitor has released what they held.
 pub fn rm(store: &Store, names: &[String], force: bool) -> Result<i32, LabError> {
-    for name in names {
+    each(names, |name| {
         let record = store.find(name)?;
         let observed = observe(&record);
         if observed.is_running() || observed == Observed::Created && record.monitor.is_some() {
@@ -452,8 +482,8 @@ pub fn rm(store: &Store, names: &[String], force: bool) -> Result<i32, LabError>
         }
         store.remove(&record.id)?;
         println!("{name}");
-    }
-    Ok(0)
+        Ok(())
+    })
 }
 // ANCHOR_END: rm
 

@@ -295,30 +295,19 @@ impl Monitor {
                     if first {
                         let _ = self.store.remove(&self.id);
                     } else {
-                        self.record_end(EXIT_RUNTIME_FAILURE)?;
+                        self.record_end(EXIT_RUNTIME_FAILURE, false)?;
                     }
                     return Err(error);
                 }
             };
             first = false;
-            let Some(record) = self.record_end(code)? else {
+            let (record, restart) = self.record_end(code, true)?;
+            let Some(record) = record else {
                 return Ok(code); // removed meanwhile (rm -f)
-            };
-            let restart = match record.restart {
-                RestartPolicy::No => false,
-                RestartPolicy::OnFailure(limit) => {
-                    code != 0
-                        && !record.stop_requested
-                        && limit.is_none_or(|limit| record.restart_count < limit)
-                }
             };
             if restart {
                 // Docker's back-off: 100 ms, doubled on each restart.
-                let delay = 100u64 << record.restart_count.min(6);
-                self.store.update(&self.id, |record| {
-                    record.status = Status::Restarting;
-                    record.restart_count += 1;
-                })?;
+                let delay = 100u64 << (record.restart_count - 1).min(6);
                 std::thread::sleep(std::time::Duration::from_millis(delay));
                 continue;
             }
@@ -329,14 +318,38 @@ impl Monitor {
         }
     }
 
-    fn record_end(&self, code: i32) -> Result<Option<crate::runtime::state::Record>, LabError> {
+    /// Record how the container ended, and whether it starts again, in one
+    /// change of the record, so that no reader (wait, logs -f, rm) sees it
+    /// "exited" between two runs.
+    fn record_end(
+        &self,
+        code: i32,
+        may_restart: bool,
+    ) -> Result<(Option<crate::runtime::state::Record>, bool), LabError> {
         let oom = self.oom_killed.get();
-        self.store.update(&self.id, |record| {
-            record.status = Status::Exited;
+        let mut restart = false;
+        let record = self.store.update(&self.id, |record| {
             record.exit_code = Some(code);
             record.finished_at = Some(now());
             record.oom_killed = oom;
-        })
+            restart = may_restart
+                && match record.restart {
+                    RestartPolicy::No => false,
+                    RestartPolicy::OnFailure(limit) => {
+                        code != 0
+                            && !record.stop_requested
+                            && limit.is_none_or(|limit| record.restart_count < limit)
+                    }
+                };
+            match restart {
+                true => {
+                    record.status = Status::Restarting;
+                    record.restart_count += 1;
+                }
+                false => record.status = Status::Exited,
+            }
+        })?;
+        Ok((record, restart))
     }
 }
 
