@@ -1,5 +1,5 @@
 //! ch07-lifecycle, for real: detached containers, their state and log, and
-//! the verbs that act on them (exec is tested with its own chapter work).
+//! the verbs that act on them, exec among them.
 //!
 //! The state directory is the host's own (/run/container-lab/containers),
 //! shared with whoever else runs containers on this machine: every test
@@ -1145,4 +1145,138 @@ fn masking_hides_ids_and_times_only() {
         "x0123456789ab 0123456789abc\n"
     );
     assert_eq!(mask("Up 2 seconds (Paused)"), "Up <time> (Paused)");
+}
+
+/// exec joins the container: its PID 1, hostname, mounts and network, not
+/// the host's; the command's own exit code comes back.
+#[test]
+fn exec_sees_the_container_not_the_host() {
+    if !require_root("exec") {
+        return;
+    }
+    let lab = Lab::bridged("t7exec");
+    let name = lab.name("exec");
+    lab.detach(&name, &["--hostname", "inside"], &["/bin/sleep", "1000"]);
+    let script = "hostname; tr '\\0' ' ' </proc/1/cmdline; echo; \
+        grep -c . /proc/self/mountinfo; ls /sys/class/net | tr '\\n' ' '; echo; \
+        id -u; ls -l /proc/self/fd/1; exit 7";
+    let output = lab.verb(["exec", name.as_str(), "/bin/sh", "-c", script]);
+    assert_eq!(code(&output), 7, "{}", stderr(&output));
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "inside", "the container's hostname: {text}");
+    assert!(
+        lines[1].contains("/bin/sleep 1000"),
+        "PID 1 is the container's (its init runs the sleep): {text}"
+    );
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
+    let inside_mounts: usize = lines[2].trim().parse().unwrap();
+    assert!(
+        inside_mounts < host_mounts,
+        "the container's mount table ({inside_mounts}), not the host's ({host_mounts})"
+    );
+    let interfaces: Vec<&str> = lines[3].split_whitespace().collect();
+    assert!(
+        interfaces.contains(&"eth0") && interfaces.contains(&"lo") && interfaces.len() == 2,
+        "the container's interfaces only: {interfaces:?}"
+    );
+    assert_eq!(lines[4], "0", "root inside: {text}");
+    assert!(
+        lines[5].contains("pipe:"),
+        "stdout is a pipe the runtime holds: {text}"
+    );
+    let missing = lab.verb(["exec", name.as_str(), "/no/such/command"]);
+    assert_eq!(code(&missing), 127, "{}", stderr(&missing));
+    let unknown = lab.verb(["exec", "t7-no-such-container", "/bin/true"]);
+    assert_eq!(code(&unknown), 1);
+    assert!(
+        stderr(&unknown).contains("no such container"),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
+/// exec -t gives the command a terminal of its own, and -i its stdin.
+#[test]
+fn exec_with_a_terminal_and_with_stdin() {
+    if !require_root("exec -t") {
+        return;
+    }
+    require_tool("script", "bsdutils");
+    let lab = Lab::new();
+    let name = lab.name("exectty");
+    lab.detach(&name, &[], &["/bin/sleep", "1000"]);
+    // script(1) runs exec on a pseudo-terminal of the test's own.
+    let line = format!(
+        "{} exec -t {name} /bin/sh -c 'test -t 1 && echo has-a-tty; exit 3'",
+        bin(CH).display()
+    );
+    let output = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    assert!(stdout(&output).contains("has-a-tty"), "{}", stdout(&output));
+    // run -t too, and what the terminal showed is in the log.
+    let run = format!(
+        "{} run -t --name {} --net none {} /bin/sh -c 'test -t 0 && test -t 1 && echo run-has-a-tty; exit 4'",
+        bin(CH).display(),
+        lab.name("runtty"),
+        rootfs().display()
+    );
+    let output = Command::new("script")
+        .args(["-qec", &run, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 4, "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("run-has-a-tty"),
+        "{}",
+        stdout(&output)
+    );
+    let logged = lab.logs(&format!("t7-{}-runtty", std::process::id()), &[]);
+    assert!(logged.contains("run-has-a-tty"), "{logged}");
+    let mut cat = lab
+        .command()
+        .args(["exec", "-i", name.as_str(), "/bin/cat"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    cat.stdin.take().unwrap().write_all(b"typed in\n").unwrap();
+    let output = finish_within(cat, Duration::from_secs(10), "exec -i cat");
+    assert_eq!(stdout(&output), "typed in\n");
+}
+
+/// exec into a paused container is refused, as docker refuses it: a
+/// process that joined a frozen cgroup would freeze on the spot.
+#[test]
+fn exec_into_a_paused_container_is_refused() {
+    if !require_root("exec paused") {
+        return;
+    }
+    let lab = Lab::new();
+    let name = lab.name("execpaused");
+    lab.detach(&name, &[], &["/bin/sleep", "1000"]);
+    assert_eq!(code(&lab.verb(["pause", name.as_str()])), 0);
+    let started = Instant::now();
+    let output = lab.verb(["exec", name.as_str(), "/bin/true"]);
+    assert_eq!(code(&output), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused at once"
+    );
+    assert!(stderr(&output).contains("is paused"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("unpause"),
+        "a hint: {}",
+        stderr(&output)
+    );
+    assert_eq!(code(&lab.verb(["unpause", name.as_str()])), 0);
+    assert_eq!(code(&lab.verb(["exec", name.as_str(), "/bin/true"])), 0);
 }
