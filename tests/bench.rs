@@ -10,6 +10,7 @@ fn quick_bench_produces_a_well_formed_report() {
         return;
     }
     let rootfs = rootfs().to_str().unwrap();
+    let before = bench_containers();
     let output = run("lab", ["bench", "--quick", "--json", "--rootfs", rootfs]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let report: container_lab::lab::bench::Report =
@@ -51,4 +52,78 @@ fn quick_bench_produces_a_well_formed_report() {
         "TCP through the bridge vs --net host"
     );
     assert_eq!(report.marginal_costs().len(), 8);
+
+    // Chapter 07's lifecycle, beside runc and conmon where installed.
+    let lifecycle = &report.lifecycle;
+    let operations: Vec<&str> = lifecycle
+        .rows
+        .iter()
+        .map(|r| r.operation.as_str())
+        .collect();
+    assert_eq!(
+        operations,
+        [
+            "run -d, until it returns (running)",
+            "exec /bin/true into a running container",
+            "stop -t 10, its command ends on SIGTERM",
+            "the monitor's PSS",
+        ],
+        "{lifecycle:?}"
+    );
+    for row in &lifecycle.rows {
+        assert_eq!(row.runs, 3, "{row:?}");
+        assert!(row.median > 0.0 && row.median <= row.p95, "{row:?}");
+        assert_eq!(
+            row.unit,
+            if row.operation.contains("PSS") {
+                "KiB"
+            } else {
+                "ms"
+            }
+        );
+    }
+    let installed = |tool: &str| container_lab::hostinfo::find_in_path(tool).is_some();
+    for (row, peer) in lifecycle.rows.iter().zip([true, true, false]) {
+        assert_eq!(
+            row.peer_median.is_some(),
+            peer && installed("runc"),
+            "{row:?}"
+        );
+    }
+    let pss = &lifecycle.rows[3];
+    match installed("conmon") && installed("runc") {
+        true => assert!(pss.peer_median.is_some_and(|kib| kib > 0.0), "{pss:?}"),
+        false => assert!(
+            pss.peer_median.is_none()
+                && lifecycle
+                    .notes
+                    .iter()
+                    .any(|n| n.starts_with("conmon: not measured")),
+            "{lifecycle:?}"
+        ),
+    }
+    // What the bench started, it removed.
+    let after = bench_containers();
+    let left: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+    assert!(
+        left.is_empty(),
+        "the bench left containers behind: {left:?}"
+    );
+}
+
+/// The names of the lab's containers and runc's that a bench names
+/// (`bench-PID-...`, `labbench-PID-...`), whatever their state.
+fn bench_containers() -> Vec<String> {
+    let lab = stdout(&run("ch07-lifecycle", ["ps", "-a"]));
+    let runc = std::process::Command::new("runc")
+        .arg("list")
+        .output()
+        .map(|o| stdout(&o))
+        .unwrap_or_default();
+    lab.lines()
+        .chain(runc.lines())
+        .flat_map(|line| line.split_whitespace())
+        .filter(|word| word.starts_with("bench-") || word.starts_with("labbench-"))
+        .map(String::from)
+        .collect()
 }

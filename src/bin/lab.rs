@@ -86,8 +86,11 @@ enum LabCommand {
             its exit code, against the tools that do the same job (chroot, unshare, bwrap, runc \
             run; those not installed are skipped and named). Prints min, median and p95 wall \
             time and peak RSS per subject, what each chapter's idea adds, and a CPU-bound and a \
-            syscall-heavy loop timed inside ch03 and on the host. Runs inside a stand-in host \
-            network namespace, like the tour.",
+            syscall-heavy loop timed inside ch03 and on the host, and chapter 07's lifecycle: \
+            `run -d` until it returns, `exec` of /bin/true into a running container and `stop` \
+            of one that ends on SIGTERM, beside `runc run -d` and `runc exec`, and the memory \
+            (PSS) of its monitor beside conmon's when conmon is installed. Runs inside a \
+            stand-in host network namespace, like the tour.",
         after_help = "Examples:\n  sudo lab bench\n  sudo lab bench --quick --json\n  sudo lab bench --book book/src/generated"
     )]
     Bench {
@@ -187,7 +190,7 @@ fn bench(
     let _stand_in = container_lab::lab::tour::enter_stand_in_host()?;
     let bundle_dir = Path::new(container_lab::lab::tour::BAIT_ROOT)
         .join(format!("bench-{}", std::process::id()));
-    let bundle = bench::runc_bundle(&rootfs_dir, &bundle_dir);
+    let bundle = bench::runc_bundle(&rootfs_dir, &bundle_dir, &["/bin/true"]);
     let (subjects, skipped) = bench::subjects(&rootfs_dir, bundle.as_deref());
     eprintln!(
         "{}",
@@ -198,8 +201,30 @@ fn bench(
             eprintln!("{}", format!("  round {} of {runs}", round + 1).dimmed());
         }
     });
+    let timings = match result {
+        Ok(timings) => timings,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&bundle_dir);
+            return Err(error);
+        }
+    };
+    eprintln!(
+        "{}",
+        "timing ch07's run -d, exec and stop, against runc ...".dimmed()
+    );
+    let lifecycle = bench::lifecycle(
+        &rootfs_dir,
+        &bundle_dir.join("lifecycle"),
+        warmup,
+        runs,
+        |round| {
+            if round % 10 == 9 {
+                eprintln!("{}", format!("  round {} of {runs}", round + 1).dimmed());
+            }
+        },
+    );
     let _ = std::fs::remove_dir_all(&bundle_dir);
-    let timings = result?;
+    let lifecycle = lifecycle?;
     eprintln!(
         "{}",
         "timing the workloads inside ch03 and on the host ...".dimmed()
@@ -221,6 +246,7 @@ fn bench(
         network,
         skipped,
         throughput,
+        lifecycle,
         kernel: container_lab::hostinfo::kernel_release(),
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())

@@ -7,6 +7,11 @@
 //! time and the peak resident set size wait4(2) reports. Like the tour, the
 //! bench runs inside a stand-in host (its own network namespace), so the
 //! network chapter's bridge never touches the machine's real network.
+//!
+//! Chapter 07's containers outlive their command, so its verbs are timed
+//! too ([`lifecycle`]): `run -d` until it returns, `exec` into a running
+//! container, `stop` of one whose command ends on SIGTERM, and its
+//! monitor's memory, beside `runc run -d`, `runc exec` and conmon.
 
 use crate::error::LabError;
 use serde::{Deserialize, Serialize};
@@ -74,8 +79,38 @@ pub struct Report {
     /// Peers that are not installed, by name.
     pub skipped: Vec<String>,
     pub throughput: Vec<Throughput>,
+    /// Chapter 07's verbs and its monitor, beside runc's and conmon's.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
     pub kernel: String,
     pub cpus: usize,
+}
+
+/// Chapter 07's lifecycle, measured: one row per operation, ours and the
+/// peer's side by side.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Lifecycle {
+    pub rows: Vec<LifecycleRow>,
+    /// What the rows cannot say: a peer with no such operation, one not
+    /// installed or not measured, and why.
+    pub notes: Vec<String>,
+}
+
+/// One operation of chapter 07, and the peer's beside it.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct LifecycleRow {
+    pub operation: String,
+    /// `ms` (wall time) or `KiB` (memory).
+    pub unit: String,
+    /// Measured samples behind `median` and `p95`.
+    pub runs: usize,
+    pub median: f64,
+    pub p95: f64,
+    /// The peer's command, or why there is none.
+    pub peer: String,
+    /// None when the peer has no such operation or was not measured.
+    pub peer_median: Option<f64>,
+    pub peer_p95: Option<f64>,
 }
 
 fn words(parts: &[&str]) -> Vec<OsString> {
@@ -229,9 +264,9 @@ pub fn subjects(rootfs: &Path, runc_bundle: Option<&Path>) -> (Vec<Subject>, Vec
 }
 
 /// An OCI bundle for `runc run` around `rootfs`: config.json from
-/// `runc spec`, with no terminal, `/bin/true` as the process and the
-/// rootfs by absolute path.
-pub fn runc_bundle(rootfs: &Path, dir: &Path) -> Option<std::path::PathBuf> {
+/// `runc spec`, with no terminal, `args` as the process (`/bin/true` for
+/// the start-up table) and the rootfs by absolute path.
+pub fn runc_bundle(rootfs: &Path, dir: &Path, args: &[&str]) -> Option<std::path::PathBuf> {
     crate::hostinfo::find_in_path("runc")?;
     std::fs::create_dir_all(dir).ok()?;
     let spec = Command::new("runc")
@@ -246,7 +281,7 @@ pub fn runc_bundle(rootfs: &Path, dir: &Path) -> Option<std::path::PathBuf> {
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
     config["process"]["terminal"] = false.into();
-    config["process"]["args"] = serde_json::json!(["/bin/true"]);
+    config["process"]["args"] = serde_json::json!(args);
     config["root"]["path"] = rootfs.to_string_lossy().into_owned().into();
     config["root"]["readonly"] = true.into();
     std::fs::write(&path, config.to_string()).ok()?;
@@ -490,6 +525,420 @@ pub fn network_throughput(
     }])
 }
 
+/// Run `argv` once, untimed, for what it does (start or remove a
+/// container); it must exit 0.
+fn run_untimed(argv: &[OsString]) -> Result<(), LabError> {
+    run_once(argv).map(drop)
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// A process's proportional set size in KiB: its private pages, plus each
+/// page it shares divided by the number of processes sharing it
+/// (`Pss:` in /proc/PID/smaps_rollup, proc(5)).
+fn pss_kib(pid: i32) -> Option<f64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    rollup_kib(&rollup, "Pss:")
+}
+
+/// One `Field:   N kB` line of smaps_rollup, in KiB.
+fn rollup_kib(rollup: &str, field: &str) -> Option<f64> {
+    rollup
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Median and 95th percentile of some samples; None when there are none.
+fn summary(mut samples: Vec<f64>) -> Option<(f64, f64)> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    Some((percentile(&samples, 0.5), percentile(&samples, 0.95)))
+}
+
+/// `ch07-lifecycle inspect NAME`: the container's document.
+fn inspect(chapter: &Path, name: &str) -> Result<serde_json::Value, LabError> {
+    let failed = |message: String| LabError::ToolFailed {
+        command: format!("{} inspect {name}", chapter.display()),
+        message,
+    };
+    let output = Command::new(chapter)
+        .args(["inspect", name])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| failed(e.to_string()))?;
+    if !output.status.success() {
+        return Err(failed(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
+    }
+    let mut documents: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| failed(e.to_string()))?;
+    Ok(documents[0].take())
+}
+
+/// The containers the lifecycle bench started, removed when it is done,
+/// however it ends: ours with `rm -f`, runc's with `runc delete -f`
+/// (which ends conmon too, once its container is gone).
+struct Started {
+    chapter: std::path::PathBuf,
+    names: Vec<String>,
+    runc_ids: Vec<String>,
+    conmon: Option<i32>,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let quietly = |program: &Path, args: &[&str]| {
+            let _ = Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        };
+        for name in &self.names {
+            quietly(&self.chapter, &["rm", "-f", name]);
+        }
+        for id in &self.runc_ids {
+            quietly(Path::new("runc"), &["delete", "-f", id]);
+        }
+        // conmon writes the exit code into its directory as it ends: let it
+        // finish before that directory is removed.
+        if let Some(pid) = self.conmon {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Start runc's container `id` under conmon, as podman does (conmon runs
+/// `runc create`, then `runc start`), in `dir`; conmon's pid.
+fn start_under_conmon(
+    conmon: &Path,
+    runc: &Path,
+    rootfs: &Path,
+    dir: &Path,
+    id: &str,
+) -> Result<i32, String> {
+    let bundle = runc_bundle(rootfs, &dir.join("bundle"), &["/bin/sleep", "86400"])
+        .ok_or("runc spec made no bundle")?;
+    for sub in ["exit", "sockets"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("mkdir: {e}"))?;
+    }
+    let (container_pidfile, conmon_pidfile) = (dir.join("container.pid"), dir.join("conmon.pid"));
+    let status = Command::new(conmon)
+        .args([
+            "--api-version",
+            "1",
+            "--cid",
+            id,
+            "--cuuid",
+            id,
+            "--name",
+            id,
+        ])
+        .arg("--runtime")
+        .arg(runc)
+        .arg("--bundle")
+        .arg(&bundle)
+        .arg("--exit-dir")
+        .arg(dir.join("exit"))
+        .arg("--socket-dir-path")
+        .arg(dir.join("sockets"))
+        .arg("--log-path")
+        .arg(dir.join("container.log"))
+        .arg("--container-pidfile")
+        .arg(&container_pidfile)
+        .arg("--conmon-pidfile")
+        .arg(&conmon_pidfile)
+        .args(["--log-level", "error"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run conmon: {e}"))?;
+    if !status.success() {
+        return Err(format!("conmon did not start ({status})"));
+    }
+    // conmon returns once it has forked; `runc create` may still be at
+    // work. Its pid file says when the container is created.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&container_pidfile).map_or(true, |pid| pid.trim().is_empty()) {
+        if Instant::now() > deadline {
+            return Err("runc create under conmon did not finish in 10 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Command::new(runc)
+        .args(["start", id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run runc start: {e}"))?;
+    if !started.success() {
+        return Err(format!("runc start {id} failed ({started})"));
+    }
+    std::fs::read_to_string(&conmon_pidfile)
+        .ok()
+        .and_then(|pid| pid.trim().parse().ok())
+        .ok_or_else(|| "conmon wrote no pid file".into())
+}
+
+/// Chapter 07's lifecycle, timed in rounds as [`measure_all`] times
+/// start-ups: `warmup` unmeasured rounds, then `runs`, each round one of
+/// everything, so that a slow moment of the machine touches all alike.
+/// A round samples the memory of two long-running containers' monitors
+/// (ours, and conmon when it is installed), times `exec /bin/true` into
+/// them (ours, and `runc exec`), then `run -d` of a new container (ours,
+/// and `runc run -d`) and `stop` of ours, whose `/bin/sleep` the
+/// container's init passes SIGTERM to; the new containers are removed,
+/// untimed. Bundles and conmon's files go in `work`; `progress` is told
+/// each measured round.
+pub fn lifecycle(
+    rootfs: &Path,
+    work: &Path,
+    warmup: usize,
+    runs: usize,
+    progress: impl Fn(usize),
+) -> Result<Lifecycle, LabError> {
+    let mut lifecycle = Lifecycle::default();
+    let chapter = crate::rootfs::sibling("ch07-lifecycle");
+    if !chapter.is_file() {
+        lifecycle
+            .notes
+            .push("ch07-lifecycle is not built: its lifecycle was not measured".into());
+        return Ok(lifecycle);
+    }
+    let ch07 = |args: &[&str]| {
+        let mut argv = vec![chapter.clone().into_os_string()];
+        argv.extend(words(args));
+        argv
+    };
+    let root = rootfs.to_string_lossy().into_owned();
+    let tag = std::process::id();
+    // The container exec joins and whose monitor is sampled, and the one
+    // each round starts and stops; runc's likewise.
+    let (resident, fresh) = (format!("bench-{tag}-exec"), format!("bench-{tag}-run"));
+    let (runc_resident, runc_fresh) = (
+        format!("labbench-{tag}-exec"),
+        format!("labbench-{tag}-run"),
+    );
+    let conmon_id = format!("labbench-{tag}-conmon");
+    let mut started = Started {
+        chapter: chapter.clone(),
+        names: vec![resident.clone(), fresh.clone()],
+        runc_ids: Vec::new(),
+        conmon: None,
+    };
+    let detached = |name: &str, seconds: &str| {
+        ch07(&[
+            "run",
+            "-d",
+            "--net",
+            "none",
+            "--name",
+            name,
+            &root,
+            "/bin/sleep",
+            seconds,
+        ])
+    };
+    run_untimed(&detached(&resident, "86400"))?;
+    let monitor = inspect(&chapter, &resident)?["MonitorPid"]
+        .as_i64()
+        .filter(|pid| *pid > 0)
+        .ok_or_else(|| LabError::ToolFailed {
+            command: format!("ch07-lifecycle inspect {resident}"),
+            message: "no MonitorPid".into(),
+        })? as i32;
+
+    let runc = crate::hostinfo::find_in_path("runc");
+    let bundle = runc
+        .as_ref()
+        .and_then(|_| runc_bundle(rootfs, &work.join("sleep"), &["/bin/sleep", "86400"]));
+    let runc_detached = |bundle: &Path, id: &str| {
+        words(&[
+            "runc",
+            "run",
+            "-d",
+            "--bundle",
+            &bundle.to_string_lossy(),
+            id,
+        ])
+    };
+    if let Some(bundle) = &bundle {
+        started.runc_ids.push(runc_resident.clone());
+        run_untimed(&runc_detached(bundle, &runc_resident))?;
+        started.runc_ids.push(runc_fresh.clone());
+        lifecycle.notes.extend([
+            "runc has no monitor of its own: once `runc run -d` returns, the \
+             container's parent is init; podman puts conmon there"
+                .to_string(),
+            "runc has no stop: `runc kill` sends the signal and returns, and waiting \
+             for the end is its caller's job (conmon's, containerd's shim's)"
+                .to_string(),
+        ]);
+    } else {
+        lifecycle
+            .notes
+            .push("runc is not installed: no peer for run -d and exec".into());
+    }
+    let conmon = match (&runc, crate::hostinfo::find_in_path("conmon")) {
+        (_, None) => Err("not installed".to_string()),
+        (None, Some(_)) => Err("it needs runc, which is not installed".to_string()),
+        (Some(runc), Some(conmon)) => {
+            started.runc_ids.push(conmon_id.clone());
+            start_under_conmon(&conmon, runc, rootfs, &work.join("conmon"), &conmon_id)
+        }
+    };
+    match conmon {
+        Ok(pid) => started.conmon = Some(pid),
+        Err(why) => lifecycle
+            .notes
+            .push(format!("conmon: not measured ({why})")),
+    }
+
+    let (mut run_d, mut runc_run_d, mut exec, mut runc_exec, mut stop) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut pss, mut conmon_pss) = (Vec::new(), Vec::new());
+    for round in 0..warmup + runs {
+        let measured = round >= warmup;
+        // The monitors first, while no other container of the bench runs:
+        // PSS divides a shared page among the processes mapping it.
+        if measured {
+            progress(round - warmup);
+            pss.push(pss_kib(monitor).ok_or_else(|| LabError::ToolFailed {
+                command: format!("read /proc/{monitor}/smaps_rollup"),
+                message: format!("the monitor of {resident} is gone"),
+            })?);
+            if let Some(kib) = started.conmon.and_then(pss_kib) {
+                conmon_pss.push(kib);
+            }
+        }
+        let ms = millis(run_once(&ch07(&["exec", &resident, "/bin/true"]))?);
+        if measured {
+            exec.push(ms);
+        }
+        if bundle.is_some() {
+            let ms = millis(run_once(&words(&[
+                "runc",
+                "exec",
+                &runc_resident,
+                "/bin/true",
+            ]))?);
+            if measured {
+                runc_exec.push(ms);
+            }
+        }
+        let ms = millis(run_once(&detached(&fresh, "1000"))?);
+        if measured {
+            run_d.push(ms);
+        }
+        if let Some(bundle) = &bundle {
+            let ms = millis(run_once(&runc_detached(bundle, &runc_fresh))?);
+            if measured {
+                runc_run_d.push(ms);
+            }
+        }
+        let ms = millis(run_once(&ch07(&["stop", "-t", "10", &fresh]))?);
+        if measured {
+            stop.push(ms);
+        }
+        // It ended by SIGTERM (128 + 15), not by the SIGKILL after the
+        // grace period: the time is that of a stop that was obeyed.
+        let code = inspect(&chapter, &fresh)?["State"]["ExitCode"].as_i64();
+        if code != Some(143) {
+            return Err(LabError::ToolFailed {
+                command: format!("ch07-lifecycle stop -t 10 {fresh}"),
+                message: format!(
+                    "the container ended with {code:?}, not 143: its command did not end on SIGTERM"
+                ),
+            });
+        }
+        run_untimed(&ch07(&["rm", "-f", &fresh]))?;
+        if bundle.is_some() {
+            run_untimed(&words(&["runc", "delete", "-f", &runc_fresh]))?;
+        }
+    }
+    if started.conmon.is_some() && conmon_pss.is_empty() {
+        lifecycle
+            .notes
+            .push("conmon: not measured (it ended before it was sampled)".into());
+    }
+    drop(started);
+
+    let conmon_peer = match conmon_pss.is_empty() {
+        true => "conmon: not measured",
+        false => "conmon",
+    };
+    let runc_peer = |command: &str| match bundle {
+        Some(_) => command.to_string(),
+        None => format!("{command} (runc not installed)"),
+    };
+    let row = |operation: &str,
+               unit: &str,
+               ours: Vec<f64>,
+               peer: String,
+               theirs: Vec<f64>|
+     -> Option<LifecycleRow> {
+        let runs = ours.len();
+        let (median, p95) = summary(ours)?;
+        let theirs = summary(theirs);
+        Some(LifecycleRow {
+            operation: operation.into(),
+            unit: unit.into(),
+            runs,
+            median,
+            p95,
+            peer,
+            peer_median: theirs.map(|(median, _)| median),
+            peer_p95: theirs.map(|(_, p95)| p95),
+        })
+    };
+    lifecycle.rows = [
+        row(
+            "run -d, until it returns (running)",
+            "ms",
+            run_d,
+            runc_peer("runc run -d"),
+            runc_run_d,
+        ),
+        row(
+            "exec /bin/true into a running container",
+            "ms",
+            exec,
+            runc_peer("runc exec"),
+            runc_exec,
+        ),
+        row(
+            "stop -t 10, its command ends on SIGTERM",
+            "ms",
+            stop,
+            "runc: no stop".into(),
+            Vec::new(),
+        ),
+        row(
+            "the monitor's PSS",
+            "KiB",
+            pss,
+            conmon_peer.into(),
+            conmon_pss,
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Ok(lifecycle)
+}
+
 impl Report {
     fn median_of(&self, name: &str) -> Option<f64> {
         self.timings
@@ -528,6 +977,24 @@ impl Report {
                 "\n{}: --net host {:.1} ms, bridge and published port {:.1} ms ({:+.1}%)\n",
                 t.workload, t.host_ms, t.container_ms, t.overhead_percent
             ));
+        }
+        if !self.lifecycle.rows.is_empty() || !self.lifecycle.notes.is_empty() {
+            out.push_str(&format!(
+                "\nchapter 07's lifecycle, median (p95):\n  {:<41} {:>20}  {:<32} {:>20}\n",
+                "operation", "ch07-lifecycle", "peer", ""
+            ));
+            for row in &self.lifecycle.rows {
+                out.push_str(&format!(
+                    "  {:<41} {:>20}  {:<32} {:>20}\n",
+                    row.operation,
+                    lifecycle_cell(Some(row.median), Some(row.p95), &row.unit),
+                    row.peer,
+                    lifecycle_cell(row.peer_median, row.peer_p95, &row.unit),
+                ));
+            }
+            for note in &self.lifecycle.notes {
+                out.push_str(&format!("  note: {note}\n"));
+            }
         }
         if !self.throughput.is_empty() {
             out.push_str("\ninside ch03 vs on the host (best run):\n");
@@ -624,6 +1091,26 @@ impl Report {
                 ));
             }
         }
+        if !self.lifecycle.rows.is_empty() || !self.lifecycle.notes.is_empty() {
+            out.push_str(
+                "\n| chapter 07's lifecycle | `ch07-lifecycle` median (p95) | peer | peer median (p95) |\n|---|---:|---|---:|\n",
+            );
+            for row in &self.lifecycle.rows {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} |\n",
+                    row.operation,
+                    lifecycle_cell(Some(row.median), Some(row.p95), &row.unit),
+                    row.peer,
+                    lifecycle_cell(row.peer_median, row.peer_p95, &row.unit),
+                ));
+            }
+            if !self.lifecycle.notes.is_empty() {
+                out.push('\n');
+            }
+            for note in &self.lifecycle.notes {
+                out.push_str(&format!("- {note}\n"));
+            }
+        }
         if !self.throughput.is_empty() {
             out.push_str(
                 "\n| workload | on the host | inside ch03 | overhead |\n|---|---:|---:|---:|\n",
@@ -686,6 +1173,16 @@ impl Report {
     }
 }
 
+/// A lifecycle measurement: milliseconds with two decimals, KiB whole;
+/// `-` where there is none.
+fn lifecycle_cell(median: Option<f64>, p95: Option<f64>, unit: &str) -> String {
+    match (median, p95, unit) {
+        (Some(median), Some(p95), "KiB") => format!("{median:.0} KiB ({p95:.0})"),
+        (Some(median), Some(p95), _) => format!("{median:.2} {unit} ({p95:.2})"),
+        _ => "-".into(),
+    }
+}
+
 fn rss_cell(kib: i64) -> String {
     if kib > 0 { kib.to_string() } else { "-".into() }
 }
@@ -729,6 +1226,7 @@ mod tests {
             }],
             skipped: vec![],
             throughput: vec![],
+            lifecycle: Lifecycle::default(),
             kernel: "6.0".into(),
             cpus: 2,
         };
@@ -750,6 +1248,119 @@ mod tests {
         );
         assert!(report.svg().starts_with("<svg"));
         assert!(report.markdown().contains("| `ch01-chroot` |"));
+    }
+
+    fn lifecycle_row(operation: &str, unit: &str, peer: &str, theirs: Option<f64>) -> LifecycleRow {
+        LifecycleRow {
+            operation: operation.into(),
+            unit: unit.into(),
+            runs: 3,
+            median: if unit == "KiB" { 1142.0 } else { 25.5 },
+            p95: if unit == "KiB" { 1150.4 } else { 30.25 },
+            peer: peer.into(),
+            peer_median: theirs,
+            peer_p95: theirs.map(|median| median + 1.0),
+        }
+    }
+
+    #[test]
+    fn the_lifecycle_table_sets_each_operation_beside_its_peer() {
+        let report = Report {
+            timings: vec![timing("ch00-process", 0.75)],
+            network: vec![],
+            skipped: vec![],
+            throughput: vec![],
+            lifecycle: Lifecycle {
+                rows: vec![
+                    lifecycle_row(
+                        "exec /bin/true into a running container",
+                        "ms",
+                        "runc exec",
+                        Some(15.0),
+                    ),
+                    lifecycle_row(
+                        "stop -t 10, its command ends on SIGTERM",
+                        "ms",
+                        "runc: no stop",
+                        None,
+                    ),
+                    lifecycle_row("the monitor's PSS", "KiB", "conmon: not measured", None),
+                ],
+                notes: vec!["conmon: not measured (not installed)".into()],
+            },
+            kernel: "6.0".into(),
+            cpus: 2,
+        };
+        let markdown = report.markdown();
+        for line in [
+            "| chapter 07's lifecycle | `ch07-lifecycle` median (p95) | peer | peer median (p95) |",
+            "| exec /bin/true into a running container | 25.50 ms (30.25) | runc exec | 15.00 ms (16.00) |",
+            "| stop -t 10, its command ends on SIGTERM | 25.50 ms (30.25) | runc: no stop | - |",
+            "| the monitor's PSS | 1142 KiB (1150) | conmon: not measured | - |",
+            "- conmon: not measured (not installed)",
+        ] {
+            assert!(
+                markdown.lines().any(|l| l == line),
+                "{line:?} not in\n{markdown}"
+            );
+        }
+        let text = report.render();
+        assert!(
+            text.contains("chapter 07's lifecycle, median (p95):"),
+            "{text}"
+        );
+        let exec = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("exec /bin/true"))
+            .expect("the exec row");
+        assert!(
+            exec.contains("25.50 ms (30.25)")
+                && exec.contains("runc exec")
+                && exec.contains("15.00 ms (16.00)"),
+            "{exec}"
+        );
+        assert!(
+            text.contains("  note: conmon: not measured (not installed)\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn no_lifecycle_table_without_chapter_07() {
+        let report = Report {
+            timings: vec![timing("ch00-process", 0.75)],
+            network: vec![],
+            skipped: vec![],
+            throughput: vec![],
+            lifecycle: Lifecycle::default(),
+            kernel: "6.0".into(),
+            cpus: 2,
+        };
+        assert!(!report.markdown().contains("lifecycle"));
+        assert!(!report.render().contains("lifecycle"));
+        // A report written before chapter 07 existed still reads.
+        let mut json = serde_json::to_value(&report).unwrap();
+        json.as_object_mut().unwrap().remove("lifecycle");
+        let read: Report = serde_json::from_value(json).unwrap();
+        assert!(read.lifecycle.rows.is_empty() && read.lifecycle.notes.is_empty());
+    }
+
+    #[test]
+    fn pss_is_read_from_smaps_rollup() {
+        let rollup = "55d0c0a4e000-7ffd3c5f1000 ---p 00000000 00:00 0                          [rollup]\n\
+                      Rss:                3500 kB\n\
+                      Pss:                1142 kB\n\
+                      Pss_Dirty:           956 kB\n";
+        assert_eq!(rollup_kib(rollup, "Pss:"), Some(1142.0));
+        assert_eq!(rollup_kib(rollup, "Rss:"), Some(3500.0));
+        assert_eq!(rollup_kib(rollup, "Swap:"), None);
+        assert!(pss_kib(std::process::id() as i32).is_some_and(|kib| kib > 0.0));
+    }
+
+    #[test]
+    fn summaries_give_median_and_p95_or_nothing() {
+        assert_eq!(summary(vec![3.0, 1.0, 2.0]), Some((2.0, 3.0)));
+        assert_eq!(summary(Vec::new()), None);
     }
 
     #[test]
