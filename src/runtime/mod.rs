@@ -22,6 +22,11 @@
 //! | `userns` | uid/gid maps, idmapped and chowned roots | ch05 |
 //! | `usernet` | user-mode networking with pasta(1), no root needed | ch05 |
 //! | `cgroups` | memory, CPU and pids budgets on v1, v2 and hybrid | ch06 |
+//! | `state` | one directory per container: records, locks, ids, names | ch07 |
+//! | `monitor` | the container's parent for its whole life: log, end, restart, cleanup | ch07 |
+//! | `stdio` | the container's stdio as pipes the runtime holds | ch07 |
+//! | `logfile` | the log, one JSON line per line of output, kept to two files | ch07 |
+//! | `lifecycle` | ps, stop, kill, pause, logs, wait, inspect, top, rm | ch07 |
 //! | `exec` | join a running container: setns(2) into its namespaces, its cgroup | ch07 |
 //!
 //! May use: the shared plumbing at the top of the crate (`error`,
