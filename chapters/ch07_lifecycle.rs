@@ -94,6 +94,12 @@ struct RunArgs {
 }
 
 fn main() {
+    // NEW in ch07: whatever descriptors the caller left open are closed
+    // first. A monitor never executes a program, so close-on-exec would
+    // never close them; and until execve(2) has found a command's `#!`
+    // interpreter, a descriptor marked close-on-exec is still a path
+    // (/proc/self/fd/N/..) that a script planted in the container can name.
+    fds::close_all_above_stdio_except(&[]);
     let cli: Cli = cli::parse();
     container_lab::run(|| match &cli.verb {
         Verb::Run(run) => create(run),

@@ -559,47 +559,82 @@ impl Drop for ContainerCgroup {
 /// kernel stops scheduling them wherever they are, without a signal they
 /// could notice or catch. cgroup v2 writes `cgroup.freeze`; v1 writes
 /// `freezer.state` in the freezer hierarchy (LXC's lxc-freeze did this).
-/// Returns once the kernel says the whole cgroup is frozen (or thawed).
+/// Returns once the kernel says the whole cgroup is frozen (or thawed). A
+/// freeze that does not complete within a second is undone: a task the
+/// kernel cannot catch (one waiting in the kernel, in D state) would
+/// otherwise leave the others half frozen for good, as runc also undoes.
 pub fn set_frozen(dirs: &[PathBuf], frozen: bool) -> Result<(), LabError> {
-    let (file, value) = match freezer_of(dirs) {
-        Some(Freezer::V2(dir)) => (dir.join("cgroup.freeze"), if frozen { "1" } else { "0" }),
-        Some(Freezer::V1(dir)) => (
-            dir.join("freezer.state"),
-            if frozen { "FROZEN" } else { "THAWED" },
-        ),
-        None => {
-            return Err(LabError::Container {
-                message: "the container has no freezer cgroup".into(),
-                hint: "it was started without root, or on a v1 host without the freezer controller (see `lab doctor`)".into(),
-            });
-        }
+    let Some(freezer) = freezer_of(dirs) else {
+        return Err(LabError::Container {
+            message: "the container has no freezer cgroup".into(),
+            hint: "it was started without root, or on a v1 host without the freezer controller (see `lab doctor`)".into(),
+        });
     };
+    let (file, value) = freezer.request(frozen);
     std::fs::write(&file, value).map_err(|e| LabError::io("write", file.display(), e))?;
-    // v1 passes through FREEZING while tasks are caught; v2 reports the
-    // end in cgroup.events.
     for _ in 0..500 {
-        if is_frozen(dirs) == frozen {
+        if freezer.state() == Some(frozen) {
             return Ok(());
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+    if frozen {
+        let (file, thawed) = freezer.request(false);
+        let _ = std::fs::write(file, thawed);
+    }
     Err(LabError::Container {
         message: format!("{} did not become {value} within a second", file.display()),
-        hint: "a process in uninterruptible sleep (D state) delays freezing; try again".into(),
+        hint: match frozen {
+            true => "a process waiting in the kernel (D state) cannot be frozen; the container was thawed again".into(),
+            false => "try again".into(),
+        },
     })
 }
 
-/// Whether the cgroup is frozen now.
+/// Whether a freeze was asked for and not undone: frozen, or on its way
+/// (v1's FREEZING), so that `unpause`, `stop` and `rm` thaw it and `exec`
+/// stays out.
 pub fn is_frozen(dirs: &[PathBuf]) -> bool {
-    match freezer_of(dirs) {
-        Some(Freezer::V2(dir)) => std::fs::read_to_string(dir.join("cgroup.events"))
-            .is_ok_and(|events| events.lines().any(|l| l.trim() == "frozen 1")),
-        Some(Freezer::V1(dir)) => std::fs::read_to_string(dir.join("freezer.state"))
-            .is_ok_and(|state| state.trim() == "FROZEN"),
-        None => false,
-    }
+    freezer_of(dirs).is_some_and(|freezer| freezer.state() != Some(false))
 }
 // ANCHOR_END: freeze
+
+impl Freezer<'_> {
+    /// The file and the value that ask for `frozen`.
+    fn request(&self, frozen: bool) -> (PathBuf, &'static str) {
+        match (self, frozen) {
+            (Freezer::V2(dir), true) => (dir.join("cgroup.freeze"), "1"),
+            (Freezer::V2(dir), false) => (dir.join("cgroup.freeze"), "0"),
+            (Freezer::V1(dir), true) => (dir.join("freezer.state"), "FROZEN"),
+            (Freezer::V1(dir), false) => (dir.join("freezer.state"), "THAWED"),
+        }
+    }
+
+    /// Some(true) frozen, Some(false) thawed, None on the way or unknown.
+    /// v2 tells the end in cgroup.events ("frozen 1"), the request in
+    /// cgroup.freeze; v1 passes through FREEZING.
+    fn state(&self) -> Option<bool> {
+        let read = |path: PathBuf| std::fs::read_to_string(path).ok();
+        match self {
+            Freezer::V2(dir) => {
+                let asked = read(dir.join("cgroup.freeze"))?.trim() == "1";
+                let done = read(dir.join("cgroup.events"))?
+                    .lines()
+                    .any(|l| l.trim() == "frozen 1");
+                match (asked, done) {
+                    (true, true) => Some(true),
+                    (false, false) => Some(false),
+                    _ => None,
+                }
+            }
+            Freezer::V1(dir) => match read(dir.join("freezer.state"))?.trim() {
+                "FROZEN" => Some(true),
+                "THAWED" => Some(false),
+                _ => None,
+            },
+        }
+    }
+}
 
 enum Freezer<'a> {
     V2(&'a Path),

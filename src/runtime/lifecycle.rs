@@ -285,10 +285,11 @@ fn pid_one_alive(record: &Record) -> bool {
 }
 
 /// A frozen process takes no signal, not even SIGKILL, until it is thawed:
-/// stopping or killing a paused container thaws it once the signal is
-/// pending, so that the signal is the first thing it meets (as Docker does).
-fn thaw_if_paused(record: &Record, observed: Observed) {
-    if observed == Observed::Paused {
+/// stopping or killing a paused (or half-frozen) container thaws it once
+/// the signal is pending, so that the signal is the first thing it meets
+/// (as Docker does).
+fn thaw_if_paused(record: &Record) {
+    if cgroups::is_frozen(&record.cgroups) {
         let _ = cgroups::set_frozen(&record.cgroups, false);
     }
 }
@@ -306,7 +307,7 @@ pub fn stop(store: &Store, names: &[String], seconds: u64) -> Result<i32, LabErr
                 return Ok(());
             };
             if signal_pid_one(&record, Signal::SIGTERM)? {
-                thaw_if_paused(&record, observed);
+                thaw_if_paused(&record);
                 let deadline = Instant::now() + Duration::from_secs(seconds);
                 while pid_one_alive(&record) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(10));
@@ -335,14 +336,13 @@ pub fn kill(store: &Store, names: &[String], signal: Signal) -> Result<i32, LabE
         if !observe(&record).is_running() {
             return Err(not_running(name));
         }
-        let observed = observe(&record);
         let record = store
             .update(&record.id, |r| r.stop_requested = true)?
             .unwrap_or(record);
         if !signal_pid_one(&record, signal)? {
             return Err(not_running(name));
         }
-        thaw_if_paused(&record, observed);
+        thaw_if_paused(&record);
         println!("{name}");
         Ok(())
     })
@@ -457,11 +457,8 @@ pub fn rm(store: &Store, names: &[String], force: bool) -> Result<i32, LabError>
             let record = store
                 .update(&record.id, |r| r.stop_requested = true)?
                 .unwrap_or_else(|| record.clone());
-            if observed == Observed::Paused {
-                // A frozen process cannot die until it is thawed.
-                let _ = cgroups::set_frozen(&record.cgroups, false);
-            }
             signal_pid_one(&record, Signal::SIGKILL)?;
+            thaw_if_paused(&record);
             wait_for_end(store, &record.id, None);
             // Once it has recorded the end, the monitor may still be
             // removing an --rm container's state: let it finish.
@@ -594,6 +591,17 @@ pub fn top(store: &Store, name: &str) -> Result<i32, LabError> {
             .split(|b| *b == 0)
             .filter(|w| !w.is_empty())
             .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        // The container writes its own command line: control characters
+        // would reach your terminal (escape sequences, a newline that
+        // forges a row), so they show as `?`, as ps(1) shows them.
+        let words: Vec<String> = words
+            .iter()
+            .map(|w| {
+                w.chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect()
+            })
             .collect();
         rows.push([
             uid,

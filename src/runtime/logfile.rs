@@ -94,39 +94,47 @@ impl LogWriter {
     /// What the container wrote on `stream`: complete lines go to the log.
     pub fn write(&mut self, stream: Stream, bytes: &[u8]) {
         let index = stream as usize;
-        self.partial[index].extend_from_slice(bytes);
-        while let Some(end) = self.partial[index].iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial[index].drain(..=end).collect();
-            self.entry(stream, &line);
+        let mut pending = std::mem::take(&mut self.partial[index]);
+        pending.extend_from_slice(bytes);
+        // Whole lines, and pieces of an endless one, in one pass; what is
+        // left waits for its newline.
+        let mut start = 0;
+        let mut batch = Vec::new();
+        while start < pending.len() {
+            let rest = &pending[start..];
+            let end = match rest.iter().position(|b| *b == b'\n') {
+                Some(newline) if newline < LONGEST_LINE => newline + 1,
+                _ if rest.len() >= LONGEST_LINE => LONGEST_LINE,
+                _ => break,
+            };
+            entry(&mut batch, stream, &rest[..end]);
+            start += end;
         }
-        while self.partial[index].len() >= LONGEST_LINE {
-            let piece: Vec<u8> = self.partial[index].drain(..LONGEST_LINE).collect();
-            self.entry(stream, &piece);
-        }
+        self.partial[index] = pending.split_off(start);
+        self.append(&batch);
     }
 
     /// The container's output ended: whatever is left becomes a last entry.
     pub fn flush(&mut self) {
+        let mut batch = Vec::new();
         for stream in [Stream::Stdout, Stream::Stderr] {
             let rest = std::mem::take(&mut self.partial[stream as usize]);
             if !rest.is_empty() {
-                self.entry(stream, &rest);
+                entry(&mut batch, stream, &rest);
             }
         }
+        self.append(&batch);
     }
 
-    fn entry(&mut self, stream: Stream, text: &[u8]) {
-        let entry = Entry {
-            log: String::from_utf8_lossy(text).into_owned(),
-            stream: stream.name().into(),
-            time: rfc3339(now()),
-        };
-        let mut line = serde_json::to_vec(&entry).expect("an entry serialises");
-        line.push(b'\n');
-        // One write(2) per entry on an O_APPEND file: a reader sees whole
-        // lines. A full disk loses log lines, never the container.
-        let _ = self.file.write_all(&line);
-        self.written += line.len() as u64;
+    /// Whole entries, in one write(2) on an O_APPEND file (a reader that
+    /// comes upon a line still being written waits for its end). A full
+    /// disk loses log lines, never the container.
+    fn append(&mut self, batch: &[u8]) {
+        if batch.is_empty() {
+            return;
+        }
+        let _ = self.file.write_all(batch);
+        self.written += batch.len() as u64;
         if self.written >= ROTATE_AT
             && std::fs::rename(&self.path, older(&self.path)).is_ok()
             && let Ok(file) = open_for_append(&self.path)
@@ -135,6 +143,17 @@ impl LogWriter {
             self.written = 0;
         }
     }
+}
+
+/// One entry, as a JSON line, added to `batch`.
+fn entry(batch: &mut Vec<u8>, stream: Stream, text: &[u8]) {
+    let entry = Entry {
+        log: String::from_utf8_lossy(text).into_owned(),
+        stream: stream.name().into(),
+        time: rfc3339(now()),
+    };
+    serde_json::to_writer(&mut *batch, &entry).expect("an entry serialises");
+    batch.push(b'\n');
 }
 
 /// Reads a log from where it was last read, for `logs` and `logs -f`:

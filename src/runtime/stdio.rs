@@ -9,6 +9,12 @@
 //! reopened for writing). From ch07 on the container writes into pipes, and
 //! its monitor (or `exec`) copies what comes out: to the log, and to the
 //! user when attached, as Docker's daemon and podman's conmon do.
+//!
+//! That copying is work a process of the host does for the container,
+//! outside its cgroup and its CPU budget: a container that prints without
+//! pause would have its monitor burn a whole CPU on the host's account.
+//! So the relay spends at most `RELAY_CPU_SHARE` of a CPU: past it, it
+//! sleeps, the pipe fills, and the container's writes wait.
 
 use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
@@ -19,6 +25,42 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{Pid, dup2_stderr, dup2_stdin, dup2_stdout, read, write};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+/// The share of one CPU the relay may spend copying a container's output.
+pub const RELAY_CPU_SHARE: f64 = 0.1;
+
+/// Keeps the relay's own CPU time under RELAY_CPU_SHARE of the time since
+/// it began (clock_gettime(2), CLOCK_THREAD_CPUTIME_ID), with 50 ms of
+/// slack so that ordinary bursts go through at full speed.
+pub struct CpuGovernor {
+    began: Instant,
+    cpu_at_start: Duration,
+}
+
+fn thread_cpu_time() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
+impl CpuGovernor {
+    pub fn start() -> CpuGovernor {
+        CpuGovernor {
+            began: Instant::now(),
+            cpu_at_start: thread_cpu_time(),
+        }
+    }
+
+    /// Sleep for as long as it takes the relay's CPU time to come back
+    /// under its share.
+    pub fn pace(&self) {
+        let spent = thread_cpu_time().saturating_sub(self.cpu_at_start);
+        let allowed = self.began.elapsed().mul_f64(RELAY_CPU_SHARE) + Duration::from_millis(50);
+        if spent > allowed {
+            std::thread::sleep((spent - allowed).div_f64(RELAY_CPU_SHARE));
+        }
+    }
+}
 
 /// Each pipe as (read end, write end); both close-on-exec, so that only
 /// the copies the child puts on 0-2 reach the command.
@@ -116,7 +158,9 @@ impl ContainerStdio {
         let mut open = [true, true];
         let mut buffer = [0u8; 16 * 1024];
         let mut ended_at: Option<Instant> = None;
+        let governor = CpuGovernor::start();
         loop {
+            governor.pace();
             // A closed pipe would report POLLHUP for ever: only open ones
             // are polled. `roles` says what each polled fd is.
             let mut fds = Vec::new();

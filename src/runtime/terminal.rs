@@ -254,7 +254,11 @@ impl ContainerTerminal {
         let mut pending: Vec<u8> = Vec::new();
         let mut input_open = input.is_some();
         let mut buffer = [0u8; 4096];
+        // Copying is the runtime's CPU, not the container's: kept to a
+        // share of one CPU however fast the container prints (see stdio).
+        let governor = crate::runtime::stdio::CpuGovernor::start();
         loop {
+            governor.pace();
             if RESIZED.swap(false, Ordering::SeqCst)
                 && let Some(host) = output.or(input)
             {
