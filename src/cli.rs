@@ -464,6 +464,16 @@ impl LifecycleArgs {
     }
 }
 
+fn parse_grace_period(text: &str) -> Result<u64, String> {
+    match text.parse::<i64>() {
+        Ok(seconds) if seconds >= 0 => Ok(seconds as u64),
+        Ok(_) => {
+            Err("the grace period is a number of seconds, 0 or more (0: SIGKILL at once)".into())
+        }
+        Err(_) => Err(format!("{text:?} is not a number of seconds")),
+    }
+}
+
 fn parse_name(text: &str) -> Result<String, String> {
     crate::runtime::state::check_name(text).map(|()| text.to_string())
 }
@@ -496,7 +506,9 @@ pub enum LifecycleVerb {
             short = 't',
             long = "time",
             value_name = "SECONDS",
-            default_value_t = 10
+            default_value_t = 10,
+            allow_negative_numbers = true,
+            value_parser = parse_grace_period
         )]
         seconds: u64,
         #[command(flatten)]

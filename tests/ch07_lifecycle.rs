@@ -973,7 +973,7 @@ as_root!(
         assert!(untouched());
 
         let negative = lab.verb(["stop", "-t", "-1", &name]);
-        assert_clean_failure(&negative, 125, "-1");
+        assert_clean_failure(&negative, 125, "0 or more");
         assert!(untouched());
 
         let rm = lab.verb(["rm", &name]);
