@@ -205,7 +205,7 @@ fn recipe(
     };
     let mut usernet: Option<UserModeNetwork> = None;
     // NEW in ch07: the container's stdio are the monitor's pipes, or a pty.
-    let stdio = monitor.stdio(narrator)?;
+    let stdio = monitor.stdio()?;
     let child = process::spawn_with_runtime_help(
         narrator,
         &command,
@@ -278,13 +278,15 @@ fn recipe(
             namespaces::enter_new_pid_namespace(narrator)?;
             // The session starts in PID 1, so that the foreground process group a
             // shell finds on its terminal is one it can see (and restore on exit).
-            terminal::enter_new_session(narrator, stdio.terminal())?;
+            terminal::enter_new_session(narrator, None)?;
             stdio.attach(narrator)?;
             mounts::mount_kernel_filesystems(narrator, &root)?;
             if let Some(network) = &network {
                 mounts::bind_etc_files(narrator, &root, &network.etc_files())?;
             }
             mounts::pivot_into(narrator, &root)?;
+            // NEW in ch07: with -t, a terminal from the container's own devpts.
+            stdio.open_console(narrator)?;
             // NEW in ch07: -w, the command's working directory.
             if let Some(workdir) = &cli.lifecycle.workdir {
                 command::enter_workdir(narrator, workdir)?;

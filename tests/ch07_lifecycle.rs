@@ -1221,9 +1221,10 @@ fn exec_with_a_terminal_and_with_stdin() {
         .unwrap();
     assert_eq!(code(&output), 3, "{}", stderr(&output));
     assert!(stdout(&output).contains("has-a-tty"), "{}", stdout(&output));
-    // run -t too, and what the terminal showed is in the log.
+    // run -t too: a terminal from the container's own devpts (its name is
+    // there, in its /dev/pts), and what it showed is in the log.
     let run = format!(
-        "{} run -t --name {} --net none {} /bin/sh -c 'test -t 0 && test -t 1 && echo run-has-a-tty; exit 4'",
+        "{} run -t --name {} --net none {} /bin/sh -c 'test -t 0 && test -t 1 && test -e \"$(readlink /proc/self/fd/0)\" && echo run-has-a-tty; exit 4'",
         bin(CH).display(),
         lab.name("runtty"),
         rootfs().display()

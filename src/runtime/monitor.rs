@@ -25,7 +25,7 @@ use crate::runtime::logfile::{LogWriter, Stream};
 use crate::runtime::state::{NetworkRecord, ProcessRef, RestartPolicy, Status, Store, now};
 use crate::runtime::stdio::{self, ContainerStdio};
 use crate::runtime::sync::cloexec_pipe;
-use crate::runtime::terminal::{self, ContainerTerminal};
+use crate::runtime::terminal::ConsoleSocket;
 use nix::errno::Errno;
 use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, read, write};
 use std::cell::{Cell, RefCell};
@@ -182,27 +182,28 @@ fn decode_error(text: &str) -> LabError {
     }
 }
 
-/// The container's stdio: pipes, or a pseudo-terminal (`-t`).
+/// The container's stdio: pipes, or (`-t`) a pseudo-terminal PID 1 opens
+/// in its own devpts and hands over through a console socket.
 pub enum ContainerIo {
     Pipes(ContainerStdio),
-    Terminal(ContainerTerminal),
+    Console(ConsoleSocket),
 }
 
 impl ContainerIo {
-    /// The pty, for terminal::enter_new_session.
-    pub fn terminal(&self) -> Option<&ContainerTerminal> {
-        match self {
-            ContainerIo::Terminal(terminal) => Some(terminal),
-            ContainerIo::Pipes(_) => None,
-        }
-    }
-
-    /// In the child, after terminal::enter_new_session (which put a pty on
-    /// 0-2 if there is one): the pipes onto 0-2 if there are pipes.
+    /// In the child, after its new session: the pipes onto 0-2.
     pub fn attach(&self, narrator: &Narrator) -> Result<(), LabError> {
         match self {
             ContainerIo::Pipes(pipes) => pipes.attach(narrator),
-            ContainerIo::Terminal(_) => Ok(()),
+            ContainerIo::Console(_) => Ok(()),
+        }
+    }
+
+    /// In PID 1, once its /dev is the container's (after pivot_root): with
+    /// `-t`, the terminal from its own devpts, master sent to the monitor.
+    pub fn open_console(&self, narrator: &Narrator) -> Result<(), LabError> {
+        match self {
+            ContainerIo::Console(console) => console.open_inside(narrator),
+            ContainerIo::Pipes(_) => Ok(()),
         }
     }
 }
@@ -210,9 +211,9 @@ impl ContainerIo {
 impl Monitor {
     /// The container's stdio for one run: the monitor's pipes, or with
     /// `-t` a pseudo-terminal of its own on all of 0-2.
-    pub fn stdio(&self, narrator: &Narrator) -> Result<ContainerIo, LabError> {
+    pub fn stdio(&self) -> Result<ContainerIo, LabError> {
         Ok(match self.tty {
-            true => ContainerIo::Terminal(terminal::allocate_in_place_of(narrator, vec![0, 1, 2])?),
+            true => ContainerIo::Console(ConsoleSocket::new()?),
             false => ContainerIo::Pipes(ContainerStdio::new(self.interactive)?),
         })
     }
@@ -260,11 +261,13 @@ impl Monitor {
                 }
             }),
             // A terminal has one stream, which Docker logs as stdout.
-            ContainerIo::Terminal(terminal) => {
+            ContainerIo::Console(console) => {
                 let keys = attached && self.interactive;
-                terminal.relay_into(narrator, child.pid, keys, |bytes| {
-                    log.write(Stream::Stdout, bytes)
-                })?
+                console
+                    .receive()?
+                    .relay_into(narrator, child.pid, keys, |bytes| {
+                        log.write(Stream::Stdout, bytes)
+                    })?
             }
         }
         log.flush();

@@ -26,7 +26,7 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::{Pid, dup2, read, setsid, write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The runtime's descriptors 0-2 that are terminals: the container gets the
@@ -46,7 +46,9 @@ fn host_terminal_fds() -> Vec<i32> {
 /// files cannot be typed into, so the container gets them as they are).
 pub struct ContainerTerminal {
     master: PtyMaster,
-    pts: OwnedFd,
+    /// The far end, until the runtime hands it over (None in a monitor
+    /// that received only the master).
+    pts: Option<OwnedFd>,
     /// Which of fds 0-2 the far end takes the place of in the child.
     replaced: Vec<i32>,
 }
@@ -109,7 +111,7 @@ pub fn allocate_in_place_of(
     }
     Ok(ContainerTerminal {
         master,
-        pts,
+        pts: Some(pts),
         replaced,
     })
 }
@@ -133,7 +135,16 @@ pub fn enter_new_session(
         },
         setsid,
     )?;
-    let Some(terminal) = terminal else {
+    match terminal {
+        Some(terminal) => make_controlling(narrator, terminal),
+        None => Ok(()),
+    }
+}
+
+/// In a session leader with no controlling terminal: make the far end of
+/// `terminal` the controlling one (TIOCSCTTY) and put it on its fds.
+fn make_controlling(narrator: &Narrator, terminal: &ContainerTerminal) -> Result<(), LabError> {
+    let Some(pts) = &terminal.pts else {
         return Ok(());
     };
     narrator.run(
@@ -144,7 +155,7 @@ pub fn enter_new_session(
             man: "ioctl_tty(2)",
         },
         // SAFETY: TIOCSCTTY takes an int argument; the fd is ours.
-        || Errno::result(unsafe { libc::ioctl(terminal.pts.as_raw_fd(), libc::TIOCSCTTY, 0) }),
+        || Errno::result(unsafe { libc::ioctl(pts.as_raw_fd(), libc::TIOCSCTTY, 0) }),
     )?;
     for fd in &terminal.replaced {
         let args = format!("pts, {fd}");
@@ -157,8 +168,8 @@ pub fn enter_new_session(
             },
             || {
                 // SAFETY: `fd` is 0, 1 or 2 of this process; dup2 replaces it.
-                let mut target = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*fd) };
-                let result = dup2(&terminal.pts, &mut target);
+                let mut target = unsafe { OwnedFd::from_raw_fd(*fd) };
+                let result = dup2(pts, &mut target);
                 std::mem::forget(target); // stays open as fd 0-2
                 result
             },
@@ -167,6 +178,109 @@ pub fn enter_new_session(
     Ok(())
 }
 // ANCHOR_END: new_session
+
+// ANCHOR: console
+/// ch07's `-t`: a pseudo-terminal from the container's own devpts instance
+/// (mounted with `newinstance` since ch03), opened by PID 1 itself once its
+/// /dev is in place, so that the name inside (`tty`) is one of the
+/// container's /dev/pts. Its master goes to the monitor over a socket, as
+/// a descriptor in an SCM_RIGHTS message (unix(7)): runc's console socket.
+pub struct ConsoleSocket {
+    monitor_end: OwnedFd,
+    container_end: OwnedFd,
+}
+
+impl ConsoleSocket {
+    pub fn new() -> Result<ConsoleSocket, LabError> {
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+        let (monitor_end, container_end) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|errno| LabError::StepFailed {
+            syscall: "socketpair",
+            target: "AF_UNIX, SOCK_SEQPACKET".into(),
+            errno,
+        })?;
+        Ok(ConsoleSocket {
+            monitor_end,
+            container_end,
+        })
+    }
+
+    /// In PID 1, after pivot_root(2): a pair from the container's
+    /// /dev/ptmx, the far end its controlling terminal on 0-2, and the
+    /// master sent to the monitor (and closed here).
+    pub fn open_inside(&self, narrator: &Narrator) -> Result<(), LabError> {
+        use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+        let terminal = allocate_in_place_of(narrator, vec![0, 1, 2])?;
+        make_controlling(narrator, &terminal)?;
+        let master = [terminal.master.as_raw_fd()];
+        narrator.run(
+            Step {
+                syscall: "sendmsg",
+                args: "console socket, SCM_RIGHTS [master]",
+                why: "the monitor gets the master end; the container keeps only its own end",
+                man: "unix(7)",
+            },
+            || {
+                sendmsg::<UnixAddr>(
+                    self.container_end.as_raw_fd(),
+                    &[std::io::IoSlice::new(b"m")],
+                    &[ControlMessage::ScmRights(&master)],
+                    MsgFlags::empty(),
+                    None,
+                )
+                .map(drop)
+            },
+        )
+    }
+
+    /// In the monitor, once the container runs: the master PID 1 sent,
+    /// with the user's window size if the monitor is on a terminal.
+    pub fn receive(self) -> Result<ContainerTerminal, LabError> {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
+        drop(self.container_end);
+        let mut byte = [0u8; 1];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        let failed = |errno| LabError::StepFailed {
+            syscall: "recvmsg",
+            target: "the console socket".into(),
+            errno,
+        };
+        let message = recvmsg::<UnixAddr>(
+            self.monitor_end.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(failed)?;
+        let master = message
+            .cmsgs()
+            .map_err(failed)?
+            .find_map(|cmsg| match cmsg {
+                ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+                _ => None,
+            })
+            .ok_or_else(|| failed(Errno::EBADMSG))?;
+        // SAFETY: the kernel just installed this descriptor for us, and PID 1
+        // sent the master end of a pseudo-terminal pair.
+        let master = unsafe { PtyMaster::from_owned_fd(OwnedFd::from_raw_fd(master)) };
+        if let Some(&host) = host_terminal_fds().first() {
+            // SAFETY: one of this process's fds 0-2, open for the call.
+            copy_window_size(unsafe { BorrowedFd::borrow_raw(host) }, master.as_fd());
+        }
+        Ok(ContainerTerminal {
+            master,
+            pts: None,
+            replaced: vec![0, 1, 2],
+        })
+    }
+}
+// ANCHOR_END: console
 
 /// Set when SIGWINCH arrives: the user resized the window.
 static RESIZED: AtomicBool = AtomicBool::new(false);
