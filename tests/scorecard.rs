@@ -14,6 +14,18 @@ struct Tour {
     matrix: Matrix,
     hostname: (String, String),
     mount_points: (BTreeSet<std::path::PathBuf>, BTreeSet<std::path::PathBuf>),
+    /// chapter 07's container records (ids) before and after.
+    containers: (BTreeSet<String>, BTreeSet<String>),
+}
+
+fn containers() -> BTreeSet<String> {
+    std::fs::read_dir("/run/container-lab/containers")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect()
 }
 
 fn mount_points() -> BTreeSet<std::path::PathBuf> {
@@ -33,6 +45,7 @@ fn tour() -> &'static Tour {
     static TOUR: OnceLock<Tour> = OnceLock::new();
     TOUR.get_or_init(|| {
         let (hostname_before, mounts_before) = (hostname(), mount_points());
+        let containers_before = containers();
         let output = run(
             "lab",
             [
@@ -49,6 +62,7 @@ fn tour() -> &'static Tour {
             matrix,
             hostname: (hostname_before, hostname()),
             mount_points: (mounts_before, mount_points()),
+            containers: (containers_before, containers()),
         }
     })
 }
@@ -335,6 +349,10 @@ fn the_real_host_is_untouched() {
         })
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "bait left behind: {leftovers:?}");
+    // Nor a container of chapter 07's in the state directory.
+    let (before, after) = &tour.containers;
+    let left: Vec<_> = after.difference(before).collect();
+    assert!(left.is_empty(), "the tour left containers behind: {left:?}");
     let loops = std::process::Command::new("losetup").arg("-a").output();
     if let Ok(loops) = loops {
         assert!(

@@ -1640,8 +1640,13 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
         Start::CommandLine => {
             command.arg(crate::rootfs::sibling("lab-probe"));
         }
+        // --rm: the tour leaves no container behind in the state directory.
         Start::Run => {
-            command.arg("run").args(&budgets).arg(rootfs).arg(probe);
+            command
+                .args(["run", "--rm"])
+                .args(&budgets)
+                .arg(rootfs)
+                .arg(probe);
         }
         Start::Exec => {
             let container = RunningContainer::start(chapter, &budgets, rootfs, &planted)?;
