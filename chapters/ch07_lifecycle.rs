@@ -168,15 +168,14 @@ fn recipe(
     // --net auto: a bridge as root; without root, which cannot
     // make one, user-mode networking with pasta (loopback only without it).
     let net = cli.net.resolve(rootless)?;
-    let rootfs = rootfs.to_path_buf();
     let environment = command::clean_environment(&cli.jail.hostname, &cli.jail.env)?;
-    let command = command::resolve_with_environment(&rootfs, words, environment)?;
+    let command = command::resolve_with_environment(rootfs, words, environment)?;
     let (uids, gids) = cli.userns.maps()?;
     // as root, the rootfs is seen through the id maps: an
     // idmapped mount, or with --chown-copy a copy the container's ids own.
     let idmapped = !rootless && !cli.userns.chown_copy;
     let remapped = match !rootless && cli.userns.chown_copy {
-        true => Some(RemappedRootfs::prepare(narrator, &rootfs, &uids, &gids)?),
+        true => Some(RemappedRootfs::prepare(narrator, rootfs, &uids, &gids)?),
         false => None,
     };
     // The idmapped rootfs goes on a mount point the container's root can
@@ -185,7 +184,7 @@ fn recipe(
     let root = match (&remapped, &mount_point) {
         (Some(copy), _) => copy.path.clone(),
         (None, Some(mount_point)) => mount_point.path.clone(),
-        (None, None) => rootfs.clone(),
+        (None, None) => rootfs.to_path_buf(),
     };
     let cgroup = match limits.is_empty() {
         true => None,
@@ -219,7 +218,7 @@ fn recipe(
                 }
                 userns::write_maps(narrator, child, &uids, &gids)?;
                 if idmapped {
-                    let tree = userns::idmapped_rootfs(narrator, &rootfs, child)?;
+                    let tree = userns::idmapped_rootfs(narrator, rootfs, child)?;
                     userns::attach_rootfs(narrator, child, tree, &root)?;
                 }
                 Ok(())

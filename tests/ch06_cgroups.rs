@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const CH: &str = "ch06-cgroups";
@@ -28,32 +27,6 @@ fn run_limited(flags: &[&str], command: &[&str]) -> (std::process::Output, u32) 
         .unwrap();
     let pid = child.id();
     (child.wait_with_output().unwrap(), pid)
-}
-
-/// Every directory named `container-lab-PID` in any cgroup hierarchy.
-fn cgroup_dirs_of(pid: u32) -> Vec<PathBuf> {
-    fn walk(dir: &Path, name: &str, depth: u32, found: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if !path.is_dir() {
-                continue;
-            }
-            if entry.file_name().to_string_lossy() == name {
-                found.push(path.clone());
-            }
-            if depth > 0 {
-                walk(&path, name, depth - 1, found);
-            }
-        }
-    }
-    let mut found = Vec::new();
-    walk(
-        Path::new("/sys/fs/cgroup"),
-        &format!("container-lab-{pid}"),
-        4,
-        &mut found,
-    );
-    found
 }
 
 #[test]

@@ -269,33 +269,6 @@ fn state_dir(id: &str) -> PathBuf {
     Path::new(STATE).join(id)
 }
 
-/// Every directory named `container-lab-PID` in any cgroup hierarchy (the
-/// monitor makes the container's cgroup, named after itself).
-fn cgroup_dirs_of(pid: i64) -> Vec<PathBuf> {
-    fn walk(dir: &Path, name: &str, depth: u32, found: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            if entry.file_name().to_string_lossy() == name {
-                found.push(path.clone());
-            }
-            if depth > 0 {
-                walk(&path, name, depth - 1, found);
-            }
-        }
-    }
-    let mut found = Vec::new();
-    walk(
-        Path::new("/sys/fs/cgroup"),
-        &format!("container-lab-{pid}"),
-        5,
-        &mut found,
-    );
-    found
-}
-
 /// What the container whose monitor is `monitor` still holds on the host,
 /// one line each: its cgroups, the mount point of its rootfs (and any mount
 /// there), and in the stand-in host `host` its veth, nftables tables,

@@ -46,7 +46,7 @@ use nix::sys::stat::{Mode, fstat, stat};
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid};
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// What to run in the container, as `exec`'s flags say it.
@@ -359,11 +359,7 @@ impl Target {
                 man: "pidfd_open(2)",
             },
             || {
-                // SAFETY: pidfd_open takes a pid and flags and returns a new
-                // descriptor (close-on-exec) or -1.
-                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-                // SAFETY: a descriptor the kernel just gave us, owned once.
-                let pidfd = Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })?;
+                let pidfd = fork::pidfd_open(process.pid)?;
                 // The pid is the container's only if its start time is the
                 // one recorded: checked after the pidfd holds on, so the
                 // process checked is the one the pidfd names.

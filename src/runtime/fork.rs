@@ -134,6 +134,23 @@ fn exec(narrator: &Narrator, command: &Command) -> LabError {
     }
 }
 
+/// pidfd_open(2): a descriptor that names process `pid` for good (even once
+/// its pid is given to another), readable when it has exited (Linux 5.3).
+pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // (close-on-exec) or -1.
+    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: a descriptor the kernel just gave us, owned once.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
+}
+
+/// Whether our child `child` has exited, without reaping it.
+pub fn has_exited(child: Pid) -> bool {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    matches!(waitid(Id::Pid(child), flags), Ok(status) if status.pid().is_some())
+}
+
 // ANCHOR: exit_code
 /// Wait for the command and return the exit code the runtime should end
 /// with: the command's own, or 128+N if signal N killed it (the shell's

@@ -33,8 +33,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// The process that watches one container.
 pub struct Monitor {
-    pub store: Store,
-    pub id: String,
+    store: Store,
+    id: String,
     /// Without `-d`: the output is shown as well as logged, and keys typed
     /// go to the container's stdin with `-i`.
     attached: bool,

@@ -55,15 +55,8 @@ impl ProcessRef {
     /// it exits and its pid is reused, so a signal sent through it can
     /// never reach another process.
     pub fn open(&self) -> Option<std::os::fd::OwnedFd> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, 0) };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: the kernel just returned this fd to us.
-        let fd =
-            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
-        self.is_alive().then_some(fd)
+        let pidfd = crate::runtime::fork::pidfd_open(self.pid).ok()?;
+        self.is_alive().then_some(pidfd)
     }
 }
 // ANCHOR_END: process_ref
@@ -242,16 +235,17 @@ impl Store {
     /// A generated name that is taken gets a number, as Docker's does.
     pub fn create(&self, record: &mut Record) -> Result<(), LabError> {
         let _store = self.lock_file(&self.root.join(".lock"))?;
-        let taken: Vec<String> = self.list().into_iter().map(|r| r.name).collect();
+        let others = self.list();
+        let taken = |name: &str| others.iter().find(|r| r.name == name);
         if record.name == generated_name(&record.id) {
             let base = record.name.clone();
             let mut number = 2;
-            while taken.contains(&record.name) {
+            while taken(&record.name).is_some() {
                 record.name = format!("{base}{number}");
                 number += 1;
             }
         }
-        if let Some(other) = self.list().into_iter().find(|r| r.name == record.name) {
+        if let Some(other) = taken(&record.name) {
             return Err(LabError::Refused {
                 message: format!(
                     "the name {:?} is already in use by container {}",

@@ -18,12 +18,13 @@
 
 use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
+use crate::runtime::fork;
 use crate::runtime::logfile::Stream;
 use crate::runtime::sync::cloexec_pipe;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{Pid, dup2_stderr, dup2_stdin, dup2_stdout, read, write};
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// The share of one CPU the relay may spend copying a container's output.
@@ -152,7 +153,7 @@ impl ContainerStdio {
             }
         };
         let mut typing = keys && stdin.is_some();
-        let exited = pidfd_of(child);
+        let exited = fork::pidfd_open(child.as_raw()).ok();
         // SAFETY: fd 0 stays open for the life of the runtime.
         let own_stdin = unsafe { BorrowedFd::borrow_raw(0) };
         let mut open = [true, true];
@@ -198,7 +199,7 @@ impl ContainerStdio {
             };
             let child_ended = match &exited {
                 Some(_) => ready(Role::Exited),
-                None => has_exited(child),
+                None => fork::has_exited(child),
             };
             let mut quiet = true;
             for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
@@ -264,21 +265,8 @@ enum Role {
     Keys,
 }
 
-/// A pidfd for our own child: readable once it has exited (pidfd_open(2)).
-fn pidfd_of(pid: Pid) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    // SAFETY: the kernel just returned this fd to us.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn has_exited(child: Pid) -> bool {
-    use nix::sys::wait::{Id, WaitPidFlag, waitid};
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    matches!(waitid(Id::Pid(child), flags), Ok(status) if status.pid().is_some())
-}
-
-fn write_all(to: BorrowedFd<'_>, mut bytes: &[u8]) {
+/// Write all of `bytes`, unless the reader is gone.
+pub fn write_all(to: BorrowedFd<'_>, mut bytes: &[u8]) {
     while !bytes.is_empty() {
         match write(to, bytes) {
             Ok(n) => bytes = &bytes[n..],

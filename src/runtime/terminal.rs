@@ -24,7 +24,6 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::pty::{PtyMaster, grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
-use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::{Pid, dup2, read, setsid, write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -418,7 +417,7 @@ impl ContainerTerminal {
                     Ok(_) | Err(_) => input_open = false,
                 }
             }
-            if has_exited(child) {
+            if crate::runtime::fork::has_exited(child) {
                 drain(master, output, &mut also);
                 break;
             }
@@ -426,12 +425,6 @@ impl ContainerTerminal {
         Ok(())
     }
     // ANCHOR_END: relay
-}
-
-/// Whether `child` has exited, without reaping it.
-fn has_exited(child: Pid) -> bool {
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    matches!(waitid(Id::Pid(child), flags), Ok(status) if status.pid().is_some())
 }
 
 /// What the container wrote last, still in the master.
@@ -452,13 +445,8 @@ fn drain(master: BorrowedFd<'_>, output: Option<BorrowedFd<'_>>, also: &mut impl
     }
 }
 
-fn write_all(to: Option<BorrowedFd<'_>>, mut bytes: &[u8]) {
-    let Some(to) = to else { return };
-    while !bytes.is_empty() {
-        match write(to, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::EINTR | Errno::EAGAIN) => continue,
-            Err(_) => return,
-        }
+fn write_all(to: Option<BorrowedFd<'_>>, bytes: &[u8]) {
+    if let Some(to) = to {
+        crate::runtime::stdio::write_all(to, bytes);
     }
 }

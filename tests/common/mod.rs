@@ -386,3 +386,31 @@ pub fn assert_clean_failure(output: &Output, expected_code: i32, error_contains:
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(stdout(output), "", "stdout must stay clean");
 }
+
+/// Every directory named `container-lab-PID` in any cgroup hierarchy, a
+/// few levels below its root (the runtime, or ch07's monitor, names the
+/// container's cgroup after itself).
+pub fn cgroup_dirs_of(pid: impl std::fmt::Display) -> Vec<PathBuf> {
+    fn walk(dir: &Path, name: &str, depth: u32, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let path = entry.path();
+            if entry.file_name().to_string_lossy() == name {
+                found.push(path.clone());
+            }
+            if depth > 0 {
+                walk(&path, name, depth - 1, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(
+        Path::new("/sys/fs/cgroup"),
+        &format!("container-lab-{pid}"),
+        5,
+        &mut found,
+    );
+    found
+}
