@@ -60,6 +60,10 @@ pub enum LabError {
     /// A management command (ps, stop, rm, ...) could not do what was asked:
     /// no such container, a running one to remove. Exit 1, as docker's.
     Container { message: String, hint: String },
+    /// An image verb (pull, load, rmi, ...) could not do what was asked: no
+    /// such image, a digest that does not match, a hostile archive. Exit 1,
+    /// as docker's.
+    Image { message: String, hint: String },
     /// The runtime refused to go on with a handshake (it reports why).
     RuntimeGaveUp,
     /// Something happened in the child between fork and exec; the child
@@ -81,7 +85,7 @@ impl LabError {
             }
             LabError::CommandNotExecutable { .. } => EXIT_NOT_EXECUTABLE,
             LabError::InChild { exit_code, .. } => *exit_code,
-            LabError::Container { .. } => EXIT_MANAGEMENT_FAILURE,
+            LabError::Container { .. } | LabError::Image { .. } => EXIT_MANAGEMENT_FAILURE,
             _ => EXIT_RUNTIME_FAILURE,
         }
     }
@@ -149,7 +153,9 @@ impl LabError {
                 "that is pasta's own word; `lab doctor` checks what it needs (the passt package, /dev/net/tun)".into(),
             ),
             LabError::ToolFailed { .. } => None,
-            LabError::Refused { hint, .. } | LabError::Container { hint, .. } => {
+            LabError::Refused { hint, .. }
+            | LabError::Container { hint, .. }
+            | LabError::Image { hint, .. } => {
                 Some(hint.clone())
             }
         }
@@ -245,7 +251,9 @@ impl fmt::Display for LabError {
             LabError::InChild { message, .. } => write!(f, "{message}"),
             LabError::RuntimeGaveUp => write!(f, "the runtime gave up on this container"),
             LabError::ToolFailed { command, message } => write!(f, "{command}: {message}"),
-            LabError::Refused { message, .. } | LabError::Container { message, .. } => {
+            LabError::Refused { message, .. }
+            | LabError::Container { message, .. }
+            | LabError::Image { message, .. } => {
                 write!(f, "{message}")
             }
         }

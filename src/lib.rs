@@ -24,6 +24,7 @@
 pub mod cli;
 pub mod error;
 pub mod hostinfo;
+pub mod image;
 pub mod lab;
 pub mod narrator;
 pub mod program;

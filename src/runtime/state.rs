@@ -148,6 +148,13 @@ pub struct Record {
     pub auto_remove: bool,
     /// `stop` or `kill` asked for the end: no restart after it.
     pub stop_requested: bool,
+    /// From ch08: the image it was made from (its id), if any.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// From ch08: its writable layer (upper and work directories), removed
+    /// with the container.
+    #[serde(default)]
+    pub layer: Option<PathBuf>,
 }
 
 impl Record {
@@ -177,6 +184,8 @@ impl Record {
             restart_count: 0,
             auto_remove: false,
             stop_requested: false,
+            image: None,
+            layer: None,
         }
     }
 }
@@ -309,26 +318,7 @@ impl Store {
     }
 
     fn lock_file(&self, path: &Path) -> Result<Lock, LabError> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| LabError::io("open", path.display(), e))?;
-        let mut file = file;
-        loop {
-            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive) {
-                Ok(locked) => return Ok(Lock { _file: locked }),
-                Err((back, nix::errno::Errno::EINTR)) => file = back,
-                Err((_, errno)) => {
-                    return Err(LabError::StepFailed {
-                        syscall: "flock",
-                        target: path.display().to_string(),
-                        errno,
-                    });
-                }
-            }
-        }
+        lock_file(path)
     }
 
     /// Every container, oldest first.
@@ -496,6 +486,31 @@ pub fn human_duration(seconds: u64) -> String {
         7200..172_800 => plural(seconds / 3600, "hour"),
         172_800..1_209_600 => plural(seconds / 86_400, "day"),
         _ => plural(seconds / 604_800, "week"),
+    }
+}
+
+/// Take an exclusive flock(2) on `path` (created if missing), waiting for
+/// whoever holds it; released when the `Lock` is dropped.
+pub fn lock_file(path: &Path) -> Result<Lock, LabError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| LabError::io("open", path.display(), e))?;
+    let mut file = file;
+    loop {
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive) {
+            Ok(locked) => return Ok(Lock { _file: locked }),
+            Err((back, nix::errno::Errno::EINTR)) => file = back,
+            Err((_, errno)) => {
+                return Err(LabError::StepFailed {
+                    syscall: "flock",
+                    target: path.display().to_string(),
+                    errno,
+                });
+            }
+        }
     }
 }
 

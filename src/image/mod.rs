@@ -1,0 +1,28 @@
+//! The image side (ch08): what a container is made from. A student looking
+//! for "where do layers come from" needs only this folder.
+//!
+//! | file | what it does | introduced in |
+//! |---|---|---|
+//! | `digest` | sha256 content addresses, checked on every write | ch08 |
+//! | `reference` | `name:tag`, `host:port/path@sha256:...`, as Docker parses them | ch08 |
+//! | `spec` | the OCI and Docker documents: index, manifest, config | ch08 |
+//! | `store` | the content-addressed store: blobs, layers, images, tags | ch08 |
+//! | `layer` | unpack one layer tar, whiteouts and hostile archives | ch08 |
+//! | `registry` | pull: the OCI distribution API, tokens, parallel downloads | ch08 |
+//! | `archive` | load (docker-archive, oci-archive, OCI layout) and import | ch08 |
+//! | `manage` | images, rmi, image inspect, history, image prune, diff | ch08 |
+//! | `verbs` | the image verbs' flags, and what pull, load and import end with | ch08 |
+//!
+//! May use: the shared plumbing and the runtime (the store takes the
+//! runtime's file lock). The runtime never uses it: a container's root is
+//! a list of directories by the time the runtime sees it.
+
+pub mod archive;
+pub mod digest;
+pub mod layer;
+pub mod manage;
+pub mod reference;
+pub mod registry;
+pub mod spec;
+pub mod store;
+pub mod verbs;

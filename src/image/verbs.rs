@@ -1,0 +1,166 @@
+//! The image verbs of ch08, as Docker names them: pull, load, import,
+//! images, rmi, image inspect, history, image prune, diff. The chapter file
+//! only dispatches to them.
+
+use super::digest::Digest;
+use super::store::{ImageRecord, ImageStore};
+use crate::error::LabError;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct PullArgs {
+    /// The image: NAME[:TAG], NAME@sha256:DIGEST, or HOST[:PORT]/PATH[:TAG]
+    /// (Docker Hub and library/ when no host is named)
+    #[arg(value_name = "IMAGE")]
+    pub reference: String,
+    /// Check the registry's TLS certificate and refuse plain HTTP (only
+    /// loopback registries get plain HTTP by default)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    /// No progress bars, only the image's id at the end
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// The archive: docker-archive (`docker save`), oci-archive, or an OCI
+    /// image layout directory
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub input: PathBuf,
+    /// Only the loaded images' names at the end
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// A root filesystem: a tar file (compressed or not) or a directory
+    #[arg(value_name = "FILE|DIR")]
+    pub source: PathBuf,
+    /// The new image's name
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+    /// Its history comment
+    #[arg(short = 'm', long, value_name = "MESSAGE")]
+    pub message: Option<String>,
+    /// Its command (Cmd), as a shell word list: -c '/bin/sh -c date'
+    #[arg(long = "cmd", value_name = "COMMAND")]
+    pub cmd: Option<String>,
+}
+
+/// `image SUBCOMMAND`: Docker's long forms.
+#[derive(Subcommand, Debug, Clone)]
+pub enum ImageSubcommand {
+    /// Show images' records and configs as JSON
+    Inspect {
+        #[arg(value_name = "IMAGE", required = true)]
+        images: Vec<String>,
+    },
+    /// Remove images no tag names (with -a, every image no container uses),
+    /// then every layer and blob no image names
+    Prune {
+        /// Every image no container uses, tagged or not
+        #[arg(short = 'a', long)]
+        all: bool,
+    },
+    /// List images (as `images`)
+    Ls(ListArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ListArgs {
+    /// Only the ids
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Full ids, not the first 12 digits
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+/// The verbs that act on images.
+#[derive(Subcommand, Debug, Clone)]
+pub enum ImageVerb {
+    /// Download an image from a registry (the OCI distribution API)
+    Pull(PullArgs),
+    /// Add the images of an archive made by docker save, podman save or skopeo
+    Load(LoadArgs),
+    /// Make a one-layer image of a root filesystem (a tar file or a directory)
+    Import(ImportArgs),
+    /// List images
+    Images(ListArgs),
+    /// Remove images (refused while a container uses one; -f takes the tags off anyway)
+    Rmi {
+        /// Remove even an image with several tags
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(value_name = "IMAGE", required = true)]
+        images: Vec<String>,
+    },
+    /// Image verbs in Docker's long form: image inspect, image prune, image ls
+    #[command(subcommand)]
+    Image(ImageSubcommand),
+    /// Show the history of an image: one line per step that made it
+    History {
+        #[arg(long)]
+        no_trunc: bool,
+        #[arg(value_name = "IMAGE")]
+        image: String,
+    },
+    /// Show what a container changed: A added, C changed, D deleted
+    Diff {
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+    },
+}
+
+impl ImageVerb {
+    pub fn run(&self) -> Result<i32, LabError> {
+        let store = ImageStore::open()?;
+        match self {
+            ImageVerb::Pull(args) => super::registry::pull(&store, args),
+            ImageVerb::Load(args) => super::archive::load(&store, args),
+            ImageVerb::Import(args) => super::archive::import(&store, args),
+            ImageVerb::Images(args) | ImageVerb::Image(ImageSubcommand::Ls(args)) => {
+                super::manage::images(&store, args)
+            }
+            ImageVerb::Rmi { force, images } => super::manage::rmi(&store, images, *force),
+            ImageVerb::Image(ImageSubcommand::Inspect { images }) => {
+                super::manage::inspect(&store, images)
+            }
+            ImageVerb::Image(ImageSubcommand::Prune { all }) => super::manage::prune(&store, *all),
+            ImageVerb::History { no_trunc, image } => {
+                super::manage::history(&store, image, *no_trunc)
+            }
+            ImageVerb::Diff { container } => super::manage::diff(&store, container),
+        }
+    }
+}
+
+/// The record to add for an image whose config and layers are in the
+/// store: what pull, load and import all end with.
+pub fn record_for(
+    store: &ImageStore,
+    config: &Digest,
+    manifest: Option<Digest>,
+    layer_blobs: Vec<super::spec::Descriptor>,
+    repo_digests: Vec<String>,
+) -> Result<ImageRecord, LabError> {
+    let parsed = store.read_config(config)?;
+    let size = parsed
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|layer| super::manage::du(&store.layer_dir(layer)))
+        .sum();
+    Ok(ImageRecord {
+        id: config.clone(),
+        layers: parsed.rootfs.diff_ids,
+        manifest,
+        layer_blobs,
+        repo_digests,
+        size,
+        added: crate::runtime::state::now(),
+    })
+}
