@@ -32,6 +32,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 pub const ROOT_STORE: &str = "/var/lib/container-lab/storage";
+pub const STORAGE_ENV: &str = "CONTAINER_LAB_STORAGE";
 
 /// One image: its config's digest is its id; the rest says where it came
 /// from and which layers it stacks (bottom first).
@@ -80,7 +81,12 @@ fn image_error(message: String, hint: &str) -> LabError {
 impl ImageStore {
     /// The store of this user: the host's root's under /var/lib, anyone
     /// else's under $XDG_DATA_HOME (or ~/.local/share).
+    /// `CONTAINER_LAB_STORAGE` names another store (podman's `--root`):
+    /// the tests give each test a store of its own.
     pub fn open() -> Result<ImageStore, LabError> {
+        if let Some(root) = std::env::var_os(STORAGE_ENV) {
+            return ImageStore::at(Path::new(&root));
+        }
         let root = match nix::unistd::geteuid().is_root() {
             true => PathBuf::from(ROOT_STORE),
             false => {
