@@ -1,19 +1,60 @@
 //! ch08-images: containers made from images (Docker, 2013).
 //!
 //! ch07 plus: `run` takes an IMAGE, a stack of read-only layers from a
-//! content-addressed store, and gives the container a root that is those
-//! layers joined by overlayfs under a writable layer of its own; and the
-//! image verbs (pull, load, import, images, rmi, image inspect, history,
-//! image prune, diff) fill and empty that store.
+//! content-addressed store, and the container's root is those layers joined
+//! by overlayfs under a writable layer of its own; the image's config says
+//! what to run, with which environment, where and as whom. The image verbs
+//! (pull, load, import, images, rmi, image inspect, history, image prune,
+//! diff) fill and empty the store.
 
 use clap::{Parser, Subcommand};
-use container_lab::cli::{self, LifecycleVerb};
+use container_lab::cli::{
+    self, CommandArgs, ImageRunArgs, JailArgs, LifecycleArgs, LifecycleVerb, LimitArgs,
+    NarrationArgs, NetArgs, UsernsArgs,
+};
+use container_lab::error::LabError;
+use container_lab::image::manage::lower_dirs;
+use container_lab::image::spec::RunConfig;
+use container_lab::image::store::{ImageRecord, ImageStore};
 use container_lab::image::verbs::ImageVerb;
-use container_lab::runtime::fds;
+use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+use container_lab::runtime::cgroups::ContainerCgroup;
+use container_lab::runtime::monitor::{self, Monitor};
+use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetChoice, Network};
+use container_lab::runtime::overlay::LayeredRoot;
+use container_lab::runtime::state::{NetworkRecord, Record, Store};
+use container_lab::runtime::usernet::UserModeNetwork;
+use container_lab::runtime::userns::{self, RootfsMountPoint};
+use container_lab::runtime::{command, fds, mounts, namespaces, net, process, terminal};
+use nix::sched::CloneFlags;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 /// Containers made from images.
 #[derive(Parser, Debug)]
-#[command(name = "ch08-images", version)]
+#[command(
+    name = "ch08-images",
+    version,
+    long_about = "Run containers made from images, as Docker (2013) made them: an image is a \
+        stack of read-only layers, stored once by the hash of their content and shared by \
+        every image that has them; a container is that stack joined by overlayfs under a \
+        writable layer of its own, which `rm` throws away. `pull` downloads images from a \
+        registry, `load` and `import` read them from archives and directories.\n\n\
+        Chapter 08 of container-lab (Docker 2013). `run` takes every option of chapter 07, \
+        and an IMAGE where chapter 07 took a ROOTFS.",
+    after_help = "Examples:\n  \
+        sudo ch08-images import /var/lib/container-lab/rootfs lab/base:v1\n  \
+        sudo ch08-images run --rm lab/base:v1 /bin/sh -c 'echo hello > /tmp/x; cat /tmp/x'\n  \
+        sudo ch08-images pull 127.0.0.1:5000/lab/base:v1\n  \
+        sudo ch08-images load -i image.tar\n  \
+        sudo ch08-images images\n  \
+        sudo ch08-images run -d --name web lab/base:v1 /bin/sh -c 'while :; do date >> /log; sleep 1; done'\n  \
+        sudo ch08-images diff web\n\n\
+        Images live in /var/lib/container-lab/storage (rootless: $XDG_DATA_HOME/container-lab; \
+        CONTAINER_LAB_STORAGE names another); containers' state in /run/container-lab/containers/ID/.\n\
+        Exit status: `run` and `exec` as chapter 07 (the command's own; 125, 126, 127, 128+N); \
+        the other verbs 0, or 1 when they fail; 125 for a usage error."
+)]
 struct Cli {
     #[command(subcommand)]
     verb: Verb,
@@ -21,6 +62,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Verb {
+    /// Run a command in a new container made from an image
+    #[command(override_usage = "ch08-images run [OPTIONS] IMAGE [COMMAND [ARG]...]")]
+    Run(Box<RunArgs>),
     /// Run a command in a running container: it joins the container's
     /// namespaces and cgroup with setns(2)
     Exec(cli::ExecArgs),
@@ -30,12 +74,324 @@ enum Verb {
     Image(ImageVerb),
 }
 
+/// `run`: chapter 07's options, and the image's own.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    narration: NarrationArgs,
+
+    #[command(flatten)]
+    lifecycle: LifecycleArgs,
+
+    #[command(flatten)]
+    jail: JailArgs,
+
+    #[command(flatten)]
+    net: NetArgs<NetChoice>,
+
+    #[command(flatten)]
+    userns: UsernsArgs,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+
+    #[command(flatten)]
+    image: ImageRunArgs,
+
+    #[command(flatten)]
+    command: CommandArgs,
+}
+
 fn main() {
     fds::close_all_above_stdio_except(&[]);
     let cli: Cli = cli::parse();
     container_lab::run(|| match &cli.verb {
+        Verb::Run(run) => create(run),
         Verb::Exec(exec) => exec.run(),
         Verb::Manage(verb) => verb.run(),
         Verb::Image(verb) => verb.run(),
     })
 }
+
+// ANCHOR: create
+/// `run`: find the image, record the container, hand it to its monitor,
+/// which starts it (again, with --restart) until it ends.
+fn create(cli: &RunArgs) -> Result<i32, LabError> {
+    let narrator = cli.narration.narrator()?;
+    cli.lifecycle.check(&cli.narration)?;
+    let rootless = !nix::unistd::geteuid().is_root();
+    if !rootless {
+        caps::require(CAP_SYS_CHROOT, "dropping CAP_SYS_CHROOT")?;
+        caps::require(CAP_SYS_ADMIN, "unshare(2), mount(2) and pivot_root(2)")?;
+    }
+    if rootless {
+        return Err(LabError::Refused {
+            message: "images need root in this chapter: the layers are stacked with idmapped mounts, which only the host's root can make".into(),
+            hint: "run with sudo".into(),
+        });
+    }
+    let limits = cli.limits.limits();
+    if rootless && !limits.is_empty() {
+        return Err(LabError::Refused {
+            message: "cgroup budgets need root: the cgroup trees are the host root's".into(),
+            hint: "run with sudo (rootless budgets, in a cgroup delegated to you, are not supported yet)".into(),
+        });
+    }
+    // NEW in ch08: the image, and what its config says to run.
+    let images = ImageStore::open()?;
+    let image = images
+        .find(&cli.image.image)
+        .map_err(|error| LabError::Refused {
+            message: format!("unable to find image {}: {error}", cli.image.image),
+            hint: "pull, load or import it first; `images` lists what the store holds".into(),
+        })?;
+    let config = images.read_config(&image.id)?.config.unwrap_or_default();
+    let words = image_command(&config, &cli.command.command)?;
+    let store = Store::open()?;
+    let mut record = Record::new(
+        cli.lifecycle.name.as_deref(),
+        Path::new(&cli.image.image),
+        &words,
+    );
+    record.hostname = cli.jail.hostname.clone();
+    record.restart = cli.lifecycle.restart;
+    record.auto_remove = cli.lifecycle.rm;
+    record.image = Some(image.id.to_string());
+    record.layer = Some(images.container_dir(&record.id));
+    store.create(&mut record)?;
+    let layer = images.container_dir(&record.id);
+    let monitor = monitor::become_monitor(
+        &narrator,
+        store,
+        &record.id,
+        cli.lifecycle.detach,
+        cli.lifecycle.interactive,
+        cli.lifecycle.tty,
+    )?;
+    let image = ImageToRun {
+        layers: lower_dirs(&images, &image),
+        record: image,
+        config,
+        layer,
+    };
+    monitor.run_until_done(|| recipe(cli, &narrator, &monitor, &image, &words, rootless))
+}
+// ANCHOR_END: create
+
+/// What `create` found for the recipe: the image's layers (top first),
+/// its config, and where the container's writable layer goes.
+struct ImageToRun {
+    #[allow(dead_code)]
+    record: ImageRecord,
+    layers: Vec<PathBuf>,
+    config: RunConfig,
+    layer: PathBuf,
+}
+
+/// Entrypoint and Cmd, the user's COMMAND replacing Cmd (docker run's rule).
+fn image_command(config: &RunConfig, given: &[OsString]) -> Result<Vec<OsString>, LabError> {
+    let given: Vec<String> = given
+        .iter()
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect();
+    let words = config.command(&given);
+    if words.is_empty() {
+        return Err(LabError::Usage {
+            message: "no command: the image has neither Entrypoint nor Cmd; give one after IMAGE"
+                .into(),
+        });
+    }
+    Ok(words.into_iter().map(OsString::from).collect())
+}
+
+// ANCHOR: recipe
+/// One start of the container, as chapter 06 builds it; the monitor, not
+/// the user's command, waits for it.
+fn recipe(
+    cli: &RunArgs,
+    narrator: &container_lab::narrator::Narrator,
+    monitor: &Monitor,
+    image: &ImageToRun,
+    words: &[OsString],
+    rootless: bool,
+) -> Result<i32, LabError> {
+    // NEW in ch07: a cgroup always, even with no budget: pause freezes it,
+    // exec joins it, top lists it.
+    let mut limits = cli.limits.limits();
+    limits.freezable = !rootless;
+    // --net auto: a bridge as root; without root, which cannot
+    // make one, user-mode networking with pasta (loopback only without it).
+    let net = cli.net.resolve(rootless)?;
+    let (uids, gids) = cli.userns.maps()?;
+    // NEW in ch08: the root is the image's layers under a writable layer
+    // of the container's own, whose top directory its root owns.
+    let owner = (
+        uids.iter().find_map(|map| map.to_host(0)).unwrap_or(0),
+        gids.iter().find_map(|map| map.to_host(0)).unwrap_or(0),
+    );
+    let layered = LayeredRoot::prepare(&image.layer, image.layers.clone(), owner)?;
+    let mount_point = RootfsMountPoint::make()?;
+    let root = mount_point.path.clone();
+    // NEW in ch08: the image's Env under -e, its User under --user, its
+    // WorkingDir under -w; the command and the user are found in the
+    // image's files, stacked, before anything is started.
+    let mut settings = image.config.env.clone().unwrap_or_default();
+    settings.extend(cli.jail.env.iter().cloned());
+    let environment = command::clean_environment(&cli.jail.hostname, &settings)?;
+    let user = cli
+        .image
+        .user
+        .as_ref()
+        .or(image.config.user.as_ref())
+        .filter(|u| !u.is_empty());
+    let (command, user) = layered.with_view(&root, |view| {
+        let command = command::resolve_with_environment(view, words, environment)?;
+        let user = user
+            .map(|user| command::resolve_user(view, user))
+            .transpose()?;
+        Ok::<_, LabError>((command, user))
+    })??;
+    let workdir = cli.lifecycle.workdir.clone().or(image
+        .config
+        .working_dir
+        .as_ref()
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from));
+    let cgroup = match limits.is_empty() {
+        true => None,
+        false => Some(ContainerCgroup::create(narrator, &limits)?),
+    };
+    let network = match net {
+        Network::Bridge => Some(ContainerNetwork::prepare(
+            narrator,
+            &BridgeRequest {
+                bridge: &cli.net.bridge,
+                subnet: cli.net.subnet,
+                ports: &cli.net.publish,
+                hostname: &cli.jail.hostname,
+            },
+        )?),
+        Network::None | Network::Host | Network::Pasta => None,
+    };
+    let mut usernet: Option<UserModeNetwork> = None;
+    // NEW in ch07: the container's stdio are the monitor's pipes, or a pty.
+    let stdio = monitor.stdio()?;
+    let child = process::spawn_with_runtime_help(
+        narrator,
+        &command,
+        |child, what| match (what, &network) {
+            // the runtime writes the id maps from outside, and
+            // puts the idmapped rootfs in place.
+            ("id maps", _) => {
+                // into the cgroup while it waits, before it runs anything.
+                if let Some(cgroup) = &cgroup {
+                    cgroup.add(narrator, child)?;
+                }
+                userns::write_maps(narrator, child, &uids, &gids)?;
+                // NEW in ch08: the layers, idmapped, stacked onto the root.
+                layered.mount_for(narrator, child, &root)?;
+                Ok(())
+            }
+            ("network", Some(network)) => network.wire(narrator, child),
+            // rootless networking: pasta, started on the child's namespace.
+            ("network", None) if net == Network::Pasta => {
+                usernet = Some(UserModeNetwork::attach(narrator, child, &cli.net.publish)?);
+                Ok(())
+            }
+            _ => Ok(()),
+        },
+        |narrator, handshake| {
+            // as root, the rootfs is put in place in a mount namespace of the
+            // host's root, whose copy inside the user namespace has its flags
+            // locked.
+            if !rootless {
+                namespaces::unshare(narrator, CloneFlags::CLONE_NEWNS)?;
+                mounts::make_all_private(narrator)?;
+            }
+            // the user namespace first, so it owns all the others.
+            namespaces::unshare(narrator, CloneFlags::CLONE_NEWUSER)?;
+            let why = "wait while the runtime, outside, writes which host ids this namespace's ids stand for";
+            handshake.ask_runtime(narrator, "id maps", why)?;
+            userns::become_root(narrator)?;
+            let mut kinds =
+                CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+            if net != Network::Host {
+                kinds |= CloneFlags::CLONE_NEWNET;
+            }
+            namespaces::unshare(narrator, kinds)?;
+            namespaces::set_hostname(narrator, &cli.jail.hostname)?;
+            match net {
+                Network::Bridge => {
+                    let why =
+                        "wait while the runtime plugs this new network namespace into the bridge";
+                    handshake.ask_runtime(narrator, "network", why)?;
+                }
+                Network::Pasta => {
+                    let why = "wait while the runtime starts pasta, which gives this namespace an eth0 and carries its traffic out";
+                    handshake.ask_runtime(narrator, "network", why)?;
+                }
+                Network::None => net::bring_up_loopback(narrator)?,
+                Network::Host => {}
+            }
+            mounts::make_all_private(narrator)?;
+            // pivot_root(2) refuses a mount the kernel locked (it would show
+            // what is beneath): bind the rootfs onto itself once more; the
+            // bind keeps the locked flags, not that lock.
+            mounts::bind_onto_itself(narrator, &root)?;
+            // the PID namespace too is made inside the user
+            // namespace, so the fork into it happens here, not in the runtime.
+            namespaces::enter_new_pid_namespace(narrator)?;
+            // The session starts in PID 1, so that the foreground process group a
+            // shell finds on its terminal is one it can see (and restore on exit).
+            terminal::enter_new_session(narrator, None)?;
+            stdio.attach(narrator)?;
+            mounts::mount_kernel_filesystems(narrator, &root)?;
+            if let Some(network) = &network {
+                mounts::bind_etc_files(narrator, &root, &network.etc_files())?;
+            }
+            mounts::pivot_into(narrator, &root)?;
+            // NEW in ch07: with -t, a terminal from the container's own devpts.
+            stdio.open_console(narrator)?;
+            // NEW in ch07: -w, the command's working directory.
+            if let Some(workdir) = &workdir {
+                command::enter_workdir(narrator, workdir)?;
+            }
+            fds::close_inherited(narrator)?;
+            let why = "root inside can never call chroot(2) again, so it cannot climb out";
+            caps::drop_from_bounding_set(narrator, CAP_SYS_CHROOT, why)?;
+            let why = "root inside can never open a file by handle, from outside its root";
+            caps::drop_from_bounding_set(narrator, CAP_DAC_READ_SEARCH, why)?;
+            // NEW in ch08: the image's user, last: it keeps no capability.
+            if let Some((uid, gid)) = user {
+                command::become_user(narrator, uid, gid)?;
+            }
+            Ok(cli.jail.launch())
+        },
+    )?;
+    // NEW in ch07: the monitor keeps the output and records the end.
+    let network_record = NetworkRecord {
+        mode: format!("{net:?}").to_lowercase(),
+        address: network.as_ref().map(|n| n.address.to_string()),
+        ports: cli.net.publish.iter().map(ToString::to_string).collect(),
+    };
+    let code = monitor.watch(narrator, child, stdio, cgroup.as_ref(), network_record)?;
+    // pasta, if any, goes with the container it served.
+    drop(usernet);
+    // ANCHOR: report
+    // say what the budget did.
+    if let Some(cgroup) = &cgroup {
+        if code == 137 && cgroup.oom_killed() {
+            let limit = cgroup.limits.memory_bytes.unwrap_or(0) >> 20;
+            container_lab::say!(
+                "{}: killed: out of memory, limit {limit} MiB",
+                container_lab::program_name()
+            );
+        }
+        if cli.limits.stats {
+            container_lab::say!("{}: {}", container_lab::program_name(), cgroup.stats());
+        }
+    }
+    // ANCHOR_END: report
+    Ok(code)
+}
+// ANCHOR_END: recipe

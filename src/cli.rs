@@ -376,6 +376,19 @@ impl LimitArgs {
     }
 }
 
+/// `IMAGE` and the flags that come with images (from ch08 on).
+#[derive(Args, Debug, Clone)]
+pub struct ImageRunArgs {
+    /// The user the command runs as: UID[:GID] or NAME[:GROUP], names from
+    /// the image's own /etc/passwd (default: the image's User, else root)
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// The image: NAME[:TAG], an id, or a unique prefix of one (see `images`)
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
 /// `COMMAND [ARG]...`: everything after it belongs to the command.
 #[derive(Args, Debug, Clone)]
 pub struct CommandArgs {

@@ -481,7 +481,7 @@ fn clear_the_way(parent: &OwnedFd, name: &CString, keep_dir: bool) -> nix::Resul
             let path = Path::new("/proc/self/fd")
                 .join(parent.as_raw_fd().to_string())
                 .join(OsStr::from_bytes(name.as_bytes()));
-            super::store::remove_tree(&path).map_err(|_| Errno::EIO)
+            crate::runtime::state::remove_tree(&path).map_err(|_| Errno::EIO)
         }
         (false, _) => nix::unistd::unlinkat(
             parent,

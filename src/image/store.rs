@@ -25,7 +25,7 @@ use super::layer::{self, Applied, ApplyOptions};
 use super::reference::Reference;
 use super::spec::{Descriptor, ImageConfig};
 use crate::error::LabError;
-use crate::runtime::state::{self, Lock};
+use crate::runtime::state::{self, Lock, remove_tree};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -518,28 +518,6 @@ fn is_partial_of_live_process(name: &str) -> bool {
         Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
         None => false,
     }
-}
-
-/// Remove a directory tree that may hold directories without write
-/// permission (a layer can have a 0555 directory): make each writable on
-/// the way down. Never follows a symlink.
-pub fn remove_tree(path: &Path) -> Result<(), LabError> {
-    use std::os::unix::fs::PermissionsExt;
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => return Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(_) => {}
-    }
-    fn open_up(dir: &Path) {
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                open_up(&entry.path());
-            }
-        }
-    }
-    open_up(path);
-    std::fs::remove_dir_all(path).map_err(|e| LabError::io("rmdir", path.display(), e))
 }
 
 /// The tar inside: gzip (1f 8b) and zstd (28 b5 2f fd) are known by their

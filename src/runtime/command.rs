@@ -206,10 +206,115 @@ pub fn enter_workdir(narrator: &Narrator, dir: &Path) -> Result<(), LabError> {
     )
 }
 
+// ANCHOR: user
+/// The user a command runs as (`--user`, or the image's `User`):
+/// `uid[:gid]`, or `name[:group]` looked up in the container's own
+/// /etc/passwd and /etc/group, as Docker does, never in the host's. The
+/// files are opened with RESOLVE_IN_ROOT: an image whose /etc/passwd is a
+/// symlink to `/etc/shadow` reads its own, not the host's.
+pub fn resolve_user(root: &Path, spec: &str) -> Result<(u32, u32), LabError> {
+    let (user, group) = match spec.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (spec, None),
+    };
+    let unknown = |what: &str, name: &str| LabError::Refused {
+        message: format!(
+            "no {what} {name:?} in the container's /etc/{}",
+            if what == "user" { "passwd" } else { "group" }
+        ),
+        hint: "give a number (--user 1000:1000), or a name the image's own files list".into(),
+    };
+    let entries = |file: &str| -> Vec<Vec<String>> {
+        let root_dir = open(
+            root,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        );
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+        let text = root_dir
+            .and_then(|dir| openat2(&dir, file, how))
+            .ok()
+            .and_then(|fd| std::io::read_to_string(std::fs::File::from(fd)).ok())
+            .unwrap_or_default();
+        text.lines()
+            .map(|line| line.split(':').map(str::to_string).collect())
+            .collect()
+    };
+    let (uid, primary_gid) = match user.parse::<u32>() {
+        Ok(uid) => {
+            let gid = entries("etc/passwd")
+                .into_iter()
+                .find(|fields| fields.get(2).is_some_and(|f| f.parse() == Ok(uid)))
+                .and_then(|fields| fields.get(3)?.parse().ok());
+            (uid, gid.unwrap_or(0))
+        }
+        Err(_) => entries("etc/passwd")
+            .into_iter()
+            .find(|fields| fields.first().map(String::as_str) == Some(user))
+            .and_then(|fields| Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?)))
+            .ok_or_else(|| unknown("user", user))?,
+    };
+    let gid = match group {
+        None => primary_gid,
+        Some(group) => match group.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => entries("etc/group")
+                .into_iter()
+                .find(|fields| fields.first().map(String::as_str) == Some(group))
+                .and_then(|fields| fields.get(2)?.parse().ok())
+                .ok_or_else(|| unknown("group", group))?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Become that user, last of all the setup steps: setgroups(2) to that
+/// group alone (root's supplementary groups must not stay behind),
+/// setgid(2), then setuid(2), which leaves no capability behind.
+pub fn become_user(narrator: &Narrator, uid: u32, gid: u32) -> Result<(), LabError> {
+    let args = format!("[{gid}]; setgid({gid}); setuid({uid})");
+    narrator.run(
+        Step {
+            syscall: "setgroups",
+            args: &args,
+            why: "the command runs as the user the image (or --user) asks for, with no capability left",
+            man: "setgroups(2)",
+        },
+        || {
+            let gid = nix::unistd::Gid::from_raw(gid);
+            nix::unistd::setgroups(&[gid])?;
+            nix::unistd::setgid(gid)?;
+            nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))
+        },
+    )
+}
+// ANCHOR_END: user
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};
+
+    #[test]
+    fn users_are_numbers_or_names_from_the_containers_own_files() {
+        let root = fake_root("users");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nweb:x:1000:1001::/home:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        assert_eq!(resolve_user(&root, "web").unwrap(), (1000, 1001));
+        assert_eq!(resolve_user(&root, "1000").unwrap(), (1000, 1001));
+        assert_eq!(resolve_user(&root, "web:staff").unwrap(), (1000, 50));
+        assert_eq!(resolve_user(&root, "77:78").unwrap(), (77, 78));
+        assert_eq!(resolve_user(&root, "4242").unwrap(), (4242, 0));
+        assert!(resolve_user(&root, "nobody-here").is_err());
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn a_clean_environment_starts_small_and_takes_settings_in_order() {

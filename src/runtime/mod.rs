@@ -20,6 +20,7 @@
 //! | `netlink` | links, addresses, routes through rtnetlink, without ip(8) | ch04 |
 //! | `nftables` | the port guard through nf_tables netlink, without nft(8) | ch04 |
 //! | `userns` | uid/gid maps, idmapped and chowned roots | ch05 |
+//! | `overlay` | a root of read-only layers under a writable one (overlayfs) | ch08 |
 //! | `usernet` | user-mode networking with pasta(1), no root needed | ch05 |
 //! | `cgroups` | memory, CPU and pids budgets on v1, v2 and hybrid | ch06 |
 //! | `state` | one directory per container: records, locks, ids, names | ch07 |
@@ -52,6 +53,7 @@ pub mod namespaces;
 pub mod net;
 pub mod netlink;
 pub mod nftables;
+pub mod overlay;
 pub mod process;
 pub mod sharing;
 pub mod state;

@@ -360,6 +360,11 @@ impl Store {
 
     /// Remove a container's directory and everything in it.
     pub fn remove(&self, id: &str) -> Result<(), LabError> {
+        // From ch08, a container made from an image takes its writable
+        // layer with it.
+        if let Some(layer) = self.read(id).and_then(|record| record.layer) {
+            remove_tree(&layer)?;
+        }
         let dir = self.dir(id);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -487,6 +492,28 @@ pub fn human_duration(seconds: u64) -> String {
         172_800..1_209_600 => plural(seconds / 86_400, "day"),
         _ => plural(seconds / 604_800, "week"),
     }
+}
+
+/// Remove a directory tree that may hold directories without write
+/// permission (a layer can have a 0555 directory): make each writable on
+/// the way down. Never follows a symlink.
+pub fn remove_tree(path: &Path) -> Result<(), LabError> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => return Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
+    fn open_up(dir: &Path) {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                open_up(&entry.path());
+            }
+        }
+    }
+    open_up(path);
+    std::fs::remove_dir_all(path).map_err(|e| LabError::io("rmdir", path.display(), e))
 }
 
 /// Take an exclusive flock(2) on `path` (created if missing), waiting for

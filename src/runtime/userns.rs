@@ -471,15 +471,12 @@ pub fn attach_rootfs(
     tree: std::os::fd::OwnedFd,
     target: &Path,
 ) -> Result<(), LabError> {
-    use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
     // setns resets the working directory: the path must not be relative.
     let absolute =
         std::fs::canonicalize(target).map_err(|e| LabError::io("realpath", target.display(), e))?;
     let path = std::ffi::CString::new(absolute.as_os_str().as_bytes()).expect("paths have no NUL");
     let namespace = format!("/proc/{child}/ns/mnt");
-    let mount_ns =
-        std::fs::File::open(&namespace).map_err(|e| LabError::io("open", &namespace, e))?;
     let args = format!(
         "tree, \"\", AT_FDCWD, {:?}, MOVE_MOUNT_F_EMPTY_PATH",
         target.display().to_string()
@@ -494,35 +491,50 @@ pub fn attach_rootfs(
             why: &why,
             man: "move_mount(2)",
         },
-        || {
-            // setns(2) into a mount namespace needs a thread that shares
-            // no filesystem attributes (root, cwd) with others: this one
-            // unshares them first, so the runtime's own stay as they are
-            // and no process is forked for it.
-            std::thread::scope(|scope| {
-                scope
-                    .spawn(|| {
-                        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
-                        nix::sched::setns(&mount_ns, nix::sched::CloneFlags::CLONE_NEWNS)?;
-                        const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-                        // SAFETY: move_mount takes two dirfd/path pairs and flags.
-                        let result = unsafe {
-                            libc::syscall(
-                                libc::SYS_move_mount,
-                                tree.as_raw_fd(),
-                                c"".as_ptr(),
-                                libc::AT_FDCWD,
-                                path.as_ptr(),
-                                MOVE_MOUNT_F_EMPTY_PATH,
-                            )
-                        };
-                        nix::errno::Errno::result(result).map(drop)
-                    })
-                    .join()
-                    .unwrap_or(Err(nix::errno::Errno::EIO))
-            })
-        },
+        || in_mount_namespace_of(child, || move_mount_to(&tree, &path)),
     )
+}
+
+/// Attach a detached mount (from open_tree(2) or fsmount(2)) at `target`.
+pub fn move_mount_to(tree: &std::os::fd::OwnedFd, target: &std::ffi::CStr) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    // SAFETY: move_mount takes two dirfd/path pairs and flags.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    nix::errno::Errno::result(result).map(drop)
+}
+
+/// Run `work` on a short-lived thread that joined the child's mount
+/// namespace (setns(2)), so that the runtime's own stays as it is and no
+/// process is forked for it. setns(2) into a mount namespace needs a
+/// thread that shares no filesystem attributes (root, cwd) with others:
+/// the thread unshares them first.
+pub fn in_mount_namespace_of<T: Send>(
+    child: nix::unistd::Pid,
+    work: impl FnOnce() -> nix::Result<T> + Send,
+) -> nix::Result<T> {
+    let namespace = format!("/proc/{child}/ns/mnt");
+    let mount_ns = std::fs::File::open(&namespace)
+        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
+                nix::sched::setns(&mount_ns, nix::sched::CloneFlags::CLONE_NEWNS)?;
+                work()
+            })
+            .join()
+            .unwrap_or(Err(nix::errno::Errno::EIO))
+    })
 }
 // ANCHOR_END: idmapped_root
 

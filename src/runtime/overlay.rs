@@ -1,0 +1,239 @@
+//! overlayfs: a container's root made of read-only layers, shared with
+//! every other container of the same image, under a writable layer of its
+//! own (Documentation/filesystems/overlayfs.rst). A read finds the topmost
+//! layer that has the file; a write copies the file up into the writable
+//! layer first; a deletion leaves a whiteout there. The layers themselves
+//! never change.
+//!
+//! Under a user namespace the layers, unpacked by the host's root, hold
+//! files of the host's root, which the container's root is not. Each layer
+//! is seen through an idmapped mount (mount_setattr(2), as ch05 does for a
+//! rootfs) before overlayfs stacks them: overlayfs accepts idmapped layers
+//! since Linux 5.19, and then the container's root owns what the image's
+//! root owned, while the files on disk stay as they are, shared.
+
+use crate::error::LabError;
+use crate::narrator::{Narrator, Step};
+use nix::mount::MsFlags;
+use nix::unistd::Pid;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// overlayfs takes its options in one page (mount(2)'s data): layers are
+/// named relative to a directory of short names, as Docker's overlay2 does.
+const MAX_LAYERS: usize = 120;
+
+/// The directories a container's root is stacked from.
+pub struct LayeredRoot {
+    /// The image's layers, top first (overlayfs's lowerdir order).
+    pub lowers: Vec<PathBuf>,
+    /// The container's writable layer: what it changes lands here.
+    pub upper: PathBuf,
+    /// overlayfs's scratch space, on the upper layer's filesystem.
+    pub work: PathBuf,
+    /// `DIR.layers/0..N`: where each idmapped layer is attached, for the
+    /// moment of the overlay mount, in the child's mount namespace only.
+    layer_points: PathBuf,
+}
+
+impl LayeredRoot {
+    /// Make the writable layer under `dir` (kept across restarts) and an
+    /// empty mount point per layer. The upper layer's top directory is the
+    /// container's `/`: owned by the container's root (`owner`, as the
+    /// host numbers it).
+    pub fn prepare(
+        dir: &Path,
+        lowers: Vec<PathBuf>,
+        owner: (u32, u32),
+    ) -> Result<LayeredRoot, LabError> {
+        if lowers.len() > MAX_LAYERS {
+            return Err(LabError::Refused {
+                message: format!(
+                    "an image of {} layers: at most {MAX_LAYERS} are stacked",
+                    lowers.len()
+                ),
+                hint: "squash the image into fewer layers".into(),
+            });
+        }
+        let upper = dir.join("upper");
+        let work = dir.join("work");
+        for path in [&upper, &work] {
+            std::fs::create_dir_all(path).map_err(|e| LabError::io("mkdir", path.display(), e))?;
+        }
+        nix::unistd::chown(&upper, Some(owner.0.into()), Some(owner.1.into())).map_err(
+            |errno| LabError::StepFailed {
+                syscall: "chown",
+                target: upper.display().to_string(),
+                errno,
+            },
+        )?;
+        let layer_points =
+            Path::new(crate::runtime::RUN_DIR).join(format!("layers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&layer_points);
+        for n in 0..lowers.len() {
+            let point = layer_points.join(n.to_string());
+            std::fs::create_dir_all(&point)
+                .map_err(|e| LabError::io("mkdir", point.display(), e))?;
+        }
+        Ok(LayeredRoot {
+            lowers,
+            upper,
+            work,
+            layer_points,
+        })
+    }
+
+    /// overlayfs's options, with the layers named `0:1:...` relative to
+    /// `layer_points` (or to the store, for the read-only view).
+    fn options(&self, lowers: &[String], with_upper: bool) -> String {
+        let mut options = format!("lowerdir={}", lowers.join(":"));
+        if with_upper {
+            options += &format!(
+                ",upperdir={},workdir={}",
+                self.upper.display(),
+                self.work.display()
+            );
+        }
+        options
+    }
+
+    // ANCHOR: view
+    /// Run `look` on the image's files as the container will see them
+    /// (the layers stacked, read-only), before there is a container: to
+    /// find its command, its user, its working directory. The stack is
+    /// mounted on a thread that has a mount namespace of its own: nothing
+    /// is mounted where anyone else could see it, and it is gone with the
+    /// thread.
+    pub fn with_view<T: Send>(
+        &self,
+        at: &Path,
+        look: impl FnOnce(&Path) -> T + Send,
+    ) -> Result<T, LabError> {
+        if let [only] = self.lowers.as_slice() {
+            return Ok(look(only));
+        }
+        // Named from their common directory (the store's layers/), to fit.
+        let store = self.lowers[0]
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        let names: Vec<String> = self
+            .lowers
+            .iter()
+            .map(|l| match l.parent() == Some(&store) {
+                true => l
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                false => l.display().to_string(),
+            })
+            .collect();
+        let options = self.options(&names, false);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    nix::sched::unshare(
+                        nix::sched::CloneFlags::CLONE_FS | nix::sched::CloneFlags::CLONE_NEWNS,
+                    )?;
+                    nix::unistd::chdir(&store)?;
+                    nix::mount::mount(
+                        None::<&str>,
+                        "/",
+                        None::<&str>,
+                        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                        None::<&str>,
+                    )?;
+                    nix::mount::mount(
+                        Some("overlay"),
+                        at,
+                        Some("overlay"),
+                        MsFlags::MS_RDONLY,
+                        Some(options.as_str()),
+                    )?;
+                    Ok(look(at))
+                })
+                .join()
+                .unwrap_or(Err(nix::errno::Errno::EIO))
+        })
+        .map_err(|errno| LabError::StepFailed {
+            syscall: "mount",
+            target: format!("overlay on {}", at.display()),
+            errno,
+        })
+    }
+    // ANCHOR_END: view
+
+    // ANCHOR: mount_for
+    /// From outside, once the child has its user namespace: each layer
+    /// idmapped through it and attached in the child's mount namespace,
+    /// the overlay stacked from them onto `target`, then the layers'
+    /// attachments dropped (overlayfs keeps its own references to them).
+    pub fn mount_for(
+        &self,
+        narrator: &Narrator,
+        child: Pid,
+        target: &Path,
+    ) -> Result<(), LabError> {
+        let mut trees = Vec::new();
+        for layer in &self.lowers {
+            trees.push(crate::runtime::userns::idmapped_rootfs(
+                narrator, layer, child,
+            )?);
+        }
+        let names: Vec<String> = (0..self.lowers.len()).map(|n| n.to_string()).collect();
+        let options = self.options(&names, true);
+        let points = CString::new(self.layer_points.as_os_str().as_bytes()).expect("no NUL");
+        let args = format!(
+            "\"overlay\", {:?}, \"overlay\", MS_NODEV, \"{options}\"",
+            target.display().to_string()
+        );
+        let why = format!(
+            "in the child's mount namespace: {} read-only layer(s) seen through its id maps, top first, under the container's own writable layer (cwd {})",
+            self.lowers.len(),
+            self.layer_points.display()
+        );
+        narrator.run(
+            Step {
+                syscall: "mount",
+                args: &args,
+                why: &why,
+                man: "mount(2)",
+            },
+            || {
+                crate::runtime::userns::in_mount_namespace_of(child, || {
+                    nix::unistd::chdir(points.as_c_str())?;
+                    for (n, tree) in trees.iter().enumerate() {
+                        let point = CString::new(n.to_string()).expect("digits");
+                        crate::runtime::userns::move_mount_to(tree, &point)?;
+                    }
+                    // nodev: a device node an image ships must not open a host
+                    // device (the container's /dev is its own tmpfs).
+                    nix::mount::mount(
+                        Some("overlay"),
+                        target,
+                        Some("overlay"),
+                        MsFlags::MS_NODEV,
+                        Some(options.as_str()),
+                    )?;
+                    for n in 0..trees.len() {
+                        nix::mount::umount2(
+                            n.to_string().as_str(),
+                            nix::mount::MntFlags::MNT_DETACH,
+                        )?;
+                    }
+                    Ok(())
+                })
+            },
+        )
+    }
+    // ANCHOR_END: mount_for
+}
+
+impl Drop for LayeredRoot {
+    fn drop(&mut self) {
+        // Mounted only in the child's namespace: empty directories here.
+        let _ = std::fs::remove_dir_all(&self.layer_points);
+    }
+}
