@@ -529,6 +529,8 @@ fn inspect_document(store: &Store, record: &Record) -> serde_json::Value {
             "AutoRemove": record.auto_remove,
         },
         "Rootfs": record.rootfs,
+        "Image": record.image,
+        "Layer": record.layer,
         "Config": { "Hostname": record.hostname, "Cmd": record.command },
         "CgroupPaths": record.cgroups,
         "NetworkSettings": {

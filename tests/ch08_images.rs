@@ -1,0 +1,485 @@
+//! ch08-images, for real: containers whose root is an image's layers
+//! stacked by overlayfs under a writable layer of their own.
+//!
+//! Each test has an image store of its own (CONTAINER_LAB_STORAGE, a
+//! scratch directory) and builds its images there through the lab's own
+//! store (layer tars made here, unpacked by `ImageStore::unpack_layer`),
+//! so these tests need neither a registry nor `load`. Containers are named
+//! `t8-PID-...` and removed when the test ends, passed or failed.
+
+mod common;
+use common::*;
+use container_lab::image::digest::Digest;
+use container_lab::image::layer::ApplyOptions;
+use container_lab::image::reference::Reference;
+use container_lab::image::spec::{ImageConfig, RootFs, RunConfig};
+use container_lab::image::store::{ImageRecord, ImageStore};
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const CH: &str = "ch08-images";
+
+/// One test's image store and containers, removed when dropped.
+struct Images {
+    dir: Scratch,
+    store: ImageStore,
+    names: std::sync::Mutex<Vec<String>>,
+}
+
+impl Images {
+    fn new(test: &str) -> Option<Images> {
+        if !require_root(test) {
+            return None;
+        }
+        let dir = Scratch::new(&format!("store-{test}"));
+        let store = ImageStore::at(&dir).unwrap();
+        Some(Images {
+            dir,
+            store,
+            names: Default::default(),
+        })
+    }
+
+    fn name(&self, what: &str) -> String {
+        let name = format!("t8-{}-{what}", std::process::id());
+        self.names.lock().unwrap().push(name.clone());
+        name
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(bin(CH));
+        command
+            .env("CONTAINER_LAB_STORAGE", &*self.dir)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn ch08(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    /// `run --net none ARGS...`, attached.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut words = vec!["run", "--net", "none"];
+        words.extend_from_slice(args);
+        self.ch08(&words)
+    }
+
+    /// An image of these layer tars (bottom first) and this config, tagged.
+    fn image(&self, tag: &str, layers: &[Vec<u8>], config: RunConfig) -> ImageRecord {
+        let options = ApplyOptions { privileged: true };
+        let diff_ids: Vec<Digest> = layers
+            .iter()
+            .map(|tar| {
+                self.store
+                    .unpack_layer(&tar[..], None, &options)
+                    .unwrap()
+                    .diff_id
+            })
+            .collect();
+        let config = ImageConfig {
+            created: Some("2026-12-01T00:00:00Z".into()),
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            config: Some(config),
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: diff_ids.clone(),
+            },
+            ..ImageConfig::default()
+        };
+        let bytes = serde_json::to_vec(&config).unwrap();
+        let id = self.store.put_blob_bytes(&bytes, None).unwrap();
+        let record = ImageRecord {
+            id,
+            layers: diff_ids,
+            manifest: None,
+            layer_blobs: vec![],
+            repo_digests: vec![],
+            size: 0,
+            added: 1,
+        };
+        self.store
+            .add_image(&record, &[Reference::parse(tag).unwrap()])
+            .unwrap();
+        record
+    }
+}
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        for name in self.names.lock().unwrap().iter() {
+            let _ = self.command().args(["rm", "-f", name]).output();
+        }
+    }
+}
+
+/// The lab's rootfs as one layer tar, as `docker export | docker import`
+/// would make it.
+fn base_layer() -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    builder.mode(tar::HeaderMode::Complete);
+    builder.append_dir_all(".", rootfs()).unwrap();
+    builder.into_inner().unwrap()
+}
+
+/// A layer tar of (path, content) files, (path, "") entries ending in `/`
+/// being directories; names may be whiteouts.
+fn layer(entries: &[(&str, &str)], owner: u64) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, content) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_uid(owner);
+        header.set_gid(owner);
+        header.set_mtime(1_700_000_000);
+        if path.ends_with('/') {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
+            builder
+                .append_data(&mut header, path, std::io::empty())
+                .unwrap();
+        } else {
+            header.set_mode(0o644);
+            header.set_size(content.len() as u64);
+            builder
+                .append_data(&mut header, path, content.as_bytes())
+                .unwrap();
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+fn shell(script: &str) -> RunConfig {
+    RunConfig {
+        cmd: Some(vec!["/bin/sh".into(), "-c".into(), script.into()]),
+        ..RunConfig::default()
+    }
+}
+
+/// Every file under `dir`: its content's digest, mode and owner, keyed by
+/// path. Two snapshots are equal only if nothing in the tree changed.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (String, u32, u32, u32)> {
+    let mut found = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap().flatten() {
+            let meta = entry.path().symlink_metadata().unwrap();
+            let content = match meta.is_file() {
+                true => Digest::of(&std::fs::read(entry.path()).unwrap()).to_string(),
+                false => String::new(),
+            };
+            if meta.is_dir() {
+                pending.push(entry.path());
+            }
+            let key = entry.path().strip_prefix(dir).unwrap().to_path_buf();
+            found.insert(key, (content, meta.mode(), meta.uid(), meta.gid()));
+        }
+    }
+    found
+}
+
+#[test]
+fn run_follows_the_images_config_env_cmd_workdir_and_user() {
+    let Some(lab) = Images::new("config") else {
+        return;
+    };
+    let mut config = shell("echo \"$GREETING from $(pwd) as $(id -u):$(id -g)\"");
+    config.env = Some(vec![
+        "PATH=/usr/local/bin:/usr/bin:/bin".into(),
+        "GREETING=hello".into(),
+    ]);
+    config.working_dir = Some("/tmp".into());
+    config.user = Some("1000:1001".into());
+    lab.image("lab/config:v1", &[base_layer()], config);
+    let output = lab.run(&["--rm", "lab/config:v1"]);
+    assert_eq!(
+        stdout(&output),
+        "hello from /tmp as 1000:1001\n",
+        "{}",
+        stderr(&output)
+    );
+    // -e, -w, --user and a COMMAND win over the image's.
+    let output = lab.run(&[
+        "--rm",
+        "-e",
+        "GREETING=bye",
+        "-w",
+        "/",
+        "--user",
+        "0",
+        "lab/config:v1",
+        "/bin/sh",
+        "-c",
+        "echo $GREETING $(pwd) $(id -u)",
+    ]);
+    assert_eq!(stdout(&output), "bye / 0\n", "{}", stderr(&output));
+}
+
+#[test]
+fn an_image_missing_from_the_store_is_a_runtime_failure_with_a_hint() {
+    let Some(lab) = Images::new("missing") else {
+        return;
+    };
+    let output = lab.run(&["--rm", "lab/nothing:here"]);
+    assert_clean_failure(&output, 125, "unable to find image lab/nothing:here");
+    assert!(
+        stderr(&output).contains("pull, load or import"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn writes_land_in_the_containers_upper_layer_and_the_image_stays_as_it_was() {
+    let Some(lab) = Images::new("cow") else {
+        return;
+    };
+    let top = layer(
+        &[
+            ("etc/motd", "from the image\n"),
+            ("srv/", ""),
+            ("srv/data", "kept\n"),
+        ],
+        0,
+    );
+    let image = lab.image("lab/cow:v1", &[base_layer(), top], shell("true"));
+    let before: Vec<_> = image
+        .layers
+        .iter()
+        .map(|l| snapshot(&lab.store.layer_dir(l)))
+        .collect();
+    let name = lab.name("cow");
+    let script = "echo changed > /etc/motd && rm /srv/data && rm -r /home && mkdir /new && echo x > /new/file && cat /etc/motd";
+    let output = lab.run(&["--name", &name, "lab/cow:v1", "/bin/sh", "-c", script]);
+    assert_eq!(stdout(&output), "changed\n", "{}", stderr(&output));
+    let after: Vec<_> = image
+        .layers
+        .iter()
+        .map(|l| snapshot(&lab.store.layer_dir(l)))
+        .collect();
+    assert!(
+        before == after,
+        "an image layer changed under a container's writes"
+    );
+    // What changed is in the upper layer: the new file, the copied-up
+    // one, and whiteouts (character devices 0/0) for the deletions.
+    let record = container_record(&lab, &name);
+    let upper = PathBuf::from(record["Layer"].as_str().unwrap()).join("upper");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("etc/motd")).unwrap(),
+        "changed\n"
+    );
+    for deleted in ["srv/data", "home"] {
+        let meta = upper.join(deleted).symlink_metadata().unwrap();
+        assert!(
+            std::os::unix::fs::FileTypeExt::is_char_device(&meta.file_type()) && meta.rdev() == 0,
+            "{deleted} is no whiteout"
+        );
+    }
+    let diff = stdout(&lab.ch08(&["diff", &name]));
+    for line in [
+        "C /etc/motd",
+        "D /srv/data",
+        "D /home",
+        "A /new",
+        "A /new/file",
+    ] {
+        assert!(
+            diff.lines().any(|l| l == line),
+            "diff lacks {line:?}:\n{diff}"
+        );
+    }
+    // A second container of the image sees the image, not the first one's changes.
+    let output = lab.run(&[
+        "--rm",
+        "lab/cow:v1",
+        "/bin/sh",
+        "-c",
+        "cat /etc/motd /srv/data; ls -d /home",
+    ]);
+    assert_eq!(
+        stdout(&output),
+        "from the image\nkept\n/home\n",
+        "{}",
+        stderr(&output)
+    );
+    // rm takes the writable layer with it.
+    assert_eq!(code(&lab.ch08(&["rm", &name])), 0);
+    assert!(
+        !upper.exists(),
+        "{} outlived its container",
+        upper.display()
+    );
+}
+
+/// The container's JSON record, as `inspect` prints it.
+fn container_record(lab: &Images, name: &str) -> serde_json::Value {
+    let output = lab.ch08(&["inspect", name]);
+    let all: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", stderr(&output)));
+    all[0].clone()
+}
+
+#[test]
+fn the_layers_appear_owned_by_the_containers_ids_and_stay_the_hosts_on_disk() {
+    let Some(lab) = Images::new("owners") else {
+        return;
+    };
+    let top = layer(&[("srv/", ""), ("srv/mine", "x")], 1234);
+    let image = lab.image("lab/owners:v1", &[base_layer(), top], shell("true"));
+    let name = lab.name("owners");
+    let output = lab.run(&[
+        "--name",
+        &name,
+        "lab/owners:v1",
+        "/bin/sh",
+        "-c",
+        "stat -c '%u %n' /etc/passwd /srv/mine; touch /etc/new; stat -c '%u' /etc/new",
+    ]);
+    assert_eq!(
+        stdout(&output),
+        "0 /etc/passwd\n1234 /srv/mine\n0\n",
+        "{}",
+        stderr(&output)
+    );
+    // On disk the layer keeps the image's own ids; the upper layer holds
+    // the container root's host uid (ch05's range), not 0.
+    let top_dir = lab.store.layer_dir(&image.layers[1]);
+    assert_eq!(
+        std::fs::metadata(top_dir.join("srv/mine")).unwrap().uid(),
+        1234
+    );
+    let record = container_record(&lab, &name);
+    let upper = PathBuf::from(record["Layer"].as_str().unwrap()).join("upper");
+    let host_uid = std::fs::metadata(upper.join("etc/new")).unwrap().uid();
+    assert!(
+        host_uid >= 65536,
+        "the container's root wrote as host uid {host_uid}"
+    );
+}
+
+#[test]
+fn later_layers_delete_files_and_hide_directories_with_whiteouts() {
+    let Some(lab) = Images::new("whiteouts") else {
+        return;
+    };
+    let middle = layer(
+        &[
+            ("srv/", ""),
+            ("srv/gone", "1"),
+            ("srv/kept", "2"),
+            ("opt/", ""),
+            ("opt/old", "3"),
+        ],
+        0,
+    );
+    let top = layer(
+        &[
+            ("srv/.wh.gone", ""),
+            ("opt/.wh..wh..opq", ""),
+            ("opt/new", "4"),
+        ],
+        0,
+    );
+    lab.image(
+        "lab/wh:v1",
+        &[base_layer(), middle, top],
+        shell("ls /srv /opt"),
+    );
+    let output = lab.run(&["--rm", "lab/wh:v1"]);
+    assert_eq!(
+        stdout(&output),
+        "/opt:\nnew\n\n/srv:\nkept\n",
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn images_that_share_a_layer_store_it_once_and_rmi_keeps_what_the_other_uses() {
+    let Some(lab) = Images::new("shared") else {
+        return;
+    };
+    let base = base_layer();
+    let a = lab.image(
+        "lab/a:v1",
+        &[base.clone(), layer(&[("a", "a")], 0)],
+        shell("cat /a"),
+    );
+    let b = lab.image(
+        "lab/b:v1",
+        &[base, layer(&[("b", "b")], 0)],
+        shell("cat /b"),
+    );
+    assert_eq!(a.layers[0], b.layers[0], "same tar, same diffID");
+    let layers: Vec<_> = std::fs::read_dir(lab.dir.join("layers"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(layers.len(), 3, "one base and two tops: {layers:?}");
+    // rmi refuses while a container (even an exited one) uses the image.
+    let name = lab.name("user-of-a");
+    assert_eq!(code(&lab.run(&["--name", &name, "lab/a:v1"])), 0);
+    assert_clean_failure(&lab.ch08(&["rmi", "lab/a:v1"]), 1, "is in use by container");
+    assert_eq!(code(&lab.ch08(&["rm", &name])), 0);
+    let output = lab.ch08(&["rmi", "lab/a:v1"]);
+    assert!(
+        stdout(&output).contains(&format!("Deleted: {}", a.id)),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(
+        lab.store.has_layer(&b.layers[0]),
+        "the shared base went with a"
+    );
+    assert!(!lab.store.has_layer(&a.layers[1]), "a's own layer stayed");
+    let output = lab.run(&["--rm", "lab/b:v1"]);
+    assert_eq!(stdout(&output), "b", "{}", stderr(&output));
+}
+
+#[test]
+fn run_rm_leaves_no_layer_mount_or_mount_point_behind() {
+    let Some(lab) = Images::new("leftovers") else {
+        return;
+    };
+    lab.image("lab/left:v1", &[base_layer()], shell("true"));
+    let overlays = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(" overlay "))
+            .count()
+    };
+    let before = overlays();
+    assert_eq!(code(&lab.run(&["--rm", "lab/left:v1"])), 0);
+    assert_eq!(
+        overlays(),
+        before,
+        "an overlay is left in the host's mount table"
+    );
+    assert_eq!(
+        std::fs::read_dir(lab.dir.join("containers"))
+            .unwrap()
+            .count(),
+        0,
+        "a writable layer outlived --rm"
+    );
+    let points: Vec<_> = std::fs::read_dir("/run/container-lab")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("layers-") || n.starts_with("rootfs-"))
+        .filter(|n| {
+            n.rsplit('-')
+                .next()
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .collect();
+    assert!(points.is_empty(), "mount points of ended runs: {points:?}");
+}
