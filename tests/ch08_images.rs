@@ -483,3 +483,47 @@ fn run_rm_leaves_no_layer_mount_or_mount_point_behind() {
         .collect();
     assert!(points.is_empty(), "mount points of ended runs: {points:?}");
 }
+
+#[test]
+fn lab_clean_takes_the_writable_layer_of_a_container_whose_monitor_was_killed() {
+    let Some(lab) = Images::new("clean") else {
+        return;
+    };
+    lab.image("lab/clean:v1", &[base_layer()], shell("sleep 60"));
+    let name = lab.name("clean");
+    let output = lab.run(&["-d", "--name", &name, "lab/clean:v1"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let record = container_record(&lab, &name);
+    let layer = PathBuf::from(record["Layer"].as_str().unwrap());
+    let monitor = record["MonitorPid"].as_i64().unwrap() as i32;
+    assert!(layer.join("upper").is_dir());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let dead = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        stdout(&lab.ch08(&["ps", "-a"]))
+            .lines()
+            .any(|l| l.contains(&name) && l.contains("Dead"))
+    });
+    assert!(dead, "the container did not die with its monitor");
+    // A SIGKILLed monitor may stay a zombie for a moment; lab clean takes
+    // only what processes that are gone made.
+    let reaped = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        !Path::new(&format!("/proc/{monitor}")).exists()
+    });
+    assert!(reaped, "the killed monitor {monitor} was not reaped");
+    let clean = run("lab", ["clean"]);
+    assert_eq!(code(&clean), 0, "{}{}", stdout(&clean), stderr(&clean));
+    assert!(
+        !layer.exists(),
+        "lab clean left {}:\n{}",
+        layer.display(),
+        stdout(&clean)
+    );
+    let points = Path::new(container_lab::runtime::RUN_DIR).join(format!("layers-{monitor}"));
+    assert!(!points.exists(), "lab clean left {}", points.display());
+}

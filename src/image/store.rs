@@ -501,6 +501,42 @@ impl ImageStore {
     }
     // ANCHOR_END: prune
 
+    /// What writers that died left: layers half unpacked, blobs half
+    /// written, and writable layers of containers that no longer exist
+    /// (`containers` lists the ids that do). `lab clean` removes them.
+    pub fn leftovers(&self, containers: &[String]) -> Vec<PathBuf> {
+        let entries = |dir: &str| {
+            std::fs::read_dir(self.root.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| {
+                    (
+                        entry.file_name().to_string_lossy().into_owned(),
+                        entry.path(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut found = Vec::new();
+        for (name, path) in entries("layers") {
+            if name.starts_with(".partial-") && !is_partial_of_live_process(&name) {
+                found.push(path);
+            }
+        }
+        for (name, path) in entries("tmp") {
+            if !is_partial_of_live_process(&name) {
+                found.push(path);
+            }
+        }
+        for (name, path) in entries("containers") {
+            if !containers.contains(&name) {
+                found.push(path);
+            }
+        }
+        found
+    }
+
     /// A container's writable layer: `upper` (what it changed) and `work`
     /// (overlayfs's scratch space, on the same filesystem).
     pub fn container_dir(&self, id: &str) -> PathBuf {

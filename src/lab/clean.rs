@@ -48,6 +48,12 @@ pub enum Leftover {
     /// The state of a ch07 container whose monitor was killed (`ps` says
     /// Dead): nothing will ever record its end.
     ContainerState(PathBuf),
+    /// What a dead ch08 run left in the image store: a layer half unpacked,
+    /// a blob half written, the writable layer of a container that is gone.
+    ImageScratch(PathBuf),
+    /// The empty mount points (`layers-PID/N`) a dead ch08 runtime made for
+    /// an image's layers.
+    LayerPoints(PathBuf),
     /// A file a dead tour planted in or beside a rootfs (a device node, a
     /// file for its handle) or its stand-in's copy of /etc/subuid.
     TourFile(PathBuf),
@@ -71,6 +77,8 @@ impl std::fmt::Display for Leftover {
             Leftover::RemappedCopy(path) => write!(f, "remapped rootfs copy {}", path.display()),
             Leftover::Cgroup(path) => write!(f, "cgroup {}", path.display()),
             Leftover::TourFile(path) => write!(f, "tour bait file {}", path.display()),
+            Leftover::ImageScratch(path) => write!(f, "image store leftover {}", path.display()),
+            Leftover::LayerPoints(path) => write!(f, "layer mount points {}", path.display()),
             Leftover::ContainerState(path) => {
                 write!(f, "state of dead container {}", path.display())
             }
@@ -181,6 +189,24 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
         if pid_suffix(&name, "rootfs-").is_some_and(|pid| !is_running(pid)) {
             found.push(Leftover::ScratchDir(entry.path()));
         }
+        if pid_suffix(&name, "layers-").is_some_and(|pid| !is_running(pid)) {
+            found.push(Leftover::LayerPoints(entry.path()));
+        }
+    }
+    // ch08's image store (root's): what writers that died left, and the
+    // writable layers of containers whose state is gone (a reboot empties
+    // /run, not /var/lib).
+    if Path::new(crate::image::store::ROOT_STORE).is_dir()
+        && let Ok(images) =
+            crate::image::store::ImageStore::at(Path::new(crate::image::store::ROOT_STORE))
+    {
+        let containers: Vec<String> = store.list().into_iter().map(|record| record.id).collect();
+        found.extend(
+            images
+                .leftovers(&containers)
+                .into_iter()
+                .map(Leftover::ImageScratch),
+        );
     }
     // Files a tour planted (`.container-lab-tour-node-PID` in a rootfs,
     // `.container-lab-tour-handle-PID` beside it) and its stand-in's copies
@@ -404,8 +430,29 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
             crate::runtime::usernet::stop(*pid, file);
             Ok(())
         }
-        Leftover::RemappedCopy(path) | Leftover::ContainerState(path) => {
+        Leftover::RemappedCopy(path) => {
             std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        // Through the store, which takes a ch08 container's writable layer too.
+        Leftover::ContainerState(path) => {
+            let id = path.file_name().unwrap_or_default().to_string_lossy();
+            let store = crate::runtime::state::Store {
+                root: path.parent().unwrap_or(Path::new("/")).to_path_buf(),
+            };
+            store.remove(&id).map_err(|error| error.to_string())
+        }
+        Leftover::ImageScratch(path) => crate::runtime::state::remove_tree(path)
+            .or_else(|_| {
+                std::fs::remove_file(path)
+                    .map_err(|e| crate::error::LabError::io("unlink", path.display(), e))
+            })
+            .map_err(|error| error.to_string()),
+        // Empty directories, one per layer: never recurse further.
+        Leftover::LayerPoints(path) => {
+            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_dir(entry.path());
+            }
+            std::fs::remove_dir(path).map_err(|e| format!("{}: {e}", path.display()))
         }
         // Only ever empty directories or device nodes the probe made: never
         // recurse into something that might hold a user's files.
