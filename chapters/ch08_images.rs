@@ -137,6 +137,11 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
             hint: "run with sudo (rootless budgets, in a cgroup delegated to you, are not supported yet)".into(),
         });
     }
+    if cli.userns.chown_copy {
+        return Err(LabError::Usage {
+            message: "--chown-copy copies a rootfs; an image's layers are shared by every container and seen through idmapped mounts instead".into(),
+        });
+    }
     // NEW in ch08: the image, and what its config says to run.
     let images = ImageStore::open()?;
     let image = images

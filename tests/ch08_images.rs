@@ -527,3 +527,17 @@ fn lab_clean_takes_the_writable_layer_of_a_container_whose_monitor_was_killed() 
     let points = Path::new(container_lab::runtime::RUN_DIR).join(format!("layers-{monitor}"));
     assert!(!points.exists(), "lab clean left {}", points.display());
 }
+
+#[test]
+fn help_teaches_the_image_verbs() {
+    let output = run(CH, ["--help"]);
+    assert_eq!(code(&output), 0);
+    snapshot!("ch08_help", stdout(&output));
+}
+
+#[test]
+fn run_help_takes_an_image_and_every_flag_of_chapter_07() {
+    let output = run(CH, ["run", "--help"]);
+    assert_eq!(code(&output), 0);
+    snapshot!("ch08_run_help", stdout(&output));
+}

@@ -42,6 +42,9 @@ pub struct Chapter {
     /// How the probe is started: as the chapter's command line (up to ch06),
     /// through `run`, or through `exec` into a running container (ch07 on).
     pub start: Start,
+    /// Whether `run` takes an IMAGE (ch08 on): the tour imports its rootfs
+    /// into an image store of its own and runs that image.
+    pub from_image: bool,
 }
 
 /// How the tour starts the probe in a chapter.
@@ -65,6 +68,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_budgets: false,
         bridged: false,
         start: Start::CommandLine,
+        from_image: false,
     },
     Chapter {
         number: "01",
@@ -73,6 +77,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_budgets: false,
         bridged: false,
         start: Start::CommandLine,
+        from_image: false,
     },
     Chapter {
         number: "02",
@@ -81,6 +86,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_budgets: false,
         bridged: false,
         start: Start::CommandLine,
+        from_image: false,
     },
     Chapter {
         number: "03",
@@ -89,6 +95,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_budgets: false,
         bridged: false,
         start: Start::CommandLine,
+        from_image: false,
     },
     Chapter {
         number: "04",
@@ -97,6 +104,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_budgets: false,
         bridged: true,
         start: Start::CommandLine,
+        from_image: false,
     },
     Chapter {
         number: "05",
@@ -105,6 +113,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_budgets: false,
         bridged: true,
         start: Start::CommandLine,
+        from_image: false,
     },
     Chapter {
         number: "06",
@@ -113,6 +122,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_budgets: true,
         bridged: true,
         start: Start::CommandLine,
+        from_image: false,
     },
     Chapter {
         number: "07",
@@ -121,6 +131,7 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_budgets: true,
         bridged: true,
         start: Start::Run,
+        from_image: false,
     },
     Chapter {
         number: "07e",
@@ -129,6 +140,16 @@ pub const CHAPTERS: &[Chapter] = &[
         takes_budgets: true,
         bridged: true,
         start: Start::Exec,
+        from_image: false,
+    },
+    Chapter {
+        number: "08",
+        binary: "ch08-images",
+        takes_rootfs: true,
+        takes_budgets: true,
+        bridged: true,
+        start: Start::Run,
+        from_image: true,
     },
 ];
 
@@ -819,7 +840,13 @@ fn ensure_default_bridge(chapter: &Chapter, rootfs: &Path) -> Result<(), String>
     if exists() {
         return Ok(());
     }
-    let binary = crate::rootfs::sibling(chapter.binary);
+    // A chapter that runs images makes the same bridge as ch07, which
+    // runs a rootfs: the bridge is made before the tour's image is.
+    let maker = match chapter.from_image {
+        true => "ch07-lifecycle",
+        false => chapter.binary,
+    };
+    let binary = crate::rootfs::sibling(maker);
     let mut command = Command::new(&binary);
     if chapter.start != Start::CommandLine {
         command.args(["run", "--rm"]);
@@ -1641,6 +1668,16 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
             command.arg(crate::rootfs::sibling("lab-probe"));
         }
         // --rm: the tour leaves no container behind in the state directory.
+        Start::Run if chapter.from_image => {
+            let store = planted.dir.join("image-store");
+            let image = import_tour_image(chapter, rootfs, &store)?;
+            command
+                .env(crate::image::store::STORAGE_ENV, &store)
+                .args(["run", "--rm"])
+                .args(&budgets)
+                .arg(image)
+                .arg(probe);
+        }
         Start::Run => {
             command
                 .args(["run", "--rm"])
@@ -1699,6 +1736,33 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
         binary: chapter.binary.to_string(),
         findings: judge(findings, &host),
     })
+}
+
+/// The tour's rootfs, with what the tour planted in it, imported as an
+/// image into a store of the tour's own (inside its bait directory, gone
+/// with it): ch08's container runs the same files as ch07's, as layers.
+fn import_tour_image(chapter: &Chapter, rootfs: &Path, store: &Path) -> Result<String, LabError> {
+    let binary = crate::rootfs::sibling(chapter.binary);
+    let image = format!("lab-tour/ch{}:{}", chapter.number, std::process::id());
+    let output = Command::new(&binary)
+        .env(crate::image::store::STORAGE_ENV, store)
+        .arg("import")
+        .arg(rootfs)
+        .arg(&image)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| LabError::io("execve", binary.display(), e))?;
+    match output.status.success() {
+        true => Ok(image),
+        false => Err(LabError::Probe {
+            chapter: chapter.binary.to_string(),
+            message: format!(
+                "import of {} failed: {}",
+                rootfs.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        }),
+    }
 }
 
 /// A container `run -d` started for the probe to exec into, removed (rm
