@@ -71,6 +71,61 @@ pub struct UnpackedLayer {
     pub applied: Option<Applied>,
 }
 
+/// A blob being written: see [`ImageStore::blob_writer`].
+pub struct BlobWriter<'a> {
+    store: &'a ImageStore,
+    writer: Option<HashingWriter<std::io::BufWriter<std::fs::File>>>,
+    pub staging: PathBuf,
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writer.as_mut().expect("not committed").write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.as_mut().expect("not committed").flush()
+    }
+}
+
+impl BlobWriter<'_> {
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.writer.as_ref().map_or(0, |writer| writer.bytes)
+    }
+
+    /// Name the blob by its digest, if that is the one expected.
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), LabError> {
+        let mut writer = self.writer.take().expect("committed once");
+        writer
+            .flush()
+            .map_err(|e| LabError::io("write", self.staging.display(), e))?;
+        let bytes = writer.bytes;
+        let (_, digest) = writer.finish();
+        if let Some(expected) = expected
+            && *expected != digest
+        {
+            return Err(image_error(
+                format!("blob {expected} does not match its content: its bytes hash to {digest}"),
+                "the source sent damaged or altered data; nothing was stored",
+            ));
+        }
+        let path = self.store.blob_path(&digest);
+        std::fs::rename(&self.staging, &path)
+            .map_err(|e| LabError::io("rename", path.display(), e))?;
+        Ok((digest, bytes))
+    }
+}
+
+impl Drop for BlobWriter<'_> {
+    /// Not committed, or refused: nothing is stored.
+    fn drop(&mut self) {
+        if self.staging.exists() {
+            let _ = std::fs::remove_file(&self.staging);
+        }
+    }
+}
+
 fn image_error(message: String, hint: &str) -> LabError {
     LabError::Image {
         message,
@@ -158,32 +213,30 @@ impl ImageStore {
         reader: impl Read,
         expected: Option<&Digest>,
     ) -> Result<(Digest, u64), LabError> {
+        let mut writer = self.blob_writer()?;
+        let mut reader = reader;
+        std::io::copy(&mut reader, &mut writer)
+            .map_err(|e| LabError::io("write", writer.staging.display(), e))?;
+        writer.commit(expected)
+    }
+    // ANCHOR_END: put_blob
+
+    /// A blob written piece by piece (load copies a layer into one while
+    /// unpacking it): hashed as it is written, named by `commit`, deleted
+    /// if dropped before.
+    pub fn blob_writer(&self) -> Result<BlobWriter<'_>, LabError> {
         let staging = self.staging("blob");
         let file = std::fs::File::create(&staging)
             .map_err(|e| LabError::io("create", staging.display(), e))?;
-        let mut writer = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
-        let mut reader = reader;
-        let copied = std::io::copy(&mut reader, &mut writer).and_then(|_| writer.flush());
-        if let Err(error) = copied {
-            let _ = std::fs::remove_file(&staging);
-            return Err(LabError::io("write", staging.display(), error));
-        }
-        let bytes = writer.bytes;
-        let (_, digest) = writer.finish();
-        if let Some(expected) = expected
-            && *expected != digest
-        {
-            let _ = std::fs::remove_file(&staging);
-            return Err(image_error(
-                format!("blob {expected} does not match its content: its bytes hash to {digest}"),
-                "the source sent damaged or altered data; nothing was stored",
-            ));
-        }
-        let path = self.blob_path(&digest);
-        std::fs::rename(&staging, &path).map_err(|e| LabError::io("rename", path.display(), e))?;
-        Ok((digest, bytes))
+        Ok(BlobWriter {
+            store: self,
+            writer: Some(HashingWriter::new(std::io::BufWriter::with_capacity(
+                1 << 20,
+                file,
+            ))),
+            staging,
+        })
     }
-    // ANCHOR_END: put_blob
 
     pub fn put_blob_bytes(
         &self,
