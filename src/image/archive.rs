@@ -32,7 +32,8 @@ use super::spec::{
     Descriptor, Document, History, ImageConfig, Index, Manifest, OCI_LAYER, OCI_LAYER_GZIP,
     OCI_LAYER_ZSTD, Platform, RootFs, RunConfig,
 };
-use super::store::{ImageRecord, ImageStore, remove_tree};
+use super::store::{ImageRecord, ImageStore};
+use crate::runtime::state::remove_tree;
 use super::verbs::{ImportArgs, LoadArgs, record_for};
 use crate::error::LabError;
 use serde::Deserialize;
