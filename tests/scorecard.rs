@@ -218,6 +218,15 @@ fn ch07_exec_is_as_isolated_as_run() {
     assert_column("07e", &ch07_isolated());
 }
 
+/// ch08: the same container on the same files, given as an image's layers
+/// under a writable layer of its own: it must close nothing and open
+/// nothing. (The rootfs on disk stays unchanged through the overlay, as
+/// ch05's read-only idmapped rootfs already kept it.)
+#[test]
+fn ch08_images_are_as_isolated_as_ch07() {
+    assert_column("08", &ch07_isolated());
+}
+
 #[test]
 fn whole_matrix() {
     if !require_root("whole_matrix") {
@@ -293,7 +302,8 @@ fn book_tables_are_fresh() {
                 mask_layout_dependent(&on_disk),
                 mask_layout_dependent(&text),
             ),
-            "scorecard-ch06.md" | "scorecard-ch07.md" | "scorecard-ch07e.md" => (
+            "scorecard-ch06.md" | "scorecard-ch07.md" | "scorecard-ch07e.md"
+            | "scorecard-ch08.md" => (
                 without_layout_dependent(&on_disk),
                 without_layout_dependent(&text),
             ),
