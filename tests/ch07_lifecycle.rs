@@ -1043,60 +1043,6 @@ fn ps_table(text: &str, id: &str, name: &str) -> String {
     container_lab::runtime::lifecycle::align(&rows)
 }
 
-/// What changes from run to run, masked: ids (64 hex digits, or the 12
-/// `ps` shows) become `<id>`, durations as `ps` words them
-/// ("Less than a second", "3 seconds", "About a minute") `<time>`.
-fn mask(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find(|c: char| c.is_ascii_hexdigit()) {
-        let (before, from) = rest.split_at(start);
-        out.push_str(before);
-        let run = from
-            .find(|c: char| !(c.is_ascii_digit() || ('a'..='f').contains(&c)))
-            .unwrap_or(from.len());
-        let bounded = !before.ends_with(|c: char| c.is_ascii_alphanumeric())
-            && !from[run..].starts_with(|c: char| c.is_ascii_alphanumeric());
-        let end = run.max(1);
-        match bounded && (run == 64 || run == 12) {
-            true => out.push_str("<id>"),
-            false => out.push_str(&from[..end]),
-        }
-        rest = &from[end..];
-    }
-    out.push_str(rest);
-    let mut text = out;
-    for phrase in ["Less than a second", "About a minute", "About an hour"] {
-        text = text.replace(phrase, "<time>");
-    }
-    let units = ["second", "minute", "hour", "day", "week"];
-    text.split_inclusive('\n')
-        .map(|line| {
-            let (line, end) = match line.strip_suffix('\n') {
-                Some(line) => (line, "\n"),
-                None => (line, ""),
-            };
-            let words: Vec<&str> = line.split(' ').collect();
-            let mut kept = Vec::new();
-            let mut i = 0;
-            while i < words.len() {
-                let number = !words[i].is_empty() && words[i].bytes().all(|b| b.is_ascii_digit());
-                let unit = words
-                    .get(i + 1)
-                    .is_some_and(|w| units.contains(&w.trim_end_matches('s')));
-                if number && unit {
-                    kept.push("<time>");
-                    i += 2;
-                } else {
-                    kept.push(words[i]);
-                    i += 1;
-                }
-            }
-            kept.join(" ") + end
-        })
-        .collect()
-}
-
 #[test]
 fn masking_hides_ids_and_times_only() {
     let id = "0123456789abcdef".repeat(4);

@@ -541,3 +541,88 @@ fn run_help_takes_an_image_and_every_flag_of_chapter_07() {
     assert_eq!(code(&output), 0);
     snapshot!("ch08_run_help", stdout(&output));
 }
+
+/// A short session for the book: import the lab's rootfs, list it, run a
+/// container that changes files, `diff` it, show that the image did not
+/// change, remove both. Ids, times and sizes (which depend on the host's
+/// tools in the rootfs) are masked; the container's unique name is `web`.
+#[test]
+fn a_session_for_the_book() {
+    let Some(lab) = Images::new("session") else {
+        return;
+    };
+    let name = lab.name("web");
+    let rootfs = rootfs().to_str().unwrap();
+    let mut session = String::new();
+    let mut step = |shown: &str, args: &[&str]| {
+        let output = lab.ch08(args);
+        assert_eq!(code(&output), 0, "{shown}: {}", stderr(&output));
+        session += &transcript(shown, &output, None);
+    };
+    step(
+        "ch08-images import ./rootfs lab/base:v1",
+        &["import", rootfs, "lab/base:v1"],
+    );
+    step("ch08-images images", &["images"]);
+    let script = "echo web > /etc/hostname; rm /etc/hosts; mkdir /data; echo 42 > /data/answer; cat /etc/hostname";
+    step(
+        &format!("ch08-images run --net none --name web lab/base:v1 /bin/sh -c '{script}'"),
+        &[
+            "run",
+            "--net",
+            "none",
+            "--name",
+            &name,
+            "lab/base:v1",
+            "/bin/sh",
+            "-c",
+            script,
+        ],
+    );
+    step("ch08-images diff web", &["diff", &name]);
+    let look = "wc -c < /etc/hostname; ls /etc/hosts; test -e /data || echo no /data";
+    step(
+        &format!("ch08-images run --rm --net none lab/base:v1 /bin/sh -c '{look}'"),
+        &[
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            "lab/base:v1",
+            "/bin/sh",
+            "-c",
+            look,
+        ],
+    );
+    step("ch08-images rm web", &["rm", &name]);
+    step(
+        "ch08-images history --no-trunc lab/base:v1",
+        &["history", "--no-trunc", "lab/base:v1"],
+    );
+    step("ch08-images rmi lab/base:v1", &["rmi", "lab/base:v1"]);
+    let session = mask_sizes(&mask(
+        &session.replace(&name, "web").replace(rootfs, "./rootfs"),
+    ));
+    snapshot!("ch08_session", session);
+}
+
+/// Sizes as `images` and `history` print them (`18.0MB`, `512B`) become
+/// `<size>`: they depend on the host tools the rootfs holds.
+fn mask_sizes(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            line.split_inclusive(' ')
+                .map(|word| {
+                    let bare = word.trim_end();
+                    let number = bare.trim_end_matches(['B', 'k', 'M', 'G']);
+                    let sized =
+                        bare.ends_with('B') && !number.is_empty() && number.parse::<f64>().is_ok();
+                    match sized {
+                        true => word.replacen(bare, "<size>", 1),
+                        false => word.to_string(),
+                    }
+                })
+                .collect::<String>()
+        })
+        .collect()
+}

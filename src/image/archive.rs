@@ -33,9 +33,9 @@ use super::spec::{
     OCI_LAYER_ZSTD, Platform, RootFs, RunConfig,
 };
 use super::store::{ImageRecord, ImageStore};
-use crate::runtime::state::remove_tree;
 use super::verbs::{ImportArgs, LoadArgs, record_for};
 use crate::error::LabError;
+use crate::runtime::state::remove_tree;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
