@@ -554,18 +554,33 @@ fn a_session_for_the_book() {
     let name = lab.name("web");
     let rootfs = rootfs().to_str().unwrap();
     let mut session = String::new();
-    let mut step = |shown: &str, args: &[&str]| {
+    let step = |shown: &str, args: &[&str]| {
         let output = lab.ch08(args);
         assert_eq!(code(&output), 0, "{shown}: {}", stderr(&output));
-        session += &transcript(shown, &output, None);
+        transcript(shown, &output, None)
     };
-    step(
+    session += &step(
         "ch08-images import ./rootfs lab/base:v1",
         &["import", rootfs, "lab/base:v1"],
     );
-    step("ch08-images images", &["images"]);
+    session += &step(
+        "ch08-images import ./rootfs lab/copy:v1",
+        &["import", rootfs, "lab/copy:v1"],
+    );
+    session += &step("ch08-images images", &["images"]);
+    // Two images, one layer: the same tar has the same diffID.
+    let layers: Vec<String> = std::fs::read_dir(lab.dir.join("layers"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    session += &format!(
+        "$ sudo ls /var/lib/container-lab/storage/layers\n{}\n",
+        layers.join("\n")
+    );
     let script = "echo web > /etc/hostname; rm /etc/hosts; mkdir /data; echo 42 > /data/answer; cat /etc/hostname";
-    step(
+    session += &step(
         &format!("ch08-images run --net none --name web lab/base:v1 /bin/sh -c '{script}'"),
         &[
             "run",
@@ -579,9 +594,9 @@ fn a_session_for_the_book() {
             script,
         ],
     );
-    step("ch08-images diff web", &["diff", &name]);
+    session += &step("ch08-images diff web", &["diff", &name]);
     let look = "wc -c < /etc/hostname; ls /etc/hosts; test -e /data || echo no /data";
-    step(
+    session += &step(
         &format!("ch08-images run --rm --net none lab/base:v1 /bin/sh -c '{look}'"),
         &[
             "run",
@@ -594,12 +609,13 @@ fn a_session_for_the_book() {
             look,
         ],
     );
-    step("ch08-images rm web", &["rm", &name]);
-    step(
+    session += &step("ch08-images rm web", &["rm", &name]);
+    session += &step(
         "ch08-images history --no-trunc lab/base:v1",
         &["history", "--no-trunc", "lab/base:v1"],
     );
-    step("ch08-images rmi lab/base:v1", &["rmi", "lab/base:v1"]);
+    session += &step("ch08-images rmi lab/base:v1", &["rmi", "lab/base:v1"]);
+    session += &step("ch08-images rmi lab/copy:v1", &["rmi", "lab/copy:v1"]);
     let session = mask_sizes(&mask(
         &session.replace(&name, "web").replace(rootfs, "./rootfs"),
     ));
