@@ -336,6 +336,35 @@ fn load_reads_docker_and_oci_archives_that_buildah_wrote() {
         );
         assert!(store.names_in("tmp").is_empty(), "{format}: staging left");
     }
+
+    // The same archives as an OCI layout directory, and gzip-compressed.
+    let layout = buildah.dir.join("oci-layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    let unpacked = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-xf")
+        .arg(buildah.dir.join("oci-archive.tar"))
+        .status()
+        .unwrap();
+    assert!(unpacked.success(), "tar -xf oci-archive.tar");
+    let compressed = Command::new("gzip")
+        .arg("-k")
+        .arg(buildah.dir.join("docker-archive.tar"))
+        .status()
+        .unwrap();
+    assert!(compressed.success(), "gzip -k docker-archive.tar");
+    for (format, input) in [
+        ("oci-layout", layout),
+        (
+            "docker-archive.tar.gz",
+            buildah.dir.join("docker-archive.tar.gz"),
+        ),
+    ] {
+        let store = Store::new(format);
+        store.ok([OsStr::new("load"), OsStr::new("-i"), input.as_os_str()]);
+        check_loaded_test_image(&store, format);
+    }
 }
 
 #[test]
