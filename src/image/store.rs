@@ -74,34 +74,36 @@ pub struct UnpackedLayer {
 /// A blob being written: see [`ImageStore::blob_writer`].
 pub struct BlobWriter<'a> {
     store: &'a ImageStore,
-    writer: Option<HashingWriter<std::io::BufWriter<std::fs::File>>>,
+    file: std::io::BufWriter<std::fs::File>,
+    /// None when the caller hashes the same bytes itself.
+    hasher: Option<HashingWriter<std::io::Sink>>,
+    bytes: u64,
     pub staging: PathBuf,
 }
 
 impl Write for BlobWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.writer.as_mut().expect("not committed").write(buf)
+        let n = self.file.write(buf)?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.write_all(&buf[..n])?;
+        }
+        self.bytes += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.writer.as_mut().expect("not committed").flush()
+        self.file.flush()
     }
 }
 
 impl BlobWriter<'_> {
-    /// Bytes written so far.
-    pub fn bytes(&self) -> u64 {
-        self.writer.as_ref().map_or(0, |writer| writer.bytes)
-    }
-
     /// Name the blob by its digest, if that is the one expected.
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), LabError> {
-        let mut writer = self.writer.take().expect("committed once");
-        writer
-            .flush()
-            .map_err(|e| LabError::io("write", self.staging.display(), e))?;
-        let bytes = writer.bytes;
-        let (_, digest) = writer.finish();
+        let (_, digest) = self
+            .hasher
+            .take()
+            .expect("commit is for a blob_writer, commit_as for an unhashed one")
+            .finish();
         if let Some(expected) = expected
             && *expected != digest
         {
@@ -110,10 +112,19 @@ impl BlobWriter<'_> {
                 "the source sent damaged or altered data; nothing was stored",
             ));
         }
-        let path = self.store.blob_path(&digest);
+        self.commit_as(&digest)
+    }
+
+    /// Name the blob by a digest its writer computed of the same bytes
+    /// (an uncompressed layer's diffID, hashed as it was unpacked).
+    pub fn commit_as(mut self, digest: &Digest) -> Result<(Digest, u64), LabError> {
+        self.file
+            .flush()
+            .map_err(|e| LabError::io("write", self.staging.display(), e))?;
+        let path = self.store.blob_path(digest);
         std::fs::rename(&self.staging, &path)
             .map_err(|e| LabError::io("rename", path.display(), e))?;
-        Ok((digest, bytes))
+        Ok((digest.clone(), self.bytes))
     }
 }
 
@@ -213,7 +224,7 @@ impl ImageStore {
         reader: impl Read,
         expected: Option<&Digest>,
     ) -> Result<(Digest, u64), LabError> {
-        let mut writer = self.blob_writer()?;
+        let mut writer = self.blob_writer(true)?;
         let mut reader = reader;
         std::io::copy(&mut reader, &mut writer)
             .map_err(|e| LabError::io("write", writer.staging.display(), e))?;
@@ -222,18 +233,17 @@ impl ImageStore {
     // ANCHOR_END: put_blob
 
     /// A blob written piece by piece (load copies a layer into one while
-    /// unpacking it): hashed as it is written, named by `commit`, deleted
-    /// if dropped before.
-    pub fn blob_writer(&self) -> Result<BlobWriter<'_>, LabError> {
+    /// unpacking it): hashed as it is written when `hashed`, named by
+    /// `commit` (or `commit_as`), deleted if dropped before.
+    pub fn blob_writer(&self, hashed: bool) -> Result<BlobWriter<'_>, LabError> {
         let staging = self.staging("blob");
         let file = std::fs::File::create(&staging)
             .map_err(|e| LabError::io("create", staging.display(), e))?;
         Ok(BlobWriter {
             store: self,
-            writer: Some(HashingWriter::new(std::io::BufWriter::with_capacity(
-                1 << 20,
-                file,
-            ))),
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: hashed.then(|| HashingWriter::new(std::io::sink())),
+            bytes: 0,
             staging,
         })
     }
