@@ -71,6 +71,29 @@ pub struct UnpackedLayer {
     pub applied: Option<Applied>,
 }
 
+/// A layer unpacked and checked, not yet under its name.
+struct PartialLayer {
+    dir: PathBuf,
+    diff_id: Digest,
+    size: u64,
+    applied: Applied,
+}
+
+/// A reader that writes a copy of what it reads: a layer's compressed bytes
+/// go to the decompressor and to the staging blob in one pass.
+struct Tee<R, W> {
+    reader: R,
+    copy: HashingWriter<W>,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.reader.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 fn image_error(message: String, hint: &str) -> LabError {
     LabError::Image {
         message,
@@ -238,16 +261,99 @@ impl ImageStore {
         expected: Option<&Digest>,
         options: &ApplyOptions,
     ) -> Result<UnpackedLayer, LabError> {
-        if let Some(diff_id) = expected
-            && self.has_layer(diff_id)
-        {
-            return Ok(UnpackedLayer {
-                diff_id: diff_id.clone(),
-                size: 0,
-                existed: true,
-                applied: None,
-            });
+        if let Some(existing) = self.existing_layer(expected) {
+            return Ok(existing);
         }
+        let mut compressed = compressed;
+        let partial = self.unpack_partial(&mut compressed, expected, options)?;
+        self.commit_layer(partial)
+    }
+    // ANCHOR_END: unpack_layer
+
+    // ANCHOR: unpack_layer_blob
+    /// Store a compressed layer blob and unpack it in one pass over its
+    /// bytes (a registry's response body): every byte the decompressor
+    /// reads is also written to a staging blob. The layer gets its name
+    /// only once both digests are checked, the blob's (as the manifest
+    /// names it) and the tar's (the config's diffID); a mismatch of either
+    /// leaves nothing under either name.
+    pub fn unpack_layer_blob(
+        &self,
+        compressed: impl Read,
+        blob: &Digest,
+        diff_id: &Digest,
+        options: &ApplyOptions,
+    ) -> Result<UnpackedLayer, LabError> {
+        if let Some(existing) = self.existing_layer(Some(diff_id)) {
+            return Ok(existing);
+        }
+        let staging = self.staging("blob");
+        let file = std::fs::File::create(&staging)
+            .map_err(|e| LabError::io("create", staging.display(), e))?;
+        let mut tee = Tee {
+            reader: compressed,
+            copy: HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file)),
+        };
+        let unpacked = self
+            .unpack_partial(&mut tee, Some(diff_id), options)
+            .and_then(|partial| {
+                // The decompressor may stop before the end of the body
+                // (padding after the last gzip member or zstd frame): the
+                // blob's digest covers all of it.
+                let drained =
+                    std::io::copy(&mut tee, &mut std::io::sink()).and_then(|_| tee.copy.flush());
+                match drained {
+                    Ok(_) => Ok(partial),
+                    Err(error) => {
+                        let _ = remove_tree(&partial.dir);
+                        Err(LabError::io("write", staging.display(), error))
+                    }
+                }
+            });
+        let (_, digest) = tee.copy.finish();
+        let partial = match unpacked {
+            Ok(partial) => partial,
+            Err(error) => {
+                let _ = std::fs::remove_file(&staging);
+                return Err(error);
+            }
+        };
+        if digest != *blob {
+            let _ = std::fs::remove_file(&staging);
+            let _ = remove_tree(&partial.dir);
+            return Err(image_error(
+                format!("blob {blob} does not match its content: its bytes hash to {digest}"),
+                "the source sent damaged or altered data; nothing was stored",
+            ));
+        }
+        let path = self.blob_path(blob);
+        if let Err(error) = std::fs::rename(&staging, &path) {
+            let _ = std::fs::remove_file(&staging);
+            let _ = remove_tree(&partial.dir);
+            return Err(LabError::io("rename", path.display(), error));
+        }
+        self.commit_layer(partial)
+    }
+    // ANCHOR_END: unpack_layer_blob
+
+    /// The layer `diff_id`, if the store has it already.
+    fn existing_layer(&self, diff_id: Option<&Digest>) -> Option<UnpackedLayer> {
+        let diff_id = diff_id.filter(|diff_id| self.has_layer(diff_id))?;
+        Some(UnpackedLayer {
+            diff_id: diff_id.clone(),
+            size: 0,
+            existed: true,
+            applied: None,
+        })
+    }
+
+    /// Unpack a layer into `layers/.partial-HEX-PID`, its diffID checked.
+    fn unpack_partial(
+        &self,
+        compressed: &mut dyn Read,
+        expected: Option<&Digest>,
+        options: &ApplyOptions,
+    ) -> Result<PartialLayer, LabError> {
         let partial = self.root.join("layers").join(format!(
             ".partial-{}-{}",
             expected.map_or("unknown", Digest::hex),
@@ -281,8 +387,24 @@ impl ImageStore {
                 "the image's config and its layers disagree; nothing was stored",
             ));
         }
+        Ok(PartialLayer {
+            dir: partial,
+            diff_id,
+            size,
+            applied,
+        })
+    }
+
+    /// Give a checked layer its name.
+    fn commit_layer(&self, partial: PartialLayer) -> Result<UnpackedLayer, LabError> {
+        let PartialLayer {
+            dir,
+            diff_id,
+            size,
+            applied,
+        } = partial;
         let target = self.layer_dir(&diff_id);
-        match std::fs::rename(&partial, &target) {
+        match std::fs::rename(&dir, &target) {
             Ok(()) => Ok(UnpackedLayer {
                 diff_id,
                 size,
@@ -294,7 +416,7 @@ impl ImageStore {
                 if target.is_dir()
                     && matches!(error.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) =>
             {
-                let _ = remove_tree(&partial);
+                let _ = remove_tree(&dir);
                 Ok(UnpackedLayer {
                     diff_id,
                     size,
@@ -303,12 +425,11 @@ impl ImageStore {
                 })
             }
             Err(error) => {
-                let _ = remove_tree(&partial);
+                let _ = remove_tree(&dir);
                 Err(LabError::io("rename", target.display(), error))
             }
         }
     }
-    // ANCHOR_END: unpack_layer
 
     fn image_path(&self, id: &Digest) -> PathBuf {
         self.root.join("images").join(format!("{}.json", id.hex()))
