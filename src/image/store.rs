@@ -294,38 +294,32 @@ impl ImageStore {
             reader: compressed,
             copy: HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file)),
         };
-        let unpacked = self
-            .unpack_partial(&mut tee, Some(diff_id), options)
-            .and_then(|partial| {
-                // The decompressor may stop before the end of the body
-                // (padding after the last gzip member or zstd frame): the
-                // blob's digest covers all of it.
-                let drained =
-                    std::io::copy(&mut tee, &mut std::io::sink()).and_then(|_| tee.copy.flush());
-                match drained {
-                    Ok(_) => Ok(partial),
-                    Err(error) => {
-                        let _ = remove_tree(&partial.dir);
-                        Err(LabError::io("write", staging.display(), error))
-                    }
-                }
-            });
+        let unpacked = self.unpack_partial(&mut tee, Some(diff_id), options);
+        // The decompressor may stop before the end of the body (padding
+        // after the last gzip member or zstd frame), or fail on damaged
+        // bytes: the blob's digest covers all of it either way, and a
+        // damaged blob is best reported by its digest.
+        let drained = std::io::copy(&mut tee, &mut std::io::sink()).and_then(|_| tee.copy.flush());
         let (_, digest) = tee.copy.finish();
-        let partial = match unpacked {
-            Ok(partial) => partial,
-            Err(error) => {
-                let _ = std::fs::remove_file(&staging);
-                return Err(error);
-            }
-        };
-        if digest != *blob {
-            let _ = std::fs::remove_file(&staging);
-            let _ = remove_tree(&partial.dir);
-            return Err(image_error(
+        let failed = match drained {
+            Err(error) => Some(LabError::io("read", format!("blob {blob}"), error)),
+            Ok(_) if digest != *blob => Some(image_error(
                 format!("blob {blob} does not match its content: its bytes hash to {digest}"),
                 "the source sent damaged or altered data; nothing was stored",
-            ));
-        }
+            )),
+            Ok(_) => None,
+        };
+        let checked = match (failed, unpacked) {
+            (None, Ok(partial)) => Ok(partial),
+            (Some(error), Ok(partial)) => {
+                let _ = remove_tree(&partial.dir);
+                Err(error)
+            }
+            (failed, Err(error)) => Err(failed.unwrap_or(error)),
+        };
+        let partial = checked.inspect_err(|_| {
+            let _ = std::fs::remove_file(&staging);
+        })?;
         let path = self.blob_path(blob);
         if let Err(error) = std::fs::rename(&staging, &path) {
             let _ = std::fs::remove_file(&staging);
@@ -754,6 +748,74 @@ mod tests {
             decompress(input).unwrap().read_to_end(&mut out).unwrap();
             assert_eq!(out, data);
         }
+    }
+
+    /// A gzip-compressed layer holding `etc/motd`, and its tar's digest.
+    fn gzip_layer(text: &[u8]) -> (Vec<u8>, Digest) {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, "etc/motd", text).unwrap();
+        let tar = builder.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        (gz.finish().unwrap(), Digest::of(&tar))
+    }
+
+    #[test]
+    fn a_layer_blob_is_stored_and_unpacked_in_one_pass_when_both_digests_match() {
+        let (_dir, store) = temp_store();
+        let (gz, diff_id) = gzip_layer(b"hello\n");
+        let options = ApplyOptions { privileged: false };
+        let unpacked = store
+            .unpack_layer_blob(&gz[..], &Digest::of(&gz), &diff_id, &options)
+            .unwrap();
+        assert!(!unpacked.existed);
+        assert_eq!(
+            std::fs::read(store.blob_path(&Digest::of(&gz))).unwrap(),
+            gz
+        );
+        let motd = store.layer_dir(&diff_id).join("etc/motd");
+        assert_eq!(std::fs::read(motd).unwrap(), b"hello\n");
+        let again = store
+            .unpack_layer_blob(&b""[..], &Digest::of(&gz), &diff_id, &options)
+            .unwrap();
+        assert!(again.existed, "a layer in the store is not read again");
+    }
+
+    #[test]
+    fn a_layer_blob_that_unpacks_fine_but_is_not_the_blob_named_is_not_stored() {
+        let (_dir, store) = temp_store();
+        let (gz, diff_id) = gzip_layer(b"hello\n");
+        // Another gzip header MTIME (RFC 1952 section 2.3): same tar,
+        // other blob.
+        let mut altered = gz.clone();
+        altered[4] ^= 0xff;
+        let options = ApplyOptions { privileged: false };
+        let error = store
+            .unpack_layer_blob(&altered[..], &Digest::of(&gz), &diff_id, &options)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("does not match"), "{error}");
+        assert!(!store.has_layer(&diff_id));
+        assert!(!store.has_blob(&Digest::of(&gz)));
+        assert!(!store.has_blob(&Digest::of(&altered)));
+        for dir in ["layers", "tmp"] {
+            assert_eq!(std::fs::read_dir(store.root.join(dir)).unwrap().count(), 0);
+        }
+        // Damaged bytes that no longer decompress are named by digest too.
+        let mut damaged = gz.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 0xff;
+        let error = store
+            .unpack_layer_blob(&damaged[..], &Digest::of(&gz), &diff_id, &options)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("does not match"), "{error}");
     }
 
     fn record(id: &[u8], layers: Vec<Digest>, added: u64) -> ImageRecord {
