@@ -71,12 +71,14 @@ pub fn pull(store: &ImageStore, args: &PullArgs) -> Result<i32, LabError> {
     );
     let registry = Registry::new(&reference, args.tls_verify, args.explain);
     let progress = Progress::new(args.quiet);
+    let resolved = registry.resolve(&reference)?;
+    // After the manifest, as docker says it: a tag that does not exist
+    // gets only the error.
     progress.say(&format!(
         "{}: Pulling from {}",
         reference.manifest_reference(),
         reference.repository
     ));
-    let resolved = registry.resolve(&reference)?;
     store.put_blob_bytes(&resolved.bytes, Some(&resolved.digest))?;
     let manifest = &resolved.manifest;
     let diff_ids = registry.config(store, &manifest.config)?;

@@ -1,0 +1,454 @@
+//! ch08-images pull, for real: a real registry (Debian's docker-registry,
+//! distribution 2.8) on 127.0.0.1, filled by a real client (skopeo) with
+//! images this file writes by hand as OCI image layouts, pulled into a
+//! store of each test's own (CONTAINER_LAB_STORAGE). Every test starts its
+//! own registry, since distribution shares blobs between repositories and
+//! one test damages them. Nothing here talks to any address but 127.0.0.1.
+
+mod common;
+use common::*;
+use container_lab::image::digest::Digest;
+use container_lab::image::spec::{self, Platform};
+use container_lab::image::store::STORAGE_ENV;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CH: &str = "ch08-images";
+
+/// A layer as pushed: its blob (compressed), the blob's media type, and
+/// the digest of its tar (the diffID a config names).
+struct Layer {
+    blob: Vec<u8>,
+    media_type: &'static str,
+    diff_id: Digest,
+}
+
+/// A layer of these files (a path ending in `/` is a directory), gzip- or
+/// zstd-compressed.
+fn layer(files: &[(&str, &[u8])], zstd: bool) -> Layer {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, content) in files {
+        let mut header = tar::Header::new_ustar();
+        let (kind, mode) = match path.ends_with('/') {
+            true => (tar::EntryType::Directory, 0o755),
+            false => (tar::EntryType::Regular, 0o644),
+        };
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_size(content.len() as u64);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder.append_data(&mut header, path, *content).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    let (blob, media_type) = match zstd {
+        true => (zstd::encode_all(&tar[..], 3).unwrap(), spec::OCI_LAYER_ZSTD),
+        false => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&tar).unwrap();
+            (gz.finish().unwrap(), spec::OCI_LAYER_GZIP)
+        }
+    };
+    Layer {
+        blob,
+        media_type,
+        diff_id: Digest::of(&tar),
+    }
+}
+
+/// `size` bytes that do not compress (a linear congruential generator):
+/// layers big enough for two pulls to overlap.
+fn noise(size: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    (0..size)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        })
+        .collect()
+}
+
+/// An image written into a layout: what the tests check the store against.
+struct Image {
+    manifest: Digest,
+    config: Digest,
+    layers: Vec<Layer>,
+    /// The manifest's descriptor, with its platform.
+    descriptor: Value,
+}
+
+impl Image {
+    fn blobs(&self) -> Vec<Digest> {
+        self.layers.iter().map(|l| Digest::of(&l.blob)).collect()
+    }
+
+    fn diff_ids(&self) -> Vec<Digest> {
+        self.layers.iter().map(|l| l.diff_id.clone()).collect()
+    }
+}
+
+/// An OCI image layout (image-spec, image-layout.md): `oci-layout`,
+/// `blobs/sha256/HEX`, and `index.json` naming what is in it.
+struct Layout {
+    dir: Scratch,
+}
+
+impl Layout {
+    fn new(name: &str) -> Layout {
+        let dir = Scratch::new(&format!("layout-{name}"));
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        Layout { dir }
+    }
+
+    fn blob(&self, bytes: &[u8]) -> Digest {
+        let digest = Digest::of(bytes);
+        std::fs::write(self.dir.join("blobs/sha256").join(digest.hex()), bytes).unwrap();
+        digest
+    }
+
+    fn descriptor(&self, media_type: &str, bytes: &[u8]) -> Value {
+        json!({"mediaType": media_type, "digest": self.blob(bytes), "size": bytes.len()})
+    }
+
+    /// An image for `architecture` (linux) of these layers.
+    fn image(&self, architecture: &str, layers: Vec<Layer>) -> Image {
+        let config = serde_json::to_vec(&json!({
+            "architecture": architecture,
+            "os": "linux",
+            "config": {"Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| &l.diff_id).collect::<Vec<_>>()},
+            "history": layers.iter().map(|_| json!({"created_by": "tests/ch08_pull.rs"})).collect::<Vec<_>>(),
+        }))
+        .unwrap();
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": spec::OCI_MANIFEST,
+            "config": self.descriptor(spec::OCI_CONFIG, &config),
+            "layers": layers.iter().map(|l| self.descriptor(l.media_type, &l.blob)).collect::<Vec<_>>(),
+        }))
+        .unwrap();
+        let mut descriptor = self.descriptor(spec::OCI_MANIFEST, &manifest);
+        descriptor["platform"] = json!({"architecture": architecture, "os": "linux"});
+        Image {
+            manifest: Digest::of(&manifest),
+            config: Digest::of(&config),
+            layers,
+            descriptor,
+        }
+    }
+
+    /// An index of these images; its digest.
+    fn index(&self, images: &[&Image]) -> (Digest, Value) {
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": spec::OCI_INDEX,
+            "manifests": images.iter().map(|i| &i.descriptor).collect::<Vec<_>>(),
+        }))
+        .unwrap();
+        (Digest::of(&index), self.descriptor(spec::OCI_INDEX, &index))
+    }
+
+    /// index.json: each descriptor under its `org.opencontainers.image.ref.name`.
+    fn name(&self, named: &[(&str, &Value)]) {
+        let manifests: Vec<Value> = named
+            .iter()
+            .map(|(name, descriptor)| {
+                let mut descriptor = (*descriptor).clone();
+                descriptor.as_object_mut().unwrap().remove("platform");
+                descriptor["annotations"] = json!({"org.opencontainers.image.ref.name": name});
+                descriptor
+            })
+            .collect();
+        let index = json!({"schemaVersion": 2, "manifests": manifests});
+        std::fs::write(self.dir.join("index.json"), index.to_string()).unwrap();
+    }
+}
+
+/// The three-layer image most tests pull: gzip, zstd, gzip.
+fn base_image(layout: &Layout) -> Image {
+    let layers = vec![
+        layer(
+            &[("etc/", b""), ("etc/lab-release", b"container-lab base\n")],
+            false,
+        ),
+        layer(&[("srv/", b""), ("srv/zstd.txt", b"a zstd layer\n")], true),
+        layer(
+            &[("srv/", b""), ("srv/noise.bin", &noise(1 << 20, 8))],
+            false,
+        ),
+    ];
+    layout.image(&Platform::host().architecture, layers)
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A docker-registry on 127.0.0.1, its storage and log in a scratch
+/// directory; killed when dropped (also when the test fails), before the
+/// directory goes.
+struct Registry {
+    child: Child,
+    port: u16,
+    dir: Scratch,
+}
+
+impl Registry {
+    fn start(name: &str) -> Registry {
+        require_tool("docker-registry", "docker-registry");
+        require_tool("skopeo", "skopeo");
+        let dir = Scratch::new(&format!("registry-{name}"));
+        let port = free_port();
+        // distribution's configuration (docs/configuration.md): the access
+        // log (on by default) is how the tests count what was downloaded.
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("storage").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("registry.log"))
+            .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry");
+        let registry = Registry { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen on 127.0.0.1:{port}:\n{}",
+                registry.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+
+    /// `127.0.0.1:PORT`
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Copy `name` of a layout into the registry as REPO:TAG with skopeo
+    /// (all the platforms of an index with `all`).
+    fn push(&self, layout: &Layout, name: &str, repository_tag: &str, all: bool) {
+        let mut skopeo = Command::new("skopeo");
+        skopeo.args([
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+        ]);
+        if all {
+            skopeo.arg("--all");
+        }
+        let output = skopeo
+            .arg(format!("oci:{}:{name}", layout.dir.display()))
+            .arg(format!("docker://{}/{repository_tag}", self.host()))
+            .output()
+            .expect("run skopeo");
+        assert!(
+            output.status.success(),
+            "skopeo copy failed: {}",
+            stderr(&output)
+        );
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default()
+    }
+
+    /// The lines of the access log (Apache's combined format) for our
+    /// client's GETs whose path contains `part`, counted once the count
+    /// stops changing (the registry logs a request after it answers it).
+    fn gets(&self, part: &str) -> usize {
+        let count = || {
+            self.log()
+                .lines()
+                .filter(|l| l.contains("\"GET /v2/") && l.contains(part))
+                .filter(|l| l.contains("container-lab/"))
+                .count()
+        };
+        let mut last = count();
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            match count() {
+                now if now == last => return now,
+                now => last = now,
+            }
+        }
+    }
+
+    /// Where distribution keeps a blob's bytes (its storage driver layout:
+    /// docker/registry/v2/blobs/sha256/XX/HEX/data).
+    fn blob_data(&self, digest: &Digest) -> PathBuf {
+        self.dir
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&digest.hex()[..2])
+            .join(digest.hex())
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ch08-images ARGS...` with the store at `store`.
+fn lab(store: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(bin(CH));
+    command
+        .args(args)
+        .env(STORAGE_ENV, store)
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    command
+}
+
+fn pull(store: &Path, args: &[&str]) -> Output {
+    let mut words = vec!["pull"];
+    words.extend(args);
+    lab(store, &words).output().expect("run ch08-images pull")
+}
+
+fn assert_success(output: &Output) {
+    assert_eq!(
+        code(output),
+        0,
+        "stdout: {}\nstderr: {}",
+        stdout(output),
+        stderr(output)
+    );
+}
+
+fn record(store: &Path, id: &Digest) -> Value {
+    let path = store.join("images").join(format!("{}.json", id.hex()));
+    serde_json::from_slice(
+        &std::fs::read(&path).unwrap_or_else(|e| panic!("no image record {}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+fn tags(store: &Path) -> Value {
+    std::fs::read(store.join("tags.json"))
+        .map(|bytes| serde_json::from_slice(&bytes).unwrap())
+        .unwrap_or(json!({}))
+}
+
+/// The names in a directory of the store, sorted.
+fn names(store: &Path, dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(store.join(dir))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn hexes(digests: &[Digest]) -> Vec<String> {
+    let mut hexes: Vec<String> = digests.iter().map(|d| d.hex().to_string()).collect();
+    hexes.sort();
+    hexes
+}
+
+as_root!(
+    /// By tag: docker's lines, every layer in the store under its diffID
+    /// with its files, the blobs under their digests, a record and a tag.
+    /// A second pull downloads no blob (the registry's own access log
+    /// says so) and says the image is up to date.
+    a_pull_by_tag_stores_each_layer_checked_and_a_second_pull_downloads_nothing,
+    {
+        let registry = Registry::start("by-tag");
+        let layout = Layout::new("by-tag");
+        let image = base_image(&layout);
+        layout.name(&[("v1", &image.descriptor)]);
+        registry.push(&layout, "v1", "lab/base:v1", false);
+        let store = Scratch::new("store-by-tag");
+        let name = format!("{}/lab/base:v1", registry.host());
+
+        let first = pull(&store, &[&name]);
+        assert_success(&first);
+        let short = |digest: &Digest| digest.short().to_string();
+        let blobs = image.blobs();
+        assert_eq!(
+            stdout(&first),
+            format!(
+                "v1: Pulling from lab/base\n{}: Pull complete\n{}: Pull complete\n{}: Pull complete\nDigest: {}\nStatus: Downloaded newer image for {name}\n{name}\n",
+                short(&blobs[0]),
+                short(&blobs[1]),
+                short(&blobs[2]),
+                image.manifest
+            )
+        );
+        assert_eq!(names(&store, "layers"), hexes(&image.diff_ids()));
+        assert_eq!(
+            std::fs::read(store.join("layers").join(image.layers[0].diff_id.hex()).join("etc/lab-release")).unwrap(),
+            b"container-lab base\n"
+        );
+        assert_eq!(
+            std::fs::read(store.join("layers").join(image.layers[1].diff_id.hex()).join("srv/zstd.txt")).unwrap(),
+            b"a zstd layer\n",
+            "the zstd layer is unpacked"
+        );
+        let mut stored = blobs.clone();
+        stored.extend([image.manifest.clone(), image.config.clone()]);
+        assert_eq!(names(&store, "blobs/sha256"), hexes(&stored));
+        assert_eq!(names(&store, "tmp"), Vec::<String>::new());
+        let record = record(&store, &image.config);
+        assert_eq!(record["layers"], json!(image.diff_ids()));
+        assert_eq!(record["manifest"], json!(image.manifest));
+        assert_eq!(
+            record["repo_digests"],
+            json!([format!("{}/lab/base@{}", registry.host(), image.manifest)])
+        );
+        let layer_blobs: Vec<&Value> = record["layer_blobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| &d["digest"])
+            .collect();
+        assert_eq!(layer_blobs, blobs.iter().map(|d| json!(d)).collect::<Vec<_>>().iter().collect::<Vec<_>>());
+        assert_eq!(tags(&store)[&name], json!(image.config));
+        assert_eq!(registry.gets("/blobs/"), 4, "the config and three layers");
+
+        let second = pull(&store, &[&name]);
+        assert_success(&second);
+        assert_eq!(
+            stdout(&second),
+            format!(
+                "v1: Pulling from lab/base\n{}: Already exists\n{}: Already exists\n{}: Already exists\nDigest: {}\nStatus: Image is up to date for {name}\n{name}\n",
+                short(&blobs[0]),
+                short(&blobs[1]),
+                short(&blobs[2]),
+                image.manifest
+            )
+        );
+        assert_eq!(registry.gets("/blobs/"), 4, "the second pull downloaded a blob");
+        assert_eq!(registry.gets("/manifests/v1"), 2);
+
+        let unknown = pull(&store, &[&format!("{}/lab/base:v9", registry.host())]);
+        assert_clean_failure(&unknown, 1, "manifest unknown");
+    }
+);
