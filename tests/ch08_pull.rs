@@ -452,3 +452,193 @@ as_root!(
         assert_clean_failure(&unknown, 1, "manifest unknown");
     }
 );
+
+as_root!(
+    /// By digest: the manifest is checked against the digest asked for,
+    /// no tag is made, `-q` prints only the id, and `--explain` shows each
+    /// request with what it accepts and the registry's answer.
+    a_pull_by_digest_makes_no_tag_and_explain_shows_each_request,
+    {
+        let registry = Registry::start("by-digest");
+        let layout = Layout::new("by-digest");
+        let image = base_image(&layout);
+        layout.name(&[("v1", &image.descriptor)]);
+        registry.push(&layout, "v1", "lab/base:v1", false);
+        let store = Scratch::new("store-by-digest");
+        let pinned = format!("{}/lab/base@{}", registry.host(), image.manifest);
+
+        let output = pull(&store, &["-q", "--explain", &pinned]);
+        assert_success(&output);
+        assert_eq!(stdout(&output), format!("{}\n", image.config));
+        let explained = stderr(&output);
+        let base = format!("http://{}/v2/lab/base", registry.host());
+        for request in [
+            format!("[registry] GET {base}/manifests/{}\n", image.manifest),
+            format!("Accept: {}, ", spec::OCI_INDEX),
+            format!("[registry] GET {base}/blobs/{}\n", image.config),
+            format!("[registry] GET {base}/blobs/{}\n", image.blobs()[2]),
+            "-> 200 OK\n".to_string(),
+        ] {
+            assert!(explained.contains(&request), "{request} in:\n{explained}");
+        }
+        assert_eq!(tags(&store), json!({}), "a digest makes no tag");
+        assert_eq!(record(&store, &image.config)["repo_digests"], json!([pinned]));
+
+        let absent = format!("{}/lab/base@{}", registry.host(), Digest::of(b"absent"));
+        assert_clean_failure(&pull(&store, &[&absent]), 1, "manifest unknown");
+    }
+);
+
+as_root!(
+    /// A blob changed in the registry's storage is refused by its digest,
+    /// and nothing is stored under that digest, nor its layer: once with
+    /// bytes that still decompress to the right tar (another gzip MTIME),
+    /// once with bytes that no longer decompress.
+    a_blob_damaged_in_the_registry_is_refused_by_digest_and_not_stored,
+    {
+        let registry = Registry::start("damaged");
+        let layout = Layout::new("damaged");
+        let image = base_image(&layout);
+        layout.name(&[("v1", &image.descriptor)]);
+        registry.push(&layout, "v1", "lab/base:v1", false);
+        let name = format!("{}/lab/base:v1", registry.host());
+        for (damaged, at) in [(0, 4), (1, image.layers[1].blob.len() / 2)] {
+            let store = Scratch::new(&format!("store-damaged-{damaged}"));
+            let blob = &image.blobs()[damaged];
+            let data = registry.blob_data(blob);
+            let mut bytes = image.layers[damaged].blob.clone();
+            bytes[at] ^= 0xff;
+            std::fs::write(&data, &bytes).unwrap();
+
+            let output = pull(&store, &[&name]);
+            assert_eq!(code(&output), 1, "stderr: {}", stderr(&output));
+            let error = stderr(&output);
+            assert!(
+                error.contains(&format!("blob {blob} does not match its content")),
+                "{error}"
+            );
+            assert!(!store.join("blobs/sha256").join(blob.hex()).exists());
+            let diff_id = image.layers[damaged].diff_id.hex();
+            assert!(!names(&store, "layers").iter().any(|n| n.contains(diff_id)));
+            assert_eq!(names(&store, "tmp"), Vec::<String>::new());
+            assert_eq!(names(&store, "images"), Vec::<String>::new());
+            assert_eq!(tags(&store), json!({}));
+            std::fs::write(&data, &image.layers[damaged].blob).unwrap();
+        }
+    }
+);
+
+as_root!(
+    /// Two pulls of one image at once: both succeed, and the store ends
+    /// with one copy of each layer and nothing half-written.
+    two_concurrent_pulls_of_one_image_leave_one_copy_of_each_layer,
+    {
+        let registry = Registry::start("concurrent");
+        let layout = Layout::new("concurrent");
+        let layers = (0..4)
+            .map(|n| {
+                let path = format!("srv/noise{n}.bin");
+                layer(&[("srv/", b""), (&path, &noise(4 << 20, n))], n % 2 == 1)
+            })
+            .collect();
+        let image = layout.image(&Platform::host().architecture, layers);
+        layout.name(&[("v1", &image.descriptor)]);
+        registry.push(&layout, "v1", "lab/big:v1", false);
+        let store = Scratch::new("store-concurrent");
+        let name = format!("{}/lab/big:v1", registry.host());
+        let pulls: Vec<Child> = (0..2)
+            .map(|_| {
+                lab(&store, &["pull", &name])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in pulls {
+            assert_success(&child.wait_with_output().unwrap());
+        }
+        assert_eq!(names(&store, "layers"), hexes(&image.diff_ids()));
+        assert_eq!(names(&store, "tmp"), Vec::<String>::new());
+        assert_eq!(tags(&store)[&name], json!(image.config));
+        let big = store
+            .join("layers")
+            .join(image.layers[3].diff_id.hex())
+            .join("srv/noise3.bin");
+        assert_eq!(std::fs::read(big).unwrap(), noise(4 << 20, 3));
+    }
+);
+
+/// The platforms an index offers in the tests: the host's and arm64 (or
+/// amd64 on an arm64 host).
+fn other_architecture() -> &'static str {
+    match Platform::host().architecture.as_str() {
+        "amd64" => "arm64",
+        _ => "amd64",
+    }
+}
+
+as_root!(
+    /// A two-platform index (pushed with `skopeo copy --all`) gives the
+    /// host's image; the index's digest is the one printed and recorded.
+    /// An index with no manifest for this machine is refused, naming what
+    /// it offers.
+    the_platform_of_a_two_platform_index_is_the_hosts,
+    {
+        let registry = Registry::start("platforms");
+        let layout = Layout::new("platforms");
+        let host = Platform::host().architecture;
+        let image_for = |architecture: &str| {
+            let release = format!("built for {architecture}\n");
+            let files: [(&str, &[u8]); 2] = [("etc/", b""), ("etc/arch", release.as_bytes())];
+            layout.image(architecture, vec![layer(&files, false)])
+        };
+        let ours = image_for(&host);
+        let theirs = image_for(other_architecture());
+        let (index, index_descriptor) = layout.index(&[&theirs, &ours]);
+        let foreign_a = image_for("s390x");
+        let foreign_b = image_for("riscv64");
+        let (_, foreign_descriptor) = layout.index(&[&foreign_a, &foreign_b]);
+        layout.name(&[("multi", &index_descriptor), ("foreign", &foreign_descriptor)]);
+        registry.push(&layout, "multi", "lab/multi:v1", true);
+        registry.push(&layout, "foreign", "lab/foreign:v1", true);
+        let store = Scratch::new("store-platforms");
+
+        let output = pull(&store, &[&format!("{}/lab/multi:v1", registry.host())]);
+        assert_success(&output);
+        assert!(stdout(&output).contains(&format!("Digest: {index}\n")), "{}", stdout(&output));
+        let record = record(&store, &ours.config);
+        assert_eq!(record["manifest"], json!(ours.manifest));
+        assert_eq!(
+            record["repo_digests"],
+            json!([format!("{}/lab/multi@{index}", registry.host())])
+        );
+        let arch = store.join("layers").join(ours.layers[0].diff_id.hex()).join("etc/arch");
+        assert_eq!(std::fs::read_to_string(arch).unwrap(), format!("built for {host}\n"));
+        assert_eq!(names(&store, "images"), vec![format!("{}.json", ours.config.hex())]);
+
+        let foreign = pull(&store, &[&format!("{}/lab/foreign:v1", registry.host())]);
+        assert_clean_failure(
+            &foreign,
+            1,
+            &format!("no manifest for linux/{host}"),
+        );
+        assert!(
+            stderr(&foreign).contains("it offers linux/s390x, linux/riscv64"),
+            "{}",
+            stderr(&foreign)
+        );
+    }
+);
+
+as_root!(
+    /// Nothing listens on the port: one error line naming the registry and
+    /// the errno, a hint, exit 1.
+    a_registry_nobody_listens_on_is_a_clear_error,
+    {
+        let store = Scratch::new("store-unreachable");
+        let output = pull(&store, &[&format!("127.0.0.1:{}/lab/base:v1", free_port())]);
+        assert_clean_failure(&output, 1, "cannot reach the registry 127.0.0.1:");
+        assert!(stderr(&output).contains("connection refused (ECONNREFUSED)"), "{}", stderr(&output));
+    }
+);
