@@ -186,6 +186,44 @@ fn base_image(layout: &Layout) -> Image {
     layout.image(&Platform::host().architecture, layers)
 }
 
+/// A registry of its own for one test, holding [`base_image`] as
+/// `lab/base:v1`.
+struct BaseInRegistry {
+    registry: Registry,
+    image: Image,
+    /// `127.0.0.1:PORT/lab/base:v1`
+    name: String,
+    _layout: Layout,
+}
+
+fn base_in_registry(test: &str) -> BaseInRegistry {
+    let registry = Registry::start(test);
+    let layout = Layout::new(test);
+    let image = base_image(&layout);
+    layout.name(&[("v1", &image.descriptor)]);
+    registry.push(&layout, "v1", "lab/base:v1", false);
+    BaseInRegistry {
+        name: format!("{}/lab/base:v1", registry.host()),
+        registry,
+        image,
+        _layout: layout,
+    }
+}
+
+/// What pulling `lab/base:v1` prints, as docker prints it: the layers'
+/// status, the digest, the image's status, its name.
+fn pull_lines(name: &str, image: &Image, layers: &str, status: &str) -> String {
+    let mut lines = String::from("v1: Pulling from lab/base\n");
+    for blob in image.blobs() {
+        lines.push_str(&format!("{}: {layers}\n", blob.short()));
+    }
+    lines
+        + &format!(
+            "Digest: {}\nStatus: {status} for {name}\n{name}\n",
+            image.manifest
+        )
+}
+
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
@@ -380,28 +418,21 @@ as_root!(
     /// says so) and says the image is up to date.
     a_pull_by_tag_stores_each_layer_checked_and_a_second_pull_downloads_nothing,
     {
-        let registry = Registry::start("by-tag");
-        let layout = Layout::new("by-tag");
-        let image = base_image(&layout);
-        layout.name(&[("v1", &image.descriptor)]);
-        registry.push(&layout, "v1", "lab/base:v1", false);
+        let BaseInRegistry {
+            registry,
+            image,
+            name,
+            ..
+        } = base_in_registry("by-tag");
         let store = Scratch::new("store-by-tag");
-        let name = format!("{}/lab/base:v1", registry.host());
 
         let first = pull(&store, &[&name]);
         assert_success(&first);
-        let short = |digest: &Digest| digest.short().to_string();
-        let blobs = image.blobs();
         assert_eq!(
             stdout(&first),
-            format!(
-                "v1: Pulling from lab/base\n{}: Pull complete\n{}: Pull complete\n{}: Pull complete\nDigest: {}\nStatus: Downloaded newer image for {name}\n{name}\n",
-                short(&blobs[0]),
-                short(&blobs[1]),
-                short(&blobs[2]),
-                image.manifest
-            )
+            pull_lines(&name, &image, "Pull complete", "Downloaded newer image")
         );
+        let blobs = image.blobs();
         assert_eq!(names(&store, "layers"), hexes(&image.diff_ids()));
         assert_eq!(
             std::fs::read(store.join("layers").join(image.layers[0].diff_id.hex()).join("etc/lab-release")).unwrap(),
@@ -437,13 +468,7 @@ as_root!(
         assert_success(&second);
         assert_eq!(
             stdout(&second),
-            format!(
-                "v1: Pulling from lab/base\n{}: Already exists\n{}: Already exists\n{}: Already exists\nDigest: {}\nStatus: Image is up to date for {name}\n{name}\n",
-                short(&blobs[0]),
-                short(&blobs[1]),
-                short(&blobs[2]),
-                image.manifest
-            )
+            pull_lines(&name, &image, "Already exists", "Image is up to date")
         );
         assert_eq!(registry.gets("/blobs/"), 4, "the second pull downloaded a blob");
         assert_eq!(registry.gets("/manifests/v1"), 2);
@@ -459,11 +484,9 @@ as_root!(
     /// request with what it accepts and the registry's answer.
     a_pull_by_digest_makes_no_tag_and_explain_shows_each_request,
     {
-        let registry = Registry::start("by-digest");
-        let layout = Layout::new("by-digest");
-        let image = base_image(&layout);
-        layout.name(&[("v1", &image.descriptor)]);
-        registry.push(&layout, "v1", "lab/base:v1", false);
+        let BaseInRegistry {
+            registry, image, ..
+        } = base_in_registry("by-digest");
         let store = Scratch::new("store-by-digest");
         let pinned = format!("{}/lab/base@{}", registry.host(), image.manifest);
 
@@ -496,12 +519,12 @@ as_root!(
     /// once with bytes that no longer decompress.
     a_blob_damaged_in_the_registry_is_refused_by_digest_and_not_stored,
     {
-        let registry = Registry::start("damaged");
-        let layout = Layout::new("damaged");
-        let image = base_image(&layout);
-        layout.name(&[("v1", &image.descriptor)]);
-        registry.push(&layout, "v1", "lab/base:v1", false);
-        let name = format!("{}/lab/base:v1", registry.host());
+        let BaseInRegistry {
+            registry,
+            image,
+            name,
+            ..
+        } = base_in_registry("damaged");
         for (damaged, at) in [(0, 4), (1, image.layers[1].blob.len() / 2)] {
             let store = Scratch::new(&format!("store-damaged-{damaged}"));
             let blob = &image.blobs()[damaged];

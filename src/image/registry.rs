@@ -666,11 +666,21 @@ impl Registry {
             let answer = match &response {
                 Ok(response) => {
                     let status = response.status();
-                    format!(
+                    let mut answer = format!(
                         "{} {}",
                         status.as_str(),
                         status.canonical_reason().unwrap_or("")
-                    )
+                    );
+                    // What the registry says it sent: the format it chose
+                    // from Accept, and the digest it claims.
+                    for name in ["content-type", "docker-content-digest", "www-authenticate"] {
+                        let shown = matches!(asked, Asked::Manifest) || name == "www-authenticate";
+                        if let Some(value) = response.headers().get(name).filter(|_| shown) {
+                            let value = value.to_str().unwrap_or("(not text)");
+                            answer.push_str(&format!("\n{:10}    {name}: {value}", ""));
+                        }
+                    }
+                    answer
                 }
                 Err(error) => format!("no answer: {error}"),
             };

@@ -790,32 +790,25 @@ mod tests {
         let (_dir, store) = temp_store();
         let (gz, diff_id) = gzip_layer(b"hello\n");
         // Another gzip header MTIME (RFC 1952 section 2.3): same tar,
-        // other blob.
-        let mut altered = gz.clone();
-        altered[4] ^= 0xff;
-        let options = ApplyOptions { privileged: false };
-        let error = store
-            .unpack_layer_blob(&altered[..], &Digest::of(&gz), &diff_id, &options)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(error.contains("does not match"), "{error}");
-        assert!(!store.has_layer(&diff_id));
-        assert!(!store.has_blob(&Digest::of(&gz)));
-        assert!(!store.has_blob(&Digest::of(&altered)));
-        for dir in ["layers", "tmp"] {
-            assert_eq!(std::fs::read_dir(store.root.join(dir)).unwrap().count(), 0);
+        // other blob. Then bytes that no longer decompress: named by
+        // their digest too.
+        for at in [4, gz.len() / 2] {
+            let mut altered = gz.clone();
+            altered[at] ^= 0xff;
+            let options = ApplyOptions { privileged: false };
+            let error = store
+                .unpack_layer_blob(&altered[..], &Digest::of(&gz), &diff_id, &options)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(error.contains("does not match"), "{error}");
+            assert!(!store.has_layer(&diff_id));
+            assert!(!store.has_blob(&Digest::of(&gz)));
+            assert!(!store.has_blob(&Digest::of(&altered)));
+            for dir in ["layers", "tmp"] {
+                assert_eq!(std::fs::read_dir(store.root.join(dir)).unwrap().count(), 0);
+            }
         }
-        // Damaged bytes that no longer decompress are named by digest too.
-        let mut damaged = gz.clone();
-        let middle = damaged.len() / 2;
-        damaged[middle] ^= 0xff;
-        let error = store
-            .unpack_layer_blob(&damaged[..], &Digest::of(&gz), &diff_id, &options)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(error.contains("does not match"), "{error}");
     }
 
     fn record(id: &[u8], layers: Vec<Digest>, added: u64) -> ImageRecord {
