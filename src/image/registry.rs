@@ -79,7 +79,9 @@ pub fn pull(store: &ImageStore, args: &PullArgs) -> Result<i32, LabError> {
         reference.manifest_reference(),
         reference.repository
     ));
-    store.put_blob_bytes(&resolved.bytes, Some(&resolved.digest))?;
+    if !store.has_blob(&resolved.digest) {
+        store.put_blob_bytes(&resolved.bytes, Some(&resolved.digest))?;
+    }
     let manifest = &resolved.manifest;
     let diff_ids = registry.config(store, &manifest.config)?;
     if diff_ids.len() != manifest.layers.len() {
@@ -94,43 +96,7 @@ pub fn pull(store: &ImageStore, args: &PullArgs) -> Result<i32, LabError> {
     }
     registry.layers(store, &manifest.layers, &diff_ids, &progress)?;
 
-    let id = manifest.config.digest.clone();
-    let repo_digest = format!("{}@{}", reference.familiar_name(), resolved.top_digest);
-    // A reference with a digest pins content and names no tag (Docker
-    // makes no tag for `pull name@sha256:...`).
-    let tags = match reference.digest {
-        Some(_) => vec![],
-        None => vec![reference.clone()],
-    };
-    let up_to_date = {
-        // The lock only around the record: downloads of two pulls overlap,
-        // and the first rename of each layer wins.
-        let _lock = store.lock()?;
-        let previous = store.image(&id);
-        let tag_in_place = tags
-            .iter()
-            .filter_map(Reference::tagged)
-            .all(|tag| store.tags().get(&tag) == Some(&id));
-        let up_to_date = tag_in_place
-            && previous
-                .as_ref()
-                .is_some_and(|image| image.repo_digests.contains(&repo_digest));
-        if !up_to_date {
-            let mut repo_digests = previous.map(|image| image.repo_digests).unwrap_or_default();
-            if !repo_digests.contains(&repo_digest) {
-                repo_digests.push(repo_digest);
-            }
-            let record = super::verbs::record_for(
-                store,
-                &id,
-                Some(resolved.digest.clone()),
-                manifest.layers.clone(),
-                repo_digests,
-            )?;
-            store.add_image(&record, &tags)?;
-        }
-        up_to_date
-    };
+    let up_to_date = add_pulled(store, &reference, &resolved)?;
     let name = match (&reference.digest, reference.tagged()) {
         (None, Some(tagged)) => tagged,
         _ => format!("{}@{}", reference.familiar_name(), resolved.top_digest),
@@ -142,11 +108,55 @@ pub fn pull(store: &ImageStore, args: &PullArgs) -> Result<i32, LabError> {
     });
     progress.say(&reference.to_string());
     if args.quiet {
-        print_line(&id.to_string());
+        print_line(&manifest.config.digest.to_string());
     }
     Ok(0)
 }
 // ANCHOR_END: pull
+
+/// Record the pulled image and tag it, unless the store has it under this
+/// tag and repo digest already (then it is up to date: true). The lock is
+/// taken only here: the downloads of two pulls overlap, and the first
+/// rename of each layer wins.
+fn add_pulled(
+    store: &ImageStore,
+    reference: &Reference,
+    resolved: &Resolved,
+) -> Result<bool, LabError> {
+    let id = &resolved.manifest.config.digest;
+    let repo_digest = format!("{}@{}", reference.familiar_name(), resolved.top_digest);
+    // A reference with a digest pins content and names no tag (Docker
+    // makes no tag for `pull name@sha256:...`).
+    let tags = match reference.digest {
+        Some(_) => vec![],
+        None => vec![reference.clone()],
+    };
+    let _lock = store.lock()?;
+    let previous = store.image(id);
+    let tag_in_place = tags
+        .iter()
+        .filter_map(Reference::tagged)
+        .all(|tag| store.tags().get(&tag) == Some(id));
+    let known = previous
+        .as_ref()
+        .is_some_and(|image| image.repo_digests.contains(&repo_digest));
+    if tag_in_place && known {
+        return Ok(true);
+    }
+    let mut repo_digests = previous.map(|image| image.repo_digests).unwrap_or_default();
+    if !repo_digests.contains(&repo_digest) {
+        repo_digests.push(repo_digest);
+    }
+    let record = super::verbs::record_for(
+        store,
+        id,
+        Some(resolved.digest.clone()),
+        resolved.manifest.layers.clone(),
+        repo_digests,
+    )?;
+    store.add_image(&record, &tags)?;
+    Ok(false)
+}
 
 /// `http://` only for a registry on a loopback address (as dockerd treats
 /// 127.0.0.0/8 as an insecure registry by default) or when the user turned
