@@ -204,7 +204,7 @@ fn base_in(registry: Registry, test: &str) -> BaseInRegistry {
     let layout = Layout::new(test);
     let image = base_image(&layout);
     layout.name(&[("v1", &image.descriptor)]);
-    registry.push(&layout, "v1", "lab/base:v1", false);
+    registry.push(&layout, "v1", "lab/base:v1", &[]);
     BaseInRegistry {
         name: format!("{}/lab/base:v1", registry.host()),
         registry,
@@ -297,8 +297,9 @@ impl Registry {
     }
 
     /// Copy `name` of a layout into the registry as REPO:TAG with skopeo
-    /// (all the platforms of an index with `all`).
-    fn push(&self, layout: &Layout, name: &str, repository_tag: &str, all: bool) {
+    /// copy, with its `flags` (`--all` for every platform of an index,
+    /// `--format v2s2` to convert to Docker's schema 2).
+    fn push(&self, layout: &Layout, name: &str, repository_tag: &str, flags: &[&str]) {
         let mut skopeo = Command::new("skopeo");
         skopeo.args([
             "--insecure-policy",
@@ -306,9 +307,7 @@ impl Registry {
             "--quiet",
             "--dest-tls-verify=false",
         ]);
-        if all {
-            skopeo.arg("--all");
-        }
+        skopeo.args(flags);
         let output = skopeo
             .arg(format!("oci:{}:{name}", layout.dir.display()))
             .arg(format!("docker://{}/{repository_tag}", self.host()))
@@ -576,7 +575,7 @@ as_root!(
             .collect();
         let image = layout.image(&Platform::host().architecture, layers);
         layout.name(&[("v1", &image.descriptor)]);
-        registry.push(&layout, "v1", "lab/big:v1", false);
+        registry.push(&layout, "v1", "lab/big:v1", &[]);
         let store = Scratch::new("store-concurrent");
         let name = format!("{}/lab/big:v1", registry.host());
         let pulls: Vec<Child> = (0..2)
@@ -633,8 +632,8 @@ as_root!(
         let foreign_b = image_for("riscv64");
         let (_, foreign_descriptor) = layout.index(&[&foreign_a, &foreign_b]);
         layout.name(&[("multi", &index_descriptor), ("foreign", &foreign_descriptor)]);
-        registry.push(&layout, "multi", "lab/multi:v1", true);
-        registry.push(&layout, "foreign", "lab/foreign:v1", true);
+        registry.push(&layout, "multi", "lab/multi:v1", &["--all"]);
+        registry.push(&layout, "foreign", "lab/foreign:v1", &["--all"]);
         let store = Scratch::new("store-platforms");
 
         let output = pull(&store, &[&format!("{}/lab/multi:v1", registry.host())]);
@@ -852,5 +851,46 @@ as_root!(
 
         let other = format!("{}/lab/other:v1", registry.host());
         assert_clean_failure(&pull(&store, &[&other]), 1, "unauthorized");
+    }
+);
+
+as_root!(
+    /// An image pushed as Docker's schema 2 (skopeo converts it): the
+    /// registry serves the Docker media types, and pull reads them alike.
+    a_docker_schema_2_image_is_pulled_as_an_oci_one_is,
+    {
+        let registry = Registry::start("schema2");
+        let layout = Layout::new("schema2");
+        let gzip_only = vec![
+            layer(&[("etc/", b""), ("etc/lab-release", b"schema 2\n")], false),
+            layer(&[("srv/", b""), ("srv/two", b"2\n")], false),
+        ];
+        let image = layout.image(&Platform::host().architecture, gzip_only);
+        layout.name(&[("v1", &image.descriptor)]);
+        registry.push(&layout, "v1", "lab/docker:v1", &["--format", "v2s2"]);
+        let store = Scratch::new("store-schema2");
+        let name = format!("{}/lab/docker:v1", registry.host());
+
+        let output = pull(&store, &["--explain", &name]);
+        assert_success(&output);
+        assert!(
+            stderr(&output).contains(&format!("content-type: {}\n", spec::DOCKER_MANIFEST)),
+            "{}",
+            stderr(&output)
+        );
+        let printed = stdout(&output);
+        let manifest = printed
+            .lines()
+            .find_map(|line| line.strip_prefix("Digest: "))
+            .unwrap_or_else(|| panic!("no Digest line in {printed}"));
+        let record = store.join("images").read_dir().unwrap().next().unwrap().unwrap().path();
+        let record: Value = serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+        assert_eq!(record["layers"], json!(image.diff_ids()));
+        assert_eq!(record["repo_digests"], json!([format!("{}/lab/docker@{manifest}", registry.host())]));
+        for blob in record["layer_blobs"].as_array().unwrap() {
+            assert_eq!(blob["mediaType"], spec::DOCKER_LAYER_GZIP);
+        }
+        let release = store.join("layers").join(image.layers[0].diff_id.hex()).join("etc/lab-release");
+        assert_eq!(std::fs::read(release).unwrap(), b"schema 2\n");
     }
 );
