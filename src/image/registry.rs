@@ -24,7 +24,7 @@ use super::digest::Digest;
 use super::layer::ApplyOptions;
 use super::reference::Reference;
 use super::spec::{self, Descriptor, Document, Manifest, Platform};
-use super::store::ImageStore;
+use super::store::{ImageStore, UnpackedLayer};
 use super::verbs::PullArgs;
 use crate::error::{LabError, describe_errno, errno_of};
 use colored::Colorize;
@@ -71,7 +71,7 @@ pub fn pull(store: &ImageStore, args: &PullArgs) -> Result<i32, LabError> {
     );
     let registry = Registry::new(&reference, args.tls_verify, args.explain);
     let progress = Progress::new(args.quiet);
-    let resolved = registry.resolve(&reference)?;
+    let resolved = registry.resolve()?;
     // After the manifest, as docker says it: a tag that does not exist
     // gets only the error.
     progress.say(&format!(
@@ -380,7 +380,8 @@ impl Registry {
 
     /// The manifest for this machine: the one the reference names, or, if
     /// that is an index, the one it lists for `Platform::host()`.
-    fn resolve(&self, reference: &Reference) -> Result<Resolved, LabError> {
+    fn resolve(&self) -> Result<Resolved, LabError> {
+        let reference = &self.reference;
         let asked = reference.manifest_reference();
         let (bytes, top_digest, media_type) = self.manifest(&asked, reference.digest.as_ref())?;
         let index = match self.parse(&bytes, media_type.as_deref())? {
@@ -536,20 +537,14 @@ impl Registry {
                         let mut transcript = Vec::new();
                         let bar = report.bar(index);
                         let blob = &blobs[index];
-                        let url = format!("{}/blobs/{}", self.base, blob.digest);
-                        let pulled =
-                            self.get(&url, Asked::Layer, &mut transcript)
-                                .and_then(|response| {
-                                    bar.set_length(blob.size);
-                                    bar.set_message("Downloading");
-                                    let body = response.into_body().into_reader().take(blob.size);
-                                    store.unpack_layer_blob(
-                                        bar.wrap_read(body),
-                                        &blob.digest,
-                                        &diff_ids[index],
-                                        &options,
-                                    )
-                                });
+                        let pulled = self.pull_layer(
+                            store,
+                            blob,
+                            &diff_ids[index],
+                            &bar,
+                            &options,
+                            &mut transcript,
+                        );
                         match pulled {
                             Ok(_) => report.finish(index, transcript, "Pull complete"),
                             Err(error) => {
@@ -570,6 +565,29 @@ impl Registry {
         }
     }
     // ANCHOR_END: layers
+
+    // ANCHOR: pull_layer
+    /// One layer: its blob's body goes, in one pass, into the store's
+    /// blobs and unpacked into its layers, both digests checked.
+    fn pull_layer(
+        &self,
+        store: &ImageStore,
+        blob: &Descriptor,
+        diff_id: &Digest,
+        bar: &ProgressBar,
+        options: &ApplyOptions,
+        transcript: &mut Vec<String>,
+    ) -> Result<UnpackedLayer, LabError> {
+        let url = format!("{}/blobs/{}", self.base, blob.digest);
+        let response = self.get(&url, Asked::Layer, transcript)?;
+        bar.set_length(blob.size);
+        bar.set_message("Downloading");
+        // No more than the descriptor's size is read: a registry that
+        // sends more cannot fill the disk, and the digest decides.
+        let body = response.into_body().into_reader().take(blob.size);
+        store.unpack_layer_blob(bar.wrap_read(body), &blob.digest, diff_id, options)
+    }
+    // ANCHOR_END: pull_layer
 
     /// GET `url` with the token we hold; on a Bearer challenge, get a token
     /// and ask again. Anything but a 2xx becomes an error that says what
