@@ -629,8 +629,14 @@ impl Registry {
         Err(match (status, asked) {
             (404, Asked::Manifest) => image_error(
                 format!(
-                    "manifest unknown: {} has no {what} ({codes})",
-                    self.reference.registry
+                    "manifest unknown: {}/{}{} not found ({codes})",
+                    self.reference.registry,
+                    self.reference.repository,
+                    match url.rsplit_once("/manifests/") {
+                        Some((_, digest)) if digest.starts_with("sha256:") => format!("@{digest}"),
+                        Some((_, tag)) => format!(":{tag}"),
+                        None => String::new(),
+                    }
                 ),
                 format!(
                     "check the name and tag: GET {}/tags/list lists the repository's tags",
