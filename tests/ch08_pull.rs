@@ -414,6 +414,12 @@ fn names(store: &Path, dir: &str) -> Vec<String> {
     names
 }
 
+/// A file of a layer, as unpacked in the store.
+fn layer_file(store: &Path, layer: &Layer, path: &str) -> Vec<u8> {
+    let file = store.join("layers").join(layer.diff_id.hex()).join(path);
+    std::fs::read(&file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()))
+}
+
 fn hexes(digests: &[Digest]) -> Vec<String> {
     let mut hexes: Vec<String> = digests.iter().map(|d| d.hex().to_string()).collect();
     hexes.sort();
@@ -444,11 +450,11 @@ as_root!(
         let blobs = image.blobs();
         assert_eq!(names(&store, "layers"), hexes(&image.diff_ids()));
         assert_eq!(
-            std::fs::read(store.join("layers").join(image.layers[0].diff_id.hex()).join("etc/lab-release")).unwrap(),
+            layer_file(&store, &image.layers[0], "etc/lab-release"),
             b"container-lab base\n"
         );
         assert_eq!(
-            std::fs::read(store.join("layers").join(image.layers[1].diff_id.hex()).join("srv/zstd.txt")).unwrap(),
+            layer_file(&store, &image.layers[1], "srv/zstd.txt"),
             b"a zstd layer\n",
             "the zstd layer is unpacked"
         );
@@ -463,13 +469,13 @@ as_root!(
             record["repo_digests"],
             json!([format!("{}/lab/base@{}", registry.host(), image.manifest)])
         );
-        let layer_blobs: Vec<&Value> = record["layer_blobs"]
+        let layer_blobs: Vec<Digest> = record["layer_blobs"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|d| &d["digest"])
+            .map(|d| serde_json::from_value(d["digest"].clone()).unwrap())
             .collect();
-        assert_eq!(layer_blobs, blobs.iter().map(|d| json!(d)).collect::<Vec<_>>().iter().collect::<Vec<_>>());
+        assert_eq!(layer_blobs, blobs);
         assert_eq!(tags(&store)[&name], json!(image.config));
         assert_eq!(registry.gets("/blobs/"), 4, "the config and three layers");
 
@@ -593,11 +599,10 @@ as_root!(
         assert_eq!(names(&store, "layers"), hexes(&image.diff_ids()));
         assert_eq!(names(&store, "tmp"), Vec::<String>::new());
         assert_eq!(tags(&store)[&name], json!(image.config));
-        let big = store
-            .join("layers")
-            .join(image.layers[3].diff_id.hex())
-            .join("srv/noise3.bin");
-        assert_eq!(std::fs::read(big).unwrap(), noise(4 << 20, 3));
+        assert_eq!(
+            layer_file(&store, &image.layers[3], "srv/noise3.bin"),
+            noise(4 << 20, 3)
+        );
     }
 );
 
@@ -645,8 +650,10 @@ as_root!(
             record["repo_digests"],
             json!([format!("{}/lab/multi@{index}", registry.host())])
         );
-        let arch = store.join("layers").join(ours.layers[0].diff_id.hex()).join("etc/arch");
-        assert_eq!(std::fs::read_to_string(arch).unwrap(), format!("built for {host}\n"));
+        assert_eq!(
+            layer_file(&store, &ours.layers[0], "etc/arch"),
+            format!("built for {host}\n").as_bytes()
+        );
         assert_eq!(names(&store, "images"), vec![format!("{}.json", ours.config.hex())]);
 
         let foreign = pull(&store, &[&format!("{}/lab/foreign:v1", registry.host())]);
@@ -890,7 +897,9 @@ as_root!(
         for blob in record["layer_blobs"].as_array().unwrap() {
             assert_eq!(blob["mediaType"], spec::DOCKER_LAYER_GZIP);
         }
-        let release = store.join("layers").join(image.layers[0].diff_id.hex()).join("etc/lab-release");
-        assert_eq!(std::fs::read(release).unwrap(), b"schema 2\n");
+        assert_eq!(
+            layer_file(&store, &image.layers[0], "etc/lab-release"),
+            b"schema 2\n"
+        );
     }
 );
