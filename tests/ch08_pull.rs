@@ -903,3 +903,26 @@ as_root!(
         );
     }
 );
+
+as_root!(
+    /// For the book: one pull of a one-layer image, with `--explain`, so
+    /// that every request the distribution API needs is shown in order
+    /// (one layer: no downloads interleave). The port is shown as 5000,
+    /// digests as `<id>`.
+    a_pull_explained_for_the_book,
+    {
+        let registry = Registry::start("book");
+        let layout = Layout::new("book");
+        let release = layer(&[("etc/", b""), ("etc/lab-release", b"container-lab hello\n")], false);
+        let image = layout.image(&Platform::host().architecture, vec![release]);
+        layout.name(&[("v1", &image.descriptor)]);
+        registry.push(&layout, "v1", "lab/hello:v1", &[]);
+        let store = Scratch::new("store-book");
+        let name = format!("{}/lab/hello:v1", registry.host());
+        let output = pull(&store, &["--explain", &name]);
+        assert_success(&output);
+        let text = transcript(&format!("ch08-images pull --explain {name}"), &output, None);
+        let text = mask(&text.replace(&registry.host(), "127.0.0.1:5000"));
+        snapshot!("ch08_pull_explain", text);
+    }
+);
