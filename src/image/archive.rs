@@ -32,7 +32,7 @@ use super::spec::{
     Descriptor, Document, History, ImageConfig, Index, Manifest, OCI_LAYER, OCI_LAYER_GZIP,
     OCI_LAYER_ZSTD, Platform, RootFs, RunConfig,
 };
-use super::store::{ImageRecord, ImageStore};
+use super::store::{ImageRecord, ImageStore, Tee};
 use super::verbs::{ImportArgs, LoadArgs, record_for};
 use crate::error::LabError;
 use crate::runtime::state::remove_tree;
@@ -126,20 +126,6 @@ impl Added {
             self.blobs.insert(digest.clone());
         }
         Ok(digest)
-    }
-}
-
-/// Copies what is read from `reader` into `copy`.
-struct Tee<R, W> {
-    reader: R,
-    copy: W,
-}
-
-impl<R: Read, W: Write> Read for Tee<R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.reader.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
-        Ok(n)
     }
 }
 

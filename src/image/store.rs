@@ -147,9 +147,9 @@ struct PartialLayer {
 
 /// A reader that writes a copy of what it reads: a layer's compressed bytes
 /// go to the decompressor and to the staging blob in one pass.
-struct Tee<R, W> {
-    reader: R,
-    copy: HashingWriter<W>,
+pub struct Tee<R, W> {
+    pub reader: R,
+    pub copy: W,
 }
 
 impl<R: Read, W: Write> Read for Tee<R, W> {
