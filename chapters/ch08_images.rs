@@ -76,6 +76,10 @@ enum Verb {
 
 /// `run`: chapter 07's options, and the image's own.
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("chown_copy", |arg| arg.help(
+    "Refused in chapter 08: an image's layers are shared by every container and seen \
+     through idmapped mounts, never copied"
+)))]
 struct RunArgs {
     #[command(flatten)]
     narration: NarrationArgs,
@@ -140,11 +144,17 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
     let images = ImageStore::open()?;
     let image = images
         .find(&cli.image.image)
+        .map_err(|error| missing_image(&images, &cli.image.image, error))?;
+    // A store that fails `run` is the runtime's failure (125), not the
+    // container's.
+    let config = images
+        .read_config(&image.id)
         .map_err(|error| LabError::Refused {
-            message: format!("unable to find image {}: {error}", cli.image.image),
-            hint: "pull, load or import it first; `images` lists what the store holds".into(),
-        })?;
-    let config = images.read_config(&image.id)?.config.unwrap_or_default();
+            message: error.to_string(),
+            hint: "remove the image (rmi) and pull, load or import it again".into(),
+        })?
+        .config
+        .unwrap_or_default();
     let words = image_command(&config, &cli.command.command)?;
     let store = Store::open()?;
     let mut record = Record::new(
@@ -185,6 +195,32 @@ struct ImageToRun {
     layers: Vec<PathBuf>,
     config: RunConfig,
     layer: PathBuf,
+}
+
+/// Why IMAGE is not in the store, and what to do: a path is chapter 07's
+/// habit (import it); a name without its tag is `:latest` (name the tags
+/// the store has).
+fn missing_image(images: &ImageStore, given: &str, error: LabError) -> LabError {
+    let hint = if given.starts_with(['/', '.']) {
+        format!(
+            "chapter 08 runs images, not directories: make one first, `import {given} NAME:TAG`"
+        )
+    } else {
+        let name = given.split(':').next().unwrap_or(given);
+        let tags: Vec<String> = images
+            .tags()
+            .into_keys()
+            .filter(|tag| tag.rsplit_once(':').map(|(n, _)| n) == Some(name))
+            .collect();
+        match tags.is_empty() {
+            true => "pull, load or import it first; `images` lists what the store holds".into(),
+            false => format!("the store has {}", tags.join(", ")),
+        }
+    };
+    LabError::Refused {
+        message: format!("unable to find image {given}: {error}"),
+        hint,
+    }
 }
 
 /// Entrypoint and Cmd, the user's COMMAND replacing Cmd (docker run's rule).
@@ -248,7 +284,16 @@ fn recipe(
         .or(image.config.user.as_ref())
         .filter(|u| !u.is_empty());
     let (command, user) = layered.with_view(&root, |view| {
-        let command = command::resolve_with_environment(view, words, environment)?;
+        // Not found: in the image, not in whichever directory showed it.
+        let command = command::resolve_with_environment(view, words, environment).map_err(
+            |error| match error {
+                LabError::CommandNotFound { command, .. } => LabError::CommandNotFound {
+                    command,
+                    root: PathBuf::from(&cli.image.image),
+                },
+                other => other,
+            },
+        )?;
         let user = user
             .map(|user| command::resolve_user(view, user))
             .transpose()?;

@@ -692,12 +692,23 @@ pub fn parse<C: Parser>() -> C {
         }
         Err(error) => {
             let text = error.kind().to_string();
-            let message = error
-                .to_string()
-                .lines()
+            // The first line, and the indented lines that follow it (the
+            // missing arguments' names), joined: one line, as every error
+            // of the lab is; clap's usage and tip lines are left out.
+            let rendered = error.to_string();
+            let mut lines = rendered.lines();
+            let first = lines
                 .next()
-                .map(|line| line.trim_start_matches("error: ").to_string())
-                .unwrap_or(text);
+                .map(|line| line.trim_start_matches("error: ").to_string());
+            let details: Vec<&str> = lines
+                .take_while(|line| line.starts_with("  "))
+                .map(str::trim)
+                .collect();
+            let message = match (first, details.is_empty()) {
+                (Some(first), true) => first,
+                (Some(first), false) => format!("{} {}", first, details.join(", ")),
+                (None, _) => text,
+            };
             crate::program::exit_with_error(&LabError::Usage { message })
         }
     }

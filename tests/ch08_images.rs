@@ -576,7 +576,7 @@ fn a_session_for_the_book() {
         .collect();
     assert_eq!(layers.len(), 1, "{layers:?}");
     session += &format!(
-        "$ sudo ls /var/lib/container-lab/storage/layers\n{}\n",
+        "$ ls /var/lib/container-lab/storage/layers\n{}\n",
         layers.join("\n")
     );
     let script = "echo web > /etc/hostname; rm /etc/hosts; mkdir /data; echo 42 > /data/answer; cat /etc/hostname";

@@ -691,8 +691,13 @@ fn read_directory(members: &mut Members, root: &Path) -> Result<(), LabError> {
 /// OCI layout directory.
 pub fn load(store: &ImageStore, args: &LoadArgs) -> Result<i32, LabError> {
     let input = &args.input;
-    let metadata =
-        std::fs::metadata(input).map_err(|e| LabError::io("stat", input.display(), e))?;
+    let metadata = std::fs::metadata(input).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => image_error(
+            format!("load {}: no such file or directory", input.display()),
+            "give an archive made by docker save, podman save or skopeo copy (docker-archive, oci-archive) or an OCI layout directory",
+        ),
+        _ => LabError::io("stat", input.display(), e),
+    })?;
     let _lock = store.lock()?;
     let mut members = Members::new(store, args.quiet);
     let mut loaded = Vec::new();
@@ -748,8 +753,13 @@ pub fn import(store: &ImageStore, args: &ImportArgs) -> Result<i32, LabError> {
         .into_iter()
         .collect::<Vec<_>>();
     let cmd = args.cmd.as_deref().map(split_words).transpose()?;
-    let metadata =
-        std::fs::metadata(source).map_err(|e| LabError::io("stat", source.display(), e))?;
+    let metadata = std::fs::metadata(source).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => image_error(
+            format!("import {}: no such file or directory", source.display()),
+            "give a tar file or a directory; `sudo lab rootfs DIR` builds a root filesystem to import",
+        ),
+        _ => LabError::io("stat", source.display(), e),
+    })?;
     let _lock = store.lock()?;
     let mut added = Added::default();
     let mut kept = Vec::new();

@@ -786,7 +786,11 @@ impl Registry {
             ureq::Error::Io(io) if io.raw_os_error().is_some() => describe_errno(errno_of(io)),
             other => other.to_string(),
         };
+        let name_unknown = why.contains("lookup") || why.contains("resolve");
         let hint = match url.starts_with("https://") {
+            _ if name_unknown => {
+                "the registry's name does not resolve: check its spelling, and that this machine has DNS and a network"
+            }
             true => {
                 "check the registry's name and port, and that it serves HTTPS (--tls-verify=false for plain HTTP)"
             }

@@ -94,9 +94,10 @@ pub enum ImageVerb {
     Import(ImportArgs),
     /// List images
     Images(ListArgs),
-    /// Remove images (refused while a container uses one; -f takes the tags off anyway)
+    /// Remove images, then every layer no other image uses (refused while
+    /// a container, running or not, uses the image)
     Rmi {
-        /// Remove even an image with several tags
+        /// Remove an image named by its id even when several tags name it
         #[arg(short = 'f', long)]
         force: bool,
         #[arg(value_name = "IMAGE", required = true)]
@@ -107,13 +108,17 @@ pub enum ImageVerb {
     Image(ImageSubcommand),
     /// Show the history of an image: one line per step that made it
     History {
+        /// Full ids and whole commands, not cut to fit
         #[arg(long)]
         no_trunc: bool,
+        /// The image: NAME[:TAG], an id, or a unique prefix of one
         #[arg(value_name = "IMAGE")]
         image: String,
     },
-    /// Show what a container changed: A added, C changed, D deleted
+    /// Show what a container changed: A added, C changed, D deleted (read
+    /// from its writable layer alone)
     Diff {
+        /// The container: its id, a unique prefix of it, or its name
         #[arg(value_name = "CONTAINER")]
         container: String,
     },
