@@ -761,3 +761,88 @@ fn rootless_runs_a_layered_image_from_the_users_own_store() {
     assert_eq!(code(&removed), 0, "{}", stderr(&removed));
     assert!(!written[0].exists(), "rm left the writable layer");
 }
+
+/// A layer of one special file: `kind` Char (with its device numbers) or
+/// Fifo, at `path`.
+fn special_layer(path: &str, kind: tar::EntryType, major: u32, minor: u32) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(kind);
+    header.set_mode(0o644);
+    header.set_size(0);
+    header.set_device_major(major).unwrap();
+    header.set_device_minor(minor).unwrap();
+    builder
+        .append_data(&mut header, path, std::io::empty())
+        .unwrap();
+    builder.into_inner().unwrap()
+}
+
+/// The attack review's first finding: an image whose /etc/passwd is
+/// /dev/zero (or a FIFO) and whose User is a name made `run`, as the
+/// host's root, read the device without end (gigabytes of memory) or hang
+/// on the FIFO. Only a regular file is read, and at most 1 MiB of it.
+#[test]
+fn an_image_whose_passwd_is_a_device_or_a_fifo_is_refused_not_read() {
+    let Some(lab) = Images::new("passwd-node") else {
+        return;
+    };
+    let mut config = shell("true");
+    config.user = Some("bob".into());
+    let zero = special_layer("etc/passwd", tar::EntryType::Char, 1, 5);
+    let fifo = special_layer("etc/passwd", tar::EntryType::Fifo, 0, 0);
+    lab.image("lab/zero:v1", &[base_layer(), zero], config.clone());
+    lab.image("lab/fifo:v1", &[base_layer(), fifo], config);
+    for image in ["lab/zero:v1", "lab/fifo:v1"] {
+        let started = std::time::Instant::now();
+        let mut child = lab
+            .command()
+            .args(["run", "--rm", "--net", "none", image])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let ended = (0..300).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            child.try_wait().unwrap().is_some()
+        });
+        if !ended {
+            let _ = child.kill();
+        }
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            ended,
+            "{image}: run still reading its /etc/passwd after {:?}",
+            started.elapsed()
+        );
+        assert_clean_failure(&output, 125, "no user \"bob\"");
+    }
+}
+
+/// The attack review's second finding: a tar whose first header declares
+/// a 3 GiB GNU long name made the tar crate allocate it. The header is
+/// refused before a byte of the name is read.
+#[test]
+fn a_huge_long_name_record_is_refused_before_it_is_buffered() {
+    let Some(lab) = Images::new("longname") else {
+        return;
+    };
+    let mut header = [0u8; 512];
+    header[..13].copy_from_slice(b"././@LongLink");
+    header[100..107].copy_from_slice(b"0000644");
+    header[124..135].copy_from_slice(format!("{:011o}", 3u64 << 30).as_bytes());
+    header[156] = b'L';
+    header[257..263].copy_from_slice(b"ustar ");
+    header[148..156].copy_from_slice(b"        ");
+    let sum: u32 = header.iter().map(|&b| b as u32).sum();
+    header[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    let archive = lab.dir.join("longname.tar");
+    std::fs::write(&archive, header).unwrap();
+    let output = lab.ch08(&["import", archive.to_str().unwrap(), "lab/longname:v1"]);
+    assert_clean_failure(&output, 1, "extended header (type L)");
+    let partial: Vec<_> = std::fs::read_dir(lab.dir.join("layers"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(partial.is_empty(), "{partial:?}");
+}

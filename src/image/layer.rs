@@ -201,7 +201,7 @@ pub fn apply(tar: impl Read, dir: &Path, options: &ApplyOptions) -> Result<Appli
     let root: OwnedFd = std::fs::File::open(dir)
         .map_err(|e| LabError::io("open", dir.display(), e))?
         .into();
-    let mut archive = tar::Archive::new(tar);
+    let mut archive = tar::Archive::new(HeaderGuard::new(tar));
     let mut applied = Applied::default();
     let mut dirs_later = Vec::new();
     let mut room = free_bytes(&root);
@@ -401,6 +401,16 @@ pub fn apply(tar: impl Read, dir: &Path, options: &ApplyOptions) -> Result<Appli
                     )
                     .map_err(|errno| step("fchownat", &path, errno))?;
                 }
+                // mknodat(2) applies the umask, and chown clears setgid:
+                // the archive's mode, exactly, last. The node was made just
+                // now by this process, in a directory only it writes.
+                nix::sys::stat::fchmodat(
+                    &parent,
+                    name.as_c_str(),
+                    Mode::from_bits_truncate(mode),
+                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                )
+                .map_err(|errno| step("fchmodat", &path, errno))?;
             }
             other => {
                 applied.notes.push(format!(
@@ -426,6 +436,114 @@ pub fn apply(tar: impl Read, dir: &Path, options: &ApplyOptions) -> Result<Appli
     Ok(applied)
 }
 // ANCHOR_END: apply
+
+/// Long names and pax records (tar entries of type `L`, `K`, `x`, `g`) are
+/// read whole into memory by the tar crate before the entry they describe:
+/// a 3 MB gzip of a header that declares a 3 GiB long name would take 3 GiB
+/// of the host's memory. Real ones are a path or a few xattrs long.
+pub const MAX_EXTENDED_HEADER: u64 = 1 << 20;
+
+/// Watches the tar stream on its way to the tar crate, block by block,
+/// and stops it at an extended header larger than MAX_EXTENDED_HEADER,
+/// before a byte of it is buffered.
+struct HeaderGuard<R> {
+    inner: R,
+    /// Bytes of the current header block seen so far.
+    header: Vec<u8>,
+    /// Bytes of entry data (padded to 512) still to pass before a header.
+    data_left: u64,
+    /// Old GNU sparse headers (type `S`) may be followed by extension
+    /// blocks before their data: the data waits until the last one.
+    in_sparse_extension: bool,
+    data_after_extensions: u64,
+}
+
+impl<R> HeaderGuard<R> {
+    fn new(inner: R) -> HeaderGuard<R> {
+        HeaderGuard {
+            inner,
+            header: Vec::with_capacity(512),
+            data_left: 0,
+            in_sparse_extension: false,
+            data_after_extensions: 0,
+        }
+    }
+
+    /// A header block is complete: how much data follows it, or why not.
+    fn check(&self) -> std::io::Result<u64> {
+        let block = &self.header;
+        if block.iter().all(|&b| b == 0) {
+            return Ok(0); // an end-of-archive block
+        }
+        let size = tar_size(&block[124..136]);
+        let kind = block[156];
+        if matches!(kind, b'L' | b'K' | b'x' | b'g') && size > MAX_EXTENDED_HEADER {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "an extended header (type {}) of {size} bytes, more than the {MAX_EXTENDED_HEADER} a name or a few xattrs need: refused before it is read",
+                    kind as char
+                ),
+            ));
+        }
+        Ok(size.div_ceil(512) * 512)
+    }
+}
+
+/// A tar header's size field: octal digits, or GNU's base-256 (the high
+/// bit of the first byte set) for sizes of 8 GiB and more.
+fn tar_size(field: &[u8]) -> u64 {
+    if field[0] & 0x80 != 0 {
+        return field[1..]
+            .iter()
+            .fold(0u64, |n, &b| n.saturating_mul(256).saturating_add(b as u64));
+    }
+    field
+        .iter()
+        .skip_while(|&&b| b == b' ' || b == 0)
+        .take_while(|b| b.is_ascii_digit())
+        .fold(0u64, |n, &b| {
+            n.saturating_mul(8).saturating_add((b - b'0') as u64)
+        })
+}
+
+impl<R: Read> Read for HeaderGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Never hand out more than the rest of the current block or data,
+        // so every header passes through `header` whole.
+        let want = match self.data_left {
+            0 => buf.len().min(512 - self.header.len()),
+            left => buf.len().min(left.min(usize::MAX as u64) as usize),
+        };
+        let n = self.inner.read(&mut buf[..want])?;
+        if self.data_left > 0 {
+            self.data_left -= n as u64;
+        } else {
+            self.header.extend_from_slice(&buf[..n]);
+            if self.header.len() == 512 {
+                if self.in_sparse_extension {
+                    // Byte 504 of an extension block: another follows.
+                    self.in_sparse_extension = self.header[504] != 0;
+                    if !self.in_sparse_extension {
+                        self.data_left = self.data_after_extensions;
+                    }
+                } else {
+                    let data = self.check()?;
+                    // Byte 482 of a GNU sparse header: extension blocks follow.
+                    match self.header[156] == b'S' && self.header[482] != 0 {
+                        true => {
+                            self.in_sparse_extension = true;
+                            self.data_after_extensions = data;
+                        }
+                        false => self.data_left = data,
+                    }
+                }
+                self.header.clear();
+            }
+        }
+        Ok(n)
+    }
+}
 
 fn damaged(error: &std::io::Error) -> LabError {
     LabError::Image {
@@ -573,6 +691,33 @@ fn set_xattrs<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_long_name_record_is_refused_before_it_is_read() {
+        let mut header = [0u8; 512];
+        header[..13].copy_from_slice(b"././@LongLink");
+        header[124..135].copy_from_slice(format!("{:011o}", 3u64 << 30).as_bytes());
+        header[156] = b'L';
+        let mut guard = HeaderGuard::new(&header[..]);
+        let error = std::io::copy(&mut guard, &mut std::io::sink()).unwrap_err();
+        assert!(
+            error.to_string().contains("extended header (type L)"),
+            "{error}"
+        );
+        // A real archive passes through unchanged.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut entry = tar::Header::new_gnu();
+        entry.set_size(5);
+        builder
+            .append_data(&mut entry, "a/".repeat(80) + "long-name", &b"hello"[..])
+            .unwrap();
+        let tar = builder.into_inner().unwrap();
+        let mut out = Vec::new();
+        std::io::copy(&mut HeaderGuard::new(&tar[..]), &mut out).unwrap();
+        assert_eq!(out, tar);
+        assert_eq!(tar_size(b"00000000005\0"), 5);
+        assert_eq!(tar_size(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]), 256);
+    }
 
     #[test]
     fn paths_are_split_and_dot_dot_and_absolute_paths_refused() {

@@ -8,6 +8,7 @@ use super::verbs::ListArgs;
 use crate::error::LabError;
 use crate::runtime::lifecycle::align;
 use crate::runtime::state::{self, Store};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Bytes of a directory tree's files (their sizes, as `du --apparent-size`
@@ -327,29 +328,66 @@ pub fn diff(store: &ImageStore, name: &str) -> Result<i32, LabError> {
 }
 
 /// (A|C|D, /path) for every entry of `upper`, in path order.
+///
+/// The container may still run and change its upper layer while this
+/// reads it: a directory swapped for a symlink to `/root` between a look
+/// and an open would make the host's root list the host (the shape of
+/// CVE-2018-15664). So the walk goes by descriptor, each directory opened
+/// relative to its parent with O_NOFOLLOW, and the lower layers are
+/// looked up with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS).
 pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Vec<(char, PathBuf)> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    use nix::sys::stat::SFlag;
+    let lower_dirs: Vec<std::os::fd::OwnedFd> = lowers
+        .iter()
+        .filter_map(|lower| state::open_directory(nix::fcntl::AT_FDCWD, lower).ok())
+        .collect();
+    let in_lower = |path: &Path| {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+        lower_dirs
+            .iter()
+            .any(|dir| nix::fcntl::openat2(dir, path, how).is_ok())
+    };
     let mut found = Vec::new();
-    let mut pending = vec![PathBuf::new()];
-    while let Some(relative) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(upper.join(&relative)) else {
+    let Ok(top) = state::open_directory(nix::fcntl::AT_FDCWD, upper) else {
+        return found;
+    };
+    let mut pending = vec![(PathBuf::new(), top)];
+    while let Some((relative, dir_fd)) = pending.pop() {
+        let Ok(mut dir) = nix::dir::Dir::from_fd(dir_fd) else {
             continue;
         };
-        for entry in entries.flatten() {
-            let path = relative.join(entry.file_name());
-            let Ok(meta) = entry.metadata() else { continue };
-            let whiteout = meta.file_type().is_char_device() && meta.rdev() == 0;
-            let in_lower = lowers
-                .iter()
-                .any(|lower| lower.join(&path).symlink_metadata().is_ok());
-            let kind = match (whiteout, in_lower) {
+        let names: Vec<std::ffi::OsString> = dir
+            .iter()
+            .flatten()
+            .map(|entry| std::ffi::OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string())
+            .filter(|name| name != "." && name != "..")
+            .collect();
+        for name in names {
+            let path = relative.join(&name);
+            let Ok(stat) = nix::sys::stat::fstatat(
+                &dir,
+                name.as_os_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) else {
+                continue;
+            };
+            let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+            let whiteout = kind == SFlag::S_IFCHR && stat.st_rdev == 0;
+            let change = match (whiteout, in_lower(&path)) {
                 (true, _) => 'D',
                 (false, true) => 'C',
                 (false, false) => 'A',
             };
-            found.push((kind, Path::new("/").join(&path)));
-            if meta.is_dir() {
-                pending.push(path);
+            found.push((change, Path::new("/").join(&path)));
+            // O_NOFOLLOW: a directory swapped for a symlink meanwhile is
+            // not opened, so not listed.
+            if kind == SFlag::S_IFDIR
+                && let Ok(child) = state::open_directory(&dir, Path::new(&name))
+            {
+                pending.push((path, child));
             }
         }
     }

@@ -50,6 +50,8 @@ const PARALLEL_DOWNLOADS: usize = 3;
 /// distribution-spec: registries should accept manifests of up to 4 MiB;
 /// a larger answer is not a manifest.
 const MANIFEST_LIMIT: u64 = 4 << 20;
+/// The largest config pull accepts (Docker Hub's are a few KiB).
+const CONFIG_LIMIT: u64 = 4 << 20;
 
 fn image_error(message: String, hint: impl Into<String>) -> LabError {
     LabError::Image {
@@ -366,6 +368,9 @@ impl Registry {
             // change their bytes on the way.
             .accept_encoding("identity")
             .timeout_connect(Some(Duration::from_secs(30)))
+            // A registry that accepts the connection and never answers
+            // must not stall a pull for ever (a slow body is still fine).
+            .timeout_recv_response(Some(Duration::from_secs(60)))
             .user_agent(concat!("container-lab/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
@@ -492,6 +497,17 @@ impl Registry {
                 "pull an image (an artifact such as a Helm chart cannot be run)",
             ));
         }
+        // A config is a few KiB of JSON, read whole into memory: one the
+        // manifest says is larger is refused before it is downloaded.
+        if config.size > CONFIG_LIMIT {
+            return Err(image_error(
+                format!(
+                    "{}: its config is {} bytes, more than the {CONFIG_LIMIT} an image config needs",
+                    self.reference, config.size
+                ),
+                "the registry serves something that is not a container image; nothing was stored",
+            ));
+        }
         if !store.has_blob(&config.digest) {
             let url = format!("{}/blobs/{}", self.base, config.digest);
             let mut transcript = Vec::new();
@@ -500,7 +516,13 @@ impl Registry {
             let body = response?.into_body().into_reader().take(config.size);
             store.put_blob(body, Some(&config.digest))?;
         }
-        Ok(store.read_config(&config.digest)?.rootfs.diff_ids)
+        // A config that is not one is not kept under its digest.
+        store
+            .read_config(&config.digest)
+            .map(|parsed| parsed.rootfs.diff_ids)
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(store.blob_path(&config.digest));
+            })
     }
 
     // ANCHOR: layers

@@ -282,8 +282,20 @@ impl ImageStore {
     /// A small blob (a manifest, a config), checked against its digest as
     /// it is read: a file changed on disk is refused.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, LabError> {
+        use std::io::Read as _;
+        // Manifests and configs are KiB; read no more than this of one.
+        const LIMIT: u64 = 64 << 20;
         let path = self.blob_path(digest);
-        let bytes = std::fs::read(&path).map_err(|e| LabError::io("read", path.display(), e))?;
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|file| file.take(LIMIT + 1).read_to_end(&mut bytes))
+            .map_err(|e| LabError::io("read", path.display(), e))?;
+        if bytes.len() as u64 > LIMIT {
+            return Err(image_error(
+                format!("blob {digest} is larger than {LIMIT} bytes: not a manifest or a config"),
+                "remove the image and pull, load or import it again",
+            ));
+        }
         match Digest::of(&bytes) == *digest {
             true => Ok(bytes),
             false => Err(image_error(

@@ -225,19 +225,7 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<(u32, u32), LabError> {
         hint: "give a number (--user 1000:1000), or a name the image's own files list".into(),
     };
     let entries = |file: &str| -> Vec<Vec<String>> {
-        let root_dir = open(
-            root,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        );
-        let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT);
-        let text = root_dir
-            .and_then(|dir| openat2(&dir, file, how))
-            .ok()
-            .and_then(|fd| std::io::read_to_string(std::fs::File::from(fd)).ok())
-            .unwrap_or_default();
+        let text = read_small_file(root, file).unwrap_or_default();
         text.lines()
             .map(|line| line.split(':').map(str::to_string).collect())
             .collect()
@@ -268,6 +256,49 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<(u32, u32), LabError> {
         },
     };
     Ok((uid, gid))
+}
+
+/// A small regular file of the image, read as the host's root before the
+/// container exists: opened inside `root` (RESOLVE_IN_ROOT), without
+/// blocking on a FIFO or taking a terminal (O_NONBLOCK, O_NOCTTY), refused
+/// unless it is a regular file (an image's `/etc/passwd` may be a device
+/// node: `/dev/zero` read to its end, or a watchdog armed by opening it),
+/// and read to at most 1 MiB.
+fn read_small_file(root: &Path, file: &str) -> Option<String> {
+    use std::io::Read;
+    const LIMIT: u64 = 1 << 20;
+    let root_dir = open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+    // O_PATH first: opening a device or FIFO for reading is itself the
+    // harm, so its type is checked before it is opened for real.
+    let path_how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+    let found = openat2(&root_dir, file, path_how).ok()?;
+    let is_file = |fd: &OwnedFd| {
+        fstat(fd)
+            .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG)
+    };
+    if !is_file(&found) {
+        return None;
+    }
+    let fd = openat2(&root_dir, file, how).ok()?;
+    if !is_file(&fd) {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .take(LIMIT)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
 /// Become that user, last of all the setup steps: setgroups(2) to that

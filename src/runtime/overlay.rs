@@ -163,7 +163,7 @@ impl LayeredRoot {
                 Some("overlay"),
                 at,
                 Some("overlay"),
-                MsFlags::MS_RDONLY,
+                MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
                 Some(options.as_str()),
             )
         };

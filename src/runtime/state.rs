@@ -498,22 +498,47 @@ pub fn human_duration(seconds: u64) -> String {
 /// permission (a layer can have a 0555 directory): make each writable on
 /// the way down. Never follows a symlink.
 pub fn remove_tree(path: &Path) -> Result<(), LabError> {
-    use std::os::unix::fs::PermissionsExt;
     match std::fs::remove_dir_all(path) {
         Ok(()) => return Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(_) => {}
     }
-    fn open_up(dir: &Path) {
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                open_up(&entry.path());
+    // By descriptor, each directory opened with O_NOFOLLOW relative to its
+    // parent: a container still writing its layer cannot swap a directory
+    // for a symlink and have the host's root chmod what it points to.
+    fn open_up(dir: std::os::fd::OwnedFd) {
+        let _ = nix::sys::stat::fchmod(&dir, nix::sys::stat::Mode::from_bits_truncate(0o700));
+        let Ok(mut entries) = nix::dir::Dir::from_fd(dir) else {
+            return;
+        };
+        let subdirs: Vec<std::ffi::CString> = entries
+            .iter()
+            .flatten()
+            .filter(|entry| entry.file_type() == Some(nix::dir::Type::Directory))
+            .map(|entry| entry.file_name().to_owned())
+            .filter(|name| name.as_bytes() != b"." && name.as_bytes() != b"..")
+            .collect();
+        for name in subdirs {
+            if let Ok(child) = open_directory(&entries, name.as_c_str()) {
+                open_up(child);
             }
         }
     }
-    open_up(path);
+    if let Ok(top) = open_directory(nix::fcntl::AT_FDCWD, path) {
+        open_up(top);
+    }
     std::fs::remove_dir_all(path).map_err(|e| LabError::io("rmdir", path.display(), e))
+}
+
+/// A directory relative to `parent`, never through a symlink as its last
+/// component.
+pub fn open_directory<P: ?Sized + nix::NixPath>(
+    parent: impl std::os::fd::AsFd,
+    name: &P,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::OFlag;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    nix::fcntl::openat(parent, name, flags, nix::sys::stat::Mode::empty())
 }
 
 /// Take an exclusive flock(2) on `path` (created if missing), waiting for
