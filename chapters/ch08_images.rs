@@ -124,12 +124,6 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
         caps::require(CAP_SYS_CHROOT, "dropping CAP_SYS_CHROOT")?;
         caps::require(CAP_SYS_ADMIN, "unshare(2), mount(2) and pivot_root(2)")?;
     }
-    if rootless {
-        return Err(LabError::Refused {
-            message: "images need root in this chapter: the layers are stacked with idmapped mounts, which only the host's root can make".into(),
-            hint: "run with sudo".into(),
-        });
-    }
     let limits = cli.limits.limits();
     if rootless && !limits.is_empty() {
         return Err(LabError::Refused {
@@ -235,8 +229,12 @@ fn recipe(
         gids.iter().find_map(|map| map.to_host(0)).unwrap_or(0),
     );
     let layered = LayeredRoot::prepare(&image.layer, image.layers.clone(), owner)?;
-    let mount_point = RootfsMountPoint::make()?;
-    let root = mount_point.path.clone();
+    // as root on an empty mount point of its own under /run; without root
+    // on the writable layer's `merged`, in the container's namespace only.
+    let mount_point = (!rootless).then(RootfsMountPoint::make).transpose()?;
+    let root = mount_point
+        .as_ref()
+        .map_or(layered.merged.clone(), |p| p.path.clone());
     // NEW in ch08: the image's Env under -e, its User under --user, its
     // WorkingDir under -w; the command and the user are found in the
     // image's files, stacked, before anything is started.
@@ -254,8 +252,8 @@ fn recipe(
         let user = user
             .map(|user| command::resolve_user(view, user))
             .transpose()?;
-        Ok::<_, LabError>((command, user))
-    })??;
+        Ok((command, user))
+    })?;
     let workdir = cli.lifecycle.workdir.clone().or(image
         .config
         .working_dir
@@ -294,7 +292,9 @@ fn recipe(
                 }
                 userns::write_maps(narrator, child, &uids, &gids)?;
                 // NEW in ch08: the layers, idmapped, stacked onto the root.
-                layered.mount_for(narrator, child, &root)?;
+                if !rootless {
+                    layered.mount_for(narrator, child, &root)?;
+                }
                 Ok(())
             }
             ("network", Some(network)) => network.wire(narrator, child),
@@ -339,6 +339,11 @@ fn recipe(
                 Network::Host => {}
             }
             mounts::make_all_private(narrator)?;
+            // NEW in ch08: without root, the stack is mounted in here, by
+            // the user namespace's root.
+            if rootless {
+                layered.mount_inside(narrator, &root)?;
+            }
             // pivot_root(2) refuses a mount the kernel locked (it would show
             // what is beneath): bind the rootfs onto itself once more; the
             // bind keeps the locked flags, not that lock.

@@ -554,18 +554,33 @@ fn a_session_for_the_book() {
     let name = lab.name("web");
     let rootfs = rootfs().to_str().unwrap();
     let mut session = String::new();
-    let mut step = |shown: &str, args: &[&str]| {
+    let step = |shown: &str, args: &[&str]| {
         let output = lab.ch08(args);
         assert_eq!(code(&output), 0, "{shown}: {}", stderr(&output));
-        session += &transcript(shown, &output, None);
+        transcript(shown, &output, None)
     };
-    step(
+    session += &step(
         "ch08-images import ./rootfs lab/base:v1",
         &["import", rootfs, "lab/base:v1"],
     );
-    step("ch08-images images", &["images"]);
+    session += &step(
+        "ch08-images import ./rootfs lab/copy:v1",
+        &["import", rootfs, "lab/copy:v1"],
+    );
+    session += &step("ch08-images images", &["images"]);
+    // Two images, one layer: the same tar has the same diffID.
+    let layers: Vec<String> = std::fs::read_dir(lab.dir.join("layers"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    session += &format!(
+        "$ sudo ls /var/lib/container-lab/storage/layers\n{}\n",
+        layers.join("\n")
+    );
     let script = "echo web > /etc/hostname; rm /etc/hosts; mkdir /data; echo 42 > /data/answer; cat /etc/hostname";
-    step(
+    session += &step(
         &format!("ch08-images run --net none --name web lab/base:v1 /bin/sh -c '{script}'"),
         &[
             "run",
@@ -579,9 +594,9 @@ fn a_session_for_the_book() {
             script,
         ],
     );
-    step("ch08-images diff web", &["diff", &name]);
+    session += &step("ch08-images diff web", &["diff", &name]);
     let look = "wc -c < /etc/hostname; ls /etc/hosts; test -e /data || echo no /data";
-    step(
+    session += &step(
         &format!("ch08-images run --rm --net none lab/base:v1 /bin/sh -c '{look}'"),
         &[
             "run",
@@ -594,12 +609,13 @@ fn a_session_for_the_book() {
             look,
         ],
     );
-    step("ch08-images rm web", &["rm", &name]);
-    step(
+    session += &step("ch08-images rm web", &["rm", &name]);
+    session += &step(
         "ch08-images history --no-trunc lab/base:v1",
         &["history", "--no-trunc", "lab/base:v1"],
     );
-    step("ch08-images rmi lab/base:v1", &["rmi", "lab/base:v1"]);
+    session += &step("ch08-images rmi lab/base:v1", &["rmi", "lab/base:v1"]);
+    session += &step("ch08-images rmi lab/copy:v1", &["rmi", "lab/copy:v1"]);
     let session = mask_sizes(&mask(
         &session.replace(&name, "web").replace(rootfs, "./rootfs"),
     ));
@@ -625,4 +641,123 @@ fn mask_sizes(text: &str) -> String {
                 .collect::<String>()
         })
         .collect()
+}
+
+/// A docker-archive (`docker save`'s format) of these layer tars, bottom
+/// first, tagged `tag`: what `load` reads.
+fn docker_archive(tag: &str, layers: &[Vec<u8>], config: RunConfig) -> Vec<u8> {
+    let diff_ids: Vec<Digest> = layers.iter().map(|tar| Digest::of(tar)).collect();
+    let config = ImageConfig {
+        created: Some("2026-12-01T00:00:00Z".into()),
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        config: Some(config),
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids,
+        },
+        ..ImageConfig::default()
+    };
+    let config = serde_json::to_vec(&config).unwrap();
+    let names: Vec<String> = (0..layers.len())
+        .map(|n| format!("{n}/layer.tar"))
+        .collect();
+    let manifest =
+        serde_json::json!([{ "Config": "config.json", "RepoTags": [tag], "Layers": names }]);
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, bytes: &[u8]| {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, bytes).unwrap();
+    };
+    for (name, tar) in names.iter().zip(layers) {
+        add(name, tar);
+    }
+    add("config.json", &config);
+    add("manifest.json", manifest.to_string().as_bytes());
+    builder.into_inner().unwrap()
+}
+
+/// Without root: the user's own store (under $HOME), layers unpacked as
+/// the user's files, the stack mounted by the root of the container's
+/// user namespace with `userxattr`; whiteouts still delete, writes still
+/// land in the container's own layer.
+#[test]
+fn rootless_runs_a_layered_image_from_the_users_own_store() {
+    if !require_root("rootless_runs_a_layered_image_from_the_users_own_store") {
+        return;
+    }
+    require_tool("newuidmap", "uidmap");
+    let user = TestUser::new("i");
+    let middle = layer(
+        &[
+            ("srv/", ""),
+            ("srv/gone", "1"),
+            ("srv/kept", "2"),
+            ("opt/", ""),
+            ("opt/old", "3"),
+        ],
+        0,
+    );
+    let top = layer(
+        &[
+            ("srv/.wh.gone", ""),
+            ("opt/.wh..wh..opq", ""),
+            ("opt/new", "4"),
+        ],
+        0,
+    );
+    let archive = user.home.join("image.tar");
+    std::fs::write(
+        &archive,
+        docker_archive(
+            "lab/rootless:v1",
+            &[base_layer(), middle, top],
+            shell("ls /srv /opt; id -u; echo x > /srv/mine"),
+        ),
+    )
+    .unwrap();
+    let runtime_dir = user.home.join("run");
+    std::fs::create_dir_all(&runtime_dir).unwrap();
+    nix::unistd::chown(&runtime_dir, Some(user.uid.into()), Some(user.gid.into())).unwrap();
+    let ch08 = |args: &[&str]| {
+        user.command(public_bin(CH))
+            .env("XDG_RUNTIME_DIR", &runtime_dir)
+            .env_remove("CONTAINER_LAB_STORAGE")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let loaded = ch08(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(code(&loaded), 0, "{}", stderr(&loaded));
+    let store = user.home.join(".local/share/container-lab");
+    assert!(
+        store.join("layers").is_dir(),
+        "no store under the user's home"
+    );
+    let name = format!("t8-{}-rootless", std::process::id());
+    let output = ch08(&["run", "--net", "none", "--name", &name, "lab/rootless:v1"]);
+    assert_eq!(
+        stdout(&output),
+        "/opt:\nnew\n\n/srv:\nkept\n0\n",
+        "{}",
+        stderr(&output)
+    );
+    let upper = store.join("containers");
+    let written: Vec<_> = std::fs::read_dir(&upper)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("upper/srv/mine"))
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!(
+        std::fs::metadata(&written[0]).unwrap().uid(),
+        user.uid,
+        "the container's root is the user"
+    );
+    let removed = ch08(&["rm", &name]);
+    assert_eq!(code(&removed), 0, "{}", stderr(&removed));
+    assert!(!written[0].exists(), "rm left the writable layer");
 }

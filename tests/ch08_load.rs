@@ -118,21 +118,25 @@ impl Buildah {
         }
     }
 
+    /// buildah on this storage only.
+    fn command(&self) -> Command {
+        let mut command = Command::new("buildah");
+        command
+            .arg("--root")
+            .arg(self.dir.join("root"))
+            .arg("--runroot")
+            .arg(self.dir.join("runroot"))
+            .args(["--storage-driver", "vfs"]);
+        command
+    }
+
     fn run<S: AsRef<OsStr>>(&self, args: impl IntoIterator<Item = S>) -> String {
         let args: Vec<S> = args.into_iter().collect();
         let shown: Vec<String> = args
             .iter()
             .map(|a| a.as_ref().to_string_lossy().into_owned())
             .collect();
-        let output = Command::new("buildah")
-            .arg("--root")
-            .arg(self.dir.join("root"))
-            .arg("--runroot")
-            .arg(self.dir.join("runroot"))
-            .args(["--storage-driver", "vfs"])
-            .args(&args)
-            .output()
-            .expect("run buildah");
+        let output = self.command().args(&args).output().expect("run buildah");
         assert!(
             output.status.success(),
             "buildah {} failed:\n{}",
@@ -146,13 +150,7 @@ impl Buildah {
 impl Drop for Buildah {
     fn drop(&mut self) {
         // Its working containers, then (with the Scratch) its storage.
-        let _ = Command::new("buildah")
-            .arg("--root")
-            .arg(self.dir.join("root"))
-            .arg("--runroot")
-            .arg(self.dir.join("runroot"))
-            .args(["--storage-driver", "vfs", "rm", "--all"])
-            .output();
+        let _ = self.command().args(["rm", "--all"]).output();
     }
 }
 
@@ -337,6 +335,35 @@ fn load_reads_docker_and_oci_archives_that_buildah_wrote() {
             "{format}: {record}"
         );
         assert!(store.names_in("tmp").is_empty(), "{format}: staging left");
+    }
+
+    // The same archives as an OCI layout directory, and gzip-compressed.
+    let layout = buildah.dir.join("oci-layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    let unpacked = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-xf")
+        .arg(buildah.dir.join("oci-archive.tar"))
+        .status()
+        .unwrap();
+    assert!(unpacked.success(), "tar -xf oci-archive.tar");
+    let compressed = Command::new("gzip")
+        .arg("-k")
+        .arg(buildah.dir.join("docker-archive.tar"))
+        .status()
+        .unwrap();
+    assert!(compressed.success(), "gzip -k docker-archive.tar");
+    for (format, input) in [
+        ("oci-layout", layout),
+        (
+            "docker-archive.tar.gz",
+            buildah.dir.join("docker-archive.tar.gz"),
+        ),
+    ] {
+        let store = Store::new(format);
+        store.ok([OsStr::new("load"), OsStr::new("-i"), input.as_os_str()]);
+        check_loaded_test_image(&store, format);
     }
 }
 
@@ -592,6 +619,9 @@ fn header(name: &[u8], kind: &Kind) -> [u8; 512] {
     block
 }
 
+/// The entries of a hand-written tar: name bytes and what each is.
+type Entries<'a> = Vec<(&'a [u8], Kind<'a>)>;
+
 fn tar_of(entries: &[(&[u8], Kind)]) -> Vec<u8> {
     let mut tar = Vec::new();
     for (name, kind) in entries {
@@ -616,7 +646,7 @@ fn import_refuses_hostile_archives_and_leaves_nothing() {
     let absolute = format!("/tmp/container-lab-hostile-{}", std::process::id());
     let passwd_before = std::fs::symlink_metadata("/etc/passwd").unwrap();
     let link_to_outside = outside.display().to_string();
-    let cases: Vec<(&str, Vec<(&[u8], Kind)>, &str)> = vec![
+    let cases: Vec<(&str, Entries, &str)> = vec![
         (
             "dot-dot",
             vec![(b"../escape", Kind::File(b"x"))],

@@ -13,9 +13,8 @@ use container_lab::runtime::net::{PortMapping, bridge_table, port_guard, publish
 use container_lab::runtime::netlink::Netns;
 use container_lab::runtime::nftables::{Family, Nftnl, Table};
 use nix::errno::Errno;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 const TABLE: &str = "container-lab-c7";
@@ -30,21 +29,7 @@ fn socket(scratch: &Scratch) -> Nftnl {
 
 fn nft(scratch: &Scratch, args: &[&str], stdin: &str) -> Output {
     require_tool("nft", "nftables");
-    let mut child = scratch
-        .command("nft")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nft(8) from nftables");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    output_with_input(scratch.command("nft").args(args), stdin.as_bytes())
 }
 
 /// `nft ARGS list table FAMILY NAME`, with the table's name made `T`, or

@@ -57,6 +57,16 @@ const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 
 const KNOWN_FORMATS: &str = "load reads a docker-archive (docker save, podman save), an oci-archive, or an OCI image layout directory, each tar optionally gzip- or zstd-compressed";
 
+fn not_known(input: &Path) -> LabError {
+    image_error(
+        format!(
+            "{} is not an archive of a known format: it has neither manifest.json (docker-archive) nor index.json (OCI layout)",
+            input.display()
+        ),
+        KNOWN_FORMATS,
+    )
+}
+
 fn image_error(message: impl Into<String>, hint: &str) -> LabError {
     LabError::Image {
         message: message.into(),
@@ -172,23 +182,46 @@ fn unpack_and_keep(
     let mut layer = layer;
     let head = first_bytes(&mut layer, 512).map_err(|e| LabError::io("read", "layer", e))?;
     let media_type = layer_media_type(&head);
+    // An uncompressed blob is its own tar: its digest is the diffID the
+    // unpacker computes, so its bytes are hashed once, not twice.
+    let compressed = media_type != OCI_LAYER;
     let mut tee = Tee {
         reader: std::io::Cursor::new(head).chain(layer),
-        copy: store.blob_writer()?,
+        copy: store.blob_writer(compressed)?,
     };
     let unpacked = store.unpack_layer(&mut tee, None, &ApplyOptions::for_this_user())?;
     if !unpacked.existed {
         added.layers.insert(unpacked.diff_id.clone());
     }
     // What the decompressor left unread (a compressed stream's trailer,
-    // padding) is still part of the blob.
-    std::io::copy(&mut tee, &mut std::io::sink()).map_err(|e| LabError::io("read", "layer", e))?;
-    // An uncompressed blob is its own tar: its digest is the diffID.
-    let blob_digest = expected_blob
-        .cloned()
-        .or_else(|| (media_type == OCI_LAYER).then(|| unpacked.diff_id.clone()));
+    // padding) is still part of the blob; an uncompressed one was read to
+    // its end by the unpacker.
+    let trailing = std::io::copy(&mut tee, &mut std::io::sink())
+        .map_err(|e| LabError::io("read", "layer", e))?;
+    let blob_digest = match compressed {
+        true => expected_blob.cloned(),
+        false => Some(unpacked.diff_id.clone()),
+    };
     let existed = blob_digest.as_ref().is_some_and(|d| store.has_blob(d));
-    let (digest, size) = tee.copy.commit(blob_digest.as_ref())?;
+    let (digest, size) = match compressed {
+        true => tee.copy.commit(expected_blob)?,
+        false => {
+            let diff_id = &unpacked.diff_id;
+            if let Some(expected) = expected_blob.filter(|e| *e != diff_id) {
+                return Err(image_error(
+                    format!(
+                        "blob {expected} does not match its content: its bytes hash to {diff_id}"
+                    ),
+                    "the archive was damaged or altered; nothing was loaded",
+                ));
+            }
+            assert_eq!(
+                trailing, 0,
+                "the unpacker reads an uncompressed layer to its end"
+            );
+            tee.copy.commit_as(diff_id)?
+        }
+    };
     if !existed {
         added.blobs.insert(digest.clone());
     }
@@ -634,8 +667,15 @@ fn read_archive(members: &mut Members, path: &Path) -> Result<(), LabError> {
 }
 
 /// Read every file of an OCI layout directory, as the members of an
-/// archive (symlinks are not followed).
+/// archive (symlinks are not followed). Any other directory is refused
+/// before a file of it is read.
 fn read_directory(members: &mut Members, root: &Path) -> Result<(), LabError> {
+    if !["index.json", "manifest.json"]
+        .iter()
+        .any(|name| root.join(name).is_file())
+    {
+        return Err(not_known(root));
+    }
     let mut pending = vec![PathBuf::new()];
     while let Some(relative) = pending.pop() {
         let dir = root.join(&relative);
@@ -689,13 +729,7 @@ pub fn load(store: &ImageStore, args: &LoadArgs) -> Result<i32, LabError> {
             oci_images(&mut members, &index, &[], 0, &mut found)?;
             found
         } else {
-            return Err(image_error(
-                format!(
-                    "{} is not an archive of a known format: it has neither manifest.json (docker-archive) nor index.json (OCI layout)",
-                    input.display()
-                ),
-                KNOWN_FORMATS,
-            ));
+            return Err(not_known(input));
         };
         for image in found {
             let tags: Vec<String> = image.tags.iter().filter_map(Reference::tagged).collect();

@@ -10,8 +10,9 @@
 //!   outside the layer;
 //! - every directory on the way to an entry is opened with openat2(2) and
 //!   `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`: an archive that plants a
-//!   symlink and then writes through it (CVE-2019-14271's shape, and
-//!   CVE-2018-15664's) is refused by the kernel, not by a string check;
+//!   symlink and then writes through it (the path traversals of Docker's
+//!   layer extraction, CVE-2014-6407 and CVE-2014-9356) is refused by the
+//!   kernel, not by a string check;
 //! - files are made with the `*at` calls relative to that directory, with
 //!   `O_EXCL | O_NOFOLLOW`: nothing already there is followed;
 //! - a hard link must name an earlier entry of this layer, found the same

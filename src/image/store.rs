@@ -74,34 +74,36 @@ pub struct UnpackedLayer {
 /// A blob being written: see [`ImageStore::blob_writer`].
 pub struct BlobWriter<'a> {
     store: &'a ImageStore,
-    writer: Option<HashingWriter<std::io::BufWriter<std::fs::File>>>,
+    file: std::io::BufWriter<std::fs::File>,
+    /// None when the caller hashes the same bytes itself.
+    hasher: Option<HashingWriter<std::io::Sink>>,
+    bytes: u64,
     pub staging: PathBuf,
 }
 
 impl Write for BlobWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.writer.as_mut().expect("not committed").write(buf)
+        let n = self.file.write(buf)?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.write_all(&buf[..n])?;
+        }
+        self.bytes += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.writer.as_mut().expect("not committed").flush()
+        self.file.flush()
     }
 }
 
 impl BlobWriter<'_> {
-    /// Bytes written so far.
-    pub fn bytes(&self) -> u64 {
-        self.writer.as_ref().map_or(0, |writer| writer.bytes)
-    }
-
     /// Name the blob by its digest, if that is the one expected.
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), LabError> {
-        let mut writer = self.writer.take().expect("committed once");
-        writer
-            .flush()
-            .map_err(|e| LabError::io("write", self.staging.display(), e))?;
-        let bytes = writer.bytes;
-        let (_, digest) = writer.finish();
+        let (_, digest) = self
+            .hasher
+            .take()
+            .expect("commit is for a blob_writer, commit_as for an unhashed one")
+            .finish();
         if let Some(expected) = expected
             && *expected != digest
         {
@@ -110,10 +112,19 @@ impl BlobWriter<'_> {
                 "the source sent damaged or altered data; nothing was stored",
             ));
         }
-        let path = self.store.blob_path(&digest);
+        self.commit_as(&digest)
+    }
+
+    /// Name the blob by a digest its writer computed of the same bytes
+    /// (an uncompressed layer's diffID, hashed as it was unpacked).
+    pub fn commit_as(mut self, digest: &Digest) -> Result<(Digest, u64), LabError> {
+        self.file
+            .flush()
+            .map_err(|e| LabError::io("write", self.staging.display(), e))?;
+        let path = self.store.blob_path(digest);
         std::fs::rename(&self.staging, &path)
             .map_err(|e| LabError::io("rename", path.display(), e))?;
-        Ok((digest, bytes))
+        Ok((digest.clone(), self.bytes))
     }
 }
 
@@ -123,6 +134,29 @@ impl Drop for BlobWriter<'_> {
         if self.staging.exists() {
             let _ = std::fs::remove_file(&self.staging);
         }
+    }
+}
+
+/// A layer unpacked and checked, not yet under its name.
+struct PartialLayer {
+    dir: PathBuf,
+    diff_id: Digest,
+    size: u64,
+    applied: Applied,
+}
+
+/// A reader that writes a copy of what it reads: a layer's compressed bytes
+/// go to the decompressor and to the staging blob in one pass.
+struct Tee<R, W> {
+    reader: R,
+    copy: HashingWriter<W>,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.reader.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
     }
 }
 
@@ -213,7 +247,7 @@ impl ImageStore {
         reader: impl Read,
         expected: Option<&Digest>,
     ) -> Result<(Digest, u64), LabError> {
-        let mut writer = self.blob_writer()?;
+        let mut writer = self.blob_writer(true)?;
         let mut reader = reader;
         std::io::copy(&mut reader, &mut writer)
             .map_err(|e| LabError::io("write", writer.staging.display(), e))?;
@@ -222,18 +256,17 @@ impl ImageStore {
     // ANCHOR_END: put_blob
 
     /// A blob written piece by piece (load copies a layer into one while
-    /// unpacking it): hashed as it is written, named by `commit`, deleted
-    /// if dropped before.
-    pub fn blob_writer(&self) -> Result<BlobWriter<'_>, LabError> {
+    /// unpacking it): hashed as it is written when `hashed`, named by
+    /// `commit` (or `commit_as`), deleted if dropped before.
+    pub fn blob_writer(&self, hashed: bool) -> Result<BlobWriter<'_>, LabError> {
         let staging = self.staging("blob");
         let file = std::fs::File::create(&staging)
             .map_err(|e| LabError::io("create", staging.display(), e))?;
         Ok(BlobWriter {
             store: self,
-            writer: Some(HashingWriter::new(std::io::BufWriter::with_capacity(
-                1 << 20,
-                file,
-            ))),
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: hashed.then(|| HashingWriter::new(std::io::sink())),
+            bytes: 0,
             staging,
         })
     }
@@ -291,16 +324,93 @@ impl ImageStore {
         expected: Option<&Digest>,
         options: &ApplyOptions,
     ) -> Result<UnpackedLayer, LabError> {
-        if let Some(diff_id) = expected
-            && self.has_layer(diff_id)
-        {
-            return Ok(UnpackedLayer {
-                diff_id: diff_id.clone(),
-                size: 0,
-                existed: true,
-                applied: None,
-            });
+        if let Some(existing) = self.existing_layer(expected) {
+            return Ok(existing);
         }
+        let mut compressed = compressed;
+        let partial = self.unpack_partial(&mut compressed, expected, options)?;
+        self.commit_layer(partial)
+    }
+    // ANCHOR_END: unpack_layer
+
+    // ANCHOR: unpack_layer_blob
+    /// Store a compressed layer blob and unpack it in one pass over its
+    /// bytes (a registry's response body): every byte the decompressor
+    /// reads is also written to a staging blob. The layer gets its name
+    /// only once both digests are checked, the blob's (as the manifest
+    /// names it) and the tar's (the config's diffID); a mismatch of either
+    /// leaves nothing under either name.
+    pub fn unpack_layer_blob(
+        &self,
+        compressed: impl Read,
+        blob: &Digest,
+        diff_id: &Digest,
+        options: &ApplyOptions,
+    ) -> Result<UnpackedLayer, LabError> {
+        if let Some(existing) = self.existing_layer(Some(diff_id)) {
+            return Ok(existing);
+        }
+        let staging = self.staging("blob");
+        let file = std::fs::File::create(&staging)
+            .map_err(|e| LabError::io("create", staging.display(), e))?;
+        let mut tee = Tee {
+            reader: compressed,
+            copy: HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file)),
+        };
+        let unpacked = self.unpack_partial(&mut tee, Some(diff_id), options);
+        // The decompressor may stop before the end of the body (padding
+        // after the last gzip member or zstd frame), or fail on damaged
+        // bytes: the blob's digest covers all of it either way, and a
+        // damaged blob is best reported by its digest.
+        let drained = std::io::copy(&mut tee, &mut std::io::sink()).and_then(|_| tee.copy.flush());
+        let (_, digest) = tee.copy.finish();
+        let failed = match drained {
+            Err(error) => Some(LabError::io("read", format!("blob {blob}"), error)),
+            Ok(_) if digest != *blob => Some(image_error(
+                format!("blob {blob} does not match its content: its bytes hash to {digest}"),
+                "the source sent damaged or altered data; nothing was stored",
+            )),
+            Ok(_) => None,
+        };
+        let checked = match (failed, unpacked) {
+            (None, Ok(partial)) => Ok(partial),
+            (Some(error), Ok(partial)) => {
+                let _ = remove_tree(&partial.dir);
+                Err(error)
+            }
+            (failed, Err(error)) => Err(failed.unwrap_or(error)),
+        };
+        let partial = checked.inspect_err(|_| {
+            let _ = std::fs::remove_file(&staging);
+        })?;
+        let path = self.blob_path(blob);
+        if let Err(error) = std::fs::rename(&staging, &path) {
+            let _ = std::fs::remove_file(&staging);
+            let _ = remove_tree(&partial.dir);
+            return Err(LabError::io("rename", path.display(), error));
+        }
+        self.commit_layer(partial)
+    }
+    // ANCHOR_END: unpack_layer_blob
+
+    /// The layer `diff_id`, if the store has it already.
+    fn existing_layer(&self, diff_id: Option<&Digest>) -> Option<UnpackedLayer> {
+        let diff_id = diff_id.filter(|diff_id| self.has_layer(diff_id))?;
+        Some(UnpackedLayer {
+            diff_id: diff_id.clone(),
+            size: 0,
+            existed: true,
+            applied: None,
+        })
+    }
+
+    /// Unpack a layer into `layers/.partial-HEX-PID`, its diffID checked.
+    fn unpack_partial(
+        &self,
+        compressed: &mut dyn Read,
+        expected: Option<&Digest>,
+        options: &ApplyOptions,
+    ) -> Result<PartialLayer, LabError> {
         let partial = self.root.join("layers").join(format!(
             ".partial-{}-{}",
             expected.map_or("unknown", Digest::hex),
@@ -334,8 +444,24 @@ impl ImageStore {
                 "the image's config and its layers disagree; nothing was stored",
             ));
         }
+        Ok(PartialLayer {
+            dir: partial,
+            diff_id,
+            size,
+            applied,
+        })
+    }
+
+    /// Give a checked layer its name.
+    fn commit_layer(&self, partial: PartialLayer) -> Result<UnpackedLayer, LabError> {
+        let PartialLayer {
+            dir,
+            diff_id,
+            size,
+            applied,
+        } = partial;
         let target = self.layer_dir(&diff_id);
-        match std::fs::rename(&partial, &target) {
+        match std::fs::rename(&dir, &target) {
             Ok(()) => Ok(UnpackedLayer {
                 diff_id,
                 size,
@@ -347,7 +473,7 @@ impl ImageStore {
                 if target.is_dir()
                     && matches!(error.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) =>
             {
-                let _ = remove_tree(&partial);
+                let _ = remove_tree(&dir);
                 Ok(UnpackedLayer {
                     diff_id,
                     size,
@@ -356,12 +482,11 @@ impl ImageStore {
                 })
             }
             Err(error) => {
-                let _ = remove_tree(&partial);
+                let _ = remove_tree(&dir);
                 Err(LabError::io("rename", target.display(), error))
             }
         }
     }
-    // ANCHOR_END: unpack_layer
 
     fn image_path(&self, id: &Digest) -> PathBuf {
         self.root.join("images").join(format!("{}.json", id.hex()))
@@ -699,6 +824,67 @@ mod tests {
             let mut out = Vec::new();
             decompress(input).unwrap().read_to_end(&mut out).unwrap();
             assert_eq!(out, data);
+        }
+    }
+
+    /// A gzip-compressed layer holding `etc/motd`, and its tar's digest.
+    fn gzip_layer(text: &[u8]) -> (Vec<u8>, Digest) {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, "etc/motd", text).unwrap();
+        let tar = builder.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        (gz.finish().unwrap(), Digest::of(&tar))
+    }
+
+    #[test]
+    fn a_layer_blob_is_stored_and_unpacked_in_one_pass_when_both_digests_match() {
+        let (_dir, store) = temp_store();
+        let (gz, diff_id) = gzip_layer(b"hello\n");
+        let options = ApplyOptions { privileged: false };
+        let unpacked = store
+            .unpack_layer_blob(&gz[..], &Digest::of(&gz), &diff_id, &options)
+            .unwrap();
+        assert!(!unpacked.existed);
+        assert_eq!(
+            std::fs::read(store.blob_path(&Digest::of(&gz))).unwrap(),
+            gz
+        );
+        let motd = store.layer_dir(&diff_id).join("etc/motd");
+        assert_eq!(std::fs::read(motd).unwrap(), b"hello\n");
+        let again = store
+            .unpack_layer_blob(&b""[..], &Digest::of(&gz), &diff_id, &options)
+            .unwrap();
+        assert!(again.existed, "a layer in the store is not read again");
+    }
+
+    #[test]
+    fn a_layer_blob_that_unpacks_fine_but_is_not_the_blob_named_is_not_stored() {
+        let (_dir, store) = temp_store();
+        let (gz, diff_id) = gzip_layer(b"hello\n");
+        // Another gzip header MTIME (RFC 1952 section 2.3): same tar,
+        // other blob. Then bytes that no longer decompress: named by
+        // their digest too.
+        for at in [4, gz.len() / 2] {
+            let mut altered = gz.clone();
+            altered[at] ^= 0xff;
+            let options = ApplyOptions { privileged: false };
+            let error = store
+                .unpack_layer_blob(&altered[..], &Digest::of(&gz), &diff_id, &options)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(error.contains("does not match"), "{error}");
+            assert!(!store.has_layer(&diff_id));
+            assert!(!store.has_blob(&Digest::of(&gz)));
+            assert!(!store.has_blob(&Digest::of(&altered)));
+            for dir in ["layers", "tmp"] {
+                assert_eq!(std::fs::read_dir(store.root.join(dir)).unwrap().count(), 0);
+            }
         }
     }
 

@@ -21,6 +21,10 @@ pub struct PullArgs {
     /// No progress bars, only the image's id at the end
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Show each HTTP request on stderr: the method, the URL, what it
+    /// accepts, why it is made, and the registry's answer
+    #[arg(long)]
+    pub explain: bool,
 }
 
 #[derive(Args, Debug, Clone)]

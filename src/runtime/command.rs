@@ -23,7 +23,7 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// A command ready for execve(2): the path inside the container's root,
 /// argv as the user typed it, and the environment it starts with (`None`:
 /// the runtime's own, as a plain process or a chroot gets it).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Command {
     pub path: CString,
     pub argv: Vec<CString>,

@@ -16,6 +16,7 @@ use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
 use nix::mount::MsFlags;
 use nix::unistd::Pid;
+use serde::{Serialize, de::DeserializeOwned};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,9 @@ pub struct LayeredRoot {
     pub upper: PathBuf,
     /// overlayfs's scratch space, on the upper layer's filesystem.
     pub work: PathBuf,
+    /// Where a rootless container's stack is mounted (inside its own
+    /// mount namespace only); root's goes on a mount point under /run.
+    pub merged: PathBuf,
     /// `DIR.layers/0..N`: where each idmapped layer is attached, for the
     /// moment of the overlay mount, in the child's mount namespace only.
     layer_points: PathBuf,
@@ -58,7 +62,8 @@ impl LayeredRoot {
         }
         let upper = dir.join("upper");
         let work = dir.join("work");
-        for path in [&upper, &work] {
+        let merged = dir.join("merged");
+        for path in [&upper, &work, &merged] {
             std::fs::create_dir_all(path).map_err(|e| LabError::io("mkdir", path.display(), e))?;
         }
         nix::unistd::chown(&upper, Some(owner.0.into()), Some(owner.1.into())).map_err(
@@ -71,7 +76,10 @@ impl LayeredRoot {
         let layer_points =
             Path::new(crate::runtime::RUN_DIR).join(format!("layers-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&layer_points);
-        for n in 0..lowers.len() {
+        // Only root attaches idmapped layers; a rootless stack is mounted
+        // from inside, by path.
+        let idmapped = nix::unistd::geteuid().is_root();
+        for n in (0..lowers.len()).filter(|_| idmapped) {
             let point = layer_points.join(n.to_string());
             std::fs::create_dir_all(&point)
                 .map_err(|e| LabError::io("mkdir", point.display(), e))?;
@@ -80,6 +88,7 @@ impl LayeredRoot {
             lowers,
             upper,
             work,
+            merged,
             layer_points,
         })
     }
@@ -102,16 +111,17 @@ impl LayeredRoot {
     /// Run `look` on the image's files as the container will see them
     /// (the layers stacked, read-only), before there is a container: to
     /// find its command, its user, its working directory. The stack is
-    /// mounted on a thread that has a mount namespace of its own: nothing
-    /// is mounted where anyone else could see it, and it is gone with the
-    /// thread.
-    pub fn with_view<T: Send>(
+    /// mounted where no one else sees it, and is gone when `look` returns:
+    /// as root on a thread with a mount namespace of its own; without
+    /// root in a short-lived child with a user namespace of its own too
+    /// (a thread cannot make one), which sends the answer back on a pipe.
+    pub fn with_view<T: Serialize + DeserializeOwned + Send>(
         &self,
         at: &Path,
-        look: impl FnOnce(&Path) -> T + Send,
+        look: impl FnOnce(&Path) -> Result<T, LabError> + Send,
     ) -> Result<T, LabError> {
         if let [only] = self.lowers.as_slice() {
-            return Ok(look(only));
+            return look(only);
         }
         // Named from their common directory (the store's layers/), to fit.
         let store = self.lowers[0]
@@ -130,37 +140,51 @@ impl LayeredRoot {
                 false => l.display().to_string(),
             })
             .collect();
-        let options = self.options(&names, false);
+        let mut options = self.options(&names, false);
+        let rootless = !nix::unistd::geteuid().is_root();
+        if rootless {
+            options += ",userxattr";
+        }
+        let failed = |errno| LabError::StepFailed {
+            syscall: "mount",
+            target: format!("overlay on {}", at.display()),
+            errno,
+        };
+        let mount_view = || -> nix::Result<()> {
+            nix::unistd::chdir(&store)?;
+            nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )?;
+            nix::mount::mount(
+                Some("overlay"),
+                at,
+                Some("overlay"),
+                MsFlags::MS_RDONLY,
+                Some(options.as_str()),
+            )
+        };
+        if rootless {
+            return in_own_user_namespace(|| {
+                mount_view().map_err(failed)?;
+                look(at)
+            });
+        }
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
                     nix::sched::unshare(
                         nix::sched::CloneFlags::CLONE_FS | nix::sched::CloneFlags::CLONE_NEWNS,
-                    )?;
-                    nix::unistd::chdir(&store)?;
-                    nix::mount::mount(
-                        None::<&str>,
-                        "/",
-                        None::<&str>,
-                        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                        None::<&str>,
-                    )?;
-                    nix::mount::mount(
-                        Some("overlay"),
-                        at,
-                        Some("overlay"),
-                        MsFlags::MS_RDONLY,
-                        Some(options.as_str()),
-                    )?;
-                    Ok(look(at))
+                    )
+                    .and_then(|()| mount_view())
+                    .map_err(failed)?;
+                    look(at)
                 })
                 .join()
-                .unwrap_or(Err(nix::errno::Errno::EIO))
-        })
-        .map_err(|errno| LabError::StepFailed {
-            syscall: "mount",
-            target: format!("overlay on {}", at.display()),
-            errno,
+                .unwrap_or(Err(failed(nix::errno::Errno::EIO)))
         })
     }
     // ANCHOR_END: view
@@ -229,6 +253,122 @@ impl LayeredRoot {
         )
     }
     // ANCHOR_END: mount_for
+
+    /// Without root: from inside the child, once it is root of its user
+    /// namespace and has a mount namespace of its own, the stack mounted
+    /// onto `target` (unprivileged overlayfs, Linux 5.11). The layers are
+    /// the user's own files, which the user namespace already maps to its
+    /// root; `userxattr` makes overlayfs keep its marks in `user.overlay.*`
+    /// xattrs, which an unprivileged user may write.
+    pub fn mount_inside(&self, narrator: &Narrator, target: &Path) -> Result<(), LabError> {
+        let store = self.lowers[0]
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        let names: Vec<String> = self
+            .lowers
+            .iter()
+            .map(|l| {
+                l.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        let options = self.options(&names, true) + ",userxattr";
+        let args = format!(
+            "\"overlay\", {:?}, \"overlay\", MS_NODEV, \"{options}\"",
+            target.display().to_string()
+        );
+        let why = format!(
+            "root of this user namespace stacks the image's {} layer(s) (cwd {}) under the container's own writable layer",
+            self.lowers.len(),
+            store.display()
+        );
+        narrator.run(
+            Step {
+                syscall: "mount",
+                args: &args,
+                why: &why,
+                man: "mount(2)",
+            },
+            || {
+                nix::unistd::chdir(&store)?;
+                nix::mount::mount(
+                    Some("overlay"),
+                    target,
+                    Some("overlay"),
+                    MsFlags::MS_NODEV,
+                    Some(options.as_str()),
+                )
+            },
+        )
+    }
+}
+
+/// Run `work` in a child process with a user namespace and a mount
+/// namespace of its own (its user is that namespace's root, mapped to
+/// ours alone), and bring its answer back as JSON on a pipe.
+fn in_own_user_namespace<T: Serialize + DeserializeOwned>(
+    work: impl FnOnce() -> Result<T, LabError>,
+) -> Result<T, LabError> {
+    use std::io::{Read, Write};
+    type Answer<T> = Result<T, (i32, String, Option<String>)>;
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    let (read, write) = crate::runtime::sync::cloexec_pipe()?;
+    // SAFETY: the child only makes namespaces, mounts, reads files and
+    // writes to the pipe before _exit(2).
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(read);
+            let answer: Answer<T> = (|| {
+                let as_lab_error = |errno| LabError::StepFailed {
+                    syscall: "unshare",
+                    target: "CLONE_NEWUSER|CLONE_NEWNS".into(),
+                    errno,
+                };
+                nix::sched::unshare(
+                    nix::sched::CloneFlags::CLONE_NEWUSER | nix::sched::CloneFlags::CLONE_NEWNS,
+                )
+                .map_err(as_lab_error)?;
+                // user_namespaces(7): setgroups must be denied before an
+                // unprivileged process may write its gid_map.
+                for (file, text) in [
+                    ("setgroups", "deny".to_string()),
+                    ("uid_map", format!("0 {uid} 1")),
+                    ("gid_map", format!("0 {gid} 1")),
+                ] {
+                    let path = format!("/proc/self/{file}");
+                    std::fs::write(&path, text).map_err(|e| LabError::io("write", &path, e))?;
+                }
+                work()
+            })()
+            .map_err(|error| (error.exit_code(), error.to_string(), error.hint()));
+            let mut pipe = std::fs::File::from(write);
+            let _ = pipe.write_all(&serde_json::to_vec(&answer).unwrap_or_default());
+            drop(pipe);
+            // SAFETY: _exit ends the child without running the parent's exit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(write);
+            let mut bytes = Vec::new();
+            let _ = std::fs::File::from(read).read_to_end(&mut bytes);
+            let _ = nix::sys::wait::waitpid(child, None);
+            let answer: Answer<T> =
+                serde_json::from_slice(&bytes).map_err(|_| LabError::RuntimeGaveUp)?;
+            answer.map_err(|(exit_code, message, hint)| LabError::InChild {
+                exit_code,
+                message,
+                hint,
+            })
+        }
+        Err(errno) => Err(LabError::StepFailed {
+            syscall: "fork",
+            target: "the image's view".into(),
+            errno,
+        }),
+    }
 }
 
 impl Drop for LayeredRoot {

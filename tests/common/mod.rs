@@ -8,7 +8,7 @@ pub mod netns;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// Environment variable that lets a non-root `cargo test` skip the tests
@@ -278,6 +278,22 @@ pub fn host_safe_flags(chapter: &str) -> &'static [&'static str] {
     }
 }
 
+/// Run `command` with `input` on its stdin, its output captured.
+pub fn output_with_input(command: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"));
+    // A program that exits without reading its input closes the pipe
+    // first: what it says about that is in its output.
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().unwrap()
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -469,4 +485,71 @@ pub fn mask(text: &str) -> String {
             kept.join(" ") + end
         })
         .collect()
+}
+
+/// An unprivileged user made for one test, removed with its files when
+/// dropped.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: Scratch,
+}
+
+impl TestUser {
+    /// `tag` tells tests running at once apart (one letter).
+    pub fn new(tag: &str) -> TestUser {
+        let name = format!("labrl{tag}{}", std::process::id() % 100000);
+        let _ = Command::new("userdel")
+            .arg(&name)
+            .stderr(Stdio::null())
+            .status();
+        let status = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/sh", &name])
+            .status()
+            .expect("useradd");
+        assert!(status.success(), "useradd {name}");
+        let id = |flag: &str| -> u32 {
+            stdout(&Command::new("id").args([flag, &name]).output().unwrap())
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let home = Scratch::public(&format!("rootless-{tag}"));
+        let (uid, gid) = (id("-u"), id("-g"));
+        nix::unistd::chown(
+            &*home,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .unwrap();
+        TestUser {
+            name,
+            uid,
+            gid,
+            home,
+        }
+    }
+
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(program);
+        command
+            .uid(self.uid)
+            .gid(self.gid)
+            .env("USER", &self.name)
+            .env("HOME", &*self.home);
+        command
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // The directory of pasta's pid files a rootless run makes (no
+        // XDG_RUNTIME_DIR here: the user never logged in).
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("container-lab-{}", self.uid)),
+        );
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
 }
