@@ -233,7 +233,7 @@ fn bench(
                 warmup,
                 runs,
             },
-            |line| eprintln!("{}", format!("  {line}").dimmed()),
+            &|line| eprintln!("{}", format!("  {line}").dimmed()),
         )?;
         Ok::<_, LabError>((timings, lifecycle, images))
     })();

@@ -333,8 +333,11 @@ fn as_rate(row: ComparedRow, bytes: u64) -> ComparedRow {
 
 /// `warmup + runs` rounds of `round`, which times ours and then the
 /// peer's (None where there is no peer): the measured rounds' times.
+/// `progress` is told every tenth measured round (a round of load or
+/// pull takes seconds).
 fn in_rounds(
     plan: &ImageBenchPlan,
+    progress: &dyn Fn(&str),
     mut round: impl FnMut() -> Result<(f64, Option<f64>), LabError>,
 ) -> Result<(Vec<f64>, Vec<f64>), LabError> {
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -343,6 +346,9 @@ fn in_rounds(
         if number >= plan.warmup {
             ours.push(mine);
             theirs.extend(peer);
+            if ours.len() % 10 == 0 {
+                progress(&format!("  round {} of {}", ours.len(), plan.runs));
+            }
         }
     }
     Ok((ours, theirs))
@@ -492,7 +498,7 @@ fn pull_row(
     chapter: &Path,
     image: &BenchImage,
     notes: &mut Vec<String>,
-    progress: &impl Fn(&str),
+    progress: &dyn Fn(&str),
 ) -> Result<Option<ComparedRow>, LabError> {
     if let Some(why) = pull_unmeasurable() {
         notes.push(format!("pull: not measured ({why})"));
@@ -527,7 +533,7 @@ fn pull_row(
     }
     progress("timing pull against skopeo copy ...");
     let pull = argv(chapter, &["pull", "-q", &reference]);
-    let (ours, theirs) = in_rounds(plan, || {
+    let (ours, theirs) = in_rounds(plan, progress, || {
         let ms = with_fresh_store(plan.work, &pull)?;
         let copy = fresh(plan.work, "skopeo-dir")?;
         let into = format!("dir:{}", copy.0.display());
@@ -554,7 +560,7 @@ fn pull_row(
 /// Chapter 08's image verbs, each beside its peer, in interleaved rounds
 /// as [`super::measure_all`] times start-ups. `progress` is told what is
 /// being timed.
-pub fn images(plan: &ImageBenchPlan, progress: impl Fn(&str)) -> Result<Comparison, LabError> {
+pub fn images(plan: &ImageBenchPlan, progress: &dyn Fn(&str)) -> Result<Comparison, LabError> {
     let mut images = Comparison::default();
     let Some(chapter) = built_chapter(
         "ch08-images",
@@ -576,7 +582,7 @@ pub fn images(plan: &ImageBenchPlan, progress: impl Fn(&str)) -> Result<Comparis
             .notes
             .push("tar: not measured (GNU tar not installed)".into());
     }
-    let (load, tar) = in_rounds(plan, || {
+    let (load, tar) = in_rounds(plan, progress, || {
         let ours = time_load(&work.0, &chapter, &image)?;
         let theirs = match tar_installed {
             true => Some(time_tar(&work.0, &image)?),
@@ -597,7 +603,7 @@ pub fn images(plan: &ImageBenchPlan, progress: impl Fn(&str)) -> Result<Comparis
     .map(|row| as_rate(row, image.layer_bytes));
     images.rows.extend(with_goal(load_row, load_goal));
 
-    let pull = pull_row(plan, &chapter, &image, &mut images.notes, &progress)?;
+    let pull = pull_row(plan, &chapter, &image, &mut images.notes, progress)?;
     images.rows.extend(pull);
 
     let Some(ch07) = built_chapter(
@@ -620,7 +626,7 @@ pub fn images(plan: &ImageBenchPlan, progress: impl Fn(&str)) -> Result<Comparis
         &["run", "--rm", "--net", "none", TAG, "/bin/true"],
     );
     let theirs = argv(&ch07, &["run", "--rm", "--net", "none", &root, "/bin/true"]);
-    let (run, plain) = in_rounds(plan, || {
+    let (run, plain) = in_rounds(plan, progress, || {
         let ms = millis(run_once_with(&ours, &[(STORAGE_ENV, &store.0)])?);
         Ok((ms, Some(millis(run_once(&theirs)?))))
     })?;
