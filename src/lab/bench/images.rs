@@ -545,6 +545,11 @@ fn pull_row(
         Ok((ms, Some(peer_ms)))
     })?;
     drop(registry);
+    notes.push(
+        "skopeo copy to dir: keeps the layers' blobs as they came (gzip); pull also \
+         decompresses and unpacks every layer, the work of `gzip -d | tar -x`"
+            .into(),
+    );
     Ok(with_goal(
         compared_row(
             "pull from 127.0.0.1 (gzip layers)",
@@ -602,6 +607,11 @@ pub fn images(plan: &ImageBenchPlan, progress: &dyn Fn(&str)) -> Result<Comparis
     )
     .map(|row| as_rate(row, image.layer_bytes));
     images.rows.extend(with_goal(load_row, load_goal));
+    images.notes.push(
+        "load writes each layer twice, unpacked and as the blob it came as; \
+         tar -x only unpacks"
+            .into(),
+    );
 
     let pull = pull_row(plan, &chapter, &image, &mut images.notes, progress)?;
     images.rows.extend(pull);
