@@ -102,6 +102,56 @@ fn quick_bench_produces_a_well_formed_report() {
             "{lifecycle:?}"
         ),
     }
+    // Chapter 08's images: load beside tar, pull beside skopeo when the
+    // registry and skopeo are installed (and pull is built), run beside
+    // ch07; each row with a peer holds issue 16's goal.
+    let images = &report.images;
+    let row = |prefix: &str| images.rows.iter().find(|r| r.operation.starts_with(prefix));
+    let load = row("load -i").unwrap_or_else(|| panic!("no load row: {images:?}"));
+    let run_row = row("run --rm").unwrap_or_else(|| panic!("no run row: {images:?}"));
+    assert_eq!(load.unit, "MiB/s", "{load:?}");
+    // A rate's p95 is its slow end: the lower rate.
+    assert!(
+        load.median > 0.0 && load.p95 > 0.0 && load.p95 <= load.median,
+        "{load:?}"
+    );
+    assert_eq!(run_row.unit, "ms", "{run_row:?}");
+    assert!(
+        run_row.median > 0.0 && run_row.median <= run_row.p95,
+        "{run_row:?}"
+    );
+    assert!(
+        run_row.peer_median.is_some_and(|ms| ms > 0.0),
+        "{run_row:?}"
+    );
+    assert_eq!(load.peer_median.is_some(), installed("tar"), "{load:?}");
+    let pull_tools: Vec<&str> = ["docker-registry", "skopeo"]
+        .into_iter()
+        .filter(|tool| !installed(tool))
+        .collect();
+    let pull_note = images
+        .notes
+        .iter()
+        .find(|n| n.starts_with("pull: not measured"));
+    match row("pull") {
+        Some(pull) => {
+            assert!(pull_tools.is_empty() && pull_note.is_none(), "{images:?}");
+            assert_eq!(pull.unit, "ms");
+            assert!(pull.median > 0.0 && pull.median <= pull.p95, "{pull:?}");
+            assert!(pull.peer_median.is_some_and(|ms| ms > 0.0), "{pull:?}");
+        }
+        None => {
+            let note = pull_note.unwrap_or_else(|| panic!("no pull row, no note: {images:?}"));
+            for tool in &pull_tools {
+                assert!(note.contains(tool), "{note} does not name {tool}");
+            }
+        }
+    }
+    for row in &images.rows {
+        assert_eq!(row.runs, 3, "{row:?}");
+        assert_eq!(row.goal.is_some(), row.peer_median.is_some(), "{row:?}");
+    }
+
     // What the bench started, it removed.
     let after = bench_containers();
     let left: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();

@@ -89,8 +89,12 @@ enum LabCommand {
             syscall-heavy loop timed inside ch03 and on the host, and chapter 07's lifecycle: \
             `run -d` until it returns, `exec` of /bin/true into a running container and `stop` \
             of one that ends on SIGTERM, beside `runc run -d` and `runc exec`, and the memory \
-            (PSS) of its monitor beside conmon's when conmon is installed. Runs inside a \
-            stand-in host network namespace, like the tour.",
+            (PSS) of its monitor beside conmon's when conmon is installed; and chapter 08's \
+            images: `load` of a five-layer docker-archive the bench makes (100+ MiB; a few \
+            with --quick) beside GNU `tar -x` of its layers, `pull` of it from a docker-registry \
+            on 127.0.0.1 beside `skopeo copy` into a directory (when both are installed), and \
+            `run --rm` of it beside ch07 on the plain rootfs, each with issue 16's goal. Runs \
+            inside a stand-in host network namespace, like the tour.",
         after_help = "Examples:\n  sudo lab bench\n  sudo lab bench --quick --json\n  sudo lab bench --book book/src/generated"
     )]
     Bench {
@@ -196,35 +200,45 @@ fn bench(
         "{}",
         format!("timing {} subjects in {runs} rounds ...", subjects.len()).dimmed()
     );
-    let result = bench::measure_all(&subjects, warmup, runs, |round| {
+    let progress = |round: usize| {
         if round % 10 == 9 {
             eprintln!("{}", format!("  round {} of {runs}", round + 1).dimmed());
         }
-    });
-    let timings = match result {
-        Ok(timings) => timings,
-        Err(error) => {
-            let _ = std::fs::remove_dir_all(&bundle_dir);
-            return Err(error);
-        }
     };
-    eprintln!(
-        "{}",
-        "timing ch07's run -d, exec and stop, against runc ...".dimmed()
-    );
-    let lifecycle = bench::lifecycle(
-        &rootfs_dir,
-        &bundle_dir.join("lifecycle"),
-        warmup,
-        runs,
-        |round| {
-            if round % 10 == 9 {
-                eprintln!("{}", format!("  round {} of {runs}", round + 1).dimmed());
-            }
-        },
-    );
+    // The bundles, the images' archive and stores: removed however the
+    // measuring ends.
+    let measured = (|| {
+        let timings = bench::measure_all(&subjects, warmup, runs, progress)?;
+        eprintln!(
+            "{}",
+            "timing ch07's run -d, exec and stop, against runc ...".dimmed()
+        );
+        let lifecycle = bench::lifecycle(
+            &rootfs_dir,
+            &bundle_dir.join("lifecycle"),
+            warmup,
+            runs,
+            progress,
+        )?;
+        eprintln!(
+            "{}",
+            "timing ch08's load, pull and run against tar, skopeo and ch07 ...".dimmed()
+        );
+        let images = bench::images(
+            &bench::ImageBenchPlan {
+                rootfs: &rootfs_dir,
+                work: &bundle_dir.join("images"),
+                // Layers 2-5; layer 1 is the rootfs without the lab's tools.
+                generated_layer_bytes: if quick { 1 << 20 } else { 25 << 20 },
+                warmup,
+                runs,
+            },
+            &|line| eprintln!("{}", format!("  {line}").dimmed()),
+        )?;
+        Ok::<_, LabError>((timings, lifecycle, images))
+    })();
     let _ = std::fs::remove_dir_all(&bundle_dir);
-    let lifecycle = lifecycle?;
+    let (timings, lifecycle, images) = measured?;
     eprintln!(
         "{}",
         "timing the workloads inside ch03 and on the host ...".dimmed()
@@ -247,6 +261,7 @@ fn bench(
         skipped,
         throughput,
         lifecycle,
+        images,
         kernel: container_lab::hostinfo::kernel_release(),
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())

@@ -12,11 +12,20 @@
 //! too ([`lifecycle`]): `run -d` until it returns, `exec` into a running
 //! container, `stop` of one whose command ends on SIGTERM, and its
 //! monitor's memory, beside `runc run -d`, `runc exec` and conmon.
+//!
+//! Chapter 08's image verbs ([`images`]): `load` of a five-layer archive
+//! the bench makes, beside GNU `tar -x` of its layers; `pull` from a
+//! registry on 127.0.0.1, beside `skopeo copy`; `run --rm` of the image,
+//! beside chapter 07 on the plain rootfs.
+
+mod images;
+
+pub use images::{ImageBenchPlan, images};
 
 use crate::error::LabError;
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -81,29 +90,35 @@ pub struct Report {
     pub throughput: Vec<Throughput>,
     /// Chapter 07's verbs and its monitor, beside runc's and conmon's.
     #[serde(default)]
-    pub lifecycle: Lifecycle,
+    pub lifecycle: Comparison,
+    /// Chapter 08's image verbs, beside GNU tar, skopeo and chapter 07.
+    #[serde(default)]
+    pub images: Comparison,
     pub kernel: String,
     pub cpus: usize,
 }
 
-/// Chapter 07's lifecycle, measured: one row per operation, ours and the
-/// peer's side by side.
+/// Our operations measured beside a peer's: one row per operation, ours
+/// and the peer's side by side (chapter 07's lifecycle, chapter 08's
+/// images).
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
-pub struct Lifecycle {
-    pub rows: Vec<LifecycleRow>,
+pub struct Comparison {
+    pub rows: Vec<ComparedRow>,
     /// What the rows cannot say: a peer with no such operation, one not
     /// installed or not measured, and why.
     pub notes: Vec<String>,
 }
 
-/// One operation of chapter 07, and the peer's beside it.
+/// One operation of ours, and the peer's beside it.
 #[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct LifecycleRow {
+pub struct ComparedRow {
     pub operation: String,
-    /// `ms` (wall time) or `KiB` (memory).
+    /// `ms` (wall time), `KiB` (memory) or `MiB/s` (throughput).
     pub unit: String,
     /// Measured samples behind `median` and `p95`.
     pub runs: usize,
+    /// For a rate (`MiB/s`), the rate of the median run and of the p95
+    /// run: `p95` is the slow end, as it is for a time.
     pub median: f64,
     pub p95: f64,
     /// The peer's command, or why there is none.
@@ -111,6 +126,20 @@ pub struct LifecycleRow {
     /// None when the peer has no such operation or was not measured.
     pub peer_median: Option<f64>,
     pub peer_p95: Option<f64>,
+    /// The performance goal this row is held to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<Goal>,
+}
+
+/// A performance goal (issue 16's for chapter 08), and how the medians
+/// measured against it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Goal {
+    /// What is asked, e.g. `at least 0.9x tar's rate`.
+    pub target: String,
+    /// What was measured, in the goal's terms, e.g. `0.93x`.
+    pub measured: String,
+    pub met: bool,
 }
 
 fn words(parts: &[&str]) -> Vec<OsString> {
@@ -290,6 +319,12 @@ pub fn runc_bundle(rootfs: &Path, dir: &Path, args: &[&str]) -> Option<std::path
 
 /// Run `argv` once and return its wall time; it must exit 0.
 fn run_once(argv: &[OsString]) -> Result<Duration, LabError> {
+    run_once_with(argv, &[])
+}
+
+/// [`run_once`] with `env` added to the environment (an image store of
+/// the bench's own).
+fn run_once_with(argv: &[OsString], env: &[(&str, &Path)]) -> Result<Duration, LabError> {
     let line = || {
         argv.iter()
             .map(|a| a.to_string_lossy())
@@ -299,6 +334,7 @@ fn run_once(argv: &[OsString]) -> Result<Duration, LabError> {
     let started = Instant::now();
     let status = Command::new(&argv[0])
         .args(&argv[1..])
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -560,6 +596,42 @@ fn summary(mut samples: Vec<f64>) -> Option<(f64, f64)> {
     Some((percentile(&samples, 0.5), percentile(&samples, 0.95)))
 }
 
+/// A chapter's binary, beside this one; None when it is not built, and a
+/// note saying so and what was therefore `not_measured`.
+fn built_chapter(name: &str, not_measured: &str, notes: &mut Vec<String>) -> Option<PathBuf> {
+    let path = crate::rootfs::sibling(name);
+    if !path.is_file() {
+        notes.push(format!("{name} is not built: {not_measured}"));
+        return None;
+    }
+    Some(path)
+}
+
+/// A row of times (or sizes) in `unit`: ours and the peer's summarised;
+/// None when ours has no samples.
+fn compared_row(
+    operation: &str,
+    unit: &str,
+    ours: Vec<f64>,
+    peer: String,
+    theirs: Vec<f64>,
+) -> Option<ComparedRow> {
+    let runs = ours.len();
+    let (median, p95) = summary(ours)?;
+    let theirs = summary(theirs);
+    Some(ComparedRow {
+        operation: operation.into(),
+        unit: unit.into(),
+        runs,
+        median,
+        p95,
+        peer,
+        peer_median: theirs.map(|(median, _)| median),
+        peer_p95: theirs.map(|(_, p95)| p95),
+        goal: None,
+    })
+}
+
 /// `ch07-lifecycle inspect NAME`: the container's document.
 fn inspect(chapter: &Path, name: &str) -> Result<serde_json::Value, LabError> {
     let failed = |message: String| LabError::ToolFailed {
@@ -708,15 +780,15 @@ pub fn lifecycle(
     warmup: usize,
     runs: usize,
     progress: impl Fn(usize),
-) -> Result<Lifecycle, LabError> {
-    let mut lifecycle = Lifecycle::default();
-    let chapter = crate::rootfs::sibling("ch07-lifecycle");
-    if !chapter.is_file() {
-        lifecycle
-            .notes
-            .push("ch07-lifecycle is not built: its lifecycle was not measured".into());
+) -> Result<Comparison, LabError> {
+    let mut lifecycle = Comparison::default();
+    let Some(chapter) = built_chapter(
+        "ch07-lifecycle",
+        "its lifecycle was not measured",
+        &mut lifecycle.notes,
+    ) else {
         return Ok(lifecycle);
-    }
+    };
     let ch07 = |args: &[&str]| {
         let mut argv = vec![chapter.clone().into_os_string()];
         argv.extend(words(args));
@@ -883,26 +955,7 @@ pub fn lifecycle(
         Some(_) => command.to_string(),
         None => format!("{command} (runc not installed)"),
     };
-    let row = |operation: &str,
-               unit: &str,
-               ours: Vec<f64>,
-               peer: String,
-               theirs: Vec<f64>|
-     -> Option<LifecycleRow> {
-        let runs = ours.len();
-        let (median, p95) = summary(ours)?;
-        let theirs = summary(theirs);
-        Some(LifecycleRow {
-            operation: operation.into(),
-            unit: unit.into(),
-            runs,
-            median,
-            p95,
-            peer,
-            peer_median: theirs.map(|(median, _)| median),
-            peer_p95: theirs.map(|(_, p95)| p95),
-        })
-    };
+    let row = compared_row;
     lifecycle.rows = [
         row(
             "run -d, until it returns (running)",
@@ -978,24 +1031,10 @@ impl Report {
                 t.workload, t.host_ms, t.container_ms, t.overhead_percent
             ));
         }
-        if !self.lifecycle.rows.is_empty() || !self.lifecycle.notes.is_empty() {
-            out.push_str(&format!(
-                "\nchapter 07's lifecycle, median (p95):\n  {:<41} {:>20}  {:<32} {:>20}\n",
-                "operation", "ch07-lifecycle", "peer", ""
-            ));
-            for row in &self.lifecycle.rows {
-                out.push_str(&format!(
-                    "  {:<41} {:>20}  {:<32} {:>20}\n",
-                    row.operation,
-                    lifecycle_cell(Some(row.median), Some(row.p95), &row.unit),
-                    row.peer,
-                    lifecycle_cell(row.peer_median, row.peer_p95, &row.unit),
-                ));
-            }
-            for note in &self.lifecycle.notes {
-                out.push_str(&format!("  note: {note}\n"));
-            }
-        }
+        self.lifecycle
+            .render_into(&mut out, "chapter 07's lifecycle", "ch07-lifecycle");
+        self.images
+            .render_into(&mut out, "chapter 08's images", "ch08-images");
         if !self.throughput.is_empty() {
             out.push_str("\ninside ch03 vs on the host (best run):\n");
             for t in &self.throughput {
@@ -1091,26 +1130,10 @@ impl Report {
                 ));
             }
         }
-        if !self.lifecycle.rows.is_empty() || !self.lifecycle.notes.is_empty() {
-            out.push_str(
-                "\n| chapter 07's lifecycle | `ch07-lifecycle` median (p95) | peer | peer median (p95) |\n|---|---:|---|---:|\n",
-            );
-            for row in &self.lifecycle.rows {
-                out.push_str(&format!(
-                    "| {} | {} | {} | {} |\n",
-                    row.operation,
-                    lifecycle_cell(Some(row.median), Some(row.p95), &row.unit),
-                    row.peer,
-                    lifecycle_cell(row.peer_median, row.peer_p95, &row.unit),
-                ));
-            }
-            if !self.lifecycle.notes.is_empty() {
-                out.push('\n');
-            }
-            for note in &self.lifecycle.notes {
-                out.push_str(&format!("- {note}\n"));
-            }
-        }
+        self.lifecycle
+            .markdown_into(&mut out, "chapter 07's lifecycle", "ch07-lifecycle");
+        self.images
+            .markdown_into(&mut out, "chapter 08's images", "ch08-images");
         if !self.throughput.is_empty() {
             out.push_str(
                 "\n| workload | on the host | inside ch03 | overhead |\n|---|---:|---:|---:|\n",
@@ -1173,11 +1196,92 @@ impl Report {
     }
 }
 
-/// A lifecycle measurement: milliseconds with two decimals, KiB whole;
-/// `-` where there is none.
-fn lifecycle_cell(median: Option<f64>, p95: Option<f64>, unit: &str) -> String {
+impl Comparison {
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.notes.is_empty()
+    }
+
+    fn has_goals(&self) -> bool {
+        self.rows.iter().any(|row| row.goal.is_some())
+    }
+
+    /// The plain-text table under `title`, `ours` naming our binary.
+    fn render_into(&self, out: &mut String, title: &str, ours: &str) {
+        if self.is_empty() {
+            return;
+        }
+        out.push_str(&format!(
+            "\n{title}, median (p95):\n  {:<41} {:>20}  {:<32} {:>20}\n",
+            "operation", ours, "peer", ""
+        ));
+        for row in &self.rows {
+            out.push_str(&format!(
+                "  {:<41} {:>20}  {:<32} {:>20}\n",
+                row.operation,
+                compared_cell(Some(row.median), Some(row.p95), &row.unit),
+                row.peer,
+                compared_cell(row.peer_median, row.peer_p95, &row.unit),
+            ));
+            if let Some(goal) = &row.goal {
+                out.push_str(&format!("    goal: {}\n", goal_cell(goal)));
+            }
+        }
+        for note in &self.notes {
+            out.push_str(&format!("  note: {note}\n"));
+        }
+    }
+
+    /// The Markdown table under `title`, with a goal column when a row
+    /// has a goal.
+    fn markdown_into(&self, out: &mut String, title: &str, ours: &str) {
+        if self.is_empty() {
+            return;
+        }
+        let goals = self.has_goals();
+        out.push_str(&format!(
+            "\n| {title} | `{ours}` median (p95) | peer | peer median (p95) |{}\n|---|---:|---|---:|{}\n",
+            if goals { " goal |" } else { "" },
+            if goals { "---|" } else { "" },
+        ));
+        for row in &self.rows {
+            let goal = match (goals, &row.goal) {
+                (false, _) => String::new(),
+                (true, Some(goal)) => format!(" {} |", goal_cell(goal)),
+                (true, None) => " - |".into(),
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |{goal}\n",
+                row.operation,
+                compared_cell(Some(row.median), Some(row.p95), &row.unit),
+                row.peer,
+                compared_cell(row.peer_median, row.peer_p95, &row.unit),
+            ));
+        }
+        if !self.notes.is_empty() {
+            out.push('\n');
+        }
+        for note in &self.notes {
+            out.push_str(&format!("- {note}\n"));
+        }
+    }
+}
+
+/// `at least 0.9x tar's rate: 0.93x, met`.
+fn goal_cell(goal: &Goal) -> String {
+    format!(
+        "{}: {}, {}",
+        goal.target,
+        goal.measured,
+        if goal.met { "met" } else { "missed" }
+    )
+}
+
+/// A measurement: milliseconds with two decimals, KiB whole, MiB/s with
+/// one decimal; `-` where there is none.
+fn compared_cell(median: Option<f64>, p95: Option<f64>, unit: &str) -> String {
     match (median, p95, unit) {
         (Some(median), Some(p95), "KiB") => format!("{median:.0} KiB ({p95:.0})"),
+        (Some(median), Some(p95), "MiB/s") => format!("{median:.1} MiB/s ({p95:.1})"),
         (Some(median), Some(p95), _) => format!("{median:.2} {unit} ({p95:.2})"),
         _ => "-".into(),
     }
@@ -1210,6 +1314,26 @@ mod tests {
         }
     }
 
+    /// A report of one chapter's start-up and these comparisons.
+    fn report_of(lifecycle: Comparison, images: Comparison) -> Report {
+        Report {
+            timings: vec![timing("ch00-process", 0.75)],
+            network: vec![],
+            skipped: vec![],
+            throughput: vec![],
+            lifecycle,
+            images,
+            kernel: "6.0".into(),
+            cpus: 2,
+        }
+    }
+
+    fn assert_has_lines(text: &str, lines: &[&str]) {
+        for line in lines {
+            assert!(text.lines().any(|l| l == *line), "{line:?} not in\n{text}");
+        }
+    }
+
     #[test]
     fn marginal_costs_subtract_consecutive_medians() {
         let report = Report {
@@ -1226,7 +1350,8 @@ mod tests {
             }],
             skipped: vec![],
             throughput: vec![],
-            lifecycle: Lifecycle::default(),
+            lifecycle: Comparison::default(),
+            images: Comparison::default(),
             kernel: "6.0".into(),
             cpus: 2,
         };
@@ -1250,8 +1375,8 @@ mod tests {
         assert!(report.markdown().contains("| `ch01-chroot` |"));
     }
 
-    fn lifecycle_row(operation: &str, unit: &str, peer: &str, theirs: Option<f64>) -> LifecycleRow {
-        LifecycleRow {
+    fn lifecycle_row(operation: &str, unit: &str, peer: &str, theirs: Option<f64>) -> ComparedRow {
+        ComparedRow {
             operation: operation.into(),
             unit: unit.into(),
             runs: 3,
@@ -1260,17 +1385,14 @@ mod tests {
             peer: peer.into(),
             peer_median: theirs,
             peer_p95: theirs.map(|median| median + 1.0),
+            goal: None,
         }
     }
 
     #[test]
     fn the_lifecycle_table_sets_each_operation_beside_its_peer() {
-        let report = Report {
-            timings: vec![timing("ch00-process", 0.75)],
-            network: vec![],
-            skipped: vec![],
-            throughput: vec![],
-            lifecycle: Lifecycle {
+        let report = report_of(
+            Comparison {
                 rows: vec![
                     lifecycle_row(
                         "exec /bin/true into a running container",
@@ -1288,22 +1410,18 @@ mod tests {
                 ],
                 notes: vec!["conmon: not measured (not installed)".into()],
             },
-            kernel: "6.0".into(),
-            cpus: 2,
-        };
-        let markdown = report.markdown();
-        for line in [
-            "| chapter 07's lifecycle | `ch07-lifecycle` median (p95) | peer | peer median (p95) |",
-            "| exec /bin/true into a running container | 25.50 ms (30.25) | runc exec | 15.00 ms (16.00) |",
-            "| stop -t 10, its command ends on SIGTERM | 25.50 ms (30.25) | runc: no stop | - |",
-            "| the monitor's PSS | 1142 KiB (1150) | conmon: not measured | - |",
-            "- conmon: not measured (not installed)",
-        ] {
-            assert!(
-                markdown.lines().any(|l| l == line),
-                "{line:?} not in\n{markdown}"
-            );
-        }
+            Comparison::default(),
+        );
+        assert_has_lines(
+            &report.markdown(),
+            &[
+                "| chapter 07's lifecycle | `ch07-lifecycle` median (p95) | peer | peer median (p95) |",
+                "| exec /bin/true into a running container | 25.50 ms (30.25) | runc exec | 15.00 ms (16.00) |",
+                "| stop -t 10, its command ends on SIGTERM | 25.50 ms (30.25) | runc: no stop | - |",
+                "| the monitor's PSS | 1142 KiB (1150) | conmon: not measured | - |",
+                "- conmon: not measured (not installed)",
+            ],
+        );
         let text = report.render();
         assert!(
             text.contains("chapter 07's lifecycle, median (p95):"),
@@ -1326,16 +1444,43 @@ mod tests {
     }
 
     #[test]
+    fn the_image_table_has_a_goal_column() {
+        let mut load = lifecycle_row(
+            "load -i, 5-layer docker-archive",
+            "MiB/s",
+            "tar",
+            Some(300.0),
+        );
+        load.goal = Some(Goal {
+            target: "at least 0.9x tar's rate".into(),
+            measured: "0.09x".into(),
+            met: false,
+        });
+        let report = report_of(
+            Comparison::default(),
+            Comparison {
+                rows: vec![load],
+                notes: vec!["pull: not measured (skopeo not installed)".into()],
+            },
+        );
+        assert_has_lines(
+            &report.markdown(),
+            &[
+                "| chapter 08's images | `ch08-images` median (p95) | peer | peer median (p95) | goal |",
+                "| load -i, 5-layer docker-archive | 25.5 MiB/s (30.2) | tar | 300.0 MiB/s (301.0) | at least 0.9x tar's rate: 0.09x, missed |",
+                "- pull: not measured (skopeo not installed)",
+            ],
+        );
+        let text = report.render();
+        assert!(
+            text.contains("    goal: at least 0.9x tar's rate: 0.09x, missed\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn no_lifecycle_table_without_chapter_07() {
-        let report = Report {
-            timings: vec![timing("ch00-process", 0.75)],
-            network: vec![],
-            skipped: vec![],
-            throughput: vec![],
-            lifecycle: Lifecycle::default(),
-            kernel: "6.0".into(),
-            cpus: 2,
-        };
+        let report = report_of(Comparison::default(), Comparison::default());
         assert!(!report.markdown().contains("lifecycle"));
         assert!(!report.render().contains("lifecycle"));
         // A report written before chapter 07 existed still reads.
