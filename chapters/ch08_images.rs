@@ -15,7 +15,7 @@ use container_lab::cli::{
 use container_lab::error::LabError;
 use container_lab::image::manage::lower_dirs;
 use container_lab::image::spec::RunConfig;
-use container_lab::image::store::{ImageRecord, ImageStore};
+use container_lab::image::store::ImageStore;
 use container_lab::image::verbs::ImageVerb;
 use container_lab::runtime::caps::{self, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use container_lab::runtime::cgroups::ContainerCgroup;
@@ -179,7 +179,6 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
     )?;
     let image = ImageToRun {
         layers: lower_dirs(&images, &image),
-        record: image,
         config,
         layer,
     };
@@ -190,8 +189,6 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
 /// What `create` found for the recipe: the image's layers (top first),
 /// its config, and where the container's writable layer goes.
 struct ImageToRun {
-    #[allow(dead_code)]
-    record: ImageRecord,
     layers: Vec<PathBuf>,
     config: RunConfig,
     layer: PathBuf,

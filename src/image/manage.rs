@@ -356,7 +356,7 @@ pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Vec<(char, PathBuf)> {
     };
     let mut pending = vec![(PathBuf::new(), top)];
     while let Some((relative, dir_fd)) = pending.pop() {
-        let Ok(mut dir) = nix::dir::Dir::from_fd(dir_fd) else {
+        let Ok(mut dir) = state::read_directory(&dir_fd) else {
             continue;
         };
         let names: Vec<std::ffi::OsString> = dir

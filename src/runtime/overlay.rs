@@ -192,8 +192,8 @@ impl LayeredRoot {
     // ANCHOR: mount_for
     /// From outside, once the child has its user namespace: each layer
     /// idmapped through it and attached in the child's mount namespace,
-    /// the overlay stacked from them onto `target`, then the layers'
-    /// attachments dropped (overlayfs keeps its own references to them).
+    /// then the overlay stacked from them onto `target` (overlayfs keeps
+    /// references of its own to its layers).
     pub fn mount_for(
         &self,
         narrator: &Narrator,
@@ -241,12 +241,12 @@ impl LayeredRoot {
                         MsFlags::MS_NODEV,
                         Some(options.as_str()),
                     )?;
-                    for n in 0..trees.len() {
-                        nix::mount::umount2(
-                            n.to_string().as_str(),
-                            nix::mount::MntFlags::MNT_DETACH,
-                        )?;
-                    }
+                    // The layers' attachments stay: each umount2(2) would
+                    // wait for an RCU grace period of its own (milliseconds
+                    // apiece), while the container's pivot_root drops them
+                    // all with the old root, in one; and this namespace,
+                    // the only other one that has them, ends with the
+                    // container.
                     Ok(())
                 })
             },

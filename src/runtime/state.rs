@@ -506,9 +506,18 @@ pub fn remove_tree(path: &Path) -> Result<(), LabError> {
     // By descriptor, each directory opened with O_NOFOLLOW relative to its
     // parent: a container still writing its layer cannot swap a directory
     // for a symlink and have the host's root chmod what it points to.
+    // O_PATH, because a directory of mode 000 (overlayfs's work/work) can
+    // be opened so by its owner; chmod(2) through /proc/self/fd/N then
+    // reaches that very directory.
     fn open_up(dir: std::os::fd::OwnedFd) {
-        let _ = nix::sys::stat::fchmod(&dir, nix::sys::stat::Mode::from_bits_truncate(0o700));
-        let Ok(mut entries) = nix::dir::Dir::from_fd(dir) else {
+        use std::os::fd::AsRawFd;
+        let _ = nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            format!("/proc/self/fd/{}", dir.as_raw_fd()).as_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o700),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        );
+        let Ok(mut entries) = read_directory(&dir) else {
             return;
         };
         let subdirs: Vec<std::ffi::CString> = entries
@@ -530,14 +539,22 @@ pub fn remove_tree(path: &Path) -> Result<(), LabError> {
     std::fs::remove_dir_all(path).map_err(|e| LabError::io("rmdir", path.display(), e))
 }
 
+/// The entries of a directory opened with [`open_directory`].
+pub fn read_directory(dir: &std::os::fd::OwnedFd) -> nix::Result<nix::dir::Dir> {
+    use nix::fcntl::OFlag;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    nix::fcntl::openat(dir, ".", flags, nix::sys::stat::Mode::empty())
+        .and_then(nix::dir::Dir::from_fd)
+}
+
 /// A directory relative to `parent`, never through a symlink as its last
-/// component.
+/// component; O_PATH: enough to name it, to read it openat(fd, ".").
 pub fn open_directory<P: ?Sized + nix::NixPath>(
     parent: impl std::os::fd::AsFd,
     name: &P,
 ) -> nix::Result<std::os::fd::OwnedFd> {
     use nix::fcntl::OFlag;
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     nix::fcntl::openat(parent, name, flags, nix::sys::stat::Mode::empty())
 }
 
