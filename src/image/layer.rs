@@ -321,14 +321,8 @@ pub fn apply(tar: impl Read, dir: &Path, options: &ApplyOptions) -> Result<Appli
                 nix::unistd::symlinkat(OsStr::from_bytes(&target), &parent, name.as_c_str())
                     .map_err(|errno| step("symlinkat", &path, errno))?;
                 if options.privileged {
-                    nix::unistd::fchownat(
-                        &parent,
-                        name.as_c_str(),
-                        Some(uid.into()),
-                        Some(gid.into()),
-                        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|errno| step("fchownat", &path, errno))?;
+                    chown_entry(&parent, &name, uid, gid)
+                        .map_err(|errno| step("fchownat", &path, errno))?;
                 }
                 let time = nix::sys::time::TimeSpec::new(mtime, 0);
                 nix::sys::stat::utimensat(
@@ -392,14 +386,8 @@ pub fn apply(tar: impl Read, dir: &Path, options: &ApplyOptions) -> Result<Appli
                 )
                 .map_err(|errno| step("mknodat", &path, errno))?;
                 if options.privileged {
-                    nix::unistd::fchownat(
-                        &parent,
-                        name.as_c_str(),
-                        Some(uid.into()),
-                        Some(gid.into()),
-                        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|errno| step("fchownat", &path, errno))?;
+                    chown_entry(&parent, &name, uid, gid)
+                        .map_err(|errno| step("fchownat", &path, errno))?;
                 }
                 // mknodat(2) applies the umask, and chown clears setgid:
                 // the archive's mode, exactly, last. The node was made just
@@ -620,6 +608,19 @@ fn make_whiteout(parent: &OwnedFd, name: &[u8]) -> nix::Result<()> {
     let name = c_name(name);
     clear_the_way(parent, &name, false)?;
     nix::sys::stat::mknodat(parent, name.as_c_str(), SFlag::S_IFCHR, Mode::empty(), 0)
+}
+
+/// Owner and group of an entry made by name (a symlink, a node), never
+/// through a symlink.
+fn chown_entry(parent: &OwnedFd, name: &CString, uid: u32, gid: u32) -> nix::Result<()> {
+    let flags = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+    nix::unistd::fchownat(
+        parent,
+        name.as_c_str(),
+        Some(uid.into()),
+        Some(gid.into()),
+        flags,
+    )
 }
 
 fn chown(fd: &OwnedFd, uid: u32, gid: u32) -> nix::Result<()> {

@@ -93,6 +93,29 @@ impl LayeredRoot {
         })
     }
 
+    /// The layers' common directory (the store's layers/) and their names
+    /// in it: overlayfs takes its options in one page, and full paths of
+    /// many layers would not fit.
+    fn layers_by_name(&self) -> (PathBuf, Vec<String>) {
+        let store = self.lowers[0]
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        let names = self
+            .lowers
+            .iter()
+            .map(|l| match l.parent() == Some(&store) {
+                true => l
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                false => l.display().to_string(),
+            })
+            .collect();
+        (store, names)
+    }
+
     /// overlayfs's options, with the layers named `0:1:...` relative to
     /// `layer_points` (or to the store, for the read-only view).
     fn options(&self, lowers: &[String], with_upper: bool) -> String {
@@ -123,23 +146,7 @@ impl LayeredRoot {
         if let [only] = self.lowers.as_slice() {
             return look(only);
         }
-        // Named from their common directory (the store's layers/), to fit.
-        let store = self.lowers[0]
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .to_path_buf();
-        let names: Vec<String> = self
-            .lowers
-            .iter()
-            .map(|l| match l.parent() == Some(&store) {
-                true => l
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned(),
-                false => l.display().to_string(),
-            })
-            .collect();
+        let (store, names) = self.layers_by_name();
         let mut options = self.options(&names, false);
         let rootless = !nix::unistd::geteuid().is_root();
         if rootless {
@@ -261,20 +268,7 @@ impl LayeredRoot {
     /// root; `userxattr` makes overlayfs keep its marks in `user.overlay.*`
     /// xattrs, which an unprivileged user may write.
     pub fn mount_inside(&self, narrator: &Narrator, target: &Path) -> Result<(), LabError> {
-        let store = self.lowers[0]
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .to_path_buf();
-        let names: Vec<String> = self
-            .lowers
-            .iter()
-            .map(|l| {
-                l.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
+        let (store, names) = self.layers_by_name();
         let options = self.options(&names, true) + ",userxattr";
         let args = format!(
             "\"overlay\", {:?}, \"overlay\", MS_NODEV, \"{options}\"",
