@@ -167,6 +167,8 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
     record.auto_remove = cli.lifecycle.rm;
     record.image = Some(image.id.to_string());
     record.layer = Some(images.container_dir(&record.id));
+    // what `commit` needs to tell the container's ids from the host's.
+    (record.uid_maps, record.gid_maps) = cli.userns.maps()?;
     store.create(&mut record)?;
     let layer = images.container_dir(&record.id);
     let monitor = monitor::become_monitor(

@@ -85,22 +85,22 @@ enum Member {
 
 /// A layer in the store: unpacked under its diffID, its blob as it came.
 #[derive(Clone)]
-struct KeptLayer {
-    diff_id: Digest,
-    blob: Descriptor,
+pub(super) struct KeptLayer {
+    pub diff_id: Digest,
+    pub blob: Descriptor,
 }
 
 /// What one load or import added to the store, so that what no image ends
 /// up naming (an unreferenced blob, everything after a failure) is removed.
 #[derive(Default)]
-struct Added {
+pub(super) struct Added {
     layers: BTreeSet<Digest>,
     blobs: BTreeSet<Digest>,
 }
 
 impl Added {
     /// Remove what was added but is named by none of `kept`.
-    fn remove_unused(&self, store: &ImageStore, kept: &[ImageRecord]) {
+    pub(super) fn remove_unused(&self, store: &ImageStore, kept: &[ImageRecord]) {
         let layers: BTreeSet<&Digest> = kept.iter().flat_map(|r| &r.layers).collect();
         let blobs: BTreeSet<&Digest> = kept
             .iter()
@@ -119,7 +119,11 @@ impl Added {
         }
     }
 
-    fn put_document(&mut self, store: &ImageStore, bytes: &[u8]) -> Result<Digest, LabError> {
+    pub(super) fn put_document(
+        &mut self,
+        store: &ImageStore,
+        bytes: &[u8],
+    ) -> Result<Digest, LabError> {
         let digest = Digest::of(bytes);
         if !store.has_blob(&digest) {
             store.put_blob_bytes(bytes, Some(&digest))?;
@@ -159,7 +163,7 @@ fn looks_like_layer(head: &[u8]) -> bool {
 /// read from `layer` is written to the blob's staging file (hashed there)
 /// and given to the unpacker (hashed after decompression: the diffID).
 /// `expected_blob` is the digest the blob's name or descriptor promises.
-fn unpack_and_keep(
+pub(super) fn unpack_and_keep(
     store: &ImageStore,
     layer: impl Read,
     expected_blob: Option<&Digest>,
@@ -440,7 +444,7 @@ struct DockerArchiveEntry {
     layers: Vec<String>,
 }
 
-fn parse_tag(text: &str) -> Result<Reference, LabError> {
+pub(super) fn parse_tag(text: &str) -> Result<Reference, LabError> {
     Reference::parse(text).map_err(|e| {
         image_error(
             e,
@@ -959,10 +963,10 @@ fn annotate(error: std::io::Error, path: &Path) -> std::io::Error {
 
 /// A file's content, exactly as long as its header says: a file that
 /// shrinks while it is read would otherwise shift every later entry.
-struct ExactSize<'a, R> {
-    inner: R,
-    left: u64,
-    path: &'a Path,
+pub(super) struct ExactSize<'a, R> {
+    pub inner: R,
+    pub left: u64,
+    pub path: &'a Path,
 }
 
 impl<R: Read> Read for ExactSize<'_, R> {

@@ -10,6 +10,7 @@
 //! | `layer` | unpack one layer tar, whiteouts and hostile archives | ch08 |
 //! | `registry` | pull: the OCI distribution API, tokens, parallel downloads | ch08 |
 //! | `archive` | load (docker-archive, oci-archive, OCI layout) and import | ch08 |
+//! | `commit` | a container's writable layer as a new layer: whiteouts translated | ch08 |
 //! | `manage` | images, rmi, image inspect, history, image prune, diff | ch08 |
 //! | `verbs` | the image verbs' flags, and what pull, load and import end with | ch08 |
 //!
@@ -18,6 +19,8 @@
 //! a list of directories by the time the runtime sees it.
 
 pub mod archive;
+pub mod commit;
+pub mod containerfile;
 pub mod digest;
 pub mod layer;
 pub mod manage;

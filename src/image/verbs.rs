@@ -54,6 +54,34 @@ pub struct ImportArgs {
     pub cmd: Option<String>,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct CommitArgs {
+    /// The container: its id, a unique prefix of it, or its name
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// The new image's name (without one, the image is known by its id)
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+    /// The history entry's comment
+    #[arg(short = 'm', long, value_name = "MESSAGE")]
+    pub message: Option<String>,
+    /// The image's author
+    #[arg(short = 'a', long, value_name = "AUTHOR")]
+    pub author: Option<String>,
+    /// A Containerfile instruction to change the config with: CMD,
+    /// ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE (repeatable), as in
+    /// -c 'CMD ["/bin/sh"]' -c 'ENV MODE=test'
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+    /// Freeze a running container while its layer is read (the default),
+    /// so that the layer is one moment of it
+    #[arg(short = 'p', long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub pause: bool,
+    /// Only the new image's id
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
 /// `image SUBCOMMAND`: Docker's long forms.
 #[derive(Subcommand, Debug, Clone)]
 pub enum ImageSubcommand {
@@ -115,6 +143,10 @@ pub enum ImageVerb {
         #[arg(value_name = "IMAGE")]
         image: String,
     },
+    /// Make an image of a container: its writable layer becomes one new
+    /// layer on top of its image's (deletions as whiteouts), and the new
+    /// image shares every layer of the old
+    Commit(CommitArgs),
     /// Show what a container changed: A added, C changed, D deleted (read
     /// from its writable layer alone)
     Diff {
@@ -143,6 +175,7 @@ impl ImageVerb {
                 super::manage::history(&store, image, *no_trunc)
             }
             ImageVerb::Diff { container } => super::manage::diff(&store, container),
+            ImageVerb::Commit(args) => super::commit::commit_verb(&store, args),
         }
     }
 }

@@ -155,6 +155,12 @@ pub struct Record {
     /// with the container.
     #[serde(default)]
     pub layer: Option<PathBuf>,
+    /// From ch08: its id maps, so that what it wrote (host ids) can be
+    /// told as the container's ids again (commit).
+    #[serde(default)]
+    pub uid_maps: Vec<crate::runtime::userns::IdMap>,
+    #[serde(default)]
+    pub gid_maps: Vec<crate::runtime::userns::IdMap>,
 }
 
 impl Record {
@@ -186,6 +192,8 @@ impl Record {
             stop_requested: false,
             image: None,
             layer: None,
+            uid_maps: Vec::new(),
+            gid_maps: Vec::new(),
         }
     }
 }

@@ -18,7 +18,7 @@ use std::str::FromStr;
 
 /// One line of a uid_map or gid_map: `count` ids from `inside` stand for
 /// `count` ids from `outside`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdMap {
     pub inside: u32,
     pub outside: u32,

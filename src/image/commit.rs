@@ -1,0 +1,600 @@
+//! `commit`: a container's writable layer becomes one new layer, stacked on
+//! the image's own, as Docker's commit makes it. What goes into the layer is
+//! what the container changed and nothing else: its overlay upper
+//! directory, walked once, with overlayfs' own way of recording a deletion
+//! translated into the image format's:
+//!
+//! | in the upper directory (overlayfs)            | in the layer tar (OCI image spec, "Whiteouts") |
+//! |---|---|
+//! | a file or directory                            | the same entry, ids as the container sees them |
+//! | character device 0/0 `NAME` (a deleted path)   | an empty file `.wh.NAME`                        |
+//! | directory with `trusted.overlay.opaque=y`      | the directory, then `DIR/.wh..wh..opq`         |
+//! | `trusted.overlay.*`, `user.overlay.*` xattrs   | left out: they are overlayfs' bookkeeping      |
+//!
+//! The time it takes grows with what the container changed, not with the
+//! size of the image under it.
+
+use super::archive::{Added, ExactSize, KeptLayer, unpack_and_keep};
+use super::digest::Digest;
+use super::reference::Reference;
+use super::spec::{History, ImageConfig, RunConfig};
+use super::store::{ImageRecord, ImageStore};
+use crate::error::LabError;
+use crate::runtime::cgroups;
+use crate::runtime::state::{self, Record, Status, Store};
+use crate::runtime::userns::IdMap;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{FileStat, SFlag};
+use std::ffi::{CString, OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+fn image_error(message: String, hint: &str) -> LabError {
+    LabError::Image {
+        message,
+        hint: hint.into(),
+    }
+}
+
+/// What `commit` is asked for.
+pub struct CommitRequest<'a> {
+    /// The container: its id, a unique prefix of it, or its name.
+    pub container: &'a str,
+    pub tag: Option<Reference>,
+    /// The history entry's comment (`-m`).
+    pub message: Option<String>,
+    pub author: Option<String>,
+    /// The history entry's `created_by` (default: the container's command).
+    pub created_by: Option<String>,
+    /// Changes to the run config (`-c 'CMD ...'`), applied in order.
+    pub changes: Vec<super::containerfile::ConfigChange>,
+    /// Freeze a running container while its layer is read (docker's default).
+    pub pause: bool,
+}
+
+/// What the new layer holds, for the summary line.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct DiffStats {
+    pub entries: u64,
+    pub whiteouts: u64,
+    pub opaque: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+}
+
+/// `commit`, from the command line: the new image's id on stdout, what
+/// its layer holds on stderr.
+pub fn commit_verb(store: &ImageStore, args: &super::verbs::CommitArgs) -> Result<i32, LabError> {
+    let tag = args
+        .reference
+        .as_deref()
+        .map(super::archive::parse_tag)
+        .transpose()?;
+    let changes = args
+        .changes
+        .iter()
+        .map(|text| super::containerfile::config_change(text))
+        .collect::<Result<Vec<_>, _>>()?;
+    let request = CommitRequest {
+        container: &args.container,
+        tag,
+        message: args.message.clone(),
+        author: args.author.clone(),
+        created_by: None,
+        changes,
+        pause: args.pause,
+    };
+    let (record, stats) = commit(store, &request)?;
+    if !args.quiet {
+        crate::say!(
+            "{}: layer {}: {} entries ({} deletions, {} opaque directories), {} bytes of files",
+            crate::program_name(),
+            record.layers.last().map(|d| d.short()).unwrap_or_default(),
+            stats.entries,
+            stats.whiteouts,
+            stats.opaque,
+            stats.bytes
+        );
+    }
+    println!("{}", record.id);
+    Ok(0)
+}
+
+// ANCHOR: commit
+/// `commit CONTAINER [IMAGE]`: the container's upper directory as one new
+/// layer on top of its image's, and a config that says so.
+pub fn commit(
+    store: &ImageStore,
+    request: &CommitRequest,
+) -> Result<(ImageRecord, DiffStats), LabError> {
+    let container = Store::open()?.find(request.container)?;
+    let (Some(layer), Some(image)) = (&container.layer, &container.image) else {
+        return Err(image_error(
+            format!(
+                "container {} has no image: it runs on a plain root filesystem",
+                request.container
+            ),
+            "commit needs a container run from an image (ch08 on)",
+        ));
+    };
+    let parent = Digest::parse(image)
+        .ok()
+        .and_then(|id| store.image(&id))
+        .ok_or_else(|| {
+            image_error(
+                format!(
+                    "container {}'s image {image} is no longer in the store",
+                    container.name
+                ),
+                "an image is kept while a container uses it; was the store changed by hand?",
+            )
+        })?;
+    // A running container keeps writing; a frozen one cannot, so the
+    // layer is one moment of it (docker commit --pause, the default).
+    let _frozen = match request.pause {
+        true => Frozen::freeze(&container)?,
+        false => None,
+    };
+    let _lock = store.lock()?;
+    let mut added = Added::default();
+    let result = (|| {
+        let (kept, stats) = diff_layer(store, &layer.join("upper"), &container, &mut added)?;
+        let created_by = request
+            .created_by
+            .clone()
+            .unwrap_or_else(|| container.command.join(" "));
+        let history = History {
+            created: None,
+            created_by: Some(created_by),
+            comment: request.message.clone(),
+            empty_layer: false,
+        };
+        let record = child_image(
+            store,
+            Some(&parent),
+            Some(kept),
+            history,
+            request.author.clone(),
+            |config| request.changes.iter().for_each(|change| change(config)),
+            &mut added,
+        )?;
+        store.add_image(&record, request.tag.as_slice())?;
+        Ok((record, stats))
+    })();
+    let kept: Vec<ImageRecord> = result.iter().map(|(r, _)| r.clone()).collect();
+    added.remove_unused(store, &kept);
+    result
+}
+// ANCHOR_END: commit
+
+/// A new image: `parent`'s config (or an empty one, FROM scratch) with one
+/// more history entry, one more layer if `layer` is given, and `change`
+/// applied to its run config. Its record is returned, not yet added.
+pub(super) fn child_image(
+    store: &ImageStore,
+    parent: Option<&ImageRecord>,
+    layer: Option<KeptLayer>,
+    mut history: History,
+    author: Option<String>,
+    change: impl FnOnce(&mut RunConfig),
+    added: &mut Added,
+) -> Result<ImageRecord, LabError> {
+    let mut config = match parent {
+        Some(parent) => store.read_config(&parent.id)?,
+        None => {
+            let platform = super::spec::Platform::host();
+            let mut config = ImageConfig {
+                architecture: platform.architecture,
+                os: platform.os,
+                ..ImageConfig::default()
+            };
+            config.rootfs.kind = "layers".into();
+            config
+        }
+    };
+    let created = state::rfc3339(state::now());
+    config.created = Some(created.clone());
+    if author.is_some() {
+        config.author = author;
+    }
+    let mut run = config.config.take().unwrap_or_default();
+    change(&mut run);
+    config.config = Some(run);
+    history.created = Some(created);
+    history.empty_layer = layer.is_none();
+    config.history.push(history);
+    let mut layer_blobs = parent.map(|p| p.layer_blobs.clone()).unwrap_or_default();
+    if let Some(layer) = layer {
+        config.rootfs.diff_ids.push(layer.diff_id);
+        layer_blobs.push(layer.blob);
+    }
+    let bytes = serde_json::to_vec(&config).expect("a config serialises");
+    let id = added.put_document(store, &bytes)?;
+    super::verbs::record_for(store, &id, None, layer_blobs, vec![])
+}
+
+// ANCHOR: diff_layer
+/// The upper directory as a layer: a thread writes the tar of the changes
+/// into a pipe, which the store keeps as the layer's blob and unpacks as
+/// it reads, as `import` does with a directory.
+fn diff_layer(
+    store: &ImageStore,
+    upper: &Path,
+    container: &Record,
+    added: &mut Added,
+) -> Result<(KeptLayer, DiffStats), LabError> {
+    let top = state::open_directory(nix::fcntl::AT_FDCWD, upper)
+        .map_err(|e| LabError::io("open", upper.display(), std::io::Error::from(e)))?;
+    let ids = ContainerIds {
+        uids: container.uid_maps.clone(),
+        gids: container.gid_maps.clone(),
+    };
+    let (reader, writer) = std::io::pipe().map_err(|e| LabError::io("pipe", "commit", e))?;
+    let upper_shown = upper.to_path_buf();
+    let writing = std::thread::spawn(move || {
+        let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, writer));
+        let stats = write_changes(&mut builder, top, &ids)?;
+        builder.into_inner()?.flush()?;
+        Ok::<_, std::io::Error>(stats)
+    });
+    let unpacked = unpack_and_keep(store, reader, None, added);
+    let written = writing.join().expect("the tar writer does not panic");
+    // The writer's failure first: it ends the tar early, which the
+    // unpacker may have taken as complete.
+    match (written, unpacked) {
+        (Err(error), _) => Err(image_error(
+            format!("commit {}: {error}", upper_shown.display()),
+            "the container's writable layer could not be read all the way; nothing was stored",
+        )),
+        (Ok(_), Err(error)) => Err(error),
+        (Ok(stats), Ok(kept)) => Ok((kept, stats)),
+    }
+}
+// ANCHOR_END: diff_layer
+
+/// The container's id maps, to write each file's owner as the container
+/// sees it: the upper directory holds host ids (1879048192 for the
+/// container's root, by default), and an image carries container ids, so
+/// that it means the same under any other map.
+struct ContainerIds {
+    uids: Vec<IdMap>,
+    gids: Vec<IdMap>,
+}
+
+impl ContainerIds {
+    fn inside(maps: &[IdMap], host: u32) -> Option<u32> {
+        if maps.is_empty() {
+            return Some(host);
+        }
+        maps.iter()
+            .find(|m| host >= m.outside && host - m.outside < m.count)
+            .map(|m| m.inside + (host - m.outside))
+    }
+
+    /// (uid, gid) inside, for a file of the upper directory. An id no map
+    /// names cannot have been written by the container: it is refused, not
+    /// guessed.
+    fn of(&self, stat: &FileStat, path: &Path) -> std::io::Result<(u32, u32)> {
+        let uid = Self::inside(&self.uids, stat.st_uid);
+        let gid = Self::inside(&self.gids, stat.st_gid);
+        match (uid, gid) {
+            (Some(uid), Some(gid)) => Ok((uid, gid)),
+            _ => Err(std::io::Error::other(format!(
+                "{}: owner {}:{} is outside the container's id maps",
+                path.display(),
+                stat.st_uid,
+                stat.st_gid
+            ))),
+        }
+    }
+}
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+// ANCHOR: write_changes
+/// Every entry of the upper directory, in name order, as tar entries. The
+/// walk goes by descriptor, each name opened relative to its directory
+/// with O_NOFOLLOW, so a path swapped for a symlink meanwhile is never
+/// followed out of the layer (CVE-2018-15664 hit docker cp that way).
+fn write_changes<W: Write>(
+    builder: &mut tar::Builder<W>,
+    top: OwnedFd,
+    ids: &ContainerIds,
+) -> std::io::Result<DiffStats> {
+    let mut stats = DiffStats::default();
+    let mut first_names: std::collections::BTreeMap<(u64, u64), PathBuf> = Default::default();
+    let mut pending = vec![(PathBuf::new(), top)];
+    while let Some((relative, dir)) = pending.pop() {
+        let mut names: Vec<OsString> = state::read_directory(&dir)
+            .map_err(std::io::Error::from)?
+            .iter()
+            .flatten()
+            .map(|entry| OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string())
+            .filter(|name| name != "." && name != "..")
+            .collect();
+        names.sort();
+        let mut subdirs = Vec::new();
+        for name in names {
+            let path = relative.join(&name);
+            let stat =
+                nix::sys::stat::fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_err(|e| io_at(e, &path))?;
+            let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+            // overlayfs records a deletion as a character device 0/0
+            // (Documentation/filesystems/overlayfs.rst, "whiteouts").
+            if kind == SFlag::S_IFCHR && stat.st_rdev == 0 {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o600);
+                header.set_size(0);
+                header.set_mtime(stat.st_mtime.max(0) as u64);
+                let marker = relative.join(format!("{WHITEOUT_PREFIX}{}", name.to_string_lossy()));
+                builder.append_data(&mut header, &marker, std::io::empty())?;
+                stats.whiteouts += 1;
+                stats.entries += 1;
+                continue;
+            }
+            let (uid, gid) = ids.of(&stat, &path)?;
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(stat.st_mode & 0o7777);
+            header.set_uid(uid.into());
+            header.set_gid(gid.into());
+            header.set_mtime(stat.st_mtime.max(0) as u64);
+            header.set_size(0);
+            stats.entries += 1;
+            match kind {
+                SFlag::S_IFDIR => {
+                    let child = open_at(&dir, &name, OFlag::O_RDONLY | OFlag::O_DIRECTORY, &path)?;
+                    let xattrs = kept_xattrs(&child, &path)?;
+                    append_xattrs(builder, &xattrs)?;
+                    header.set_entry_type(tar::EntryType::Directory);
+                    builder.append_data(&mut header, &path, std::io::empty())?;
+                    // A directory that replaced one of a lower layer hides
+                    // all of the lower one's entries.
+                    if is_opaque(&child)? {
+                        let mut marker = tar::Header::new_gnu();
+                        marker.set_entry_type(tar::EntryType::Regular);
+                        marker.set_mode(0o600);
+                        marker.set_size(0);
+                        marker.set_mtime(stat.st_mtime.max(0) as u64);
+                        builder.append_data(
+                            &mut marker,
+                            path.join(OPAQUE_MARKER),
+                            std::io::empty(),
+                        )?;
+                        stats.opaque += 1;
+                    }
+                    subdirs.push((path, child));
+                }
+                SFlag::S_IFLNK => {
+                    let target = nix::fcntl::readlinkat(&dir, name.as_os_str())
+                        .map_err(|e| io_at(e, &path))?;
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    builder.append_link(&mut header, &path, &target)?;
+                }
+                SFlag::S_IFREG => {
+                    let key = (stat.st_dev, stat.st_ino);
+                    if stat.st_nlink > 1 {
+                        if let Some(first) = first_names.get(&key) {
+                            header.set_entry_type(tar::EntryType::Link);
+                            builder.append_link(&mut header, &path, first)?;
+                            continue;
+                        }
+                        first_names.insert(key, path.clone());
+                    }
+                    let file = open_at(&dir, &name, OFlag::O_RDONLY | OFlag::O_NONBLOCK, &path)?;
+                    // With metacopy=on, overlayfs copies up only a file's
+                    // metadata and leaves the data below: the upper file
+                    // alone would be a hole-filled lie.
+                    if xattr_names(&file, &path)?
+                        .iter()
+                        .any(|n| n.as_bytes().ends_with(b"overlay.metacopy"))
+                    {
+                        return Err(std::io::Error::other(format!(
+                            "{}: copied up with metacopy=on, its data is in a lower layer",
+                            path.display()
+                        )));
+                    }
+                    let xattrs = kept_xattrs(&file, &path)?;
+                    append_xattrs(builder, &xattrs)?;
+                    let size = stat.st_size.max(0) as u64;
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(size);
+                    let content = ExactSize {
+                        inner: std::fs::File::from(file).take(size),
+                        left: size,
+                        path: &path,
+                    };
+                    builder.append_data(&mut header, &path, content)?;
+                    stats.bytes += size;
+                }
+                SFlag::S_IFCHR | SFlag::S_IFBLK | SFlag::S_IFIFO => {
+                    header.set_entry_type(match kind {
+                        SFlag::S_IFCHR => tar::EntryType::Char,
+                        SFlag::S_IFBLK => tar::EntryType::Block,
+                        _ => tar::EntryType::Fifo,
+                    });
+                    header.set_device_major(nix::sys::stat::major(stat.st_rdev) as u32)?;
+                    header.set_device_minor(nix::sys::stat::minor(stat.st_rdev) as u32)?;
+                    builder.append_data(&mut header, &path, std::io::empty())?;
+                }
+                // Sockets are left out, as tar(1) leaves them out.
+                _ => stats.entries -= 1,
+            }
+        }
+        pending.extend(subdirs.into_iter().rev());
+    }
+    builder.finish()?;
+    Ok(stats)
+}
+// ANCHOR_END: write_changes
+
+fn io_at(errno: nix::errno::Errno, path: &Path) -> std::io::Error {
+    std::io::Error::new(
+        std::io::Error::from(errno).kind(),
+        format!("{}: {errno}", path.display()),
+    )
+}
+
+fn open_at(dir: &OwnedFd, name: &OsStr, flags: OFlag, path: &Path) -> std::io::Result<OwnedFd> {
+    nix::fcntl::openat(
+        dir,
+        name,
+        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| io_at(e, path))
+}
+
+/// The names of a file's extended attributes (flistxattr(2)).
+fn xattr_names(file: &impl AsFd, path: &Path) -> std::io::Result<Vec<CString>> {
+    let fd = file.as_fd().as_raw_fd();
+    // SAFETY: a null buffer of size 0 asks for the size only.
+    let size = unsafe { libc::flistxattr(fd, std::ptr::null_mut(), 0) };
+    if size < 0 {
+        return Err(xattr_error(path));
+    }
+    let mut buffer = vec![0u8; size as usize];
+    // SAFETY: the buffer is as large as we say.
+    let size = unsafe { libc::flistxattr(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
+    if size < 0 {
+        return Err(xattr_error(path));
+    }
+    buffer.truncate(size as usize);
+    Ok(buffer
+        .split(|b| *b == 0)
+        .filter(|name| !name.is_empty())
+        .filter_map(|name| CString::new(name).ok())
+        .collect())
+}
+
+fn xattr_value(file: &impl AsFd, name: &CString, path: &Path) -> std::io::Result<Vec<u8>> {
+    let fd = file.as_fd().as_raw_fd();
+    // SAFETY: as in xattr_names.
+    let size = unsafe { libc::fgetxattr(fd, name.as_ptr(), std::ptr::null_mut(), 0) };
+    if size < 0 {
+        return Err(xattr_error(path));
+    }
+    let mut value = vec![0u8; size as usize];
+    // SAFETY: the buffer is as large as we say.
+    let size =
+        unsafe { libc::fgetxattr(fd, name.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
+    if size < 0 {
+        return Err(xattr_error(path));
+    }
+    value.truncate(size as usize);
+    Ok(value)
+}
+
+fn xattr_error(path: &Path) -> std::io::Error {
+    let error = std::io::Error::last_os_error();
+    std::io::Error::new(error.kind(), format!("{}: xattrs: {error}", path.display()))
+}
+
+/// overlayfs' bookkeeping (opaque, origin, impure, redirect, ...), under
+/// `trusted.overlay.` as root or `user.overlay.` with userxattr.
+fn is_overlay_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+}
+
+/// A file's extended attributes, overlayfs' own left out.
+fn kept_xattrs(file: &impl AsFd, path: &Path) -> std::io::Result<Vec<(CString, Vec<u8>)>> {
+    xattr_names(file, path)?
+        .into_iter()
+        .filter(|name| !is_overlay_xattr(name.as_bytes()))
+        .map(|name| {
+            let value = xattr_value(file, &name, path)?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+fn is_opaque(dir: &impl AsFd) -> std::io::Result<bool> {
+    for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
+        let name = CString::new(name).expect("no NUL");
+        let mut value = [0u8; 1];
+        // SAFETY: the buffer is one byte, and we say so.
+        let size = unsafe {
+            libc::fgetxattr(
+                dir.as_fd().as_raw_fd(),
+                name.as_ptr(),
+                value.as_mut_ptr().cast(),
+                1,
+            )
+        };
+        if size == 1 && value[0] == b'y' {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// xattrs go into the tar as PAX records `SCHILY.xattr.NAME`, the form GNU
+/// tar, Docker and our own unpacker read.
+fn append_xattrs<W: Write>(
+    builder: &mut tar::Builder<W>,
+    xattrs: &[(CString, Vec<u8>)],
+) -> std::io::Result<()> {
+    if xattrs.is_empty() {
+        return Ok(());
+    }
+    let records: Vec<(String, &[u8])> = xattrs
+        .iter()
+        .map(|(name, value)| {
+            (
+                format!("SCHILY.xattr.{}", name.to_string_lossy()),
+                value.as_slice(),
+            )
+        })
+        .collect();
+    builder.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+}
+
+/// A running container's cgroup, frozen until this is dropped.
+struct Frozen(Vec<PathBuf>);
+
+impl Frozen {
+    fn freeze(container: &Record) -> Result<Option<Frozen>, LabError> {
+        let running = container.status == Status::Running;
+        if !running || container.cgroups.is_empty() || cgroups::is_frozen(&container.cgroups) {
+            return Ok(None);
+        }
+        cgroups::set_frozen(&container.cgroups, true)?;
+        Ok(Some(Frozen(container.cgroups.clone())))
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = cgroups::set_frozen(&self.0, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ids_become_the_container_ids_they_stand_for() {
+        let maps = [IdMap {
+            inside: 0,
+            outside: 1879048192,
+            count: 65536,
+        }];
+        assert_eq!(ContainerIds::inside(&maps, 1879048192), Some(0));
+        assert_eq!(ContainerIds::inside(&maps, 1879048192 + 1000), Some(1000));
+        assert_eq!(ContainerIds::inside(&maps, 0), None);
+        assert_eq!(ContainerIds::inside(&[], 1000), Some(1000));
+    }
+
+    #[test]
+    fn only_overlayfs_bookkeeping_is_left_out() {
+        assert!(is_overlay_xattr(b"trusted.overlay.opaque"));
+        assert!(is_overlay_xattr(b"user.overlay.origin"));
+        assert!(!is_overlay_xattr(b"security.capability"));
+        assert!(!is_overlay_xattr(b"user.comment"));
+    }
+}
