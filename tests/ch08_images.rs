@@ -866,3 +866,224 @@ fn a_huge_long_name_record_is_refused_before_it_is_buffered() {
         .collect();
     assert!(partial.is_empty(), "{partial:?}");
 }
+
+/// The entries of a layer tar: (kind, path, uid, gid, mode, content or
+/// link target), in the tar's order.
+fn tar_entries(tar: &[u8]) -> Vec<(char, String, u64, u64, u32, String)> {
+    let mut archive = tar::Archive::new(tar);
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let header = entry.header().clone();
+            let kind = match header.entry_type() {
+                tar::EntryType::Directory => 'd',
+                tar::EntryType::Symlink => 'l',
+                tar::EntryType::Link => 'h',
+                tar::EntryType::Regular => 'f',
+                other => panic!("unexpected entry type {other:?}"),
+            };
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let path = path.trim_end_matches('/').to_string();
+            let mut content = String::new();
+            match kind {
+                'l' | 'h' => {
+                    content = entry
+                        .link_name()
+                        .unwrap()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                }
+                _ => {
+                    std::io::Read::read_to_string(&mut entry, &mut content).unwrap();
+                }
+            }
+            let (uid, gid) = (header.uid().unwrap(), header.gid().unwrap());
+            (kind, path, uid, gid, header.mode().unwrap(), content)
+        })
+        .collect()
+}
+
+/// The image record `ID` of the lab's store, as `image inspect` shows it.
+fn image_record(lab: &Images, image: &str) -> serde_json::Value {
+    let output = lab.ch08(&["image", "inspect", image]);
+    let all: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", stderr(&output)));
+    all[0].clone()
+}
+
+#[test]
+fn commit_stores_exactly_what_the_container_changed_as_one_diff_layer() {
+    let Some(lab) = Images::new("commit") else {
+        return;
+    };
+    let base = lab.image(
+        "lab/commit-base:v1",
+        &[
+            base_layer(),
+            layer(
+                &[
+                    ("data/", ""),
+                    ("data/a", "A"),
+                    ("data/b", "B"),
+                    ("etc/gone", "x"),
+                    ("keep", "k"),
+                ],
+                0,
+            ),
+        ],
+        shell("true"),
+    );
+    let name = lab.name("commit");
+    let script = "echo new > /added; echo more >> /keep; rm /etc/gone; \
+        rm -rf /data; mkdir /data; echo c > /data/c; \
+        mkdir -p /deep/er; echo d > /deep/er/d; chown 1000:1001 /deep/er/d; chmod 4750 /deep/er/d; \
+        ln -s /keep /link; ln /added /added2";
+    let output = lab.run(&[
+        "--name",
+        &name,
+        "lab/commit-base:v1",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let output = lab.ch08(&["commit", "-m", "by the test", &name, "lab/committed:v1"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let id = stdout(&output).trim().to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+
+    // The new image stacks every layer of the old one, and one more.
+    let record = image_record(&lab, "lab/committed:v1");
+    let layers: Vec<String> = serde_json::from_value(record["RootFS"]["Layers"].clone()).unwrap();
+    let parent: Vec<String> = base.layers.iter().map(ToString::to_string).collect();
+    assert_eq!(layers.len(), parent.len() + 1, "{record:#}");
+    assert_eq!(layers[..parent.len()], parent[..]);
+
+    // Its tar holds the changes, and only them: the deletion as a
+    // whiteout, the replaced directory as opaque, ids as the container's.
+    let diff_id = Digest::parse(layers.last().unwrap()).unwrap();
+    let blob = lab.dir.join("blobs/sha256").join(diff_id.hex());
+    let tar = std::fs::read(&blob).unwrap();
+    let mut entries = tar_entries(&tar);
+    entries.sort_by(|a, b| a.1.cmp(&b.1));
+    let shown: Vec<String> = entries
+        .iter()
+        .map(|(kind, path, uid, gid, mode, content)| {
+            format!("{kind} {path} {uid}:{gid} {mode:o} {content:?}")
+        })
+        .collect();
+    let expected = [
+        "f added 0:0 644 \"new\\n\"",
+        "h added2 0:0 644 \"added\"",
+        "d data 0:0 755 \"\"",
+        "f data/.wh..wh..opq 0:0 600 \"\"",
+        "f data/c 0:0 644 \"c\\n\"",
+        "d deep 0:0 755 \"\"",
+        "d deep/er 0:0 755 \"\"",
+        "f deep/er/d 1000:1001 4750 \"d\\n\"",
+        "d etc 0:0 755 \"\"",
+        "f etc/.wh.gone 0:0 600 \"\"",
+        "f keep 0:0 644 \"kmore\\n\"",
+        "l link 0:0 777 \"/keep\"",
+    ];
+    assert_eq!(shown, expected, "the layer's entries");
+    // Far smaller than the base it sits on.
+    let base_blob_size = base_layer().len();
+    assert!(
+        tar.len() * 100 < base_blob_size,
+        "the diff layer is {} bytes, the base {base_blob_size}",
+        tar.len()
+    );
+
+    // A container of the new image sees the changed tree.
+    let check = "cat /added /keep /data/c /deep/er/d; ls /data; test -e /etc/gone && echo GONE-IS-BACK; \
+        stat -c '%u:%g %a' /deep/er/d; readlink /link";
+    let output = lab.run(&["--rm", "lab/committed:v1", "/bin/sh", "-c", check]);
+    assert_eq!(
+        stdout(&output),
+        "new\nkmore\nc\nd\nc\n1000:1001 4750\n/keep\n",
+        "{}",
+        stderr(&output)
+    );
+    // The history says who made the layer.
+    let output = lab.ch08(&["history", "--no-trunc", "lab/committed:v1"]);
+    assert!(
+        stdout(&output).contains("by the test"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        stdout(&output).contains("echo new > /added"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn commit_freezes_a_running_container_and_leaves_a_paused_one_paused() {
+    let Some(lab) = Images::new("commit-pause") else {
+        return;
+    };
+    lab.image("lab/pause-base:v1", &[base_layer()], shell("true"));
+    let name = lab.name("pause");
+    let output = lab.run(&[
+        "-d",
+        "--name",
+        &name,
+        "lab/pause-base:v1",
+        "/bin/sh",
+        "-c",
+        "echo started > /state; while :; do sleep 0.1; done",
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let status = |lab: &Images| container_record(lab, &name)["State"]["Status"].clone();
+    for _ in 0..50 {
+        if lab.dir.join("containers").exists() && status(&lab) == "running" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Running: frozen while its layer is read, running again after.
+    let output = lab.ch08(&["commit", &name, "lab/paused:one"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(status(&lab), "running");
+    // Paused: committed as it is, and still paused after.
+    assert_eq!(code(&lab.ch08(&["pause", &name])), 0);
+    let output = lab.ch08(&["commit", &name, "lab/paused:two"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(status(&lab), "paused");
+    assert_eq!(code(&lab.ch08(&["unpause", &name])), 0);
+    let output = lab.run(&["--rm", "lab/paused:two", "cat", "/state"]);
+    assert_eq!(stdout(&output), "started\n", "{}", stderr(&output));
+}
+
+#[test]
+fn commit_of_an_unknown_container_or_to_a_bad_name_writes_nothing() {
+    let Some(lab) = Images::new("commit-bad") else {
+        return;
+    };
+    lab.image("lab/bad-base:v1", &[base_layer()], shell("true"));
+    let name = lab.name("bad");
+    let output = lab.run(&[
+        "--name",
+        &name,
+        "lab/bad-base:v1",
+        "/bin/sh",
+        "-c",
+        "echo x > /x",
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let before = snapshot(&lab.dir);
+    let output = lab.ch08(&["commit", "t8-no-such-container", "lab/x:v1"]);
+    assert_clean_failure(&output, 1, "t8-no-such-container");
+    let output = lab.ch08(&["commit", &name, "Lab/Bad:Tag!"]);
+    assert_clean_failure(&output, 1, "Lab/Bad:Tag!");
+    assert_eq!(
+        snapshot(&lab.dir),
+        before,
+        "a refused commit changed the store"
+    );
+}

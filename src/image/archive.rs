@@ -102,15 +102,7 @@ impl Added {
     /// Remove what was added but is named by none of `kept`.
     pub(super) fn remove_unused(&self, store: &ImageStore, kept: &[ImageRecord]) {
         let layers: BTreeSet<&Digest> = kept.iter().flat_map(|r| &r.layers).collect();
-        let blobs: BTreeSet<&Digest> = kept
-            .iter()
-            .flat_map(|r| {
-                let layer_blobs = r.layer_blobs.iter().map(|d| &d.digest);
-                std::iter::once(&r.id)
-                    .chain(r.manifest.as_ref())
-                    .chain(layer_blobs)
-            })
-            .collect();
+        let blobs: BTreeSet<&Digest> = kept.iter().flat_map(ImageRecord::blobs).collect();
         for layer in self.layers.iter().filter(|l| !layers.contains(l)) {
             let _ = remove_tree(&store.layer_dir(layer));
         }

@@ -205,10 +205,19 @@ pub(super) fn child_image(
     history.created = Some(created);
     history.empty_layer = layer.is_none();
     config.history.push(history);
-    let mut layer_blobs = parent.map(|p| p.layer_blobs.clone()).unwrap_or_default();
+    // layer_blobs[i] is the blob of layers[i]; a parent that does not
+    // know all of its blobs passes on none (save and push then find each
+    // layer's blob by its diffID).
+    let mut layer_blobs = parent
+        .filter(|p| p.layer_blobs.len() == p.layers.len())
+        .map_or_else(Vec::new, |p| p.layer_blobs.clone());
+    let aligned = layer_blobs.len() == config.rootfs.diff_ids.len();
     if let Some(layer) = layer {
         config.rootfs.diff_ids.push(layer.diff_id);
         layer_blobs.push(layer.blob);
+    }
+    if !aligned {
+        layer_blobs.clear();
     }
     let bytes = serde_json::to_vec(&config).expect("a config serialises");
     let id = added.put_document(store, &bytes)?;
@@ -326,11 +335,7 @@ fn write_changes<W: Write>(
             // overlayfs records a deletion as a character device 0/0
             // (Documentation/filesystems/overlayfs.rst, "whiteouts").
             if kind == SFlag::S_IFCHR && stat.st_rdev == 0 {
-                let mut header = tar::Header::new_gnu();
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(0o600);
-                header.set_size(0);
-                header.set_mtime(stat.st_mtime.max(0) as u64);
+                let mut header = marker_header(&stat);
                 let marker = relative.join(format!("{WHITEOUT_PREFIX}{}", name.to_string_lossy()));
                 builder.append_data(&mut header, &marker, std::io::empty())?;
                 stats.whiteouts += 1;
@@ -355,11 +360,7 @@ fn write_changes<W: Write>(
                     // A directory that replaced one of a lower layer hides
                     // all of the lower one's entries.
                     if is_opaque(&child)? {
-                        let mut marker = tar::Header::new_gnu();
-                        marker.set_entry_type(tar::EntryType::Regular);
-                        marker.set_mode(0o600);
-                        marker.set_size(0);
-                        marker.set_mtime(stat.st_mtime.max(0) as u64);
+                        let mut marker = marker_header(&stat);
                         builder.append_data(
                             &mut marker,
                             path.join(OPAQUE_MARKER),
@@ -431,6 +432,20 @@ fn write_changes<W: Write>(
     Ok(stats)
 }
 // ANCHOR_END: write_changes
+
+/// A whiteout or opaque marker: an empty file owned by root, as Docker
+/// writes them (its mode and owner mean nothing; some readers refuse a
+/// header with empty id fields).
+fn marker_header(stat: &FileStat) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o600);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_size(0);
+    header.set_mtime(stat.st_mtime.max(0) as u64);
+    header
+}
 
 fn io_at(errno: nix::errno::Errno, path: &Path) -> std::io::Error {
     std::io::Error::new(

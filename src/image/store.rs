@@ -57,6 +57,18 @@ pub struct ImageRecord {
     pub added: u64,
 }
 
+impl ImageRecord {
+    /// Every blob this image keeps: its config, its manifest, its layers'
+    /// blobs, and any blob named by a layer's diffID (an uncompressed
+    /// layer, as commit, build and load of a docker-archive store them).
+    pub fn blobs(&self) -> impl Iterator<Item = &Digest> {
+        std::iter::once(&self.id)
+            .chain(self.manifest.as_ref())
+            .chain(self.layer_blobs.iter().map(|d| &d.digest))
+            .chain(&self.layers)
+    }
+}
+
 pub struct ImageStore {
     pub root: PathBuf,
 }
@@ -649,9 +661,7 @@ impl ImageStore {
         let mut keep_blobs = std::collections::BTreeSet::new();
         for image in &images {
             keep_layers.extend(image.layers.iter().map(|d| d.hex().to_string()));
-            keep_blobs.insert(image.id.hex().to_string());
-            keep_blobs.extend(image.manifest.iter().map(|d| d.hex().to_string()));
-            keep_blobs.extend(image.layer_blobs.iter().map(|d| d.digest.hex().to_string()));
+            keep_blobs.extend(image.blobs().map(|d| d.hex().to_string()));
         }
         let (mut layers, mut blobs) = (0, 0);
         for entry in std::fs::read_dir(self.root.join("layers"))
