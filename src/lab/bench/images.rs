@@ -616,6 +616,10 @@ pub fn images(plan: &ImageBenchPlan, progress: &dyn Fn(&str)) -> Result<Comparis
     let pull = pull_row(plan, &chapter, &image, &mut images.notes, progress)?;
     images.rows.extend(pull);
 
+    images
+        .rows
+        .extend(commit_rows(plan, &chapter, &image, &work.0, progress)?);
+
     let Some(ch07) = built_chapter(
         "ch07-lifecycle",
         "run --rm of the image was not measured (ch07 is its peer)",
@@ -651,6 +655,136 @@ pub fn images(plan: &ImageBenchPlan, progress: &dyn Fn(&str)) -> Result<Comparis
         run_goal,
     ));
     Ok(images)
+}
+
+/// Run `argv` with the bench's image store; its stdout (an image id).
+fn output_with(argv: &[OsString], store: &Path) -> Result<String, LabError> {
+    let output = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env(STORAGE_ENV, store)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| LabError::ToolFailed {
+            command: format!("{argv:?}"),
+            message: e.to_string(),
+        })?;
+    match output.status.success() {
+        true => Ok(String::from_utf8_lossy(&output.stdout).trim().to_string()),
+        false => Err(LabError::ToolFailed {
+            command: format!("{argv:?}"),
+            message: format!("exited with {}", output.status),
+        }),
+    }
+}
+
+/// One round of commit: a container of `image` writes `bytes` of new
+/// files (not timed), `commit` makes its image (timed), and both go.
+fn time_commit(chapter: &Path, store: &Path, image: &str, bytes: u64) -> Result<f64, LabError> {
+    let name = format!("bench-commit-{}", std::process::id());
+    // Ten files of a tenth each: what an install step writes, roughly.
+    let script = format!(
+        "for i in 0 1 2 3 4 5 6 7 8 9; do head -c {} /dev/urandom > /changed-$i; done",
+        bytes / 10
+    );
+    let run = argv(
+        chapter,
+        &[
+            "run", "--name", &name, "--net", "none", image, "/bin/sh", "-c", &script,
+        ],
+    );
+    output_with(&run, store)?;
+    let started = Instant::now();
+    let id = output_with(&argv(chapter, &["commit", "-q", &name]), store);
+    let elapsed = millis(started.elapsed());
+    output_with(&argv(chapter, &["rm", &name]), store)?;
+    output_with(&argv(chapter, &["rmi", &id?]), store)?;
+    Ok(elapsed)
+}
+
+/// Issue 17's goal for commit: its time follows the change, not the
+/// image: the same change on an image several times larger costs about
+/// the same.
+fn commit_goal(row: &ComparedRow) -> Option<Goal> {
+    let ratio = row.median / row.peer_median?;
+    Some(Goal {
+        target: "within 1.5x of the same change on the small image".into(),
+        measured: format!("{ratio:.2}x"),
+        met: ratio <= 1.5,
+    })
+}
+
+/// `commit` of a container that wrote 10 MiB, on the bench's image and on
+/// its first layer alone; and of one that wrote 1 MiB, beside what a
+/// runtime without diff layers does: import the whole tree again.
+fn commit_rows(
+    plan: &ImageBenchPlan,
+    chapter: &Path,
+    image: &BenchImage,
+    work: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<Vec<ComparedRow>, LabError> {
+    let store = fresh(work, "store-commit")?;
+    let archive = image.archive.to_string_lossy();
+    output_with(&argv(chapter, &["load", "-q", "-i", &archive]), &store.0)?;
+    let first = image.layers[0].to_string_lossy();
+    output_with(
+        &argv(chapter, &["import", &first, "bench/one:v1"]),
+        &store.0,
+    )?;
+    let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+    let big = mib(image.layer_bytes);
+    let small = mib(std::fs::metadata(&image.layers[0]).map_or(0, |m| m.len()));
+    let change = 10 << 20;
+    progress(&format!(
+        "timing commit of 10 MiB changed on the {big:.0} MiB image and on its {small:.0} MiB first layer ..."
+    ));
+    let (on_big, on_small) = in_rounds(plan, progress, || {
+        let ours = time_commit(chapter, &store.0, TAG, change)?;
+        let theirs = time_commit(chapter, &store.0, "bench/one:v1", change)?;
+        Ok((ours, Some(theirs)))
+    })?;
+    let mut rows = Vec::new();
+    rows.extend(with_goal(
+        compared_row(
+            &format!("commit, 10 MiB changed, {big:.0} MiB image"),
+            "ms",
+            on_big,
+            format!("same change, {small:.0} MiB image"),
+            on_small,
+        ),
+        commit_goal,
+    ));
+    // The whole tree, as the image's layers make it, imported as one
+    // layer: what committing costs when the layer is the whole root.
+    let tree = fresh(work, "whole-tree")?;
+    let into = tree.0.to_string_lossy();
+    for layer in &image.layers {
+        run_once(&words(&[
+            "tar",
+            "-xpf",
+            &layer.to_string_lossy(),
+            "-C",
+            &into,
+        ]))?;
+    }
+    progress("timing commit of 1 MiB changed against an import of the whole tree ...");
+    let (one, whole) = in_rounds(plan, progress, || {
+        let ours = time_commit(chapter, &store.0, TAG, 1 << 20)?;
+        let started = Instant::now();
+        let id = output_with(&argv(chapter, &["import", &into]), &store.0)?;
+        let theirs = millis(started.elapsed());
+        output_with(&argv(chapter, &["rmi", &id]), &store.0)?;
+        Ok((ours, Some(theirs)))
+    })?;
+    rows.extend(compared_row(
+        &format!("commit, 1 MiB changed, {big:.0} MiB image"),
+        "ms",
+        one,
+        "import of the whole tree (no diff layer)".into(),
+        whole,
+    ));
+    Ok(rows)
 }
 
 #[cfg(test)]
