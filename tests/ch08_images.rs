@@ -777,6 +777,42 @@ fn rootless_runs_a_layered_image_from_the_users_own_store() {
         user.uid,
         "the container's root is the user"
     );
+    // commit without root: the user's files are the container's root's,
+    // and overlayfs' user.overlay.* bookkeeping becomes whiteouts.
+    let committed = ch08(&["commit", &name, "lab/rootless:two"]);
+    assert_eq!(code(&committed), 0, "{}", stderr(&committed));
+    let second = format!("{name}-2");
+    let changed = ch08(&[
+        "run",
+        "--net",
+        "none",
+        "--name",
+        &second,
+        "lab/rootless:two",
+        "/bin/sh",
+        "-c",
+        "rm /srv/kept; rm -rf /opt; mkdir /opt; echo 5 > /opt/five",
+    ]);
+    assert_eq!(code(&changed), 0, "{}", stderr(&changed));
+    let committed = ch08(&["commit", &second, "lab/rootless:three"]);
+    assert_eq!(code(&committed), 0, "{}", stderr(&committed));
+    let output = ch08(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "lab/rootless:three",
+        "/bin/sh",
+        "-c",
+        "ls /srv /opt; stat -c %u /srv/mine",
+    ]);
+    assert_eq!(
+        stdout(&output),
+        "/opt:\nfive\n\n/srv:\nmine\n0\n",
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(code(&ch08(&["rm", &second])), 0);
     let removed = ch08(&["rm", &name]);
     assert_eq!(code(&removed), 0, "{}", stderr(&removed));
     assert!(!written[0].exists(), "rm left the writable layer");
