@@ -313,8 +313,12 @@ fn write_changes<W: Write>(
     top: OwnedFd,
     ids: &ContainerIds,
 ) -> std::io::Result<DiffStats> {
-    let mut stats = DiffStats::default();
-    let mut first_names: std::collections::BTreeMap<(u64, u64), PathBuf> = Default::default();
+    let mut writer = ChangeWriter {
+        builder,
+        ids,
+        stats: DiffStats::default(),
+        first_names: Default::default(),
+    };
     let mut pending = vec![(PathBuf::new(), top)];
     while let Some((relative, dir)) = pending.pop() {
         let mut names: Vec<OsString> = state::read_directory(&dir)
@@ -327,109 +331,141 @@ fn write_changes<W: Write>(
         names.sort();
         let mut subdirs = Vec::new();
         for name in names {
-            let path = relative.join(&name);
-            let stat =
-                nix::sys::stat::fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
-                    .map_err(|e| io_at(e, &path))?;
-            let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
-            // overlayfs records a deletion as a character device 0/0
-            // (Documentation/filesystems/overlayfs.rst, "whiteouts").
-            if kind == SFlag::S_IFCHR && stat.st_rdev == 0 {
-                let mut header = marker_header(&stat);
-                let marker = relative.join(format!("{WHITEOUT_PREFIX}{}", name.to_string_lossy()));
-                builder.append_data(&mut header, &marker, std::io::empty())?;
-                stats.whiteouts += 1;
-                stats.entries += 1;
-                continue;
-            }
-            let (uid, gid) = ids.of(&stat, &path)?;
-            let mut header = tar::Header::new_gnu();
-            header.set_mode(stat.st_mode & 0o7777);
-            header.set_uid(uid.into());
-            header.set_gid(gid.into());
-            header.set_mtime(stat.st_mtime.max(0) as u64);
-            header.set_size(0);
-            stats.entries += 1;
-            match kind {
-                SFlag::S_IFDIR => {
-                    let child = open_at(&dir, &name, OFlag::O_RDONLY | OFlag::O_DIRECTORY, &path)?;
-                    let xattrs = kept_xattrs(&child, &path)?;
-                    append_xattrs(builder, &xattrs)?;
-                    header.set_entry_type(tar::EntryType::Directory);
-                    builder.append_data(&mut header, &path, std::io::empty())?;
-                    // A directory that replaced one of a lower layer hides
-                    // all of the lower one's entries.
-                    if is_opaque(&child)? {
-                        let mut marker = marker_header(&stat);
-                        builder.append_data(
-                            &mut marker,
-                            path.join(OPAQUE_MARKER),
-                            std::io::empty(),
-                        )?;
-                        stats.opaque += 1;
-                    }
-                    subdirs.push((path, child));
-                }
-                SFlag::S_IFLNK => {
-                    let target = nix::fcntl::readlinkat(&dir, name.as_os_str())
-                        .map_err(|e| io_at(e, &path))?;
-                    header.set_entry_type(tar::EntryType::Symlink);
-                    builder.append_link(&mut header, &path, &target)?;
-                }
-                SFlag::S_IFREG => {
-                    let key = (stat.st_dev, stat.st_ino);
-                    if stat.st_nlink > 1 {
-                        if let Some(first) = first_names.get(&key) {
-                            header.set_entry_type(tar::EntryType::Link);
-                            builder.append_link(&mut header, &path, first)?;
-                            continue;
-                        }
-                        first_names.insert(key, path.clone());
-                    }
-                    let file = open_at(&dir, &name, OFlag::O_RDONLY | OFlag::O_NONBLOCK, &path)?;
-                    // With metacopy=on, overlayfs copies up only a file's
-                    // metadata and leaves the data below: the upper file
-                    // alone would be a hole-filled lie.
-                    if xattr_names(&file, &path)?
-                        .iter()
-                        .any(|n| n.as_bytes().ends_with(b"overlay.metacopy"))
-                    {
-                        return Err(std::io::Error::other(format!(
-                            "{}: copied up with metacopy=on, its data is in a lower layer",
-                            path.display()
-                        )));
-                    }
-                    let xattrs = kept_xattrs(&file, &path)?;
-                    append_xattrs(builder, &xattrs)?;
-                    let size = stat.st_size.max(0) as u64;
-                    header.set_entry_type(tar::EntryType::Regular);
-                    header.set_size(size);
-                    let content = ExactSize {
-                        inner: std::fs::File::from(file).take(size),
-                        left: size,
-                        path: &path,
-                    };
-                    builder.append_data(&mut header, &path, content)?;
-                    stats.bytes += size;
-                }
-                SFlag::S_IFCHR | SFlag::S_IFBLK | SFlag::S_IFIFO => {
-                    header.set_entry_type(match kind {
-                        SFlag::S_IFCHR => tar::EntryType::Char,
-                        SFlag::S_IFBLK => tar::EntryType::Block,
-                        _ => tar::EntryType::Fifo,
-                    });
-                    header.set_device_major(nix::sys::stat::major(stat.st_rdev) as u32)?;
-                    header.set_device_minor(nix::sys::stat::minor(stat.st_rdev) as u32)?;
-                    builder.append_data(&mut header, &path, std::io::empty())?;
-                }
-                // Sockets are left out, as tar(1) leaves them out.
-                _ => stats.entries -= 1,
-            }
+            subdirs.extend(writer.append(&dir, relative.join(&name), &name)?);
         }
+        // Reversed onto the stack, so that subdirectories come out in order.
         pending.extend(subdirs.into_iter().rev());
     }
-    builder.finish()?;
-    Ok(stats)
+    writer.builder.finish()?;
+    Ok(writer.stats)
+}
+
+/// The tar being written, and what it needs to remember.
+struct ChangeWriter<'a, W: Write> {
+    builder: &'a mut tar::Builder<W>,
+    ids: &'a ContainerIds,
+    stats: DiffStats,
+    /// (device, inode) -> the first name of a file with several links.
+    first_names: std::collections::BTreeMap<(u64, u64), PathBuf>,
+}
+
+impl<W: Write> ChangeWriter<'_, W> {
+    /// One entry of the upper directory, `name` in `dir`, at `path` in the
+    /// layer. A directory is returned, opened, for the walk to go into.
+    fn append(
+        &mut self,
+        dir: &OwnedFd,
+        path: PathBuf,
+        name: &OsStr,
+    ) -> std::io::Result<Option<(PathBuf, OwnedFd)>> {
+        let stat = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| io_at(e, &path))?;
+        let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+        self.stats.entries += 1;
+        // overlayfs records a deletion as a character device 0/0
+        // (Documentation/filesystems/overlayfs.rst, "whiteouts"); the
+        // image format, as an empty file named .wh.NAME.
+        if kind == SFlag::S_IFCHR && stat.st_rdev == 0 {
+            let mut marker = path.clone();
+            marker.set_file_name(format!("{WHITEOUT_PREFIX}{}", name.to_string_lossy()));
+            self.builder
+                .append_data(&mut marker_header(&stat), &marker, std::io::empty())?;
+            self.stats.whiteouts += 1;
+            return Ok(None);
+        }
+        let (uid, gid) = self.ids.of(&stat, &path)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(stat.st_mode & 0o7777);
+        header.set_uid(uid.into());
+        header.set_gid(gid.into());
+        header.set_mtime(stat.st_mtime.max(0) as u64);
+        header.set_size(0);
+        match kind {
+            SFlag::S_IFDIR => {
+                let child = open_at(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY, &path)?;
+                append_xattrs(self.builder, &kept_xattrs(&child, &path)?)?;
+                header.set_entry_type(tar::EntryType::Directory);
+                self.builder
+                    .append_data(&mut header, &path, std::io::empty())?;
+                // A directory that replaced one of a lower layer hides all
+                // of the lower one's entries: overlayfs marks it with an
+                // xattr, the image format with a .wh..wh..opq inside it.
+                if is_opaque(&child)? {
+                    self.builder.append_data(
+                        &mut marker_header(&stat),
+                        path.join(OPAQUE_MARKER),
+                        std::io::empty(),
+                    )?;
+                    self.stats.opaque += 1;
+                }
+                return Ok(Some((path, child)));
+            }
+            SFlag::S_IFREG => self.append_file(dir, name, &path, &stat, header)?,
+            SFlag::S_IFLNK => {
+                let target = nix::fcntl::readlinkat(dir, name).map_err(|e| io_at(e, &path))?;
+                header.set_entry_type(tar::EntryType::Symlink);
+                self.builder.append_link(&mut header, &path, &target)?;
+            }
+            SFlag::S_IFCHR | SFlag::S_IFBLK | SFlag::S_IFIFO => {
+                header.set_entry_type(match kind {
+                    SFlag::S_IFCHR => tar::EntryType::Char,
+                    SFlag::S_IFBLK => tar::EntryType::Block,
+                    _ => tar::EntryType::Fifo,
+                });
+                header.set_device_major(nix::sys::stat::major(stat.st_rdev) as u32)?;
+                header.set_device_minor(nix::sys::stat::minor(stat.st_rdev) as u32)?;
+                self.builder
+                    .append_data(&mut header, &path, std::io::empty())?;
+            }
+            // Sockets are left out, as tar(1) leaves them out.
+            _ => self.stats.entries -= 1,
+        }
+        Ok(None)
+    }
+
+    /// A regular file: its content, or a hard link to the name it was
+    /// first written under.
+    fn append_file(
+        &mut self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        path: &Path,
+        stat: &FileStat,
+        mut header: tar::Header,
+    ) -> std::io::Result<()> {
+        if stat.st_nlink > 1 {
+            let key = (stat.st_dev, stat.st_ino);
+            if let Some(first) = self.first_names.get(&key) {
+                header.set_entry_type(tar::EntryType::Link);
+                return self.builder.append_link(&mut header, path, first);
+            }
+            self.first_names.insert(key, path.to_path_buf());
+        }
+        let file = open_at(dir, name, OFlag::O_RDONLY | OFlag::O_NONBLOCK, path)?;
+        // With metacopy=on, overlayfs copies up only a file's metadata and
+        // leaves its data below: the upper file alone would be empty.
+        if xattr_names(&file, path)?
+            .iter()
+            .any(|n| n.as_bytes().ends_with(b"overlay.metacopy"))
+        {
+            return Err(std::io::Error::other(format!(
+                "{}: copied up with metacopy=on, its data is in a lower layer",
+                path.display()
+            )));
+        }
+        append_xattrs(self.builder, &kept_xattrs(&file, path)?)?;
+        let size = stat.st_size.max(0) as u64;
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(size);
+        let content = ExactSize {
+            inner: std::fs::File::from(file).take(size),
+            left: size,
+            path,
+        };
+        self.builder.append_data(&mut header, path, content)?;
+        self.stats.bytes += size;
+        Ok(())
+    }
 }
 // ANCHOR_END: write_changes
 
