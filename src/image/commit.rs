@@ -390,7 +390,7 @@ impl<W: Write> ChangeWriter<'_, W> {
                 // A directory that replaced one of a lower layer hides all
                 // of the lower one's entries: overlayfs marks it with an
                 // xattr, the image format with a .wh..wh..opq inside it.
-                if is_opaque(&child)? {
+                if is_opaque(&child) {
                     self.builder.append_data(
                         &mut marker_header(&stat),
                         path.join(OPAQUE_MARKER),
@@ -563,24 +563,27 @@ fn kept_xattrs(file: &impl AsFd, path: &Path) -> std::io::Result<Vec<(CString, V
         .collect()
 }
 
-fn is_opaque(dir: &impl AsFd) -> std::io::Result<bool> {
-    for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
-        let name = CString::new(name).expect("no NUL");
-        let mut value = [0u8; 1];
-        // SAFETY: the buffer is one byte, and we say so.
-        let size = unsafe {
-            libc::fgetxattr(
-                dir.as_fd().as_raw_fd(),
-                name.as_ptr(),
-                value.as_mut_ptr().cast(),
-                1,
-            )
-        };
-        if size == 1 && value[0] == b'y' {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+/// Whether overlayfs marked a directory opaque. Only the namespace the
+/// mount used counts: `trusted.` as root (no container can set it: it
+/// takes CAP_SYS_ADMIN in the host's user namespace), `user.` without root
+/// (mounted with userxattr). A root container's own `user.overlay.opaque`
+/// is only an xattr, and the layer drops it.
+fn is_opaque(dir: &impl AsFd) -> bool {
+    let own = match nix::unistd::geteuid().is_root() {
+        true => c"trusted.overlay.opaque",
+        false => c"user.overlay.opaque",
+    };
+    let mut value = [0u8; 1];
+    // SAFETY: the buffer is one byte, and we say so.
+    let size = unsafe {
+        libc::fgetxattr(
+            dir.as_fd().as_raw_fd(),
+            own.as_ptr(),
+            value.as_mut_ptr().cast(),
+            1,
+        )
+    };
+    size == 1 && value[0] == b'y'
 }
 
 /// xattrs go into the tar as PAX records `SCHILY.xattr.NAME`, the form GNU
