@@ -546,7 +546,7 @@ impl Registry {
             .with_config()
             .limit(MANIFEST_LIMIT)
             .read_to_vec()
-            .map_err(|error| self.unreachable(&url, error))?;
+            .map_err(|error| self.unreachable("GET", &url, error))?;
         let digest = Digest::of(&bytes);
         for claim in [expected, claimed.as_ref()].into_iter().flatten() {
             if *claim != digest {
@@ -853,15 +853,10 @@ impl Registry {
         if length > 0 {
             shown_headers.push(format!("Content-Length: {length}"));
         }
+        let method = asked.method();
         let response = match payload {
-            Payload::Empty => request
-                .body(())
-                .map_err(|e| self.bad_request(url, e))
-                .and_then(|r| self.agent.run(r).map_err(|e| self.unreachable(url, e))),
-            Payload::Bytes { bytes, .. } => request
-                .body(*bytes)
-                .map_err(|e| self.bad_request(url, e))
-                .and_then(|r| self.agent.run(r).map_err(|e| self.unreachable(url, e))),
+            Payload::Empty => self.run(method, url, request.body(())),
+            Payload::Bytes { bytes, .. } => self.run(method, url, request.body(*bytes)),
             Payload::File { path, offset, len } => {
                 use std::io::Seek;
                 let mut file = std::fs::File::open(path)
@@ -869,10 +864,7 @@ impl Registry {
                 file.seek(std::io::SeekFrom::Start(*offset))
                     .map_err(|e| LabError::io("lseek", path.display(), e))?;
                 let body = ureq::SendBody::from_owned_reader(file.take(*len));
-                request
-                    .body(body)
-                    .map_err(|e| self.bad_request(url, e))
-                    .and_then(|r| self.agent.run(r).map_err(|e| self.unreachable(url, e)))
+                self.run(method, url, request.body(body))
             }
         };
         if self.explain {
@@ -927,13 +919,23 @@ impl Registry {
         response
     }
 
-    /// A request that could not be built (a URL the registry sent back
-    /// that is not one).
-    fn bad_request(&self, url: &str, error: ureq::http::Error) -> LabError {
-        image_error(
-            format!("cannot make a request of {url}: {error}"),
-            "the registry sent a location that is not a URL; ask whoever runs it",
-        )
+    /// Send a request that was built, or say why it could not be (a
+    /// Location the registry sent back that is not a URL).
+    fn run(
+        &self,
+        method: &str,
+        url: &str,
+        request: Result<ureq::http::Request<impl ureq::AsSendBody>, ureq::http::Error>,
+    ) -> Result<ureq::http::Response<ureq::Body>, LabError> {
+        let request = request.map_err(|error| {
+            image_error(
+                format!("cannot make a request of {url}: {error}"),
+                "the registry sent a location that is not a URL; ask whoever runs it",
+            )
+        })?;
+        self.agent
+            .run(request)
+            .map_err(|error| self.unreachable(method, url, error))
     }
 
     /// Ask the token server of a challenge for an anonymous token.
@@ -954,7 +956,7 @@ impl Registry {
             .with_config()
             .limit(1 << 20)
             .read_to_vec()
-            .map_err(|error| self.unreachable(&url, error))?;
+            .map_err(|error| self.unreachable("GET", &url, error))?;
         let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|error| {
             image_error(
                 format!("token server {url} answered no token: {error}"),
@@ -994,7 +996,7 @@ impl Registry {
 
     /// A request that got no answer: the connection's error, with its
     /// errno when there is one.
-    pub(crate) fn unreachable(&self, url: &str, error: ureq::Error) -> LabError {
+    fn unreachable(&self, method: &str, url: &str, error: ureq::Error) -> LabError {
         let why = match &error {
             ureq::Error::Io(io) if io.raw_os_error().is_some() => describe_errno(errno_of(io)),
             other => other.to_string(),
@@ -1011,7 +1013,7 @@ impl Registry {
         };
         image_error(
             format!(
-                "cannot reach the registry {} (GET {url}): {why}",
+                "cannot reach the registry {} ({method} {url}): {why}",
                 self.reference.registry
             ),
             hint,

@@ -74,7 +74,9 @@ pub struct SaveArgs {
     pub output: PathBuf,
     /// docker-archive: what `docker save` writes, read by every tool,
     /// layers uncompressed; oci-archive: the OCI image layout, layers as
-    /// the store keeps them (gzip stays gzip), manifests kept as they came
+    /// the store keeps them (gzip stays gzip), manifests kept as they came.
+    /// podman loads one image of an oci-archive: save several as a
+    /// docker-archive
     #[arg(long, value_enum, default_value_t = SaveFormat::DockerArchive)]
     pub format: SaveFormat,
     /// The images: NAME[:TAG] (saved with that tag) or an id (untagged)
