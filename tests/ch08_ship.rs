@@ -10,7 +10,7 @@
 //! files, so a test moves megabytes, not the whole lab rootfs.
 
 mod common;
-use common::registry::{Registry, noise};
+use common::registry::{Registry, TokenServer, noise};
 use common::store::Store;
 use common::*;
 use container_lab::image::digest::Digest;
@@ -462,6 +462,46 @@ as_root!(
         store.ok(["push", &name, &again]);
         let inspected = skopeo_inspect(&["--tls-verify=false", &format!("docker://{again}")]);
         assert_eq!(strings(&inspected["Layers"]), diffs, "the tar went instead");
+    }
+);
+
+as_root!(
+    /// A registry that wants a bearer token: the push's 401 sends it to
+    /// the token server for `pull,push` on the repository, and the
+    /// uploads go again with the token. A repository the token does not
+    /// cover is refused as unauthorized, and nothing is tagged there.
+    push_gets_a_push_token_from_the_registrys_token_server,
+    {
+        let scratch = Scratch::new("token");
+        let store = Store::new("token");
+        two_images(&store, &scratch);
+        let token_dir = Scratch::new("token-server");
+        let tokens = TokenServer::start(&token_dir);
+        let registry = Registry::start_with("token", |_| tokens.registry_config(&token_dir));
+        let host = registry.host();
+        // The token grants lab/base only (see TokenServer).
+        let base = format!("{host}/lab/base:v1");
+        store.ok(["push", "lab/small:v1", &base]);
+        let ours: Vec<String> = tokens
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.contains("container-lab/"))
+            .cloned()
+            .collect();
+        assert!(!ours.is_empty(), "no token asked for");
+        assert!(
+            ours.iter().all(|r| r.starts_with(
+                "GET /token?service=lab-registry&scope=repository%3Alab%2Fbase%3Apull%2Cpush "
+            )),
+            "{ours:?}"
+        );
+        assert_eq!(registry.requests("PUT", "/v2/lab/base/manifests/v1"), 1);
+        let refused = store.run(["push", "lab/small:v1", &format!("{host}/lab/other:v1")]);
+        assert_eq!(code(&refused), 1, "{}", stderr(&refused));
+        assert!(stderr(&refused).contains("unauthorized"), "{}", stderr(&refused));
+        assert_eq!(registry.requests("PUT", "/v2/lab/other/"), 0);
     }
 );
 

@@ -235,12 +235,18 @@ pub fn parse_bearer_challenge(header: &str) -> Option<BearerChallenge> {
 }
 
 /// The token server's URL for a challenge: its realm, with service and
-/// scope as query parameters. A challenge without a scope (some registries
-/// send none for a first request) gets `actions` (`pull`, or `pull,push`)
-/// on the repository.
+/// scope as query parameters. A pull asks for the scope the challenge
+/// names, or, when it names none (some registries send none for a first
+/// request), `pull` on the repository. A push asks for `pull,push` from
+/// the start, as docker does: its first 401 answers a HEAD, whose
+/// challenge names `pull` alone, and a pull token would be refused at the
+/// first upload.
 pub fn token_url(challenge: &BearerChallenge, repository: &str, actions: &str) -> String {
-    let default_scope = format!("repository:{repository}:{actions}");
-    let scope = challenge.scope.as_deref().unwrap_or(&default_scope);
+    let own_scope = format!("repository:{repository}:{actions}");
+    let scope = match (actions, challenge.scope.as_deref()) {
+        ("pull", Some(named)) => named,
+        _ => &own_scope,
+    };
     let mut url = challenge.realm.clone();
     let mut separator = match url.contains('?') {
         true => '&',
@@ -1200,8 +1206,12 @@ mod tests {
             token_url(&bare, "lab/base", "pull"),
             "http://127.0.0.1:5001/auth?x=1&scope=repository%3Alab%2Fbase%3Apull"
         );
+        let pull_only = BearerChallenge {
+            scope: Some("repository:lab/base:pull".into()),
+            ..bare
+        };
         assert_eq!(
-            token_url(&bare, "lab/base", "pull,push"),
+            token_url(&pull_only, "lab/base", "pull,push"),
             "http://127.0.0.1:5001/auth?x=1&scope=repository%3Alab%2Fbase%3Apull%2Cpush"
         );
     }
