@@ -560,14 +560,7 @@ as_root!(
         ] {
             assert!(explained.contains(&step), "{step} in:\n{explained}");
         }
-        let ours: Vec<String> = tokens
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.contains("container-lab/"))
-            .cloned()
-            .collect();
+        let ours = tokens.ours();
         assert_eq!(ours.len(), 1, "one token for the whole pull: {ours:?}");
         assert!(
             ours[0].starts_with("GET /token?service=lab-registry&scope=repository%3Alab%2Fbase%3Apull "),

@@ -482,14 +482,7 @@ as_root!(
         // The token grants lab/base only (see TokenServer).
         let base = format!("{host}/lab/base:v1");
         store.ok(["push", "lab/small:v1", &base]);
-        let ours: Vec<String> = tokens
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.contains("container-lab/"))
-            .cloned()
-            .collect();
+        let ours = tokens.ours();
         assert!(!ours.is_empty(), "no token asked for");
         assert!(
             ours.iter().all(|r| r.starts_with(

@@ -288,6 +288,17 @@ impl TokenServer {
         TokenServer { port, requests }
     }
 
+    /// The requests our client made (its User-Agent is container-lab's).
+    pub fn ours(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.contains("container-lab/"))
+            .cloned()
+            .collect()
+    }
+
     /// distribution's `auth.token` section for this server.
     pub fn registry_config(&self, dir: &Path) -> String {
         format!(
