@@ -6,15 +6,15 @@
 //! one test damages them. Nothing here talks to any address but 127.0.0.1.
 
 mod common;
+use common::registry::{Registry, TokenServer, free_port, noise};
 use common::*;
 use container_lab::image::digest::Digest;
 use container_lab::image::spec::{self, Platform};
 use container_lab::image::store::STORAGE_ENV;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 const CH: &str = "ch08-images";
 
@@ -57,20 +57,6 @@ fn layer(files: &[(&str, &[u8])], zstd: bool) -> Layer {
         media_type,
         diff_id: Digest::of(&tar),
     }
-}
-
-/// `size` bytes that do not compress (a linear congruential generator):
-/// layers big enough for two pulls to overlap.
-fn noise(size: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed;
-    (0..size)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 56) as u8
-        })
-        .collect()
 }
 
 /// An image written into a layout: what the tests check the store against.
@@ -204,7 +190,7 @@ fn base_in(registry: Registry, test: &str) -> BaseInRegistry {
     let layout = Layout::new(test);
     let image = base_image(&layout);
     layout.name(&[("v1", &image.descriptor)]);
-    registry.push(&layout, "v1", "lab/base:v1", &[]);
+    registry.push(&layout.dir, "v1", "lab/base:v1", &[]);
     BaseInRegistry {
         name: format!("{}/lab/base:v1", registry.host()),
         registry,
@@ -225,142 +211,6 @@ fn pull_lines(name: &str, image: &Image, layers: &str, status: &str) -> String {
             "Digest: {}\nStatus: {status} for {name}\n{name}\n",
             image.manifest
         )
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// A docker-registry on 127.0.0.1, its storage and log in a scratch
-/// directory; killed when dropped (also when the test fails), before the
-/// directory goes.
-struct Registry {
-    child: Child,
-    port: u16,
-    dir: Scratch,
-}
-
-impl Registry {
-    fn start(name: &str) -> Registry {
-        Registry::start_with(name, |_| String::new())
-    }
-
-    /// A registry whose configuration ends with what `extra` writes, given
-    /// the registry's directory.
-    fn start_with(name: &str, extra: impl FnOnce(&Path) -> String) -> Registry {
-        require_tool("docker-registry", "docker-registry");
-        require_tool("skopeo", "skopeo");
-        let dir = Scratch::new(&format!("registry-{name}"));
-        let port = free_port();
-        let extra = extra(&dir);
-        // distribution's configuration (docs/configuration.md): the access
-        // log (on by default) is how the tests count what was downloaded.
-        let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
-                dir.join("storage").display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("registry.log"))
-            .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start docker-registry");
-        let registry = Registry { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not listen on 127.0.0.1:{port}:\n{}",
-                registry.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        registry
-    }
-
-    /// `127.0.0.1:PORT`
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Copy `name` of a layout into the registry as REPO:TAG with skopeo
-    /// copy, with its `flags` (`--all` for every platform of an index,
-    /// `--format v2s2` to convert to Docker's schema 2).
-    fn push(&self, layout: &Layout, name: &str, repository_tag: &str, flags: &[&str]) {
-        let mut skopeo = Command::new("skopeo");
-        skopeo.args([
-            "--insecure-policy",
-            "copy",
-            "--quiet",
-            "--dest-tls-verify=false",
-        ]);
-        skopeo.args(flags);
-        let output = skopeo
-            .arg(format!("oci:{}:{name}", layout.dir.display()))
-            .arg(format!("docker://{}/{repository_tag}", self.host()))
-            .output()
-            .expect("run skopeo");
-        assert!(
-            output.status.success(),
-            "skopeo copy failed: {}",
-            stderr(&output)
-        );
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default()
-    }
-
-    /// The lines of the access log (Apache's combined format) for our
-    /// client's GETs whose path contains `part`, counted once the count
-    /// stops changing (the registry logs a request after it answers it).
-    fn gets(&self, part: &str) -> usize {
-        let count = || {
-            self.log()
-                .lines()
-                .filter(|l| l.contains("\"GET /v2/") && l.contains(part))
-                .filter(|l| l.contains("container-lab/"))
-                .count()
-        };
-        let mut last = count();
-        loop {
-            std::thread::sleep(Duration::from_millis(200));
-            match count() {
-                now if now == last => return now,
-                now => last = now,
-            }
-        }
-    }
-
-    /// Where distribution keeps a blob's bytes (its storage driver layout:
-    /// docker/registry/v2/blobs/sha256/XX/HEX/data).
-    fn blob_data(&self, digest: &Digest) -> PathBuf {
-        self.dir
-            .join("storage/docker/registry/v2/blobs/sha256")
-            .join(&digest.hex()[..2])
-            .join(digest.hex())
-            .join("data")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `ch08-images ARGS...` with the store at `store`.
@@ -581,7 +431,7 @@ as_root!(
             .collect();
         let image = layout.image(&Platform::host().architecture, layers);
         layout.name(&[("v1", &image.descriptor)]);
-        registry.push(&layout, "v1", "lab/big:v1", &[]);
+        registry.push(&layout.dir, "v1", "lab/big:v1", &[]);
         let store = Scratch::new("store-concurrent");
         let name = format!("{}/lab/big:v1", registry.host());
         let pulls: Vec<Child> = (0..2)
@@ -637,8 +487,8 @@ as_root!(
         let foreign_b = image_for("riscv64");
         let (_, foreign_descriptor) = layout.index(&[&foreign_a, &foreign_b]);
         layout.name(&[("multi", &index_descriptor), ("foreign", &foreign_descriptor)]);
-        registry.push(&layout, "multi", "lab/multi:v1", &["--all"]);
-        registry.push(&layout, "foreign", "lab/foreign:v1", &["--all"]);
+        registry.push(&layout.dir, "multi", "lab/multi:v1", &["--all"]);
+        registry.push(&layout.dir, "foreign", "lab/foreign:v1", &["--all"]);
         let store = Scratch::new("store-platforms");
 
         let output = pull(&store, &[&format!("{}/lab/multi:v1", registry.host())]);
@@ -682,138 +532,6 @@ as_root!(
     }
 );
 
-/// RFC 4648 section 5 (base64url, no padding), as JWTs are written.
-fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn openssl(args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
-    let output = output_with_input(
-        Command::new("openssl").args(args),
-        input.unwrap_or_default(),
-    );
-    assert!(
-        output.status.success(),
-        "openssl {args:?} failed: {}",
-        stderr(&output)
-    );
-    output.stdout
-}
-
-/// A token server of Docker's token authentication specification, as
-/// small as it can be: a self-signed certificate the registry trusts
-/// (`rootcertbundle`), and one JWT signed with its key (RS256, the
-/// certificate in `x5c`) that grants pull and push on `lab/base` and
-/// nothing else. It hands that token to anyone who asks, and keeps each
-/// request's first line and User-Agent.
-struct TokenServer {
-    port: u16,
-    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl TokenServer {
-    fn start(dir: &Path) -> TokenServer {
-        require_tool("openssl", "openssl");
-        let (key, cert) = (dir.join("token.key"), dir.join("token.pem"));
-        openssl(
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=lab-token",
-            ]
-            .into_iter()
-            .chain([
-                "-keyout",
-                key.to_str().unwrap(),
-                "-out",
-                cert.to_str().unwrap(),
-            ])
-            .collect::<Vec<_>>(),
-            None,
-        );
-        let der = openssl(
-            &["x509", "-in", cert.to_str().unwrap(), "-outform", "DER"],
-            None,
-        );
-        // x5c holds standard base64 (RFC 7515 section 4.1.6).
-        let x5c = base64url(&der).replace('-', "+").replace('_', "/");
-        let x5c = format!("{x5c}{}", "=".repeat((4 - x5c.len() % 4) % 4));
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let header = json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
-        let claims = json!({
-            "iss": "lab-issuer", "sub": "", "aud": "lab-registry", "jti": "lab",
-            "iat": now - 60, "nbf": now - 60, "exp": now + 3600,
-            "access": [{"type": "repository", "name": "lab/base", "actions": ["pull", "push"]}],
-        });
-        let signed = format!(
-            "{}.{}",
-            base64url(header.to_string().as_bytes()),
-            base64url(claims.to_string().as_bytes())
-        );
-        let signature = openssl(
-            &["dgst", "-sha256", "-sign", key.to_str().unwrap()],
-            Some(signed.as_bytes()),
-        );
-        let body = json!({"token": format!("{signed}.{}", base64url(&signature))}).to_string();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        // Serves until the test process ends.
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                let mut head = Vec::new();
-                let mut byte = [0u8];
-                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                let agent = head
-                    .lines()
-                    .find(|l| l.to_ascii_lowercase().starts_with("user-agent:"))
-                    .unwrap_or("");
-                let first = head.lines().next().unwrap_or("");
-                seen.lock().unwrap().push(format!("{first} {agent}"));
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        TokenServer { port, requests }
-    }
-
-    /// distribution's `auth.token` section for this server.
-    fn registry_config(&self, dir: &Path) -> String {
-        format!(
-            "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: lab-registry\n    issuer: lab-issuer\n    rootcertbundle: {}\n",
-            self.port,
-            dir.join("token.pem").display()
-        )
-    }
-}
-
 as_root!(
     /// A registry that wants a bearer token, as Docker Hub does: the 401's
     /// challenge sends pull to the token server with the service and the
@@ -842,14 +560,7 @@ as_root!(
         ] {
             assert!(explained.contains(&step), "{step} in:\n{explained}");
         }
-        let ours: Vec<String> = tokens
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.contains("container-lab/"))
-            .cloned()
-            .collect();
+        let ours = tokens.ours();
         assert_eq!(ours.len(), 1, "one token for the whole pull: {ours:?}");
         assert!(
             ours[0].starts_with("GET /token?service=lab-registry&scope=repository%3Alab%2Fbase%3Apull "),
@@ -874,7 +585,7 @@ as_root!(
         ];
         let image = layout.image(&Platform::host().architecture, gzip_only);
         layout.name(&[("v1", &image.descriptor)]);
-        registry.push(&layout, "v1", "lab/docker:v1", &["--format", "v2s2"]);
+        registry.push(&layout.dir, "v1", "lab/docker:v1", &["--format", "v2s2"]);
         let store = Scratch::new("store-schema2");
         let name = format!("{}/lab/docker:v1", registry.host());
 
@@ -916,7 +627,7 @@ as_root!(
         let release = layer(&[("etc/", b""), ("etc/lab-release", b"container-lab hello\n")], false);
         let image = layout.image(&Platform::host().architecture, vec![release]);
         layout.name(&[("v1", &image.descriptor)]);
-        registry.push(&layout, "v1", "lab/hello:v1", &[]);
+        registry.push(&layout.dir, "v1", "lab/hello:v1", &[]);
         let store = Scratch::new("store-book");
         let name = format!("{}/lab/hello:v1", registry.host());
         let output = pull(&store, &["--explain", &name]);

@@ -26,11 +26,12 @@
 //! `docker import` does, with a config of our own.
 
 use super::digest::Digest;
+use super::export::oci_layer_type as layer_media_type;
 use super::layer::ApplyOptions;
 use super::reference::Reference;
 use super::spec::{
-    Descriptor, Document, History, ImageConfig, Index, Manifest, OCI_LAYER, OCI_LAYER_GZIP,
-    OCI_LAYER_ZSTD, Platform, RootFs, RunConfig,
+    Descriptor, Document, History, ImageConfig, Index, Manifest, OCI_LAYER, Platform, RootFs,
+    RunConfig,
 };
 use super::store::{ImageRecord, ImageStore, Tee};
 use super::verbs::{ImportArgs, LoadArgs, record_for};
@@ -130,16 +131,6 @@ fn first_bytes(reader: &mut impl Read, n: u64) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(n as usize);
     reader.take(n).read_to_end(&mut head)?;
     Ok(head)
-}
-
-/// How a layer blob is compressed, from its first bytes (as
-/// `store::decompress` tells them apart), as an OCI media type.
-fn layer_media_type(head: &[u8]) -> &'static str {
-    match head {
-        [0x1f, 0x8b, ..] => OCI_LAYER_GZIP,
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => OCI_LAYER_ZSTD,
-        _ => OCI_LAYER,
-    }
 }
 
 /// A tar (POSIX ustar or GNU: "ustar" at offset 257 of the first header),

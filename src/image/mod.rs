@@ -11,6 +11,9 @@
 //! | `registry` | pull: the OCI distribution API, tokens, parallel downloads | ch08 |
 //! | `archive` | load (docker-archive, oci-archive, OCI layout) and import | ch08 |
 //! | `commit` | a container's writable layer as a new layer: whiteouts translated | ch08 |
+//! | `export` | an image as blobs again: layer blobs, config, manifest | ch08 |
+//! | `save` | save: docker-archive and oci-archive files | ch08 |
+//! | `push` | push: blob uploads (monolithic, chunked), manifest last | ch08 |
 //! | `manage` | images, rmi, image inspect, history, image prune, diff | ch08 |
 //! | `verbs` | the image verbs' flags, and what pull, load and import end with | ch08 |
 //!
@@ -22,10 +25,13 @@ pub mod archive;
 pub mod commit;
 pub mod containerfile;
 pub mod digest;
+pub mod export;
 pub mod layer;
 pub mod manage;
+pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod save;
 pub mod spec;
 pub mod store;
 pub mod verbs;

@@ -235,11 +235,18 @@ pub fn parse_bearer_challenge(header: &str) -> Option<BearerChallenge> {
 }
 
 /// The token server's URL for a challenge: its realm, with service and
-/// scope as query parameters. A challenge without a scope (some registries
-/// send none for a first request) gets the pull scope of the repository.
-pub fn token_url(challenge: &BearerChallenge, repository: &str) -> String {
-    let default_scope = format!("repository:{repository}:pull");
-    let scope = challenge.scope.as_deref().unwrap_or(&default_scope);
+/// scope as query parameters. A pull asks for the scope the challenge
+/// names, or, when it names none (some registries send none for a first
+/// request), `pull` on the repository. A push asks for `pull,push` from
+/// the start, as docker does: its first 401 answers a HEAD, whose
+/// challenge names `pull` alone, and a pull token would be refused at the
+/// first upload.
+pub fn token_url(challenge: &BearerChallenge, repository: &str, actions: &str) -> String {
+    let own_scope = format!("repository:{repository}:{actions}");
+    let scope = match (actions, challenge.scope.as_deref()) {
+        ("pull", Some(named)) => named,
+        _ => &own_scope,
+    };
     let mut url = challenge.realm.clone();
     let mut separator = match url.contains('?') {
         true => '&',
@@ -309,16 +316,38 @@ pub fn platform_name(platform: &Platform) -> String {
     name
 }
 
-/// What is asked of the registry, for `--explain` and for errors.
-#[derive(Clone, Copy)]
-enum Asked {
+/// What is asked of the registry, for `--explain` and for errors: pull's
+/// GETs, and push's requests (push.rs).
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Asked {
     Manifest,
     Token,
     Config,
     Layer,
+    /// HEAD of a blob: does the registry have it already?
+    BlobExists,
+    /// POST: open an upload session.
+    StartUpload,
+    /// PATCH: one chunk of an upload.
+    UploadChunk,
+    /// PUT `?digest=`: close the upload, the blob named by its digest.
+    FinishUpload,
+    /// PUT of the manifest, under a tag.
+    PutManifest,
 }
 
 impl Asked {
+    /// The HTTP method of each request (distribution-spec, "Endpoints").
+    fn method(self) -> &'static str {
+        match self {
+            Asked::Manifest | Asked::Token | Asked::Config | Asked::Layer => "GET",
+            Asked::BlobExists => "HEAD",
+            Asked::StartUpload => "POST",
+            Asked::UploadChunk => "PATCH",
+            Asked::FinishUpload | Asked::PutManifest => "PUT",
+        }
+    }
+
     /// One line on why, for `--explain`.
     fn why(self) -> &'static str {
         match self {
@@ -334,6 +363,47 @@ impl Asked {
             Asked::Layer => {
                 "a layer, stored and unpacked as it streams, both digests checked (distribution-spec: pulling blobs)"
             }
+            Asked::BlobExists => {
+                "does the registry have this blob already? 200: skip it, 404: upload it (distribution-spec: checking if content exists)"
+            }
+            Asked::StartUpload => {
+                "open an upload session; the answer's Location is where the bytes go (distribution-spec: pushing blobs)"
+            }
+            Asked::UploadChunk => {
+                "one chunk of the blob, at the offset Content-Range names (distribution-spec: pushing a blob in chunks)"
+            }
+            Asked::FinishUpload => {
+                "close the upload: the registry hashes what it got and keeps it only if it is this digest (distribution-spec: pushing blobs)"
+            }
+            Asked::PutManifest => {
+                "the manifest, last: the tag appears only once every blob it names is there (distribution-spec: pushing manifests)"
+            }
+        }
+    }
+}
+
+/// The body of a request: none, bytes (a manifest), or a part of a file
+/// (a blob, or one chunk of it), read from disk as it is sent. Each can be
+/// sent again after a 401, which a streamed body could not.
+pub(crate) enum Payload<'a> {
+    Empty,
+    Bytes {
+        bytes: &'a [u8],
+        content_type: &'a str,
+    },
+    File {
+        path: &'a std::path::Path,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Payload<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Payload::Empty => 0,
+            Payload::Bytes { bytes, .. } => bytes.len() as u64,
+            Payload::File { len, .. } => *len,
         }
     }
 }
@@ -350,17 +420,20 @@ struct Resolved {
 }
 
 /// One registry's repository, and the token its server gave us.
-struct Registry {
+pub(crate) struct Registry {
     agent: ureq::Agent,
     /// `http://127.0.0.1:5000/v2/lab/base`
-    base: String,
-    reference: Reference,
+    pub(crate) base: String,
+    pub(crate) reference: Reference,
     token: Mutex<Option<String>>,
     explain: bool,
+    /// What a token is asked for when a challenge names no scope: `pull`,
+    /// or `pull,push` for a push.
+    actions: &'static str,
 }
 
 impl Registry {
-    fn new(reference: &Reference, tls_verify: bool, explain: bool) -> Registry {
+    pub(crate) fn new(reference: &Reference, tls_verify: bool, explain: bool) -> Registry {
         let agent = ureq::Agent::config_builder()
             // Statuses are answers to act on (401, 404), not errors.
             .http_status_as_error(false)
@@ -380,6 +453,15 @@ impl Registry {
             reference: reference.clone(),
             token: Mutex::new(None),
             explain,
+            actions: "pull",
+        }
+    }
+
+    /// The same, for a push: tokens are asked for `pull,push`.
+    pub(crate) fn for_push(reference: &Reference, tls_verify: bool, explain: bool) -> Registry {
+        Registry {
+            actions: "pull,push",
+            ..Registry::new(reference, tls_verify, explain)
         }
     }
 
@@ -470,7 +552,7 @@ impl Registry {
             .with_config()
             .limit(MANIFEST_LIMIT)
             .read_to_vec()
-            .map_err(|error| self.unreachable(&url, error))?;
+            .map_err(|error| self.unreachable("GET", &url, error))?;
         let digest = Digest::of(&bytes);
         for claim in [expected, claimed.as_ref()].into_iter().flatten() {
             if *claim != digest {
@@ -620,7 +702,20 @@ impl Registry {
         asked: Asked,
         transcript: &mut Vec<String>,
     ) -> Result<ureq::http::Response<ureq::Body>, LabError> {
-        let mut response = self.send(url, asked, true, transcript)?;
+        let response = self.call(url, asked, &Payload::Empty, transcript)?;
+        self.success(response, url, asked)
+    }
+
+    /// A request with the token we hold; on a Bearer challenge, get a token
+    /// and ask again. Any status is returned: 404 answers a HEAD.
+    pub(crate) fn call(
+        &self,
+        url: &str,
+        asked: Asked,
+        payload: &Payload,
+        transcript: &mut Vec<String>,
+    ) -> Result<ureq::http::Response<ureq::Body>, LabError> {
+        let mut response = self.send(url, asked, payload, true, transcript)?;
         if response.status() == 401 {
             let challenge = response
                 .headers()
@@ -629,9 +724,20 @@ impl Registry {
                 .and_then(parse_bearer_challenge);
             if let Some(challenge) = challenge {
                 self.fetch_token(&challenge, transcript)?;
-                response = self.send(url, asked, true, transcript)?;
+                response = self.send(url, asked, payload, true, transcript)?;
             }
         }
+        Ok(response)
+    }
+
+    /// A 2xx answer, or an error that says what was asked for, with the
+    /// registry's error codes.
+    pub(crate) fn success(
+        &self,
+        mut response: ureq::http::Response<ureq::Body>,
+        url: &str,
+        asked: Asked,
+    ) -> Result<ureq::http::Response<ureq::Body>, LabError> {
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(response);
@@ -646,8 +752,16 @@ impl Registry {
         let what = match asked {
             Asked::Manifest => format!("manifest {url}"),
             Asked::Token => format!("token {url}"),
-            Asked::Config | Asked::Layer => format!("blob {url}"),
+            Asked::Config | Asked::Layer | Asked::BlobExists => format!("blob {url}"),
+            Asked::StartUpload | Asked::UploadChunk | Asked::FinishUpload => {
+                format!("blob upload {} {url}", asked.method())
+            }
+            Asked::PutManifest => format!("manifest upload PUT {url}"),
         };
+        let pushing = matches!(
+            asked,
+            Asked::StartUpload | Asked::UploadChunk | Asked::FinishUpload | Asked::PutManifest
+        );
         Err(match (status, asked) {
             (404, Asked::Manifest) => image_error(
                 format!(
@@ -665,6 +779,13 @@ impl Registry {
                     self.base
                 ),
             ),
+            (_, _) if pushing && status != 401 && status != 403 => image_error(
+                format!(
+                    "{} refused {what}: HTTP {status} ({codes})",
+                    self.reference.registry
+                ),
+                "the registry did not take what was sent; its log says why",
+            ),
             (404, _) => image_error(
                 format!("{what} not found ({codes})"),
                 "the registry lost a blob its manifest names; ask whoever runs it",
@@ -674,7 +795,14 @@ impl Registry {
                     "unauthorized: {} refused {what} ({codes})",
                     self.reference.registry
                 ),
-                "the repository may be private or misspelled: pull gets anonymous tokens only",
+                match pushing {
+                    true => {
+                        "the registry wants credentials to push: the lab pushes with anonymous tokens only, to a registry of your own"
+                    }
+                    false => {
+                        "the repository may be private or misspelled: pull gets anonymous tokens only"
+                    }
+                },
             ),
             _ => image_error(
                 format!(
@@ -691,32 +819,69 @@ impl Registry {
         &self,
         url: &str,
         asked: Asked,
+        payload: &Payload,
         with_token: bool,
         transcript: &mut Vec<String>,
     ) -> Result<ureq::http::Response<ureq::Body>, LabError> {
         let accept = MANIFEST_TYPES.join(", ");
-        let mut request = self.agent.get(url);
+        let mut request = ureq::http::Request::builder()
+            .method(asked.method())
+            .uri(url);
+        let mut shown_headers = Vec::new();
         if let Asked::Manifest = asked {
             request = request.header("Accept", &accept);
+            shown_headers.push(format!("Accept: {accept}"));
         }
         let token = self.token.lock().unwrap().clone();
         if let Some(token) = token.filter(|_| with_token) {
             request = request.header("Authorization", &format!("Bearer {token}"));
         }
-        let response = request.call();
+        // A body's length is always known: Content-Length, never chunked
+        // transfer encoding (distribution-spec asks for it on every PUT
+        // and PATCH that carries bytes).
+        let length = payload.len();
+        if matches!(asked.method(), "POST" | "PUT" | "PATCH") {
+            request = request.header("Content-Length", length);
+        }
+        if let Payload::Bytes { content_type, .. } = payload {
+            request = request.header("Content-Type", *content_type);
+            shown_headers.push(format!("Content-Type: {content_type}"));
+        }
+        if let Payload::File { offset, len, .. } = payload {
+            request = request.header("Content-Type", "application/octet-stream");
+            if asked == Asked::UploadChunk {
+                // distribution-spec: the inclusive range of this chunk.
+                let range = format!("{offset}-{}", offset + len.saturating_sub(1));
+                shown_headers.push(format!("Content-Range: {range}"));
+                request = request.header("Content-Range", range);
+            }
+        }
+        if length > 0 {
+            shown_headers.push(format!("Content-Length: {length}"));
+        }
+        let method = asked.method();
+        let response = match payload {
+            Payload::Empty => self.run(method, url, request.body(())),
+            Payload::Bytes { bytes, .. } => self.run(method, url, request.body(*bytes)),
+            Payload::File { path, offset, len } => {
+                use std::io::Seek;
+                let mut file = std::fs::File::open(path)
+                    .map_err(|e| LabError::io("open", path.display(), e))?;
+                file.seek(std::io::SeekFrom::Start(*offset))
+                    .map_err(|e| LabError::io("lseek", path.display(), e))?;
+                let body = ureq::SendBody::from_owned_reader(file.take(*len));
+                self.run(method, url, request.body(body))
+            }
+        };
         if self.explain {
             transcript.push(format!(
                 "{} {} {}",
                 "[registry]".bold().cyan(),
-                "GET".bold(),
+                asked.method().bold(),
                 url
             ));
-            if let Asked::Manifest = asked {
-                transcript.push(format!(
-                    "{:10} {}",
-                    "",
-                    format!("Accept: {accept}").dimmed()
-                ));
+            for header in &shown_headers {
+                transcript.push(format!("{:10} {}", "", header.dimmed()));
             }
             transcript.push(format!("{:10} {}", "", asked.why().italic()));
             let answer = match &response {
@@ -729,8 +894,23 @@ impl Registry {
                     );
                     // What the registry says it sent: the format it chose
                     // from Accept, and the digest it claims.
-                    for name in ["content-type", "docker-content-digest", "www-authenticate"] {
-                        let shown = matches!(asked, Asked::Manifest) || name == "www-authenticate";
+                    for name in [
+                        "content-type",
+                        "docker-content-digest",
+                        "www-authenticate",
+                        "location",
+                        "range",
+                    ] {
+                        let shown = match name {
+                            "www-authenticate" => true,
+                            "content-type" => asked == Asked::Manifest,
+                            "docker-content-digest" => {
+                                matches!(asked, Asked::Manifest | Asked::PutManifest)
+                            }
+                            // Where the next chunk goes, and what the
+                            // registry has of the upload so far.
+                            _ => matches!(asked, Asked::StartUpload | Asked::UploadChunk),
+                        };
                         if let Some(value) = response.headers().get(name).filter(|_| shown) {
                             let value = value.to_str().unwrap_or("(not text)");
                             answer.push_str(&format!("\n{:10}    {name}: {value}", ""));
@@ -742,7 +922,26 @@ impl Registry {
             };
             transcript.push(format!("{:10} {} {}", "", "->".yellow(), answer.yellow()));
         }
-        response.map_err(|error| self.unreachable(url, error))
+        response
+    }
+
+    /// Send a request that was built, or say why it could not be (a
+    /// Location the registry sent back that is not a URL).
+    fn run(
+        &self,
+        method: &str,
+        url: &str,
+        request: Result<ureq::http::Request<impl ureq::AsSendBody>, ureq::http::Error>,
+    ) -> Result<ureq::http::Response<ureq::Body>, LabError> {
+        let request = request.map_err(|error| {
+            image_error(
+                format!("cannot make a request of {url}: {error}"),
+                "the registry sent a location that is not a URL; ask whoever runs it",
+            )
+        })?;
+        self.agent
+            .run(request)
+            .map_err(|error| self.unreachable(method, url, error))
     }
 
     /// Ask the token server of a challenge for an anonymous token.
@@ -756,14 +955,14 @@ impl Registry {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let url = token_url(challenge, &self.reference.repository);
+        let url = token_url(challenge, &self.reference.repository, self.actions);
         let mut response = self.get_token_answer(&url, transcript)?;
         let body = response
             .body_mut()
             .with_config()
             .limit(1 << 20)
             .read_to_vec()
-            .map_err(|error| self.unreachable(&url, error))?;
+            .map_err(|error| self.unreachable("GET", &url, error))?;
         let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|error| {
             image_error(
                 format!("token server {url} answered no token: {error}"),
@@ -789,7 +988,7 @@ impl Registry {
         url: &str,
         transcript: &mut Vec<String>,
     ) -> Result<ureq::http::Response<ureq::Body>, LabError> {
-        let response = self.send(url, Asked::Token, false, transcript)?;
+        let response = self.send(url, Asked::Token, &Payload::Empty, false, transcript)?;
         match response.status().as_u16() {
             200..=299 => Ok(response),
             status => Err(image_error(
@@ -803,7 +1002,7 @@ impl Registry {
 
     /// A request that got no answer: the connection's error, with its
     /// errno when there is one.
-    fn unreachable(&self, url: &str, error: ureq::Error) -> LabError {
+    fn unreachable(&self, method: &str, url: &str, error: ureq::Error) -> LabError {
         let why = match &error {
             ureq::Error::Io(io) if io.raw_os_error().is_some() => describe_errno(errno_of(io)),
             other => other.to_string(),
@@ -820,7 +1019,7 @@ impl Registry {
         };
         image_error(
             format!(
-                "cannot reach the registry {} (GET {url}): {why}",
+                "cannot reach the registry {} ({method} {url}): {why}",
                 self.reference.registry
             ),
             hint,
@@ -828,7 +1027,7 @@ impl Registry {
     }
 
     /// Print a transcript of requests now (with `--explain`).
-    fn show(&self, transcript: &[String]) {
+    pub(crate) fn show(&self, transcript: &[String]) {
         for line in transcript {
             crate::say!("{line}");
         }
@@ -837,7 +1036,7 @@ impl Registry {
 
 /// A line on stdout; a reader that went away (`| head`) is let go, as
 /// `say!` does for stderr.
-fn print_line(line: &str) {
+pub(crate) fn print_line(line: &str) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
 
@@ -995,7 +1194,7 @@ mod tests {
             scope: Some("repository:library/busybox:pull".into()),
         };
         assert_eq!(
-            token_url(&challenge, "library/busybox"),
+            token_url(&challenge, "library/busybox", "pull"),
             "https://auth.docker.io/token?service=registry.docker.io&scope=repository%3Alibrary%2Fbusybox%3Apull"
         );
         let bare = BearerChallenge {
@@ -1004,8 +1203,16 @@ mod tests {
             scope: None,
         };
         assert_eq!(
-            token_url(&bare, "lab/base"),
+            token_url(&bare, "lab/base", "pull"),
             "http://127.0.0.1:5001/auth?x=1&scope=repository%3Alab%2Fbase%3Apull"
+        );
+        let pull_only = BearerChallenge {
+            scope: Some("repository:lab/base:pull".into()),
+            ..bare
+        };
+        assert_eq!(
+            token_url(&pull_only, "lab/base", "pull,push"),
+            "http://127.0.0.1:5001/auth?x=1&scope=repository%3Alab%2Fbase%3Apull%2Cpush"
         );
     }
 

@@ -1,6 +1,6 @@
 //! The image verbs of ch08, as Docker names them: pull, load, import,
-//! images, rmi, image inspect, history, image prune, diff. The chapter file
-//! only dispatches to them.
+//! save, push, images, rmi, image inspect, history, image prune, diff. The
+//! chapter file only dispatches to them.
 
 use super::digest::Digest;
 use super::store::{ImageRecord, ImageStore};
@@ -82,6 +82,69 @@ pub struct CommitArgs {
     pub quiet: bool,
 }
 
+/// The two archive formats `save` writes (and `load` reads).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq)]
+pub enum SaveFormat {
+    /// Docker's format: manifest.json, HEX.json configs, each layer an
+    /// uncompressed HEX.tar whose sha256 is its diffID
+    DockerArchive,
+    /// A tar of an OCI image layout: oci-layout, index.json naming each
+    /// image's manifest (its tag in org.opencontainers.image.ref.name),
+    /// every blob under blobs/sha256/, layers compressed as stored
+    OciArchive,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SaveArgs {
+    /// The archive to write; written under a temporary name beside it and
+    /// renamed when complete, so a failure leaves nothing there
+    #[arg(short = 'o', long = "output", value_name = "FILE", required = true)]
+    pub output: PathBuf,
+    /// docker-archive: what `docker save` writes, read by every tool,
+    /// layers uncompressed; oci-archive: the OCI image layout, layers as
+    /// the store keeps them (gzip stays gzip), manifests kept as they came.
+    /// podman loads one image of an oci-archive: save several as a
+    /// docker-archive
+    #[arg(long, value_enum, default_value_t = SaveFormat::DockerArchive)]
+    pub format: SaveFormat,
+    /// The images: NAME[:TAG] (saved with that tag) or an id (untagged)
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(
+    after_help = "What push sends, in order (OCI distribution spec, \"Push\"):\n  \
+    1. for each layer, then the config: HEAD /v2/NAME/blobs/DIGEST; 200: the registry has it, \
+    nothing is sent (\"Layer already exists\"); 404: POST /v2/NAME/blobs/uploads/ opens an \
+    upload, and the bytes go in one PUT ?digest=DIGEST, or, above 8 MiB, in PATCHes of \
+    8 MiB with Content-Range closed by a PUT ?digest=\n  \
+    2. PUT /v2/NAME/manifests/TAG, last: the registry refuses a manifest naming a blob \
+    it lacks, so a puller never finds a tag whose layers are missing.\n\
+    Layers go as the store keeps them (compressed if they came so, imported ones as plain \
+    tars): nothing is compressed again, and a pulled image keeps its digest."
+)]
+pub struct PushArgs {
+    /// Check the registry's TLS certificate and refuse plain HTTP (only
+    /// loopback registries get plain HTTP by default)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    /// Show each HTTP request on stderr: the method, the URL, the headers
+    /// that matter, why it is made, and the registry's answer
+    #[arg(long)]
+    pub explain: bool,
+    /// No progress, only the manifest's digest at the end
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// The image in the store: NAME[:TAG] or an id
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Where to: HOST[:PORT]/PATH[:TAG] (docker:// allowed); the image's
+    /// own name when left out
+    #[arg(value_name = "DESTINATION")]
+    pub destination: Option<String>,
+}
+
 /// `image SUBCOMMAND`: Docker's long forms.
 #[derive(Subcommand, Debug, Clone)]
 pub enum ImageSubcommand {
@@ -120,6 +183,12 @@ pub enum ImageVerb {
     Load(LoadArgs),
     /// Make a one-layer image of a root filesystem (a tar file or a directory)
     Import(ImportArgs),
+    /// Write images to an archive file (docker-archive or oci-archive)
+    /// that `load`, `podman load` and `docker load` read
+    Save(SaveArgs),
+    /// Upload an image to a registry: its blobs the registry lacks, then
+    /// its manifest
+    Push(PushArgs),
     /// List images
     Images(ListArgs),
     /// Remove images, then every layer no other image uses (refused while
@@ -163,6 +232,8 @@ impl ImageVerb {
             ImageVerb::Pull(args) => super::registry::pull(&store, args),
             ImageVerb::Load(args) => super::archive::load(&store, args),
             ImageVerb::Import(args) => super::archive::import(&store, args),
+            ImageVerb::Save(args) => super::save::save(&store, args),
+            ImageVerb::Push(args) => super::push::push(&store, args),
             ImageVerb::Images(args) | ImageVerb::Image(ImageSubcommand::Ls(args)) => {
                 super::manage::images(&store, args)
             }

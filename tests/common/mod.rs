@@ -5,6 +5,8 @@
 
 pub mod isolation;
 pub mod netns;
+pub mod registry;
+pub mod store;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
