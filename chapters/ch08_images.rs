@@ -10,7 +10,7 @@
 use clap::{Parser, Subcommand};
 use container_lab::cli::{
     self, CommandArgs, ImageRunArgs, JailArgs, LifecycleArgs, LifecycleVerb, LimitArgs,
-    NarrationArgs, NetArgs, UsernsArgs,
+    NarrationArgs, NetArgs, UsernsArgs, VolumeVerb,
 };
 use container_lab::error::LabError;
 use container_lab::image::manage::lower_dirs;
@@ -25,6 +25,7 @@ use container_lab::runtime::overlay::LayeredRoot;
 use container_lab::runtime::state::{NetworkRecord, Record, Store};
 use container_lab::runtime::usernet::UserModeNetwork;
 use container_lab::runtime::userns::{self, RootfsMountPoint};
+use container_lab::runtime::volumes::{self, Attachment, MountSpec};
 use container_lab::runtime::{command, fds, mounts, namespaces, net, process, terminal};
 use nix::sched::CloneFlags;
 use std::ffi::OsString;
@@ -72,6 +73,9 @@ enum Verb {
     Manage(LifecycleVerb),
     #[command(flatten)]
     Image(ImageVerb),
+    /// Named volumes: volume create, ls, inspect, rm, prune
+    #[command(subcommand)]
+    Volume(VolumeVerb),
 }
 
 /// `run`: chapter 07's options, and the image's own.
@@ -114,6 +118,7 @@ fn main() {
         Verb::Exec(exec) => exec.run(),
         Verb::Manage(verb) => verb.run(),
         Verb::Image(verb) => verb.run(),
+        Verb::Volume(verb) => verb.run(),
     })
 }
 
@@ -156,6 +161,9 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
         .config
         .unwrap_or_default();
     let words = image_command(&config, &cli.command.command)?;
+    // NEW in ch08: -v's host paths checked, its named volumes made.
+    let mounts = cli.image.mounts();
+    let attachments = volumes::prepare(&mounts)?;
     let store = Store::open()?;
     let mut record = Record::new(
         cli.lifecycle.name.as_deref(),
@@ -167,6 +175,7 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
     record.auto_remove = cli.lifecycle.rm;
     record.image = Some(image.id.to_string());
     record.layer = Some(images.container_dir(&record.id));
+    record.mounts = mounts.clone();
     store.create(&mut record)?;
     let layer = images.container_dir(&record.id);
     let monitor = monitor::become_monitor(
@@ -181,17 +190,22 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
         layers: lower_dirs(&images, &image),
         config,
         layer,
+        attachments,
+        mounts,
     };
     monitor.run_until_done(|| recipe(cli, &narrator, &monitor, &image, &words, rootless))
 }
 // ANCHOR_END: create
 
 /// What `create` found for the recipe: the image's layers (top first),
-/// its config, and where the container's writable layer goes.
+/// its config, where the container's writable layer goes, and its -v
+/// and --tmpfs mounts.
 struct ImageToRun {
     layers: Vec<PathBuf>,
     config: RunConfig,
     layer: PathBuf,
+    attachments: Vec<Attachment>,
+    mounts: Vec<MountSpec>,
 }
 
 /// Why IMAGE is not in the store, and what to do: a path is chapter 07's
@@ -296,6 +310,9 @@ fn recipe(
             .transpose()?;
         Ok((command, user))
     })?;
+    // NEW in ch08: a named volume new here starts with the image's files
+    // at its path (Docker's copy-up).
+    volumes::seed_new(narrator, &layered, &root, &image.attachments)?;
     let workdir = cli.lifecycle.workdir.clone().or(image
         .config
         .working_dir
@@ -336,6 +353,10 @@ fn recipe(
                 // NEW in ch08: the layers, idmapped, stacked onto the root.
                 if !rootless {
                     layered.mount_for(narrator, child, &root)?;
+                    // NEW in ch08: -v's binds and volumes onto it, here,
+                    // where the kernel locks their flags in the copy the
+                    // container gets: `:ro` stays read-only.
+                    volumes::attach_for(narrator, child, &root, &image.attachments, owner)?;
                 }
                 Ok(())
             }
@@ -385,6 +406,7 @@ fn recipe(
             // the user namespace's root.
             if rootless {
                 layered.mount_inside(narrator, &root)?;
+                volumes::attach_inside(narrator, &root, &image.attachments)?;
             }
             // pivot_root(2) refuses a mount the kernel locked (it would show
             // what is beneath): bind the rootfs onto itself once more; the
@@ -402,6 +424,9 @@ fn recipe(
                 mounts::bind_etc_files(narrator, &root, &network.etc_files())?;
             }
             mounts::pivot_into(narrator, &root)?;
+            // NEW in ch08: --tmpfs, mounted by the container's root once
+            // `/` is the container's own.
+            volumes::mount_tmpfs(narrator, &image.mounts)?;
             // NEW in ch07: with -t, a terminal from the container's own devpts.
             stdio.open_console(narrator)?;
             // NEW in ch07: -w, the command's working directory.

@@ -155,6 +155,10 @@ pub struct Record {
     /// with the container.
     #[serde(default)]
     pub layer: Option<PathBuf>,
+    /// From ch08: its -v and --tmpfs mounts; `volume rm` refuses a volume
+    /// any record names, running or not.
+    #[serde(default)]
+    pub mounts: Vec<crate::runtime::volumes::MountSpec>,
 }
 
 impl Record {
@@ -186,6 +190,7 @@ impl Record {
             stop_requested: false,
             image: None,
             layer: None,
+            mounts: Vec::new(),
         }
     }
 }
