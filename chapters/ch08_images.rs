@@ -5,7 +5,8 @@
 //! by overlayfs under a writable layer of its own; the image's config says
 //! what to run, with which environment, where and as whom. The image verbs
 //! (pull, load, import, images, rmi, image inspect, history, image prune,
-//! diff) fill and empty the store.
+//! diff) fill and empty the store. Data that must outlive a container goes
+//! on volumes (`-v`, `--tmpfs`, the `volume` verbs), not in its layer.
 
 use clap::{Parser, Subcommand};
 use container_lab::cli::{
@@ -40,7 +41,9 @@ use std::path::{Path, PathBuf};
         stack of read-only layers, stored once by the hash of their content and shared by \
         every image that has them; a container is that stack joined by overlayfs under a \
         writable layer of its own, which `rm` throws away. `pull` downloads images from a \
-        registry, `load` and `import` read them from archives and directories.\n\n\
+        registry, `load` and `import` read them from archives and directories. Data that \
+        must outlive the container goes on a volume (-v): a host directory, or a named \
+        volume the lab keeps until `volume rm`.\n\n\
         Chapter 08 of container-lab (Docker 2013). `run` takes every option of chapter 07, \
         and an IMAGE where chapter 07 took a ROOTFS.",
     after_help = "Examples:\n  \
@@ -50,8 +53,11 @@ use std::path::{Path, PathBuf};
         sudo ch08-images load -i image.tar\n  \
         sudo ch08-images images\n  \
         sudo ch08-images run -d --name web lab/base:v1 /bin/sh -c 'while :; do date >> /log; sleep 1; done'\n  \
-        sudo ch08-images diff web\n\n\
-        Images live in /var/lib/container-lab/storage (rootless: $XDG_DATA_HOME/container-lab; \
+        sudo ch08-images diff web\n  \
+        sudo ch08-images run --rm -v cache:/var/cache -v /srv:/srv:ro --tmpfs /run lab/base:v1\n  \
+        sudo ch08-images volume ls\n\n\
+        Images live in /var/lib/container-lab/storage, named volumes in \
+        /var/lib/container-lab/volumes (rootless: both in $XDG_DATA_HOME/container-lab; \
         CONTAINER_LAB_STORAGE names another); containers' state in /run/container-lab/containers/ID/.\n\
         Exit status: `run` and `exec` as chapter 07 (the command's own; 125, 126, 127, 128+N); \
         the other verbs 0, or 1 when they fail; 125 for a usage error."
