@@ -67,6 +67,13 @@ impl Lab {
         self.ch08(&words)
     }
 
+    /// `run --net none FLAGS... lab/base:v1 /bin/sh -c SCRIPT`.
+    fn shell(&self, flags: &[&str], script: &str) -> Output {
+        let mut words = flags.to_vec();
+        words.extend(["lab/base:v1", "/bin/sh", "-c", script]);
+        self.run(&words)
+    }
+
     /// A host directory of the test's own, removed with the storage.
     fn host_dir(&self, what: &str) -> PathBuf {
         let dir = self.dir.join(what);
@@ -113,19 +120,14 @@ fn a_read_only_bind_cannot_be_written_nor_remounted_writable() {
     let host = lab.host_dir("ro-host");
     std::fs::write(host.join("file"), "from the host\n").unwrap();
     let spec = format!("{}:/data:ro", host.display());
-    let output = lab.run(&[
-        "--rm",
-        "-v",
-        &spec,
-        "lab/base:v1",
-        "/bin/sh",
-        "-c",
+    let output = lab.shell(
+        &["--rm", "-v", &spec],
         "echo changed > /data/file; echo \"write $?\"; \
          mount -o remount,rw /data; echo \"remount $?\"; \
          mount -o remount,bind,rw /data; echo \"bind remount $?\"; \
          echo changed > /data/file; echo \"write again $?\"; \
          grep ' /data ' /proc/mounts; cat /data/file",
-    ]);
+    );
     let out = ok(&output);
     let err = stderr(&output);
     assert!(err.contains("Read-only file system"), "{err}");
@@ -163,15 +165,10 @@ fn a_writable_bind_keeps_the_hosts_owners() {
     std::fs::write(host.join("users"), "1000's\n").unwrap();
     std::os::unix::fs::chown(host.join("users"), Some(1000), Some(1000)).unwrap();
     let spec = format!("{}:/srv/data", host.display());
-    let output = lab.run(&[
-        "--rm",
-        "-v",
-        &spec,
-        "lab/base:v1",
-        "/bin/sh",
-        "-c",
+    let output = lab.shell(
+        &["--rm", "-v", &spec],
         "echo hello > /srv/data/new && stat -c '%u:%g %n' /srv/data /srv/data/users /srv/data/new",
-    ]);
+    );
     assert_eq!(
         ok(&output),
         "0:0 /srv/data\n65534:65534 /srv/data/users\n0:0 /srv/data/new\n"
@@ -195,15 +192,10 @@ fn a_named_volume_is_seeded_kept_and_refused_to_rm_while_used() {
     // /etc, its files the container root's inside and uid 0 on disk
     // (the container's own ids, seen through its id maps).
     let spec = format!("{volume}:/etc");
-    let output = lab.run(&[
-        "--rm",
-        "-v",
-        &spec,
-        "lab/base:v1",
-        "/bin/sh",
-        "-c",
+    let output = lab.shell(
+        &["--rm", "-v", &spec],
         "stat -c '%u %a' /etc/passwd; echo added > /etc/added; stat -c %u /etc/added",
-    ]);
+    );
     let passwd = std::fs::read(rootfs().join("etc/passwd")).unwrap();
     let mode = std::fs::metadata(rootfs().join("etc/passwd"))
         .unwrap()
@@ -218,16 +210,10 @@ fn a_named_volume_is_seeded_kept_and_refused_to_rm_while_used() {
     // Kept across containers; the image does not seed a volume twice.
     let writer = lab.name("writer");
     let spec = format!("{volume}:/data");
-    let output = lab.run(&[
-        "--name",
-        &writer,
-        "-v",
-        &spec,
-        "lab/base:v1",
-        "/bin/sh",
-        "-c",
+    let output = lab.shell(
+        &["--name", &writer, "-v", &spec],
         "echo kept > /data/note; ls /data | grep -c passwd",
-    ]);
+    );
     assert_eq!(ok(&output), "1\n");
     // In use by a stopped container: refused, the container named.
     let output = lab.ch08(&["volume", "rm", &volume]);
@@ -282,16 +268,10 @@ fn a_tmpfs_is_memory_and_gone_with_the_container() {
         return;
     };
     let name = lab.name("tmpfs");
-    let output = lab.run(&[
-        "--name",
-        &name,
-        "--tmpfs",
-        "/scratch:size=1m,mode=700",
-        "lab/base:v1",
-        "/bin/sh",
-        "-c",
+    let output = lab.shell(
+        &["--name", &name, "--tmpfs", "/scratch:size=1m,mode=700"],
         "echo temporary > /scratch/file && grep ' /scratch ' /proc/mounts && stat -c '%a %u' /scratch",
-    ]);
+    );
     let out = ok(&output);
     let mut lines = out.lines();
     let mount: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
@@ -307,7 +287,7 @@ fn a_tmpfs_is_memory_and_gone_with_the_container() {
     let upper = Path::new(record[0]["Layer"].as_str().unwrap()).join("upper");
     assert!(upper.join("scratch").is_dir(), "{}", upper.display());
     assert!(!upper.join("scratch/file").exists());
-    let output = lab.run(&["--rm", "lab/base:v1", "/bin/sh", "-c", "ls /scratch 2>&1"]);
+    let output = lab.shell(&["--rm"], "ls /scratch 2>&1");
     assert!(
         stdout(&output).contains("No such file"),
         "{}",
@@ -335,7 +315,7 @@ fn a_symlink_in_the_image_cannot_lead_a_volume_out() {
     let marker = format!("t8v-{}-marker", std::process::id());
     let script =
         format!("echo inside > /data/{marker} && ls /etc/{marker} && grep -c root /data/passwd");
-    let output = lab.run(&["--rm", "-v", &spec, "lab/base:v1", "/bin/sh", "-c", &script]);
+    let output = lab.shell(&["--rm", "-v", &spec], &script);
     assert_eq!(ok(&output), format!("/etc/{marker}\n1\n"));
     // It landed on the container's /etc (seeded from the image's), never
     // the host's.

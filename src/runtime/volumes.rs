@@ -27,13 +27,16 @@
 
 use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
+use crate::runtime::userns::{
+    MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -337,7 +340,7 @@ impl VolumeStore {
 
     /// True when the volume holds nothing: a new one, which the image seeds.
     pub fn is_empty(&self, name: &str) -> bool {
-        std::fs::read_dir(self.data(name)).is_ok_and(|mut entries| entries.next().is_none())
+        is_empty_dir(&self.data(name))
     }
 
     fn remove(&self, name: &str) -> Result<(), LabError> {
@@ -612,9 +615,7 @@ pub fn seed_new(
 ) -> Result<(), LabError> {
     let keep_owners = nix::unistd::geteuid().is_root();
     for attachment in attachments {
-        let empty =
-            std::fs::read_dir(&attachment.source).is_ok_and(|mut entries| entries.next().is_none());
-        if !attachment.seed || !empty {
+        if !attachment.seed || !is_empty_dir(&attachment.source) {
             continue;
         }
         let args = format!(
@@ -639,23 +640,13 @@ pub fn seed_new(
     Ok(())
 }
 
+fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+}
+
 fn relative(target: &Path) -> &Path {
     target.strip_prefix("/").unwrap_or(target)
 }
-
-/// `struct mount_attr` of <linux/mount.h>, for mount_setattr(2).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 // ANCHOR: detached
 /// A detached copy of `attachment.source`'s mount (open_tree(2),
@@ -678,7 +669,6 @@ fn detached_tree(
     attachment: &Attachment,
     userns: Option<&std::fs::File>,
 ) -> Result<OwnedFd, LabError> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
     let path = std::ffi::CString::new(attachment.source.as_os_str().as_bytes())
         .expect("paths have no NUL");
     let args = format!(
@@ -692,16 +682,7 @@ fn detached_tree(
             why: "a detached copy of the volume's mount, not yet attached anywhere",
             man: "open_tree(2)",
         },
-        || {
-            let flags = OPEN_TREE_CLONE
-                | libc::O_CLOEXEC as libc::c_uint
-                | libc::AT_RECURSIVE as libc::c_uint;
-            // SAFETY: open_tree takes a dirfd, a NUL-terminated path and flags.
-            let fd =
-                unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-            // SAFETY: a descriptor open_tree just returned, ours alone.
-            Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-        },
+        || crate::runtime::userns::open_tree_clone(&path),
     )?;
     let mut set = MOUNT_ATTR_NODEV;
     let mut names = vec!["MOUNT_ATTR_NODEV"];
@@ -713,14 +694,6 @@ fn detached_tree(
         set |= MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID;
         names.extend(["MOUNT_ATTR_NOSUID", "MOUNT_ATTR_IDMAP"]);
     }
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns
-            .filter(|_| attachment.idmapped)
-            .map_or(0, |file| file.as_raw_fd() as u64),
-    };
     let args = format!(
         "tree, \"\", AT_EMPTY_PATH|AT_RECURSIVE, {{{}}}",
         names.join("|")
@@ -740,18 +713,8 @@ fn detached_tree(
             man: "mount_setattr(2)",
         },
         || {
-            // SAFETY: the attr struct is the kernel's layout and outlives the call.
-            let result = unsafe {
-                libc::syscall(
-                    libc::SYS_mount_setattr,
-                    tree.as_raw_fd(),
-                    c"".as_ptr(),
-                    (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
-                    &attr as *const MountAttr,
-                    std::mem::size_of::<MountAttr>(),
-                )
-            };
-            Errno::result(result).map(drop)
+            let idmap = userns.filter(|_| attachment.idmapped);
+            crate::runtime::userns::set_mount_attributes(&tree, set, idmap)
         },
     )?;
     Ok(tree)
