@@ -97,30 +97,29 @@ pub fn parse_volume(text: &str) -> Result<MountSpec, String> {
     let parts: Vec<&str> = text.split(':').collect();
     let (source, target, mode) = match parts.as_slice() {
         [_] => {
-            return Err(format!(
-                "{text}: no container path: give HOST_DIR:CONTAINER_DIR or NAME:CONTAINER_DIR (anonymous volumes are not supported)"
-            ));
+            return Err(
+                "no container path: give HOST_DIR:CONTAINER_DIR or NAME:CONTAINER_DIR (anonymous volumes are not supported)"
+                .into(),
+            );
         }
         [source, target] => (*source, *target, None),
         [source, target, mode] => (*source, *target, Some(*mode)),
         _ => {
-            return Err(format!(
-                "{text}: too many ':' (SOURCE:CONTAINER_DIR[:ro|:rw])"
-            ));
+            return Err(format!("too many ':' (SOURCE:CONTAINER_DIR[:ro|:rw])"));
         }
     };
     let read_only = match mode {
         None | Some("rw") => false,
         Some("ro") => true,
-        Some(other) => return Err(format!("{text}: unknown mode '{other}': ro or rw")),
+        Some(other) => return Err(format!("unknown mode '{other}': ro or rw")),
     };
-    let target = container_path(target).map_err(|why| format!("{text}: {why}"))?;
+    let target = container_path(target)?;
     if source.starts_with('/') {
         if Path::new(source)
             .components()
             .any(|c| c == Component::ParentDir)
         {
-            return Err(format!("{text}: the host path may not contain '..'"));
+            return Err(format!("the host path may not contain '..'"));
         }
         return Ok(MountSpec::Bind {
             source: PathBuf::from(source),
@@ -129,7 +128,7 @@ pub fn parse_volume(text: &str) -> Result<MountSpec, String> {
         });
     }
     check_volume_name(source)
-        .map_err(|why| format!("{text}: {why}; a host directory is given by its absolute path"))?;
+        .map_err(|why| format!("{why}; a host directory is given by its absolute path"))?;
     Ok(MountSpec::Volume {
         name: source.to_string(),
         target,
@@ -161,7 +160,7 @@ pub fn parse_tmpfs(text: &str) -> Result<MountSpec, String> {
         Some((path, options)) => (path, options),
         None => (text, ""),
     };
-    let target = container_path(path).map_err(|why| format!("{text}: {why}"))?;
+    let target = container_path(path)?;
     let mut kept = Vec::new();
     for option in options.split(',').filter(|o| !o.is_empty()) {
         let known = match option.split_once('=') {
@@ -174,7 +173,7 @@ pub fn parse_tmpfs(text: &str) -> Result<MountSpec, String> {
         };
         if !known {
             return Err(format!(
-                "{text}: unknown tmpfs option '{option}' (size=, mode=, uid=, gid=, nr_inodes=, ro, rw, exec, noexec)"
+                "unknown tmpfs option '{option}' (size=, mode=, uid=, gid=, nr_inodes=, ro, rw, exec, noexec)"
             ));
         }
         kept.push(option.to_string());
