@@ -105,7 +105,7 @@ pub fn parse_volume(text: &str) -> Result<MountSpec, String> {
         [source, target] => (*source, *target, None),
         [source, target, mode] => (*source, *target, Some(*mode)),
         _ => {
-            return Err(format!("too many ':' (SOURCE:CONTAINER_DIR[:ro|:rw])"));
+            return Err("too many ':' (SOURCE:CONTAINER_DIR[:ro|:rw])".into());
         }
     };
     let read_only = match mode {
@@ -119,7 +119,7 @@ pub fn parse_volume(text: &str) -> Result<MountSpec, String> {
             .components()
             .any(|c| c == Component::ParentDir)
         {
-            return Err(format!("the host path may not contain '..'"));
+            return Err("the host path may not contain '..'".into());
         }
         return Ok(MountSpec::Bind {
             source: PathBuf::from(source),
