@@ -5,12 +5,13 @@
 //! by overlayfs under a writable layer of its own; the image's config says
 //! what to run, with which environment, where and as whom. The image verbs
 //! (pull, load, import, images, rmi, image inspect, history, image prune,
-//! diff) fill and empty the store.
+//! diff) fill and empty the store. Data that must outlive a container goes
+//! on volumes (`-v`, `--tmpfs`, the `volume` verbs), not in its layer.
 
 use clap::{Parser, Subcommand};
 use container_lab::cli::{
     self, CommandArgs, ImageRunArgs, JailArgs, LifecycleArgs, LifecycleVerb, LimitArgs,
-    NarrationArgs, NetArgs, UsernsArgs,
+    NarrationArgs, NetArgs, UsernsArgs, VolumeVerb,
 };
 use container_lab::error::LabError;
 use container_lab::image::manage::lower_dirs;
@@ -25,6 +26,7 @@ use container_lab::runtime::overlay::LayeredRoot;
 use container_lab::runtime::state::{NetworkRecord, Record, Store};
 use container_lab::runtime::usernet::UserModeNetwork;
 use container_lab::runtime::userns::{self, RootfsMountPoint};
+use container_lab::runtime::volumes::{self, Attachment, MountSpec};
 use container_lab::runtime::{command, fds, mounts, namespaces, net, process, terminal};
 use nix::sched::CloneFlags;
 use std::ffi::OsString;
@@ -39,7 +41,9 @@ use std::path::{Path, PathBuf};
         stack of read-only layers, stored once by the hash of their content and shared by \
         every image that has them; a container is that stack joined by overlayfs under a \
         writable layer of its own, which `rm` throws away. `pull` downloads images from a \
-        registry, `load` and `import` read them from archives and directories.\n\n\
+        registry, `load` and `import` read them from archives and directories. Data that \
+        must outlive the container goes on a volume (-v): a host directory, or a named \
+        volume the lab keeps until `volume rm`.\n\n\
         Chapter 08 of container-lab (Docker 2013). `run` takes every option of chapter 07, \
         and an IMAGE where chapter 07 took a ROOTFS.",
     after_help = "Examples:\n  \
@@ -49,8 +53,11 @@ use std::path::{Path, PathBuf};
         sudo ch08-images load -i image.tar\n  \
         sudo ch08-images images\n  \
         sudo ch08-images run -d --name web lab/base:v1 /bin/sh -c 'while :; do date >> /log; sleep 1; done'\n  \
-        sudo ch08-images diff web\n\n\
-        Images live in /var/lib/container-lab/storage (rootless: $XDG_DATA_HOME/container-lab; \
+        sudo ch08-images diff web\n  \
+        sudo ch08-images run --rm -v cache:/var/cache -v /srv:/srv:ro --tmpfs /run lab/base:v1\n  \
+        sudo ch08-images volume ls\n\n\
+        Images live in /var/lib/container-lab/storage, named volumes in \
+        /var/lib/container-lab/volumes (rootless: both in $XDG_DATA_HOME/container-lab; \
         CONTAINER_LAB_STORAGE names another); containers' state in /run/container-lab/containers/ID/.\n\
         Exit status: `run` and `exec` as chapter 07 (the command's own; 125, 126, 127, 128+N); \
         the other verbs 0, or 1 when they fail; 125 for a usage error."
@@ -72,6 +79,9 @@ enum Verb {
     Manage(LifecycleVerb),
     #[command(flatten)]
     Image(ImageVerb),
+    /// Named volumes: volume create, ls, inspect, rm, prune
+    #[command(subcommand)]
+    Volume(VolumeVerb),
 }
 
 /// `run`: chapter 07's options, and the image's own.
@@ -114,6 +124,7 @@ fn main() {
         Verb::Exec(exec) => exec.run(),
         Verb::Manage(verb) => verb.run(),
         Verb::Image(verb) => verb.run(),
+        Verb::Volume(verb) => verb.run(),
     })
 }
 
@@ -156,6 +167,9 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
         .config
         .unwrap_or_default();
     let words = image_command(&config, &cli.command.command)?;
+    // NEW in ch08: -v's host paths checked, its named volumes made.
+    let mounts = cli.image.mounts();
+    let attachments = volumes::prepare(&mounts)?;
     let store = Store::open()?;
     let mut record = Record::new(
         cli.lifecycle.name.as_deref(),
@@ -169,6 +183,7 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
     record.layer = Some(images.container_dir(&record.id));
     // what `commit` needs to tell the container's ids from the host's.
     (record.uid_maps, record.gid_maps) = cli.userns.maps()?;
+    record.mounts = mounts.clone();
     store.create(&mut record)?;
     let layer = images.container_dir(&record.id);
     let monitor = monitor::become_monitor(
@@ -183,17 +198,22 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
         layers: lower_dirs(&images, &image),
         config,
         layer,
+        attachments,
+        mounts,
     };
     monitor.run_until_done(|| recipe(cli, &narrator, &monitor, &image, &words, rootless))
 }
 // ANCHOR_END: create
 
 /// What `create` found for the recipe: the image's layers (top first),
-/// its config, and where the container's writable layer goes.
+/// its config, where the container's writable layer goes, and its -v
+/// and --tmpfs mounts.
 struct ImageToRun {
     layers: Vec<PathBuf>,
     config: RunConfig,
     layer: PathBuf,
+    attachments: Vec<Attachment>,
+    mounts: Vec<MountSpec>,
 }
 
 /// Why IMAGE is not in the store, and what to do: a path is chapter 07's
@@ -298,6 +318,9 @@ fn recipe(
             .transpose()?;
         Ok((command, user))
     })?;
+    // NEW in ch08: a named volume new here starts with the image's files
+    // at its path (Docker's copy-up).
+    volumes::seed_new(narrator, &layered, &root, &image.attachments)?;
     let workdir = cli.lifecycle.workdir.clone().or(image
         .config
         .working_dir
@@ -338,6 +361,10 @@ fn recipe(
                 // NEW in ch08: the layers, idmapped, stacked onto the root.
                 if !rootless {
                     layered.mount_for(narrator, child, &root)?;
+                    // NEW in ch08: -v's binds and volumes onto it, here,
+                    // where the kernel locks their flags in the copy the
+                    // container gets: `:ro` stays read-only.
+                    volumes::attach_for(narrator, child, &root, &image.attachments, owner)?;
                 }
                 Ok(())
             }
@@ -387,6 +414,7 @@ fn recipe(
             // the user namespace's root.
             if rootless {
                 layered.mount_inside(narrator, &root)?;
+                volumes::attach_inside(narrator, &root, &image.attachments)?;
             }
             // pivot_root(2) refuses a mount the kernel locked (it would show
             // what is beneath): bind the rootfs onto itself once more; the
@@ -404,6 +432,9 @@ fn recipe(
                 mounts::bind_etc_files(narrator, &root, &network.etc_files())?;
             }
             mounts::pivot_into(narrator, &root)?;
+            // NEW in ch08: --tmpfs, mounted by the container's root once
+            // `/` is the container's own.
+            volumes::mount_tmpfs(narrator, &image.mounts)?;
             // NEW in ch07: with -t, a terminal from the container's own devpts.
             stdio.open_console(narrator)?;
             // NEW in ch07: -w, the command's working directory.

@@ -6,6 +6,7 @@ use crate::narrator::Narrator;
 use crate::runtime::net::{NetChoice, NetMode, Network, PortMapping, Subnet};
 use crate::runtime::process::Launch;
 use crate::runtime::userns::{IdMap, SubordinateRange};
+use crate::runtime::volumes::MountSpec;
 use clap::{Args, Parser};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -384,9 +385,89 @@ pub struct ImageRunArgs {
     #[arg(short = 'u', long, value_name = "USER")]
     pub user: Option<String>,
 
+    /// Mount a host directory or a named volume: HOST_DIR:DIR[:ro|:rw]
+    /// (HOST_DIR absolute, its owners as the host has them) or
+    /// NAME:DIR[:ro|:rw] (a named volume, made on first use, seeded from
+    /// the image's DIR, kept after rm); repeatable
+    #[arg(short = 'v', long = "volume", value_name = "SOURCE:DIR[:MODE]",
+          value_parser = crate::runtime::volumes::parse_volume)]
+    pub volumes: Vec<MountSpec>,
+
+    /// Mount a tmpfs at DIR, in memory, gone with the container:
+    /// DIR[:OPTIONS], OPTIONS from size=, mode= (1777), uid=, gid=,
+    /// nr_inodes=, ro, noexec (always nosuid, nodev); repeatable
+    #[arg(long, value_name = "DIR[:OPTIONS]",
+          value_parser = crate::runtime::volumes::parse_tmpfs)]
+    pub tmpfs: Vec<MountSpec>,
+
     /// The image: NAME[:TAG], an id, or a unique prefix of one (see `images`)
     #[arg(value_name = "IMAGE")]
     pub image: String,
+}
+
+impl ImageRunArgs {
+    /// Every -v and --tmpfs, in the order given.
+    pub fn mounts(&self) -> Vec<MountSpec> {
+        self.volumes.iter().chain(&self.tmpfs).cloned().collect()
+    }
+}
+
+/// `volume SUBCOMMAND` (ch08): named volumes, Docker's verbs.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum VolumeVerb {
+    /// Make a volume (a generated name if none is given)
+    Create {
+        #[arg(value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// List volumes
+    Ls {
+        /// Only the names
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Show volumes as JSON: where they live, which containers use them
+    Inspect {
+        #[arg(value_name = "VOLUME", required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes (refused while a container, running or not, uses one)
+    Rm {
+        /// No error for a name that is not a volume
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(value_name = "VOLUME", required = true)]
+        names: Vec<String>,
+    },
+    /// Remove every volume no container uses
+    Prune {
+        /// Do not ask (the lab never asks; kept for Docker's habit)
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}
+
+impl VolumeVerb {
+    pub fn run(&self) -> Result<i32, LabError> {
+        use crate::runtime::volumes::{self, VolumeStore};
+        let store = VolumeStore::open()?;
+        match self {
+            VolumeVerb::Create { name } => volumes::create(&store, name.as_deref()),
+            VolumeVerb::Ls { quiet } => volumes::ls(&store, *quiet),
+            VolumeVerb::Inspect { names } => {
+                volumes::inspect(&store, &crate::runtime::state::Store::open()?, names)
+            }
+            VolumeVerb::Rm { force, names } => volumes::rm(
+                &store,
+                &crate::runtime::state::Store::open()?,
+                names,
+                *force,
+            ),
+            VolumeVerb::Prune { .. } => {
+                volumes::prune(&store, &crate::runtime::state::Store::open()?)
+            }
+        }
+    }
 }
 
 /// `COMMAND [ARG]...`: everything after it belongs to the command.

@@ -199,7 +199,7 @@ pub fn align<const N: usize>(rows: &[[String; N]]) -> String {
 /// Do `act` for each container named, as docker's verbs do: one that fails
 /// (no such container, not running) is reported and the others still get
 /// their turn; the last failure is the verb's error (exit 1).
-fn each(
+pub fn each(
     names: &[String],
     mut act: impl FnMut(&str) -> Result<(), LabError>,
 ) -> Result<i32, LabError> {
@@ -531,6 +531,7 @@ fn inspect_document(store: &Store, record: &Record) -> serde_json::Value {
         "Rootfs": record.rootfs,
         "Image": record.image,
         "Layer": record.layer,
+        "Mounts": record.mounts,
         "Config": { "Hostname": record.hostname, "Cmd": record.command },
         "CgroupPaths": record.cgroups,
         "NetworkSettings": {

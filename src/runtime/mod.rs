@@ -21,6 +21,7 @@
 //! | `nftables` | the port guard through nf_tables netlink, without nft(8) | ch04 |
 //! | `userns` | uid/gid maps, idmapped and chowned roots | ch05 |
 //! | `overlay` | a root of read-only layers under a writable one (overlayfs) | ch08 |
+//! | `volumes` | -v host binds and named volumes, --tmpfs; the volume verbs | ch08 |
 //! | `usernet` | user-mode networking with pasta(1), no root needed | ch05 |
 //! | `cgroups` | memory, CPU and pids budgets on v1, v2 and hybrid | ch06 |
 //! | `state` | one directory per container: records, locks, ids, names | ch07 |
@@ -62,6 +63,7 @@ pub mod sync;
 pub mod terminal;
 pub mod usernet;
 pub mod userns;
+pub mod volumes;
 
 /// The runtime's own directory for state that lives as long as the host is
 /// up (tmpfs, so a reboot clears it, as runc's /run/runc): network leases

@@ -161,6 +161,10 @@ pub struct Record {
     pub uid_maps: Vec<crate::runtime::userns::IdMap>,
     #[serde(default)]
     pub gid_maps: Vec<crate::runtime::userns::IdMap>,
+    /// From ch08: its -v and --tmpfs mounts; `volume rm` refuses a volume
+    /// any record names, running or not.
+    #[serde(default)]
+    pub mounts: Vec<crate::runtime::volumes::MountSpec>,
 }
 
 impl Record {
@@ -194,6 +198,7 @@ impl Record {
             layer: None,
             uid_maps: Vec::new(),
             gid_maps: Vec::new(),
+            mounts: Vec::new(),
         }
     }
 }

@@ -325,6 +325,12 @@ fn helper(
 }
 
 // ANCHOR: idmapped_root
+/// MOUNT_ATTR_* of <linux/mount.h>, for mount_setattr(2).
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
 /// `struct mount_attr` of <linux/mount.h>, for mount_setattr(2).
 #[repr(C)]
 struct MountAttr {
@@ -347,13 +353,11 @@ pub fn idmapped_rootfs(
     rootfs: &Path,
     child: Pid,
 ) -> Result<std::os::fd::OwnedFd, LabError> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
     let userns_path = format!("/proc/{child}/ns/user");
     let userns =
         std::fs::File::open(&userns_path).map_err(|e| LabError::io("open", &userns_path, e))?;
     let path = std::ffi::CString::new(rootfs.as_os_str().as_bytes()).expect("paths have no NUL");
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
     let args = format!(
         "AT_FDCWD, {:?}, OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC|AT_RECURSIVE",
         rootfs.display().to_string()
@@ -365,50 +369,17 @@ pub fn idmapped_rootfs(
             why: "a detached copy of the rootfs mount, not yet attached anywhere",
             man: "open_tree(2)",
         },
-        || {
-            let flags = OPEN_TREE_CLONE
-                | libc::O_CLOEXEC as libc::c_uint
-                | libc::AT_RECURSIVE as libc::c_uint;
-            // SAFETY: open_tree takes a dirfd, a NUL-terminated path and flags.
-            let fd =
-                unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-            if fd < 0 {
-                Err(nix::errno::Errno::last())
-            } else {
-                Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-            }
-        },
+        || open_tree_clone(&path),
     )?;
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    const MOUNT_ATTR_NODEV: u64 = 0x4;
-    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
     // nodev: through the id map a node the host's root left in the rootfs
     // looks like the container root's own; it must not open a host device.
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
+    let set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV;
     let shown = format!(
         "tree, \"\", AT_EMPTY_PATH|AT_RECURSIVE, {{MOUNT_ATTR_IDMAP|MOUNT_ATTR_RDONLY|MOUNT_ATTR_NODEV, userns of {child}}}"
     );
     narrator.run(
         Step { syscall: "mount_setattr", args: &shown, why: "ownership through the container's id maps: host root's files are the container root's", man: "mount_setattr(2)" },
-        || {
-            // SAFETY: the attr struct is the kernel's layout and outlives the call.
-            let result = unsafe {
-                libc::syscall(
-                    libc::SYS_mount_setattr,
-                    tree.as_raw_fd(),
-                    c"".as_ptr(),
-                    (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
-                    &attr as *const MountAttr,
-                    std::mem::size_of::<MountAttr>(),
-                )
-            };
-            if result < 0 { Err(nix::errno::Errno::last()) } else { Ok(()) }
-        },
+        || set_mount_attributes(&tree, set, Some(&userns)),
     )
     .map_err(|error| match error {
         LabError::StepFailed { errno, .. } => LabError::Refused {
@@ -418,6 +389,47 @@ pub fn idmapped_rootfs(
         other => other,
     })?;
     Ok(tree)
+}
+
+/// open_tree(2) with OPEN_TREE_CLONE|AT_RECURSIVE: a detached copy of the
+/// mount tree at `path`, attached nowhere until move_mount(2).
+pub fn open_tree_clone(path: &std::ffi::CStr) -> nix::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: open_tree takes a dirfd, a NUL-terminated path and flags.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    // SAFETY: a descriptor open_tree just returned, ours alone.
+    nix::errno::Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// mount_setattr(2) on every mount of a detached tree: `set` is
+/// MOUNT_ATTR_* bits; with `userns`, MOUNT_ATTR_IDMAP's user namespace.
+pub fn set_mount_attributes(
+    tree: &std::os::fd::OwnedFd,
+    set: u64,
+    userns: Option<&std::fs::File>,
+) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.map_or(0, |file| file.as_raw_fd() as u64),
+    };
+    // SAFETY: the attr struct is the kernel's layout and outlives the call.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    nix::errno::Errno::result(result).map(drop)
 }
 
 /// Where the idmapped rootfs is attached: `/run/container-lab/rootfs-PID`,
