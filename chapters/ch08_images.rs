@@ -155,6 +155,11 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
         })?
         .config
         .unwrap_or_default();
+    // --entrypoint replaces the image's ("" drops it), as docker run's.
+    let mut config = config;
+    if let Some(entrypoint) = &cli.image.entrypoint {
+        config.entrypoint = (!entrypoint.is_empty()).then(|| vec![entrypoint.clone()]);
+    }
     let words = image_command(&config, &cli.command.command)?;
     let store = Store::open()?;
     let mut record = Record::new(

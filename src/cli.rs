@@ -384,6 +384,11 @@ pub struct ImageRunArgs {
     #[arg(short = 'u', long, value_name = "USER")]
     pub user: Option<String>,
 
+    /// The program to run instead of the image's Entrypoint ("" for none:
+    /// the COMMAND alone, as `build` runs a RUN step)
+    #[arg(long, value_name = "COMMAND")]
+    pub entrypoint: Option<String>,
+
     /// The image: NAME[:TAG], an id, or a unique prefix of one (see `images`)
     #[arg(value_name = "IMAGE")]
     pub image: String,

@@ -246,7 +246,8 @@ impl Instruction {
             "ENTRYPOINT" => Step::Entrypoint(command(&self.args)),
             "COPY" | "ADD" => self.copy(keyword == "ADD", vars)?,
             "ENV" | "LABEL" => {
-                let pairs = pairs(&self.args, vars).map_err(|m| self.error(format!("{keyword}: {m}")))?;
+                let pairs =
+                    pairs(&self.args, vars).map_err(|m| self.error(format!("{keyword}: {m}")))?;
                 if keyword == "ENV" {
                     for (name, _) in &pairs {
                         check_name(name).map_err(|m| self.error(format!("ENV: {m}")))?;
@@ -372,7 +373,10 @@ fn command(text: &str) -> Command {
 
 /// `K=V K2="v 2"` (or the old `K V...`: one name, the rest of the line
 /// its value), for ENV and LABEL.
-fn pairs(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, String> {
+fn pairs(
+    text: &str,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, String> {
     let first = text.split_whitespace().next().unwrap_or("");
     if !first.contains('=') {
         let (name, value) = text
@@ -400,7 +404,10 @@ pub fn words(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<Vec<St
 /// All of `text` as one word: quotes removed, variables replaced, blanks
 /// kept (WORKDIR, USER, a value of the old `ENV K V` form).
 pub fn word(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    Ok(lex(text, vars, false)?.into_iter().next().unwrap_or_default())
+    Ok(lex(text, vars, false)?
+        .into_iter()
+        .next()
+        .unwrap_or_default())
 }
 
 /// Variables replaced, quotes and backslashes kept as they are (a JSON
@@ -417,7 +424,11 @@ fn substitute(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<Strin
     Ok(out)
 }
 
-fn lex(text: &str, vars: &dyn Fn(&str) -> Option<String>, split: bool) -> Result<Vec<String>, String> {
+fn lex(
+    text: &str,
+    vars: &dyn Fn(&str) -> Option<String>,
+    split: bool,
+) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut word: Option<String> = None;
     let mut chars = text.chars().peekable();
@@ -526,7 +537,11 @@ fn variable(
             None => String::new(),
         },
         "+" => value.map(|_| word).unwrap_or_default(),
-        _ => return Err(format!("${{{name}{operator}{word}}}: unsupported substitution")),
+        _ => {
+            return Err(format!(
+                "${{{name}{operator}{word}}}: unsupported substitution"
+            ));
+        }
     })
 }
 // ANCHOR_END: substitution
@@ -697,16 +712,29 @@ mod tests {
             error("FROM x\n\n# c\nRUN true\n\nCOPY a b\nFROBNICATE now\n"),
             "7: unknown instruction FROBNICATE"
         );
-        assert_eq!(error("FROM x\nVOLUME /data"), "2: unsupported instruction VOLUME: the lab builds a subset of the Dockerfile format");
-        assert_eq!(error("FROM x\nCOPY onlyone"), "2: COPY needs a source and a destination");
-        assert_eq!(error("FROM a AS b"), "1: FROM ... AS NAME: multi-stage builds are not supported, one stage only");
+        assert_eq!(
+            error("FROM x\nVOLUME /data"),
+            "2: unsupported instruction VOLUME: the lab builds a subset of the Dockerfile format"
+        );
+        assert_eq!(
+            error("FROM x\nCOPY onlyone"),
+            "2: COPY needs a source and a destination"
+        );
+        assert_eq!(
+            error("FROM a AS b"),
+            "1: FROM ... AS NAME: multi-stage builds are not supported, one stage only"
+        );
         assert!(error("ADD https://example.com/x.tar /x").contains("URLs are not supported"));
         assert!(error("COPY --from=b /x /y").contains("one stage only"));
         assert!(error("EXPOSE http").contains("a port is a number"));
         assert!(error("ENV A=\"unterminated").contains("unterminated double quote"));
         assert!(error("ENV 1A=x").contains("not a variable name"));
         assert!(error("COPY a b c").contains("must be a directory, ending with /"));
-        let lab = SyntaxError { line: 7, message: "unknown instruction X".into() }.in_file("Containerfile");
+        let lab = SyntaxError {
+            line: 7,
+            message: "unknown instruction X".into(),
+        }
+        .in_file("Containerfile");
         assert_eq!(lab.to_string(), "Containerfile:7: unknown instruction X");
     }
 
@@ -722,7 +750,10 @@ mod tests {
         };
         assert_eq!(command.words(), ["/bin/sh", "-c", "echo $HOME"]);
         // Not valid JSON: the shell form, as Docker takes it.
-        assert_eq!(resolved("RUN [oops"), Step::Run(Command::Shell("[oops".into())));
+        assert_eq!(
+            resolved("RUN [oops"),
+            Step::Run(Command::Shell("[oops".into()))
+        );
     }
 
     #[test]

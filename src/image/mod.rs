@@ -11,6 +11,8 @@
 //! | `registry` | pull: the OCI distribution API, tokens, parallel downloads | ch08 |
 //! | `archive` | load (docker-archive, oci-archive, OCI layout) and import | ch08 |
 //! | `commit` | a container's writable layer as a new layer: whiteouts translated | ch08 |
+//! | `containerfile` | the Dockerfile subset: logical lines, variables, instructions | ch08 |
+//! | `build` | build: each step from the one before, a cache of them | ch08 |
 //! | `manage` | images, rmi, image inspect, history, image prune, diff | ch08 |
 //! | `verbs` | the image verbs' flags, and what pull, load and import end with | ch08 |
 //!
@@ -19,6 +21,7 @@
 //! a list of directories by the time the runtime sees it.
 
 pub mod archive;
+pub mod build;
 pub mod commit;
 pub mod containerfile;
 pub mod digest;
