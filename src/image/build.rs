@@ -412,7 +412,13 @@ impl Build<'_> {
             self.store.add_image(&record, &[])?;
             Ok(record)
         })();
-        added.remove_unused(self.store, result.as_ref().map(std::slice::from_ref).unwrap_or_default());
+        added.remove_unused(
+            self.store,
+            result
+                .as_ref()
+                .map(std::slice::from_ref)
+                .unwrap_or_default(),
+        );
         result
     }
 
