@@ -623,8 +623,8 @@ impl Build<'_> {
             let mut parent = Path::new(&path).parent();
             while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
                 let dir_text = dir.to_string_lossy().into_owned();
-                if !plan.entries.contains_key(&dir_text) {
-                    let entry = match view.lstat(&format!("/{dir_text}")) {
+                plan.entries.entry(dir_text.clone()).or_insert_with(|| {
+                    match view.lstat(&format!("/{dir_text}")) {
                         Some(meta) if meta.is_dir() => Entry::dir(None, &meta, None, None),
                         _ => Entry {
                             source: None,
@@ -635,9 +635,8 @@ impl Build<'_> {
                             mtime: 0,
                             size: 0,
                         },
-                    };
-                    plan.entries.insert(dir_text, entry);
-                }
+                    }
+                });
                 parent = dir.parent();
             }
         }

@@ -387,7 +387,7 @@ fn pairs(
     words(text, vars)?
         .into_iter()
         .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if name.is_empty() => Err(format!("{pair}: the name is empty")),
+            Some(("", _)) => Err(format!("{pair}: the name is empty")),
             Some((name, value)) => Ok((name.to_string(), value.to_string())),
             None => Err(format!("{pair} has no =: write NAME=VALUE")),
         })
