@@ -166,6 +166,11 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
         })?
         .config
         .unwrap_or_default();
+    // --entrypoint replaces the image's ("" drops it), as docker run's.
+    let mut config = config;
+    if let Some(entrypoint) = &cli.image.entrypoint {
+        config.entrypoint = (!entrypoint.is_empty()).then(|| vec![entrypoint.clone()]);
+    }
     let words = image_command(&config, &cli.command.command)?;
     // NEW in ch08: -v's host paths checked, its named volumes made.
     let mounts = cli.image.mounts();

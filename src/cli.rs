@@ -400,6 +400,11 @@ pub struct ImageRunArgs {
           value_parser = crate::runtime::volumes::parse_tmpfs)]
     pub tmpfs: Vec<MountSpec>,
 
+    /// The program to run instead of the image's Entrypoint ("" for none:
+    /// the COMMAND alone, as `build` runs a RUN step)
+    #[arg(long, value_name = "COMMAND")]
+    pub entrypoint: Option<String>,
+
     /// The image: NAME[:TAG], an id, or a unique prefix of one (see `images`)
     #[arg(value_name = "IMAGE")]
     pub image: String,

@@ -14,6 +14,8 @@
 //! | `export` | an image as blobs again: layer blobs, config, manifest | ch08 |
 //! | `save` | save: docker-archive and oci-archive files | ch08 |
 //! | `push` | push: blob uploads (monolithic, chunked), manifest last | ch08 |
+//! | `containerfile` | the Dockerfile subset: logical lines, variables, instructions | ch08 |
+//! | `build` | build: each step from the one before, a cache of them | ch08 |
 //! | `manage` | images, rmi, image inspect, history, image prune, diff | ch08 |
 //! | `verbs` | the image verbs' flags, and what pull, load and import end with | ch08 |
 //!
@@ -22,6 +24,7 @@
 //! a list of directories by the time the runtime sees it.
 
 pub mod archive;
+pub mod build;
 pub mod commit;
 pub mod containerfile;
 pub mod digest;

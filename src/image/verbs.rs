@@ -145,6 +145,51 @@ pub struct PushArgs {
     pub destination: Option<String>,
 }
 
+#[derive(Args, Debug, Clone)]
+#[command(
+    after_help = "Each step that makes an image is cached: its key is the image it starts \
+    from, the instruction with its variables replaced, and what the step reads (the copied files' \
+    names, modes, owners and content for COPY and ADD; the build args for RUN). An unchanged \
+    rebuild runs nothing. The first step whose key changed is built again, and so is every step \
+    after it, because its parent image changed: put what changes least first (install packages, \
+    then COPY the sources you edit).\n\n\
+    Known: FROM (one stage), ARG, RUN, COPY, ADD (local files; no URLs, archives not unpacked), \
+    ENV, WORKDIR, USER, CMD, ENTRYPOINT, LABEL, EXPOSE. .containerignore or .dockerignore in \
+    CONTEXT lists paths COPY leaves out.\n\n\
+    Intermediate images are untagged: `image prune` removes them, and with them the cache.\n\n\
+    Example:\n  sudo ch08-images build -t lab/app:v1 ."
+)]
+pub struct BuildArgs {
+    /// The new image's name
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tag: Option<String>,
+    /// The Containerfile (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// A value for an ARG of the Containerfile (repeatable); RUN sees it
+    /// in its environment, and it is part of RUN's cache key
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Build every step again, whatever the cache holds
+    #[arg(long)]
+    pub no_cache: bool,
+    /// The network of RUN's containers: none (the default: a build that
+    /// downloads is not repeatable), host, or bridge
+    #[arg(
+        long = "network",
+        alias = "net",
+        value_name = "MODE",
+        default_value = "none"
+    )]
+    pub network: String,
+    /// Only the new image's id
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// The build context: the directory COPY and ADD read
+    #[arg(value_name = "CONTEXT")]
+    pub context: PathBuf,
+}
+
 /// `image SUBCOMMAND`: Docker's long forms.
 #[derive(Subcommand, Debug, Clone)]
 pub enum ImageSubcommand {
@@ -216,6 +261,9 @@ pub enum ImageVerb {
     /// layer on top of its image's (deletions as whiteouts), and the new
     /// image shares every layer of the old
     Commit(CommitArgs),
+    /// Build an image from a Containerfile (Dockerfile): one layer per RUN,
+    /// COPY and ADD, every step cached
+    Build(BuildArgs),
     /// Show what a container changed: A added, C changed, D deleted (read
     /// from its writable layer alone)
     Diff {
@@ -247,6 +295,7 @@ impl ImageVerb {
             }
             ImageVerb::Diff { container } => super::manage::diff(&store, container),
             ImageVerb::Commit(args) => super::commit::commit_verb(&store, args),
+            ImageVerb::Build(args) => super::build::build(&store, args),
         }
     }
 }
