@@ -626,15 +626,7 @@ impl Build<'_> {
                 plan.entries.entry(dir_text.clone()).or_insert_with(|| {
                     match view.lstat(&format!("/{dir_text}")) {
                         Some(meta) if meta.is_dir() => Entry::dir(None, &meta, None, None),
-                        _ => Entry {
-                            source: None,
-                            kind: Kind::Dir,
-                            mode: 0o755,
-                            uid: owner.0,
-                            gid: owner.1,
-                            mtime: 0,
-                            size: 0,
-                        },
+                        _ => Entry::new_directory(owner),
                     }
                 });
                 parent = dir.parent();
@@ -644,18 +636,8 @@ impl Build<'_> {
             && !plan.entries.contains_key(dir)
             && into_dir
         {
-            plan.entries.insert(
-                dir.to_string(),
-                Entry {
-                    source: None,
-                    kind: Kind::Dir,
-                    mode: 0o755,
-                    uid: owner.0,
-                    gid: owner.1,
-                    mtime: 0,
-                    size: 0,
-                },
-            );
+            plan.entries
+                .insert(dir.to_string(), Entry::new_directory(owner));
         }
         Ok(plan)
     }
@@ -830,6 +812,19 @@ struct Entry {
 }
 
 impl Entry {
+    /// A directory the step makes: 0755, owned as the copied files.
+    fn new_directory(owner: (u32, u32)) -> Entry {
+        Entry {
+            source: None,
+            kind: Kind::Dir,
+            mode: 0o755,
+            uid: owner.0,
+            gid: owner.1,
+            mtime: 0,
+            size: 0,
+        }
+    }
+
     fn dir(
         source: Option<PathBuf>,
         meta: &std::fs::Metadata,
