@@ -133,11 +133,14 @@ pub fn commit(
         })?;
     // A running container keeps writing; a frozen one cannot, so the
     // layer is one moment of it (docker commit --pause, the default).
+    // The lock first: a commit waiting behind another (or a pull) must
+    // not keep the container frozen while it waits.
+    let _lock = store.lock()?;
     let _frozen = match request.pause {
         true => Frozen::freeze(&container)?,
         false => None,
     };
-    let _lock = store.lock()?;
+    let _interruptible = Interruptible::install();
     let mut added = Added::default();
     let result = (|| {
         let (kept, stats) = diff_layer(store, &layer.join("upper"), &container, &mut added)?;
@@ -242,17 +245,25 @@ fn diff_layer(
     };
     let (reader, writer) = std::io::pipe().map_err(|e| LabError::io("pipe", "commit", e))?;
     let upper_shown = upper.to_path_buf();
+    // Every byte of the layer is written twice, as the blob and unpacked.
+    let budget = nix::sys::statvfs::statvfs(&store.root)
+        .map(|s| s.blocks_available() * s.fragment_size() / 2)
+        .unwrap_or(u64::MAX);
     let writing = std::thread::spawn(move || {
         let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, writer));
-        let stats = write_changes(&mut builder, top, &ids)?;
+        let stats = write_changes(&mut builder, top, &ids, budget)?;
         builder.into_inner()?.flush()?;
         Ok::<_, std::io::Error>(stats)
     });
     let unpacked = unpack_and_keep(store, reader, None, added);
     let written = writing.join().expect("the tar writer does not panic");
     // The writer's failure first: it ends the tar early, which the
-    // unpacker may have taken as complete.
+    // unpacker may have taken as complete; but a broken pipe only says
+    // that the unpacker stopped, and the unpacker says why.
     match (written, unpacked) {
+        (Err(error), Err(unpacking)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            Err(unpacking)
+        }
         (Err(error), _) => Err(image_error(
             format!("commit {}: {error}", upper_shown.display()),
             "the container's writable layer could not be read all the way; nothing was stored",
@@ -280,6 +291,49 @@ impl ContainerIds {
         maps.iter()
             .find(|m| host >= m.outside && host - m.outside < m.count)
             .map(|m| m.inside + (host - m.outside))
+    }
+
+    /// The xattrs that hold ids, told as the container's too: a file
+    /// capability's root id (security.capability version 3, whose root 0
+    /// is written as version 2, as setcap(8) in the container meant it),
+    /// and the users and groups of a POSIX ACL (acl(5)). None when an id
+    /// is outside the maps.
+    fn translate_xattr(&self, name: &[u8], mut value: Vec<u8>) -> Option<Vec<u8>> {
+        let word = |bytes: &[u8], at: usize| {
+            u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?).into()
+        };
+        match name {
+            b"security.capability" if value.len() == 24 => {
+                // struct vfs_ns_cap_data: magic_etc, 2 x (permitted,
+                // inheritable), rootid (linux/capability.h).
+                let magic: Option<u32> = word(&value, 0);
+                let rootid = Self::inside(&self.uids, word(&value, 20)?)?;
+                if rootid == 0 {
+                    let flags = magic? & 0x00ff_ffff;
+                    value.truncate(20);
+                    value[..4].copy_from_slice(&(0x0200_0000 | flags).to_le_bytes());
+                } else {
+                    value[20..24].copy_from_slice(&rootid.to_le_bytes());
+                }
+                Some(value)
+            }
+            b"system.posix_acl_access" | b"system.posix_acl_default" => {
+                // A 4-byte version, then entries of (u16 tag, u16 perm,
+                // u32 id); ids matter for ACL_USER (2) and ACL_GROUP (8).
+                for at in (4..value.len()).step_by(8) {
+                    let tag = u16::from_le_bytes(value.get(at..at + 2)?.try_into().ok()?);
+                    let maps = match tag {
+                        0x02 => &self.uids,
+                        0x08 => &self.gids,
+                        _ => continue,
+                    };
+                    let id = Self::inside(maps, word(&value, at + 4)?)?;
+                    value[at + 4..at + 8].copy_from_slice(&id.to_le_bytes());
+                }
+                Some(value)
+            }
+            _ => Some(value),
+        }
     }
 
     /// (uid, gid) inside, for a file of the upper directory. An id no map
@@ -312,38 +366,60 @@ fn write_changes<W: Write>(
     builder: &mut tar::Builder<W>,
     top: OwnedFd,
     ids: &ContainerIds,
+    budget: u64,
 ) -> std::io::Result<DiffStats> {
     let mut writer = ChangeWriter {
         builder,
         ids,
+        budget,
         stats: DiffStats::default(),
         first_names: Default::default(),
     };
-    let mut pending = vec![(PathBuf::new(), top)];
-    while let Some((relative, dir)) = pending.pop() {
-        let mut names: Vec<OsString> = state::read_directory(&dir)
-            .map_err(std::io::Error::from)?
-            .iter()
-            .flatten()
-            .map(|entry| OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string())
-            .filter(|name| name != "." && name != "..")
-            .collect();
-        names.sort();
-        let mut subdirs = Vec::new();
-        for name in names {
-            subdirs.extend(writer.append(&dir, relative.join(&name), &name)?);
+    // Depth first, as tar(1) writes: a directory's entries, each
+    // subdirectory's right after its own entry. Only the directories on
+    // the way down are held open, so a directory of ten thousand
+    // subdirectories needs no more descriptors than a path is deep.
+    let mut open = vec![(PathBuf::new(), sorted_names(&top)?.into_iter(), top)];
+    while let Some((relative, names, dir)) = open.last_mut() {
+        if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "interrupted by a signal",
+            ));
         }
-        // Reversed onto the stack, so that subdirectories come out in order.
-        pending.extend(subdirs.into_iter().rev());
+        let Some(name) = names.next() else {
+            open.pop();
+            continue;
+        };
+        let path = relative.join(&name);
+        if let Some((path, child)) = writer.append(dir, path, &name)? {
+            let names = sorted_names(&child)?.into_iter();
+            open.push((path, names, child));
+        }
     }
     writer.builder.finish()?;
     Ok(writer.stats)
+}
+
+/// A directory's names, sorted (the same tree gives the same tar).
+fn sorted_names(dir: &OwnedFd) -> std::io::Result<Vec<OsString>> {
+    let mut names: Vec<OsString> = state::read_directory(dir)
+        .map_err(std::io::Error::from)?
+        .iter()
+        .flatten()
+        .map(|entry| OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string())
+        .filter(|name| name != "." && name != "..")
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// The tar being written, and what it needs to remember.
 struct ChangeWriter<'a, W: Write> {
     builder: &'a mut tar::Builder<W>,
     ids: &'a ContainerIds,
+    /// Bytes of file content the store can take (twice over).
+    budget: u64,
     stats: DiffStats,
     /// (device, inode) -> the first name of a file with several links.
     first_names: std::collections::BTreeMap<(u64, u64), PathBuf>,
@@ -365,9 +441,19 @@ impl<W: Write> ChangeWriter<'_, W> {
         // overlayfs records a deletion as a character device 0/0
         // (Documentation/filesystems/overlayfs.rst, "whiteouts"); the
         // image format, as an empty file named .wh.NAME.
+        // A name of the container's own that the image format reserves
+        // would turn into a deletion (or an opaque directory) in the image.
+        if name.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
+            return Err(std::io::Error::other(format!(
+                "{}: names starting with {WHITEOUT_PREFIX} mean deletions in an image layer; rename it",
+                path.display()
+            )));
+        }
         if kind == SFlag::S_IFCHR && stat.st_rdev == 0 {
             let mut marker = path.clone();
-            marker.set_file_name(format!("{WHITEOUT_PREFIX}{}", name.to_string_lossy()));
+            marker.set_file_name(OsStr::from_bytes(
+                &[WHITEOUT_PREFIX.as_bytes(), name.as_bytes()].concat(),
+            ));
             self.builder
                 .append_data(&mut marker_header(&stat), &marker, std::io::empty())?;
             self.stats.whiteouts += 1;
@@ -383,7 +469,7 @@ impl<W: Write> ChangeWriter<'_, W> {
         match kind {
             SFlag::S_IFDIR => {
                 let child = open_at(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY, &path)?;
-                append_xattrs(self.builder, &kept_xattrs(&child, &path)?)?;
+                append_xattrs(self.builder, &kept_xattrs(&child, &path, self.ids)?)?;
                 header.set_entry_type(tar::EntryType::Directory);
                 self.builder
                     .append_data(&mut header, &path, std::io::empty())?;
@@ -453,8 +539,20 @@ impl<W: Write> ChangeWriter<'_, W> {
                 path.display()
             )));
         }
-        append_xattrs(self.builder, &kept_xattrs(&file, path)?)?;
+        append_xattrs(self.builder, &kept_xattrs(&file, path, self.ids)?)?;
         let size = stat.st_size.max(0) as u64;
+        // A sparse file takes its full size in the tar: a container that
+        // wrote a hole of a terabyte must not fill the host's disk.
+        if self.stats.bytes + size > self.budget {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!(
+                    "{}: the layer's files would reach {} bytes, written twice (blob and layer), more than the store's free space allows (sparse files count at their full size)",
+                    path.display(),
+                    self.stats.bytes + size
+                ),
+            ));
+        }
         header.set_entry_type(tar::EntryType::Regular);
         header.set_size(size);
         let content = ExactSize {
@@ -552,12 +650,23 @@ fn is_overlay_xattr(name: &[u8]) -> bool {
 }
 
 /// A file's extended attributes, overlayfs' own left out.
-fn kept_xattrs(file: &impl AsFd, path: &Path) -> std::io::Result<Vec<(CString, Vec<u8>)>> {
+fn kept_xattrs(
+    file: &impl AsFd,
+    path: &Path,
+    ids: &ContainerIds,
+) -> std::io::Result<Vec<(CString, Vec<u8>)>> {
     xattr_names(file, path)?
         .into_iter()
         .filter(|name| !is_overlay_xattr(name.as_bytes()))
         .map(|name| {
             let value = xattr_value(file, &name, path)?;
+            let value = ids.translate_xattr(name.as_bytes(), value).ok_or_else(|| {
+                std::io::Error::other(format!(
+                    "{}: {} names an id outside the container's id maps",
+                    path.display(),
+                    name.to_string_lossy()
+                ))
+            })?;
             Ok((name, value))
         })
         .collect()
@@ -598,13 +707,52 @@ fn append_xattrs<W: Write>(
     let records: Vec<(String, &[u8])> = xattrs
         .iter()
         .map(|(name, value)| {
-            (
-                format!("SCHILY.xattr.{}", name.to_string_lossy()),
-                value.as_slice(),
-            )
+            let name = name
+                .to_str()
+                .map_err(|_| std::io::Error::other(format!("xattr name {name:?} is not UTF-8")))?;
+            Ok((format!("SCHILY.xattr.{name}"), value.as_slice()))
         })
-        .collect();
+        .collect::<std::io::Result<_>>()?;
     builder.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+}
+
+/// Set by SIGINT, SIGTERM or SIGHUP during a commit: the walk stops, the
+/// partial layer is removed, and the container is thawed on the way out
+/// (SIGKILL cannot be caught: `unpause` thaws a container it left frozen).
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The handlers for the commit's duration; the defaults back when dropped.
+struct Interruptible;
+
+impl Interruptible {
+    fn install() -> Interruptible {
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+        let action = SigAction::new(
+            SigHandler::Handler(note_interrupt),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            // SAFETY: the handler only stores to an atomic.
+            let _ = unsafe { sigaction(signal, &action) };
+        }
+        Interruptible
+    }
+}
+
+impl Drop for Interruptible {
+    fn drop(&mut self) {
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            // SAFETY: restoring the default disposition.
+            let _ = unsafe { sigaction(signal, &default) };
+        }
+    }
 }
 
 /// A running container's cgroup, frozen until this is dropped.
@@ -642,6 +790,54 @@ mod tests {
         assert_eq!(ContainerIds::inside(&maps, 1879048192 + 1000), Some(1000));
         assert_eq!(ContainerIds::inside(&maps, 0), None);
         assert_eq!(ContainerIds::inside(&[], 1000), Some(1000));
+    }
+
+    #[test]
+    fn capability_root_ids_and_acl_ids_are_told_as_the_containers() {
+        let map = IdMap {
+            inside: 0,
+            outside: 1879048192,
+            count: 65536,
+        };
+        let ids = ContainerIds {
+            uids: vec![map],
+            gids: vec![map],
+        };
+        // Version 3 with the container's root as its root: version 2.
+        let mut v3 = 0x0300_0001u32.to_le_bytes().to_vec();
+        v3.extend([0x20u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        v3.extend(1879048192u32.to_le_bytes());
+        let v2 = ids
+            .translate_xattr(b"security.capability", v3.clone())
+            .unwrap();
+        assert_eq!(v2.len(), 20);
+        assert_eq!(v2[..4], 0x0200_0001u32.to_le_bytes());
+        assert_eq!(v2[4..20], v3[4..20]);
+        // Another root id inside: kept as version 3, told as inside.
+        v3[20..].copy_from_slice(&(1879048192u32 + 5).to_le_bytes());
+        let kept = ids.translate_xattr(b"security.capability", v3).unwrap();
+        assert_eq!(kept[20..], 5u32.to_le_bytes());
+        // An ACL's named user and group; the owner entries carry no id.
+        let mut acl = 2u32.to_le_bytes().to_vec();
+        for (tag, id) in [(0x01u16, u32::MAX), (0x02, 1879049192), (0x08, 1879048292)] {
+            acl.extend(tag.to_le_bytes());
+            acl.extend(7u16.to_le_bytes());
+            acl.extend(id.to_le_bytes());
+        }
+        let told = ids
+            .translate_xattr(b"system.posix_acl_access", acl)
+            .unwrap();
+        assert_eq!(told[16..20], 1000u32.to_le_bytes());
+        assert_eq!(told[24..28], 100u32.to_le_bytes());
+        assert_eq!(told[8..12], u32::MAX.to_le_bytes());
+        // An id no map names is refused.
+        let mut outside = 2u32.to_le_bytes().to_vec();
+        outside.extend([2u8, 0, 7, 0]);
+        outside.extend(0u32.to_le_bytes());
+        assert!(
+            ids.translate_xattr(b"system.posix_acl_access", outside)
+                .is_none()
+        );
     }
 
     #[test]

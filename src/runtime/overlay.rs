@@ -214,7 +214,12 @@ impl LayeredRoot {
             )?);
         }
         let names: Vec<String> = (0..self.lowers.len()).map(|n| n.to_string()).collect();
-        let options = self.options(&names, true);
+        // Neither redirects nor metadata-only copy-ups, whatever the
+        // module's defaults: with them the upper directory alone would no
+        // longer say what changed, and `commit` reads it alone
+        // (Documentation/filesystems/overlayfs.rst). userxattr, the
+        // rootless mount, already turns both off.
+        let options = self.options(&names, true) + ",redirect_dir=off,metacopy=off";
         let points = CString::new(self.layer_points.as_os_str().as_bytes()).expect("no NUL");
         let args = format!(
             "\"overlay\", {:?}, \"overlay\", MS_NODEV, \"{options}\"",
