@@ -1122,4 +1122,27 @@ fn commit_of_an_unknown_container_or_to_a_bad_name_writes_nothing() {
         before,
         "a refused commit changed the store"
     );
+    // A name the image format reserves for deletions would delete `keep`
+    // in the image: refused, naming the file.
+    let reserved = lab.name("reserved");
+    let output = lab.run(&[
+        "--name",
+        &reserved,
+        "lab/bad-base:v1",
+        "/bin/sh",
+        "-c",
+        "echo x > /.wh.keep",
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let before = snapshot(&lab.dir);
+    let output = lab.ch08(&["commit", &reserved, "lab/reserved:v1"]);
+    assert_clean_failure(&output, 1, ".wh.keep");
+    let after = snapshot(&lab.dir);
+    let changed: Vec<&PathBuf> = after
+        .keys()
+        .chain(before.keys())
+        // The store's lock file is made on its first use, and kept.
+        .filter(|path| path.as_os_str() != "lock" && before.get(*path) != after.get(*path))
+        .collect();
+    assert!(changed.is_empty(), "a refused commit changed {changed:?}");
 }
