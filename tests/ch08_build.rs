@@ -76,6 +76,15 @@ impl Lab {
         std::fs::write(path, content).unwrap();
     }
 
+    /// The context of SIX_STEPS: the Containerfile, the files its COPY
+    /// reads, and a log file `.dockerignore` leaves out.
+    fn six_steps(&self) {
+        self.write("Containerfile", SIX_STEPS);
+        self.write("app/hello.txt", "hello file\n");
+        self.write("app/notes.log", "ignored\n");
+        self.write(".dockerignore", "# logs stay out\n**/*.log\n");
+    }
+
     fn name(&mut self, what: &str) -> String {
         let name = format!("bld-{}-{what}", std::process::id());
         self.names.push(name.clone());
@@ -161,10 +170,7 @@ fn a_six_step_build_runs_and_an_unchanged_rebuild_reuses_every_step() {
     let Some(lab) = Lab::new("six") else {
         return;
     };
-    lab.write("Containerfile", SIX_STEPS);
-    lab.write("app/hello.txt", "hello file\n");
-    lab.write("app/notes.log", "ignored\n");
-    lab.write(".dockerignore", "# logs stay out\n**/*.log\n");
+    lab.six_steps();
 
     let first = lab.build(&["-t", "lab/app:v1"]);
     let id = id_of(&first);
@@ -345,4 +351,28 @@ fn commit_change_sets_the_new_images_command() {
     assert_eq!(stdout(&output), "hi\n", "{}", stderr(&output));
     let output = lab.ch08(&["commit", "-c", "RUN rm -rf /", &name]);
     assert_clean_failure(&output, 125, "RUN cannot be a config change");
+}
+
+#[test]
+fn a_build_session_for_the_book() {
+    let Some(lab) = Lab::new("session") else {
+        return;
+    };
+    lab.six_steps();
+    let mut session = format!("$ cat Containerfile\n{SIX_STEPS}");
+    // What each build says, and which steps it took from the cache.
+    let build = |cached: [bool; 6]| {
+        let output = lab.build(&["-t", "lab/app:v1"]);
+        id_of(&output);
+        let said: Vec<bool> = steps(&output).iter().map(|(_, c)| *c).collect();
+        assert_eq!(said, cached, "{}", stderr(&output));
+        transcript("ch08-images build -t lab/app:v1 .", &output, None)
+    };
+    session += &build([false; 6]);
+    session += &build([false, true, true, true, true, true]);
+    lab.write("app/hello.txt", "changed file\n");
+    session += "$ echo 'changed file' > app/hello.txt\n";
+    session += &build([false, true, false, false, false, false]);
+    let session = mask(&session.replace(lab.context.to_str().unwrap(), "."));
+    snapshot!("ch08_build", session);
 }

@@ -563,3 +563,55 @@ as_root!(
         );
     }
 );
+
+as_root!(
+    /// The book's push session: an imported image pushed to the test's
+    /// registry, then pushed again (every blob already there). The port
+    /// is shown as 5000, the tree as ./tree.
+    a_push_session_for_the_book,
+    {
+        let scratch = Scratch::new("session");
+        let store = Store::new("session");
+        let tree = scratch.join("tree");
+        make_tree(&tree, 0);
+        let registry = Registry::start("session");
+        let host = registry.host();
+        let step = |shown: &str, args: &[&OsStr]| {
+            let output = store.run(args);
+            assert_eq!(code(&output), 0, "{shown}: {}", stderr(&output));
+            transcript(shown, &output, None)
+        };
+        let mut session = step(
+            "ch08-images import ./tree lab/motd:v1 --cmd '/bin/cat /etc/motd'",
+            &[
+                OsStr::new("import"),
+                tree.as_os_str(),
+                OsStr::new("lab/motd:v1"),
+                OsStr::new("--cmd"),
+                OsStr::new("/bin/cat /etc/motd"),
+            ],
+        );
+        let destination = format!("{host}/lab/motd:v1");
+        let push = [
+            OsStr::new("push"),
+            OsStr::new("lab/motd:v1"),
+            OsStr::new(&destination),
+        ];
+        let shown = "ch08-images push lab/motd:v1 127.0.0.1:5000/lab/motd:v1";
+        session += &step(shown, &push);
+        assert!(session.contains(": Pushed"), "{session}");
+        session += &step(shown, &push);
+        assert!(session.contains(": Layer already exists"), "{session}");
+        // The manifest's size depends on the layer's, which holds this
+        // host's busybox.
+        let session = mask(&session.replace(&host, "127.0.0.1:5000"));
+        let session: String = session
+            .lines()
+            .map(|line| match line.split_once(" size: ") {
+                Some((head, _)) => format!("{head} size: <size>\n"),
+                None => format!("{line}\n"),
+            })
+            .collect();
+        snapshot!("ch08_push", session);
+    }
+);

@@ -376,3 +376,95 @@ fn bad_volume_input_is_one_line_and_creates_nothing() {
     let output = lab.ch08(&["volume", "rm", "t8v-no-such-volume"]);
     assert_clean_failure(&output, 1, "no such volume: t8v-no-such-volume");
 }
+
+#[test]
+fn a_volume_session_for_the_book() {
+    let Some(lab) = Lab::new("session", |_| {}) else {
+        return;
+    };
+    let site = lab.host_dir("site");
+    std::fs::write(site.join("index.html"), "<h1>from the host</h1>\n").unwrap();
+    let volume = format!("t8v-{}-data", std::process::id());
+    let db = lab.name("db");
+    let mut session = String::new();
+    // `ch08-images ARGS`, shown as SHOWN, exiting with `expected`.
+    let mut step = |shown: &str, args: &[&str], expected: i32| {
+        let output = lab.ch08(args);
+        assert_eq!(code(&output), expected, "{shown}: {}", stderr(&output));
+        session += &transcript(shown, &output, None);
+    };
+    let bind = format!("{}:/www:ro", site.display());
+    // mount(8)'s own words differ between util-linux versions: the
+    // script says what happened instead. coreutils' touch says the same
+    // everywhere.
+    let refused = "touch /www/new; mount -o remount,rw /www 2>/dev/null || echo remount refused; cat /www/index.html";
+    step(
+        &format!(
+            "ch08-images run --rm --net none -v /srv/site:/www:ro lab/base:v1 /bin/sh -c '{refused}'"
+        ),
+        &[
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            "-v",
+            &bind,
+            "lab/base:v1",
+            "/bin/sh",
+            "-c",
+            refused,
+        ],
+        0,
+    );
+    let seeded = "cat /etc/container-lab-rootfs; echo 1 > /etc/counter";
+    let spec = format!("{volume}:/etc");
+    step(
+        &format!(
+            "ch08-images run --net none --name db -v data:/etc lab/base:v1 /bin/sh -c '{seeded}'"
+        ),
+        &[
+            "run",
+            "--net",
+            "none",
+            "--name",
+            &db,
+            "-v",
+            &spec,
+            "lab/base:v1",
+            "/bin/sh",
+            "-c",
+            seeded,
+        ],
+        0,
+    );
+    step("ch08-images volume ls", &["volume", "ls"], 0);
+    step("ch08-images volume rm data", &["volume", "rm", &volume], 1);
+    step("ch08-images rm db", &["rm", &db], 0);
+    step(
+        "ch08-images run --rm --net none -v data:/etc lab/base:v1 cat /etc/counter",
+        &[
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            "-v",
+            &spec,
+            "lab/base:v1",
+            "cat",
+            "/etc/counter",
+        ],
+        0,
+    );
+    step("ch08-images volume rm data", &["volume", "rm", &volume], 0);
+    let session = mask(
+        &session
+            .replace(&site.display().to_string(), "/srv/site")
+            .replace(&volume, "data")
+            .replace(&db, "db"),
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.join("index.html")).unwrap(),
+        "<h1>from the host</h1>\n"
+    );
+    snapshot!("ch08_volumes", session);
+}
