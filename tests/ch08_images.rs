@@ -1146,3 +1146,98 @@ fn commit_of_an_unknown_container_or_to_a_bad_name_writes_nothing() {
         .collect();
     assert!(changed.is_empty(), "a refused commit changed {changed:?}");
 }
+
+#[test]
+fn a_commit_session_for_the_book() {
+    let Some(lab) = Images::new("commit-session") else {
+        return;
+    };
+    let name = lab.name("web");
+    let rootfs = rootfs().to_str().unwrap();
+    let mut session = String::new();
+    let step = |shown: &str, args: &[&str]| {
+        let output = lab.ch08(args);
+        assert_eq!(code(&output), 0, "{shown}: {}", stderr(&output));
+        transcript(shown, &output, None)
+    };
+    session += &step(
+        "ch08-images import ./rootfs lab/base:v1",
+        &["import", rootfs, "lab/base:v1"],
+    );
+    let script = "echo web > /etc/hostname; rm /etc/nsswitch.conf; rm -rf /home; mkdir /home; echo hi > /home/greeting";
+    session += &step(
+        &format!("ch08-images run --net none --name web lab/base:v1 /bin/sh -c '{script}'"),
+        &[
+            "run",
+            "--net",
+            "none",
+            "--name",
+            &name,
+            "lab/base:v1",
+            "/bin/sh",
+            "-c",
+            script,
+        ],
+    );
+    session += &step("ch08-images diff web", &["diff", &name]);
+    let change = r#"CMD ["cat", "/home/greeting"]"#;
+    session += &step(
+        &format!("ch08-images commit -m 'a greeting' -c '{change}' web lab/greeting:v1"),
+        &[
+            "commit",
+            "-m",
+            "a greeting",
+            "-c",
+            change,
+            &name,
+            "lab/greeting:v1",
+        ],
+    );
+    session += &step(
+        "ch08-images run --rm --net none lab/greeting:v1",
+        &["run", "--rm", "--net", "none", "lab/greeting:v1"],
+    );
+    session += &step(
+        "ch08-images history --no-trunc lab/greeting:v1",
+        &["history", "--no-trunc", "lab/greeting:v1"],
+    );
+    // The new layer's tar, as the store keeps it: named by its diffID.
+    let record = image_record(&lab, "lab/greeting:v1");
+    let layers: Vec<String> = serde_json::from_value(record["RootFS"]["Layers"].clone()).unwrap();
+    let top = Digest::parse(layers.last().unwrap()).unwrap();
+    let blob = lab.dir.join("blobs/sha256").join(top.hex());
+    let listing = Command::new("tar")
+        .args(["--numeric-owner", "-tvf", blob.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&listing), 0, "{}", stderr(&listing));
+    // The date and time of each entry vary from run to run.
+    let entries: String = stdout(&listing)
+        .lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (kept, name) = (&words[..3], &words[5..]);
+            format!("{} <date> {}\n", kept.join(" "), name.join(" "))
+        })
+        .collect();
+    session += &format!(
+        "$ tar --numeric-owner -tvf /var/lib/container-lab/storage/blobs/sha256/{}\n{entries}",
+        top.hex()
+    );
+    session += &step("ch08-images rm web", &["rm", &name]);
+    let session = mask(&session.replace(&name, "web").replace(rootfs, "./rootfs"));
+    // Columns are as wide as their widest value, which masking changed:
+    // one gap of three spaces between columns, whatever the machine.
+    let session: String = session
+        .lines()
+        .map(|line| {
+            let cells: Vec<&str> = line
+                .split("  ")
+                .map(str::trim)
+                .filter(|cell| !cell.is_empty())
+                .collect();
+            cells.join("   ") + "\n"
+        })
+        .collect();
+    snapshot!("ch08_commit", mask_sizes(&session));
+}

@@ -88,14 +88,18 @@ pub fn commit_verb(store: &ImageStore, args: &super::verbs::CommitArgs) -> Resul
     };
     let (record, stats) = commit(store, &request)?;
     if !args.quiet {
+        let count = |n: u64, one: &str, many: &str| match n {
+            1 => format!("1 {one}"),
+            n => format!("{n} {many}"),
+        };
         crate::say!(
-            "{}: layer {}: {} entries ({} deletions, {} opaque directories), {} bytes of files",
+            "{}: layer {}: {} ({}, {}), {} of files",
             crate::program_name(),
             record.layers.last().map(|d| d.short()).unwrap_or_default(),
-            stats.entries,
-            stats.whiteouts,
-            stats.opaque,
-            stats.bytes
+            count(stats.entries, "entry", "entries"),
+            count(stats.whiteouts, "deletion", "deletions"),
+            count(stats.opaque, "opaque directory", "opaque directories"),
+            count(stats.bytes, "byte", "bytes"),
         );
     }
     println!("{}", record.id);
