@@ -619,6 +619,14 @@ pub fn images(plan: &ImageBenchPlan, progress: &dyn Fn(&str)) -> Result<Comparis
     images
         .rows
         .extend(commit_rows(plan, &chapter, &image, &work.0, progress)?);
+    images.rows.extend(rebuild_row(
+        plan,
+        &chapter,
+        &image,
+        &work.0,
+        progress,
+        &mut images.notes,
+    )?);
 
     let Some(ch07) = built_chapter(
         "ch07-lifecycle",
@@ -785,6 +793,158 @@ fn commit_rows(
         whole,
     ));
     Ok(rows)
+}
+
+/// The six steps the rebuild is timed with, from `FROM`'s image on: an
+/// ENV, a COPY, a RUN, a WORKDIR and a CMD, as issue 17 asks.
+const SIX_STEPS: &str = "ENV GREETING=hello
+COPY app /app/
+RUN echo ran > /ran.txt
+WORKDIR /app
+CMD [\"cat\", \"/app/hello.txt\"]
+";
+
+/// Issue 17's goal for an unchanged rebuild: under 0.2 s.
+fn rebuild_goal(row: &ComparedRow) -> Option<Goal> {
+    Some(Goal {
+        target: "under 200 ms".into(),
+        measured: format!("{:.1} ms", row.median),
+        met: row.median < 200.0,
+    })
+}
+
+/// `build` of a six-step Containerfile with nothing changed since the
+/// last build, beside `buildah bud --layers` of the same steps (its base
+/// pulled into a storage of its own from our `save`), when buildah is
+/// installed.
+fn rebuild_row(
+    plan: &ImageBenchPlan,
+    chapter: &Path,
+    image: &BenchImage,
+    work: &Path,
+    progress: &dyn Fn(&str),
+    notes: &mut Vec<String>,
+) -> Result<Option<ComparedRow>, LabError> {
+    let store = fresh(work, "store-build")?;
+    let context = fresh(work, "context")?;
+    let app = context.0.join("app");
+    std::fs::create_dir_all(&app).map_err(io_error("mkdir", &app))?;
+    let hello = app.join("hello.txt");
+    std::fs::write(&hello, "hello\n").map_err(io_error("write", &hello))?;
+    let ours = context.0.join("Containerfile");
+    std::fs::write(&ours, format!("FROM bench/one:v1\n{SIX_STEPS}"))
+        .map_err(io_error("write", &ours))?;
+    let first = image.layers[0].to_string_lossy();
+    output_with(
+        &argv(chapter, &["import", &first, "bench/one:v1"]),
+        &store.0,
+    )?;
+    let root = context.0.to_string_lossy();
+    let build = argv(chapter, &["build", "-q", "-t", "bench/app:v1", &root]);
+    output_with(&build, &store.0)?;
+    let buildah = match crate::hostinfo::find_in_path("buildah") {
+        Some(_) => Some(Buildah::prepare(chapter, &store.0, work, &context.0)?),
+        None => {
+            notes.push("buildah: not measured (not installed)".into());
+            None
+        }
+    };
+    progress("timing an unchanged rebuild of a six-step Containerfile against buildah bud ...");
+    let (rebuild, theirs) = in_rounds(plan, progress, || {
+        let started = Instant::now();
+        output_with(&build, &store.0)?;
+        let ours = millis(started.elapsed());
+        let theirs = buildah
+            .as_ref()
+            .map(|b| millis_of(&b.rebuild))
+            .transpose()?;
+        Ok((ours, theirs))
+    })?;
+    Ok(with_goal(
+        compared_row(
+            "build, 6 steps, nothing changed",
+            "ms",
+            rebuild,
+            match buildah {
+                Some(_) => "buildah bud --layers".into(),
+                None => "buildah (not installed)".into(),
+            },
+            theirs,
+        ),
+        rebuild_goal,
+    ))
+}
+
+fn millis_of(argv: &[OsString]) -> Result<f64, LabError> {
+    Ok(millis(run_once(argv)?))
+}
+
+/// buildah with a storage of its own under the bench's directory, the
+/// base image pulled into it from an oci-archive of ours, and the same
+/// six steps built once, so that its next build is all cache.
+struct Buildah {
+    rebuild: Vec<OsString>,
+}
+
+impl Buildah {
+    fn prepare(
+        chapter: &Path,
+        store: &Path,
+        work: &Path,
+        context: &Path,
+    ) -> Result<Buildah, LabError> {
+        let base = work.join("base-oci.tar");
+        let archive = base.to_string_lossy();
+        output_with(
+            &argv(
+                chapter,
+                &[
+                    "save",
+                    "--format",
+                    "oci-archive",
+                    "-o",
+                    &archive,
+                    "bench/one:v1",
+                ],
+            ),
+            store,
+        )?;
+        let root = work.join("buildah-root").to_string_lossy().into_owned();
+        let runroot = work.join("buildah-run").to_string_lossy().into_owned();
+        let global = [
+            "--root",
+            &root,
+            "--runroot",
+            &runroot,
+            "--storage-driver",
+            "vfs",
+        ];
+        let mut pull = words(&["buildah"]);
+        pull.extend(words(&global));
+        pull.extend(words(&["pull", "-q", &format!("oci-archive:{archive}")]));
+        run_once(&pull)?;
+        let file = context.join("Containerfile.buildah");
+        std::fs::write(&file, format!("FROM localhost/bench/one:v1\n{SIX_STEPS}"))
+            .map_err(io_error("write", &file))?;
+        let mut rebuild = words(&["buildah"]);
+        rebuild.extend(words(&global));
+        rebuild.extend(words(&[
+            "bud",
+            "-q",
+            "--layers",
+            "--isolation",
+            "oci",
+            "--network",
+            "none",
+            "-f",
+            &file.to_string_lossy(),
+            "-t",
+            "bench-app",
+            &context.to_string_lossy(),
+        ]));
+        run_once(&rebuild)?;
+        Ok(Buildah { rebuild })
+    }
 }
 
 #[cfg(test)]
