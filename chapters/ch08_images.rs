@@ -5,7 +5,8 @@
 //! by overlayfs under a writable layer of its own; the image's config says
 //! what to run, with which environment, where and as whom. The image verbs
 //! (pull, load, import, images, rmi, image inspect, history, image prune,
-//! diff) fill and empty the store. Data that must outlive a container goes
+//! diff, commit, build, save, push) fill and empty the store. Data that
+//! must outlive a container goes
 //! on volumes (`-v`, `--tmpfs`, the `volume` verbs), not in its layer.
 
 use clap::{Parser, Subcommand};
@@ -41,7 +42,10 @@ use std::path::{Path, PathBuf};
         stack of read-only layers, stored once by the hash of their content and shared by \
         every image that has them; a container is that stack joined by overlayfs under a \
         writable layer of its own, which `rm` throws away. `pull` downloads images from a \
-        registry, `load` and `import` read them from archives and directories. Data that \
+        registry, `load` and `import` read them from archives and directories; `commit` \
+        makes an image of what a container changed (one new layer, deletions as \
+        whiteouts), `build` runs a Containerfile step by step with a cache, `save` and \
+        `push` send images to other tools and registries. Data that \
         must outlive the container goes on a volume (-v): a host directory, or a named \
         volume the lab keeps until `volume rm`.\n\n\
         Chapter 08 of container-lab (Docker 2013). `run` takes every option of chapter 07, \
@@ -54,6 +58,10 @@ use std::path::{Path, PathBuf};
         sudo ch08-images images\n  \
         sudo ch08-images run -d --name web lab/base:v1 /bin/sh -c 'while :; do date >> /log; sleep 1; done'\n  \
         sudo ch08-images diff web\n  \
+        sudo ch08-images commit -m 'with a log' web lab/web:v1\n  \
+        sudo ch08-images build -t lab/app:v1 .\n  \
+        sudo ch08-images save -o app.tar lab/app:v1\n  \
+        sudo ch08-images push lab/app:v1 127.0.0.1:5000/lab/app:v1\n  \
         sudo ch08-images run --rm -v cache:/var/cache -v /srv:/srv:ro --tmpfs /run lab/base:v1\n  \
         sudo ch08-images volume ls\n\n\
         Images live in /var/lib/container-lab/storage, named volumes in \

@@ -92,8 +92,12 @@ enum LabCommand {
             (PSS) of its monitor beside conmon's when conmon is installed; and chapter 08's \
             images: `load` of a five-layer docker-archive the bench makes (100+ MiB; a few \
             with --quick) beside GNU `tar -x` of its layers, `pull` of it from a docker-registry \
-            on 127.0.0.1 beside `skopeo copy` into a directory (when both are installed), and \
-            `run --rm` of it beside ch07 on the plain rootfs, each with issue 16's goal. Runs \
+            on 127.0.0.1 beside `skopeo copy` into a directory (when both are installed), \
+            `commit` of 10 MiB changed on it beside the same change on its first layer alone, \
+            and of 1 MiB beside an `import` of the whole tree, an unchanged rebuild of a \
+            six-step Containerfile beside `buildah bud --layers` (when installed), and \
+            `run --rm` of it beside ch07 on the plain rootfs, each with issue 16's or 17's \
+            goal. Runs \
             inside a stand-in host network namespace, like the tour.",
         after_help = "Examples:\n  sudo lab bench\n  sudo lab bench --quick --json\n  sudo lab bench --book book/src/generated"
     )]
