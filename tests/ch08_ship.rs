@@ -10,7 +10,7 @@
 //! files, so a test moves megabytes, not the whole lab rootfs.
 
 mod common;
-use common::registry::{Registry, TokenServer, noise};
+use common::registry::{FakeServer, Registry, TokenServer, noise};
 use common::store::Store;
 use common::*;
 use container_lab::image::digest::Digest;
@@ -613,5 +613,127 @@ as_root!(
             })
             .collect();
         snapshot!("ch08_push", session);
+    }
+);
+
+as_root!(
+    /// Root's save into a directory others can write: symlinks planted
+    /// at the names a temporary could have (`.FILE.partial-PID` for the
+    /// next thousands of PIDs, and one partial name of each kind) are
+    /// not followed, the file they name is untouched, and the archive is
+    /// written all the same.
+    save_follows_no_symlink_planted_beside_the_archive,
+    {
+        let scratch = Scratch::new("planted");
+        let store = Store::new("planted");
+        two_images(&store, &scratch);
+        let out = scratch.join("shared");
+        std::fs::create_dir(&out).unwrap();
+        let victim = scratch.join("victim");
+        std::fs::write(&victim, "root's own\n").unwrap();
+        let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut planted = vec![];
+        for pid in (last + 1..last + 4096).chain([0, 1]) {
+            let name = format!(".x.tar.partial-{pid}");
+            std::os::unix::fs::symlink(&victim, out.join(&name)).unwrap();
+            planted.push(name);
+        }
+        let file = out.join("x.tar");
+        store.ok([
+            OsStr::new("save"),
+            OsStr::new("-o"),
+            file.as_os_str(),
+            OsStr::new("lab/small:v1"),
+        ]);
+        assert!(
+            std::fs::read(&victim).unwrap() == b"root's own\n",
+            "a planted symlink was followed: the file it names was overwritten"
+        );
+        let inspected = skopeo_inspect(&[&format!("docker-archive:{}", file.display())]);
+        assert_eq!(strings(&inspected["Layers"]), layers_of(&store, "lab/small:v1").0);
+        planted.push("x.tar".into());
+        planted.sort();
+        let expected: Vec<&str> = planted.iter().map(String::as_str).collect();
+        assert_only(&out, &expected);
+    }
+);
+
+as_root!(
+    /// A registry (a fake one on 127.0.0.1) that sends the upload to
+    /// another origin (another loopback port here, in place of a remote
+    /// host) is refused before a byte goes there; and a blob's HEAD
+    /// redirected to yet another port (a registry's storage) is followed
+    /// without the registry's token.
+    push_sends_nothing_and_no_token_off_the_registrys_origin,
+    {
+        let scratch = Scratch::new("foreign");
+        let store = Store::new("foreign");
+        two_images(&store, &scratch);
+        let refuse = |_: &str| "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_string();
+        let foreign = FakeServer::start(refuse);
+        let storage =
+            FakeServer::start(|_| "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into());
+        let body = r#"{"token":"lab-fake-token"}"#;
+        let tokens = FakeServer::start(move |_| {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        });
+        let (foreign_port, storage_port, token_port) = (foreign.port, storage.port, tokens.port);
+        let registry = FakeServer::start(move |head| {
+            let first = head.lines().next().unwrap_or("");
+            let with_token = head.to_ascii_lowercase().contains("authorization: bearer lab-fake-token");
+            let answer = |status: &str, location: String| {
+                format!("HTTP/1.1 {status}\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n")
+            };
+            match () {
+                _ if !with_token => format!(
+                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://127.0.0.1:{token_port}/token\",service=\"fake\"\r\nContent-Length: 0\r\n\r\n"
+                ),
+                _ if first.starts_with("HEAD /v2/lab/x/blobs/") => answer(
+                    "307 Temporary Redirect",
+                    format!("http://127.0.0.1:{storage_port}/storage/blob"),
+                ),
+                _ if first.starts_with("POST /v2/lab/x/blobs/uploads/") => answer(
+                    "202 Accepted",
+                    format!("http://127.0.0.1:{foreign_port}/v2/lab/x/blobs/uploads/u"),
+                ),
+                _ => refuse(head),
+            }
+        });
+        let pushed = store.run([
+            "push",
+            "-q",
+            "lab/small:v1",
+            &format!("127.0.0.1:{}/lab/x:v1", registry.port),
+        ]);
+        assert_clean_failure(&pushed, 1, "off its origin");
+        assert!(
+            stderr(&pushed).contains(&format!("127.0.0.1:{foreign_port}")),
+            "{}",
+            stderr(&pushed)
+        );
+        assert_eq!(foreign.all(), Vec::<String>::new(), "the foreign port was reached");
+        // The token was in use: the HEAD went with it, and its redirect
+        // without it.
+        let heads = registry.ours();
+        assert!(
+            heads.iter().any(|h| h.starts_with("HEAD ") && h.contains("lab-fake-token")),
+            "{heads:?}"
+        );
+        let redirected = storage.ours();
+        assert!(
+            redirected.iter().any(|h| h.starts_with("HEAD /storage/blob ")),
+            "{redirected:?}"
+        );
+        assert!(
+            redirected.iter().all(|h| !h.to_ascii_lowercase().contains("authorization")),
+            "the token went to another origin: {redirected:?}"
+        );
     }
 );

@@ -26,7 +26,7 @@
 use super::digest::Digest;
 use super::export::{Exported, export};
 use super::reference::Reference;
-use super::registry::{Asked, Payload, Registry, print_line};
+use super::registry::{Asked, Payload, Registry, origin, print_line, same_origin};
 use super::store::ImageStore;
 use super::verbs::PushArgs;
 use crate::error::LabError;
@@ -85,18 +85,40 @@ pub fn destination(text: &str, tls_verify: bool) -> Result<Reference, LabError> 
     Ok(reference)
 }
 
-/// `Location` as the registry sent it, absolute: distribution-spec lets
-/// it be a path on the same host.
-fn absolute(location: &str, base: &str) -> String {
-    if location.contains("://") {
+/// `Location` as the registry sent it, resolved against the URL of the
+/// request it answers (RFC 3986 section 5.2): distribution-spec lets it be
+/// a whole URL or a path on the registry. A reference with a scheme is
+/// whole; `//HOST...` takes the scheme; `/PATH` the origin; `?QUERY` the
+/// path too; anything else is a path beside the request's last segment.
+fn resolve(location: &str, url: &str) -> String {
+    let has_scheme = location.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if has_scheme {
         return location.to_string();
     }
-    // base is scheme://host/v2/name: the origin is before the third '/'.
-    let origin_end = base
-        .match_indices('/')
-        .nth(2)
-        .map_or(base.len(), |(i, _)| i);
-    format!("{}{location}", &base[..origin_end])
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    if let Some(network_path) = location.strip_prefix("//") {
+        return format!("{scheme}://{network_path}");
+    }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path_and_query) = rest.split_at(authority_end);
+    let path = path_and_query.split(['?', '#']).next().unwrap_or("");
+    let origin = format!("{scheme}://{authority}");
+    if location.starts_with('/') {
+        return format!("{origin}{location}");
+    }
+    if location.starts_with('?') {
+        return format!("{origin}{path}{location}");
+    }
+    let directory = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    match directory.is_empty() {
+        true => format!("{origin}/{location}"),
+        false => format!("{origin}{directory}{location}"),
+    }
 }
 
 /// `location` with `digest=` added to its query.
@@ -202,7 +224,7 @@ fn upload(
     let start = format!("{}/blobs/uploads/", registry.base);
     let answer = registry.call(&start, Asked::StartUpload, &Payload::Empty, transcript)?;
     let answer = registry.success(answer, &start, Asked::StartUpload)?;
-    let mut location = next_location(&answer, &start, &registry.base)?;
+    let mut location = next_location(&answer, &start, registry)?;
     let body = match size > CHUNKED_ABOVE {
         true => {
             let mut offset = 0;
@@ -211,7 +233,7 @@ fn upload(
                 let chunk = Payload::File { path, offset, len };
                 let answer = registry.call(&location, Asked::UploadChunk, &chunk, transcript)?;
                 let answer = registry.success(answer, &location, Asked::UploadChunk)?;
-                location = next_location(&answer, &location, &registry.base)?;
+                location = next_location(&answer, &location, registry)?;
                 offset += len;
             }
             Payload::Empty
@@ -231,11 +253,14 @@ fn upload(
 // ANCHOR_END: push_blob
 
 /// Where the upload goes on: each answer's `Location` (distribution-spec:
-/// the client must use the last one it got).
+/// the client must use the last one it got), on the registry's origin
+/// only. A Location elsewhere would send the layer, and with it the
+/// token, to a host the user never named, over plain HTTP perhaps
+/// (which only a loopback registry may use): it is refused.
 fn next_location(
     answer: &ureq::http::Response<ureq::Body>,
     url: &str,
-    base: &str,
+    registry: &Registry,
 ) -> Result<String, LabError> {
     let location = answer
         .headers()
@@ -250,7 +275,20 @@ fn next_location(
                 "the registry does not follow the distribution spec; ask whoever runs it",
             )
         })?;
-    Ok(absolute(location, base))
+    let resolved = resolve(location, url);
+    if !same_origin(&resolved, &registry.base) {
+        let registry_origin = match origin(&registry.base) {
+            Some((scheme, host, port)) => format!("{scheme}://{host}:{port}"),
+            None => registry.base.clone(),
+        };
+        return Err(image_error(
+            format!(
+                "{url}: the registry sent the upload to {location}, off its origin {registry_origin}: refused"
+            ),
+            "an upload goes to the registry's own scheme, host and port, nowhere else; ask whoever runs it",
+        ));
+    }
+    Ok(resolved)
 }
 
 /// The registry's `Docker-Content-Digest`, when it sends one, is ours.
@@ -327,14 +365,32 @@ mod tests {
     }
 
     #[test]
-    fn locations_are_made_absolute_and_take_the_digest() {
-        let base = "http://127.0.0.1:5000/v2/lab/x";
-        assert_eq!(
-            absolute("/v2/lab/x/blobs/uploads/u?_state=s", base),
-            "http://127.0.0.1:5000/v2/lab/x/blobs/uploads/u?_state=s"
-        );
+    fn locations_are_resolved_against_the_request_and_take_the_digest() {
+        let post = "http://127.0.0.1:5000/v2/lab/x/blobs/uploads/";
         let full = "http://127.0.0.1:5000/v2/lab/x/blobs/uploads/u";
-        assert_eq!(absolute(full, base), full);
+        for (location, resolved) in [
+            (
+                "/v2/lab/x/blobs/uploads/u?_state=s",
+                "http://127.0.0.1:5000/v2/lab/x/blobs/uploads/u?_state=s",
+            ),
+            (full, full),
+            (
+                "u?_state=s",
+                "http://127.0.0.1:5000/v2/lab/x/blobs/uploads/u?_state=s",
+            ),
+            (
+                "?_state=s",
+                "http://127.0.0.1:5000/v2/lab/x/blobs/uploads/?_state=s",
+            ),
+            ("//192.0.2.2:45882/u", "http://192.0.2.2:45882/u"),
+            ("HTTPS://r.example/u", "HTTPS://r.example/u"),
+        ] {
+            assert_eq!(resolve(location, post), resolved, "{location}");
+        }
+        assert_eq!(
+            resolve("u", "http://127.0.0.1:5000"),
+            "http://127.0.0.1:5000/u"
+        );
         let digest = Digest::of(b"");
         assert_eq!(
             with_digest(full, &digest),

@@ -175,6 +175,30 @@ pub fn api_base(reference: &Reference, tls_verify: bool) -> String {
     )
 }
 
+/// A URL's origin (RFC 6454 section 4): its scheme, host and port, the
+/// scheme's default port when none is written. None for what is not an
+/// absolute http or https URL.
+pub(crate) fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let host = uri.host().filter(|host| !host.is_empty())?;
+    Some((
+        scheme,
+        host.to_ascii_lowercase(),
+        uri.port_u16().unwrap_or(default_port),
+    ))
+}
+
+/// Both URLs are of one origin (and are URLs).
+pub(crate) fn same_origin(url: &str, other: &str) -> bool {
+    origin(url).is_some_and(|one| origin(other) == Some(one))
+}
+
 /// A `WWW-Authenticate: Bearer ...` challenge (RFC 6750 section 3; Docker's
 /// token authentication specification names the three parameters).
 #[derive(Debug, PartialEq)]
@@ -445,6 +469,14 @@ impl Registry {
             // must not stall a pull for ever (a slow body is still fine).
             .timeout_recv_response(Some(Duration::from_secs(60)))
             .user_agent(concat!("container-lab/", env!("CARGO_PKG_VERSION")))
+            // Redirects are followed (a registry may send a blob's GET or
+            // HEAD to its storage, another host), never with our token:
+            // `Never` drops Authorization on every redirect (`SameHost`
+            // would keep it for another port of the same host). ureq
+            // follows a 3xx only without a body: a POST, PUT or PATCH
+            // answered 307 or 308 is not sent again, and 301, 302 or 303
+            // turn it into a GET, so no layer follows a redirect.
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
             .build()
             .new_agent();
         Registry {
@@ -832,8 +864,10 @@ impl Registry {
             request = request.header("Accept", &accept);
             shown_headers.push(format!("Accept: {accept}"));
         }
+        // The token is the registry's: a URL of another origin (a
+        // Location the registry sent) never gets it.
         let token = self.token.lock().unwrap().clone();
-        if let Some(token) = token.filter(|_| with_token) {
+        if let Some(token) = token.filter(|_| with_token && same_origin(url, &self.base)) {
             request = request.header("Authorization", &format!("Bearer {token}"));
         }
         // A body's length is always known: Content-Length, never chunked
@@ -1230,6 +1264,37 @@ mod tests {
         );
         assert_eq!(base("10.0.0.1:5000/x", true), "https://10.0.0.1:5000/v2/x");
         assert_eq!(base("10.0.0.1:5000/x", false), "http://10.0.0.1:5000/v2/x");
+    }
+
+    #[test]
+    fn an_origin_is_scheme_host_and_port() {
+        let base = "http://127.0.0.1:5000/v2/lab/x";
+        assert!(same_origin(
+            "http://127.0.0.1:5000/v2/y/blobs/uploads/u?s=1",
+            base
+        ));
+        assert!(same_origin("HTTP://127.0.0.1:5000/elsewhere", base));
+        assert!(same_origin(
+            "https://r.example/v2/x",
+            "https://R.EXAMPLE:443/v2/y"
+        ));
+        assert!(same_origin("http://r.example:80/a", "http://r.example/b"));
+        for other in [
+            "http://127.0.0.1:5001/v2/lab/x",
+            "https://127.0.0.1:5000/v2/lab/x",
+            "http://localhost:5000/v2/lab/x",
+            "http://192.0.2.2:45882/v2/lab/x",
+            "http://127.0.0.1:5000@192.0.2.2/v2/lab/x",
+            "/v2/lab/x",
+            "ftp://127.0.0.1:5000/v2/lab/x",
+            "not a url",
+        ] {
+            assert!(!same_origin(other, base), "{other}");
+        }
+        assert_eq!(
+            origin("http://[::1]:5000/v2/x"),
+            Some(("http".into(), "[::1]".into(), 5000))
+        );
     }
 
     #[test]

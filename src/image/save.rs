@@ -15,7 +15,11 @@
 //!   are kept (gzip stays gzip).
 //!
 //! The archive is written under a temporary name beside FILE and renamed
-//! to FILE only when complete: a failed save leaves nothing at FILE.
+//! to FILE only when complete: a failed save leaves nothing at FILE. The
+//! temporary's name ends in random hex and it is created with
+//! `O_CREAT|O_EXCL|O_NOFOLLOW`: whoever can write FILE's directory can
+//! neither guess the name nor have a symlink there followed (root's save
+//! into a shared directory must not truncate a file a symlink names).
 
 use super::digest::{Digest, Hashing};
 use super::export::{Exported, LayerBlob, export};
@@ -27,6 +31,7 @@ use crate::error::LabError;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The annotation naming an image in an OCI layout (image-spec,
@@ -51,6 +56,36 @@ impl Drop for Partial {
     fn drop(&mut self) {
         if !self.done {
             let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// How many names `create_partial` tries before it gives up: a random
+/// name is taken already only if someone planted it (or at 2^-64 odds).
+const PARTIAL_TRIES: usize = 16;
+
+/// A new file in `dir`, `.FILE.partial-SUFFIX`, with a name `suffix`
+/// makes. `O_CREAT|O_EXCL` fails on anything already at the name (a
+/// symlink too, dangling or not) instead of opening it; `O_NOFOLLOW`
+/// says so twice. A name taken means another try with another suffix.
+fn create_partial(
+    dir: &Path,
+    file_name: &str,
+    mut suffix: impl FnMut() -> String,
+) -> Result<(Partial, std::fs::File), LabError> {
+    let mut tries = 0;
+    loop {
+        let path = dir.join(format!(".{file_name}.partial-{}", suffix()));
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path);
+        tries += 1;
+        match created {
+            Ok(file) => return Ok((Partial { path, done: false }, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < PARTIAL_TRIES => {}
+            Err(e) => return Err(LabError::io("open", path.display(), e)),
         }
     }
 }
@@ -95,12 +130,9 @@ pub fn save(store: &ImageStore, args: &SaveArgs) -> Result<i32, LabError> {
         ));
     }
     let file_name = output.file_name().unwrap_or_default().to_string_lossy();
-    let mut partial = Partial {
-        path: dir.join(format!(".{file_name}.partial-{}", std::process::id())),
-        done: false,
-    };
-    let file = std::fs::File::create(&partial.path)
-        .map_err(|e| LabError::io("create", partial.path.display(), e))?;
+    let (mut partial, file) = create_partial(&dir, &file_name, || {
+        crate::runtime::state::new_id()[..16].to_string()
+    })?;
     let mut archive = Archive {
         builder: tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, file)),
         path: partial.path.clone(),
@@ -354,6 +386,46 @@ fn index_entries(manifest: &Descriptor, tags: &[String]) -> Vec<Descriptor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::image::store::tests::tempdir::TempDir;
+
+    #[test]
+    fn the_partial_file_is_never_opened_through_a_planted_symlink() {
+        let temp = TempDir::new("symlink");
+        let dir = &temp.0;
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // Planted at the first name tried: refused, and the next one made.
+        std::os::unix::fs::symlink(&victim, dir.join(".x.tar.partial-a")).unwrap();
+        let mut suffixes = ["a", "b"].into_iter();
+        let (partial, _file) =
+            create_partial(dir, "x.tar", || suffixes.next().unwrap().into()).unwrap();
+        assert_eq!(partial.path, dir.join(".x.tar.partial-b"));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(dir.join(".x.tar.partial-a").is_symlink());
+        drop(partial);
+        assert!(
+            !dir.join(".x.tar.partial-b").exists(),
+            "removed when dropped"
+        );
+        // A dangling symlink is not created through either.
+        let dangling = dir.join("nowhere");
+        std::os::unix::fs::symlink(&dangling, dir.join(".y.tar.partial-a")).unwrap();
+        let refused = create_partial(dir, "y.tar", || "a".into());
+        assert!(refused.is_err(), "a name taken every time is an error");
+        assert!(!dangling.exists());
+    }
+
+    #[test]
+    fn partial_names_are_random() {
+        let temp = TempDir::new("random");
+        let random = || crate::runtime::state::new_id()[..16].to_string();
+        let (one, _) = create_partial(&temp.0, "x.tar", random).unwrap();
+        let (two, _) = create_partial(&temp.0, "x.tar", random).unwrap();
+        assert_ne!(one.path, two.path);
+        let pid = format!("partial-{}", std::process::id());
+        assert!(!one.path.to_string_lossy().ends_with(&pid));
+    }
 
     #[test]
     fn an_image_is_saved_with_the_tag_it_was_named_by_and_none_by_id() {

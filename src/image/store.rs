@@ -774,7 +774,7 @@ pub fn decompress<'a>(reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>, LabE
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn temp_store() -> (tempdir::TempDir, ImageStore) {
@@ -784,7 +784,7 @@ mod tests {
     }
 
     /// A directory removed when dropped (the lab has no tempfile crate).
-    mod tempdir {
+    pub(crate) mod tempdir {
         pub struct TempDir(pub std::path::PathBuf);
         impl TempDir {
             pub fn new(what: &str) -> TempDir {

@@ -199,11 +199,10 @@ fn openssl(args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
 /// small as it can be: a self-signed certificate the registry trusts
 /// (`rootcertbundle`), and one JWT signed with its key (RS256, the
 /// certificate in `x5c`) that grants pull and push on `lab/base` and
-/// nothing else. It hands that token to anyone who asks, and keeps each
-/// request's first line and User-Agent.
+/// nothing else. It hands that token to anyone who asks.
 pub struct TokenServer {
     pub port: u16,
-    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    server: FakeServer,
 }
 
 impl TokenServer {
@@ -259,43 +258,31 @@ impl TokenServer {
             Some(signed.as_bytes()),
         );
         let body = json!({"token": format!("{signed}.{}", base64url(&signature))}).to_string();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        // Serves until the test process ends.
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                let mut head = Vec::new();
-                let mut byte = [0u8];
-                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
+        let server = FakeServer::start(move |_| {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        });
+        TokenServer {
+            port: server.port,
+            server,
+        }
+    }
+
+    /// The requests our client made (its User-Agent is container-lab's),
+    /// each as its first line and its User-Agent.
+    pub fn ours(&self) -> Vec<String> {
+        self.server
+            .ours()
+            .iter()
+            .map(|head| {
                 let agent = head
                     .lines()
                     .find(|l| l.to_ascii_lowercase().starts_with("user-agent:"))
                     .unwrap_or("");
-                let first = head.lines().next().unwrap_or("");
-                seen.lock().unwrap().push(format!("{first} {agent}"));
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        TokenServer { port, requests }
-    }
-
-    /// The requests our client made (its User-Agent is container-lab's).
-    pub fn ours(&self) -> Vec<String> {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.contains("container-lab/"))
-            .cloned()
+                format!("{} {agent}", head.lines().next().unwrap_or(""))
+            })
             .collect()
     }
 
@@ -306,5 +293,64 @@ impl TokenServer {
             self.port,
             dir.join("token.pem").display()
         )
+    }
+}
+
+/// An HTTP server on 127.0.0.1 as small as it can be, for what a real
+/// registry never does: a thread answering each request (its head, the
+/// body read and dropped) with the whole response `answer` writes for
+/// the head, then closing the connection. It keeps every request's head.
+pub struct FakeServer {
+    pub port: u16,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeServer {
+    pub fn start(answer: impl Fn(&str) -> String + Send + 'static) -> FakeServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        // Serves until the test process ends.
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut head = Vec::new();
+                let mut byte = [0u8];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<u64>().ok())?
+                    })
+                    .unwrap_or(0);
+                let _ = std::io::copy(&mut (&mut stream).take(length), &mut std::io::sink());
+                seen.lock().unwrap().push(head.clone());
+                let response = answer(&head).replacen("\r\n", "\r\nConnection: close\r\n", 1);
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        FakeServer { port, heads }
+    }
+
+    /// The heads of the requests our client made (its User-Agent is
+    /// container-lab's).
+    pub fn ours(&self) -> Vec<String> {
+        self.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|head| head.contains("container-lab/"))
+            .cloned()
+            .collect()
+    }
+
+    /// The heads of every request, ours or not.
+    pub fn all(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
     }
 }
