@@ -376,3 +376,182 @@ fn a_build_session_for_the_book() {
     let session = mask(&session.replace(lab.context.to_str().unwrap(), "."));
     snapshot!("ch08_build", session);
 }
+
+/// Every file under `dir` (not following symlinks) whose content holds
+/// `needle`.
+fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file()
+                && std::fs::read(entry.path())
+                    .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+            {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+impl Lab {
+    /// No file of the store holds the host file's content.
+    fn assert_no_host_secret(&self) {
+        let found = files_holding(&self.store, b"bfx-host-secret");
+        assert!(found.is_empty(), "the host's file was read: {found:?}");
+    }
+}
+
+#[test]
+fn exec_form_run_words_are_the_command_never_options_of_run() {
+    let Some(lab) = Lab::new("bfx-argv") else {
+        return;
+    };
+    let outside = Scratch::new("bfx-argv-outside");
+    std::fs::write(outside.join("marker"), "bfx-host-marker\n").unwrap();
+    let volume = format!("{}:/host", outside.display());
+    for words in [
+        vec!["-v", &volume, "/bin/sh", "-c", "cat /host/marker"],
+        vec![
+            "--uid-map",
+            "0:0:65536",
+            "--gid-map",
+            "0:0:65536",
+            "/bin/sh",
+            "-c",
+            "cat /proc/self/uid_map; cat /host/marker",
+        ],
+    ] {
+        let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
+        lab.write(
+            "Containerfile",
+            &format!("FROM lab/base:v1\nRUN [{}]\n", quoted.join(", ")),
+        );
+        let before = lab.listing();
+        let output = lab.build(&["-t", "lab/bfx-argv:v1"]);
+        let err = stderr(&output);
+        assert!(!err.contains("bfx-host-marker"), "a host mount: {err}");
+        assert!(
+            !err.contains("         0          0      65536"),
+            "the host's ids: {err}"
+        );
+        // The first word is the command: not in the image, so run says
+        // so, and the step fails as the command's own exit 127.
+        assert_eq!(code(&output), 1, "{err}");
+        assert!(
+            err.contains(&format!("command {} not found", words[0])),
+            "{err}"
+        );
+        assert!(err.contains("exited with 127"), "{err}");
+        assert_eq!(stdout(&output), "", "stdout must stay clean");
+        assert_eq!(lab.listing(), before, "{words:?}: the store changed");
+    }
+}
+
+#[test]
+fn a_copy_source_is_read_where_it_resolves_not_through_a_second_symlink() {
+    let Some(lab) = Lab::new("bfx-second-link") else {
+        return;
+    };
+    let outside = Scratch::new("bfx-second-link-outside");
+    std::fs::write(outside.join("secret"), "bfx-host-secret\n").unwrap();
+    lab.write("sub/real.txt", "inside\n");
+    std::os::unix::fs::symlink("sub/real.txt", lab.context.join("f")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret"), lab.context.join("sub/f")).unwrap();
+    lab.write("Containerfile", "FROM lab/base:v1\nCOPY f /got\n");
+    id_of(&lab.build(&["-t", "lab/bfx-link:v1"]));
+    let output = lab.ch08(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "lab/bfx-link:v1",
+        "cat",
+        "/got",
+    ]);
+    assert_eq!(stdout(&output), "inside\n", "{}", stderr(&output));
+    lab.assert_no_host_secret();
+}
+
+#[test]
+fn a_file_swapped_for_a_symlink_during_a_build_is_never_read_through_it() {
+    let Some(lab) = Lab::new("bfx-swap") else {
+        return;
+    };
+    let outside = Scratch::new("bfx-swap-outside");
+    // As long as the file, so that no size check catches the swap.
+    std::fs::write(outside.join("secret"), "bfx-host-secret\n").unwrap();
+    lab.write("dir/f", "bfx-plain-file!\n");
+    lab.write("top", "bfx-plain-file!\n");
+    std::os::unix::fs::symlink(outside.join("secret"), lab.context.join("dir/s")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret"), lab.context.join("s")).unwrap();
+    lab.write(".dockerignore", "s\ndir/s\n");
+    lab.write(
+        "Containerfile",
+        "FROM lab/base:v1\nCOPY top /top\nCOPY dir /d/\n",
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let context = lab.context.to_path_buf();
+        std::thread::spawn(move || {
+            use std::ffi::CString;
+            use std::os::unix::ffi::OsStrExt;
+            let path = |p: &str| CString::new(context.join(p).as_os_str().as_bytes()).unwrap();
+            let pairs = [(path("dir/f"), path("dir/s")), (path("top"), path("s"))];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (a, b) in &pairs {
+                    // SAFETY: two NUL-terminated paths.
+                    unsafe {
+                        libc::renameat2(
+                            libc::AT_FDCWD,
+                            a.as_ptr(),
+                            libc::AT_FDCWD,
+                            b.as_ptr(),
+                            libc::RENAME_EXCHANGE,
+                        )
+                    };
+                }
+            }
+        })
+    };
+    for _ in 0..12 {
+        let _ = lab.build(&["--no-cache", "-q"]);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    lab.assert_no_host_secret();
+}
+
+#[test]
+fn the_containerfile_and_ignore_file_are_not_read_through_a_symlink_out() {
+    let Some(lab) = Lab::new("bfx-cfile") else {
+        return;
+    };
+    let outside = Scratch::new("bfx-cfile-outside");
+    std::fs::write(outside.join("secret"), "BFXSECRETLINE x\n").unwrap();
+    std::fs::write(outside.join("ignore"), "ok.txt\n").unwrap();
+    std::os::unix::fs::symlink(outside.join("secret"), lab.context.join("Containerfile")).unwrap();
+    lab.write("ok.txt", "ok\n");
+    let output = lab.build(&["-t", "lab/bfx-cfile:v1"]);
+    assert!(
+        !stderr(&output).contains("BFXSECRETLINE"),
+        "{}",
+        stderr(&output)
+    );
+    assert_build_failure(&output, "no Containerfile or Dockerfile in .");
+
+    std::fs::remove_file(lab.context.join("Containerfile")).unwrap();
+    lab.write("Containerfile", "FROM lab/base:v1\nCOPY ok.txt /\n");
+    std::os::unix::fs::symlink(outside.join("ignore"), lab.context.join(".dockerignore")).unwrap();
+    id_of(&lab.build(&["-t", "lab/bfx-cfile:v1"]));
+}

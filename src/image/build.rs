@@ -36,10 +36,16 @@ use super::spec::{History, RunConfig};
 use super::store::{ImageRecord, ImageStore};
 use super::verbs::BuildArgs;
 use crate::error::LabError;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat, openat2, readlinkat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 fn image_error(message: impl Into<String>, hint: &str) -> LabError {
     LabError::Image {
@@ -67,16 +73,26 @@ pub fn build(store: &ImageStore, args: &BuildArgs) -> Result<i32, LabError> {
                 "the last argument is the directory whose files COPY reads (often .)",
             )
         })?;
-    let (file, shown) = containerfile_path(args, &context)?;
-    let text = std::fs::read_to_string(&file).map_err(|e| LabError::io("read", &shown, e))?;
+    // Opened once: every file of the context is found from this
+    // descriptor, never by a path that a symlink could lead out of it.
+    let root = Arc::new(
+        open(
+            &context,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| LabError::io("open", context.display(), e.into()))?,
+    );
+    let (text, shown) = containerfile_text(args, &root)?;
     let instructions = containerfile::parse(&text).map_err(|e| e.in_file(&shown))?;
     check_stages(&instructions, &shown)?;
-    let ignore = Ignore::read(&context)?;
+    let ignore = Ignore::read(&root)?;
     let mut build = Build {
         store,
         args,
         file: shown,
         context,
+        root,
         ignore,
         cache: Cache::read(store),
         image: None,
@@ -126,22 +142,27 @@ pub fn build(store: &ImageStore, args: &BuildArgs) -> Result<i32, LabError> {
 }
 // ANCHOR_END: build
 
-/// `-f FILE` (from the current directory, as docker's), else
-/// CONTEXT/Containerfile, else CONTEXT/Dockerfile; and how errors name it.
-fn containerfile_path(args: &BuildArgs, context: &Path) -> Result<(PathBuf, String), LabError> {
+/// The text of `-f FILE` (from the current directory, as docker's: the
+/// user's own choice, wherever it is), else of CONTEXT/Containerfile, else
+/// CONTEXT/Dockerfile, found inside the context (a symlink there followed
+/// only within it); and how errors name it.
+fn containerfile_text(args: &BuildArgs, root: &OwnedFd) -> Result<(String, String), LabError> {
     if let Some(file) = &args.file {
+        let shown = file.display().to_string();
         return match file.is_file() {
-            true => Ok((file.clone(), file.display().to_string())),
+            true => std::fs::read_to_string(file)
+                .map(|text| (text, shown.clone()))
+                .map_err(|e| LabError::io("read", &shown, e)),
             false => Err(image_error(
-                format!("-f {}: no such file", file.display()),
+                format!("-f {shown}: no such file"),
                 "give the Containerfile's path, from the current directory",
             )),
         };
     }
     for name in ["Containerfile", "Dockerfile"] {
-        let path = context.join(name);
-        if path.is_file() {
-            return Ok((path, args.context.join(name).display().to_string()));
+        let shown = args.context.join(name).display().to_string();
+        if let Some(text) = read_in_root(root, name).map_err(|e| LabError::io("read", &shown, e))? {
+            return Ok((text, shown));
         }
     }
     Err(image_error(
@@ -210,6 +231,8 @@ struct Build<'a> {
     /// The Containerfile, as errors name it.
     file: String,
     context: PathBuf,
+    /// The context, opened once (O_PATH): what COPY reads is found from it.
+    root: Arc<OwnedFd>,
     ignore: Ignore,
     cache: Cache,
     /// What the last step made (None: FROM scratch, so far).
@@ -462,12 +485,18 @@ impl Build<'_> {
         let exe =
             std::env::current_exe().map_err(|e| LabError::io("readlink", "/proc/self/exe", e))?;
         let mut child = std::process::Command::new(&exe);
-        child.args(["run", "--name", &name, "--net", &self.args.network]);
+        // Every value is glued to its flag (`--env=K=V`), and `--` ends
+        // the options: after it the image id and the command's words are
+        // positional, so an exec-form RUN whose words look like flags
+        // (`RUN ["-v", "/:/host", ...]`) runs them as the command, never
+        // as options of `run`.
+        child.args(["run", "--name", &name]);
+        child.arg(format!("--net={}", self.args.network));
         for (key, value) in seen {
-            child.arg("-e").arg(format!("{key}={value}"));
+            child.arg(format!("--env={key}={value}"));
         }
         // RUN ignores the image's ENTRYPOINT, as docker build does.
-        child.args(["--entrypoint", "", &image.id.to_string()]);
+        child.args(["--entrypoint=", "--", &image.id.to_string()]);
         child.args(command.words());
         child.stdin(std::process::Stdio::null());
         // The command's output goes to stderr: stdout is for the id.
@@ -595,25 +624,43 @@ impl Build<'_> {
         let dest = view.resolve(&clean_path(&wanted));
         let mut plan = CopyPlan::default();
         for source in self.expand(sources)? {
-            let (path, meta) = self.source(&source)?;
-            if *add && is_archive(&path, &meta) {
+            let (relative, fd, stat) = self.source(&source)?;
+            let shown = self.context.join(&relative);
+            let is_dir = kind_of(&stat) == SFlag::S_IFDIR;
+            let found = Found {
+                name: None,
+                stat,
+                shown: shown.clone(),
+            };
+            let fd = Arc::new(fd);
+            if *add && is_archive(&relative, &found.source(&fd)) {
                 return Err(image_error(
                     format!("ADD {source}: unpacking archives is not supported"),
                     "COPY the archive, then RUN tar -xf it",
                 ));
             }
-            let target = match (meta.is_dir(), into_dir) {
+            let target = match (is_dir, into_dir) {
                 (true, _) => dest.clone(),
                 (false, true) => {
-                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                    // The name is the source's own, the content its target's.
+                    let name = Path::new(&relative)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned());
                     clean_path(&format!("{dest}/{}", name.unwrap_or_default()))
                 }
                 (false, false) => dest.clone(),
             };
-            if meta.is_dir() {
-                plan.add_dir_contents(&self.ignore, &path, &source, &target, owner, *chmod)?;
+            if is_dir {
+                let walk = Walk {
+                    ignore: &self.ignore,
+                    top: fd.clone(),
+                    owner,
+                    chmod: *chmod,
+                };
+                let dir = reopen_dir(&fd, &shown)?;
+                plan.add_dir_contents(&walk, &dir, Path::new(""), &relative, &target)?;
             } else {
-                plan.add(&path, &meta, &target, owner, *chmod)?;
+                plan.add(&found, &fd, &target, owner, *chmod)?;
             }
         }
         // The directories on the way: as the image has them, so that a
@@ -625,7 +672,7 @@ impl Build<'_> {
                 let dir_text = dir.to_string_lossy().into_owned();
                 plan.entries.entry(dir_text.clone()).or_insert_with(|| {
                     match view.lstat(&format!("/{dir_text}")) {
-                        Some(meta) if meta.is_dir() => Entry::dir(None, &meta, None, None),
+                        Some(meta) if meta.is_dir() => Entry::dir(&Owned::from(&meta), None, None),
                         _ => Entry::new_directory(owner),
                     }
                 });
@@ -656,11 +703,20 @@ impl Build<'_> {
             let mut matches = Vec::new();
             let mut pending = vec![String::new()];
             while let Some(dir) = pending.pop() {
-                let Ok(entries) = std::fs::read_dir(self.context.join(&dir)) else {
+                let found = in_root(
+                    &self.root,
+                    &dir,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+                    ResolveFlag::RESOLVE_IN_ROOT,
+                );
+                let Ok(mut entries) = found.and_then(nix::dir::Dir::from_fd) else {
                     continue;
                 };
-                for entry in entries.flatten() {
+                for entry in entries.iter().flatten() {
                     let name = entry.file_name().to_string_lossy().into_owned();
+                    if name == "." || name == ".." {
+                        continue;
+                    }
                     let relative = match dir.is_empty() {
                         true => name,
                         false => format!("{dir}/{name}"),
@@ -672,7 +728,9 @@ impl Build<'_> {
                     if glob(&pattern, &parts) {
                         matches.push(relative.clone());
                     }
-                    if parts.len() < pattern.len() && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    if parts.len() < pattern.len()
+                        && entry.file_type() == Some(nix::dir::Type::Directory)
+                    {
                         pending.push(relative);
                     }
                 }
@@ -691,7 +749,7 @@ impl Build<'_> {
 
     /// A source in the build context, refused if it is not: `..` out of
     /// it, an absolute path, or a symlink that points out.
-    fn source(&self, source: &str) -> Result<(PathBuf, std::fs::Metadata), LabError> {
+    fn source(&self, source: &str) -> Result<(String, OwnedFd, FileStat), LabError> {
         let hint = "COPY and ADD read only the build context (the last argument of build): copy the file into it";
         if source.starts_with('/') {
             return Err(image_error(
@@ -721,33 +779,49 @@ impl Build<'_> {
                 "remove its pattern from the ignore file to copy it",
             ));
         }
-        let path = self.context.join(relative);
-        let real = std::fs::canonicalize(&path).map_err(|_| {
-            image_error(
-                format!("{source}: no such file or directory in the build context"),
-                hint,
-            )
-        })?;
-        if !real.starts_with(&self.context) {
-            return Err(image_error(
-                format!(
-                    "{source}: a symlink to {}, outside the build context",
-                    real.display()
-                ),
-                hint,
-            ));
-        }
-        let meta = std::fs::metadata(&real).map_err(|e| LabError::io("stat", real.display(), e))?;
-        // The name is the source's own, the content its target's.
-        let named = match real == self.context {
-            true => real,
-            false => real.with_file_name(path.file_name().unwrap_or_default()),
+        // Symlinks are followed inside the context only, as if it were
+        // `/` (RESOLVE_IN_ROOT, Docker's rule): one that points out finds
+        // nothing, and is named for what it is.
+        let found = in_root(
+            &self.root,
+            relative,
+            OFlag::O_PATH,
+            ResolveFlag::RESOLVE_IN_ROOT,
+        );
+        let fd = match found {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT)
+                if in_root(
+                    &self.root,
+                    relative,
+                    OFlag::O_PATH,
+                    ResolveFlag::RESOLVE_BENEATH,
+                )
+                .err()
+                    == Some(Errno::EXDEV) =>
+            {
+                return Err(image_error(
+                    format!("{source}: a symlink that points outside the build context"),
+                    hint,
+                ));
+            }
+            Err(Errno::ENOENT | Errno::ENOTDIR) => {
+                return Err(image_error(
+                    format!("{source}: no such file or directory in the build context"),
+                    hint,
+                ));
+            }
+            Err(e) => {
+                return Err(LabError::io(
+                    "open",
+                    self.context.join(relative).display(),
+                    e.into(),
+                ));
+            }
         };
-        let named = match named.exists() {
-            true => named,
-            false => path,
-        };
-        Ok((named, meta))
+        let stat = fstat(&fd)
+            .map_err(|e| LabError::io("stat", self.context.join(relative).display(), e.into()))?;
+        Ok((relative.to_string(), fd, stat))
     }
 }
 
@@ -757,17 +831,173 @@ fn cache_key(parent: &str, step: &str, reads: &str) -> String {
         .to_string()
 }
 
+/// `relative` opened from the context's descriptor, resolved as
+/// `resolve` says (RESOLVE_IN_ROOT: symlinks followed as if the context
+/// were `/`; RESOLVE_BENEATH: refused if it leaves it), never through a
+/// /proc magic link.
+fn in_root(
+    root: &OwnedFd,
+    relative: &str,
+    flags: OFlag,
+    resolve: ResolveFlag,
+) -> nix::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(resolve | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let relative = match relative.trim_start_matches('/') {
+        "" => ".",
+        relative => relative,
+    };
+    openat2(root, relative, how)
+}
+
+/// A regular file of the context, its symlinks followed inside it only;
+/// None if there is none (or it is not a regular file).
+fn read_in_root(root: &OwnedFd, name: &str) -> std::io::Result<Option<String>> {
+    // O_PATH first: opening a FIFO or a device to read is itself a harm.
+    let found = match in_root(root, name, OFlag::O_PATH, ResolveFlag::RESOLVE_IN_ROOT) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if kind_of(&fstat(&found)?) != SFlag::S_IFREG {
+        return Ok(None);
+    }
+    let stat = fstat(&found)?;
+    let file = Source {
+        at: Arc::new(found),
+        under: None,
+        shown: PathBuf::from(name),
+        identity: Identity::of(&stat),
+    };
+    let mut text = String::new();
+    let mut opened = file.open()?;
+    opened.read_to_string(&mut text)?;
+    Ok(Some(text))
+}
+
+fn kind_of(stat: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT
+}
+
+/// A directory of an O_PATH descriptor, opened to be read.
+fn reopen_dir(fd: &OwnedFd, shown: &Path) -> Result<OwnedFd, LabError> {
+    openat(
+        fd,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| LabError::io("open", shown.display(), e.into()))
+}
+
+/// What tells a file from another, or from itself changed: read when it
+/// is planned, checked each time it is opened to be read and after.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    size: i64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    fn of(stat: &FileStat) -> Identity {
+        Identity {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            size: stat.st_size,
+            mtime: (stat.st_mtime, stat.st_mtime_nsec),
+            ctime: (stat.st_ctime, stat.st_ctime_nsec),
+        }
+    }
+}
+
+/// Where a file's content is read from: `under` (a path with no symlink
+/// in it) beneath the directory `at`, or `at` itself (None). Its identity
+/// is checked every time, so both reads (the cache's digest, the layer)
+/// read the file that was planned, or the step fails.
+#[derive(Clone, Debug)]
+struct Source {
+    at: Arc<OwnedFd>,
+    under: Option<PathBuf>,
+    /// As errors name it.
+    shown: PathBuf,
+    identity: Identity,
+}
+
+impl Source {
+    fn open(&self) -> std::io::Result<std::fs::File> {
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+        let opened = match &self.under {
+            Some(under) => {
+                let how = OpenHow::new().flags(flags).resolve(
+                    ResolveFlag::RESOLVE_BENEATH
+                        | ResolveFlag::RESOLVE_NO_SYMLINKS
+                        | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+                );
+                openat2(&*self.at, under.as_path(), how)
+            }
+            // The O_PATH descriptor itself, opened again to read.
+            None => open(
+                format!("/proc/self/fd/{}", self.at.as_raw_fd()).as_str(),
+                flags,
+                Mode::empty(),
+            ),
+        }
+        .map_err(|e| self.error(std::io::Error::from(e)))?;
+        let file = std::fs::File::from(opened);
+        self.unchanged(&file)?;
+        Ok(file)
+    }
+
+    /// The file open is the one planned, as it was.
+    fn unchanged(&self, file: &std::fs::File) -> std::io::Result<()> {
+        let stat = fstat(file).map_err(|e| self.error(e.into()))?;
+        match kind_of(&stat) == SFlag::S_IFREG && Identity::of(&stat) == self.identity {
+            true => Ok(()),
+            false => Err(self.error(std::io::Error::other(
+                "changed (or was replaced) while the build read it",
+            ))),
+        }
+    }
+
+    fn error(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(e.kind(), format!("{}: {e}", self.shown.display()))
+    }
+}
+
+/// An entry found by the walk (or a source named by the step), as its
+/// descriptor's fstat saw it.
+struct Found {
+    /// Its path beneath the walk's top directory (None: the top itself).
+    name: Option<PathBuf>,
+    stat: FileStat,
+    shown: PathBuf,
+}
+
+impl Found {
+    fn source(&self, at: &Arc<OwnedFd>) -> Source {
+        Source {
+            at: at.clone(),
+            under: self.name.clone(),
+            shown: self.shown.clone(),
+            identity: Identity::of(&self.stat),
+        }
+    }
+}
+
 /// A tar or a compressed tar, which Docker's ADD would unpack.
-fn is_archive(path: &Path, meta: &std::fs::Metadata) -> bool {
-    let name = path.to_string_lossy();
+fn is_archive(name: &str, source: &Source) -> bool {
     let by_name = [".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.zst", ".tar.bz2"]
         .iter()
         .any(|suffix| name.ends_with(suffix));
     let mut head = [0u8; 262];
-    let ustar = meta.is_file()
-        && std::fs::File::open(path)
-            .and_then(|mut f| f.read_exact(&mut head))
-            .is_ok()
+    let ustar = source
+        .open()
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
         && &head[257..262] == b"ustar";
     by_name || ustar
 }
@@ -789,8 +1019,6 @@ impl Drop for Removed {
     }
 }
 
-use std::os::fd::AsFd;
-
 #[derive(Clone, Debug, PartialEq)]
 enum Kind {
     Dir,
@@ -801,14 +1029,44 @@ enum Kind {
 /// One entry of a COPY layer.
 #[derive(Clone, Debug)]
 struct Entry {
-    /// Where its content is read from (None: a directory made on the way).
-    source: Option<PathBuf>,
+    /// Where a file's content is read from.
+    source: Option<Source>,
     kind: Kind,
     mode: u32,
     uid: u32,
     gid: u32,
     mtime: u64,
     size: u64,
+}
+
+/// A directory's mode, owners and mtime, from std's metadata or fstat.
+struct Owned {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+}
+
+impl From<&std::fs::Metadata> for Owned {
+    fn from(meta: &std::fs::Metadata) -> Owned {
+        Owned {
+            mode: meta.mode(),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mtime: meta.mtime(),
+        }
+    }
+}
+
+impl From<&FileStat> for Owned {
+    fn from(stat: &FileStat) -> Owned {
+        Owned {
+            mode: stat.st_mode,
+            uid: stat.st_uid,
+            gid: stat.st_gid,
+            mtime: stat.st_mtime,
+        }
+    }
 }
 
 impl Entry {
@@ -825,23 +1083,28 @@ impl Entry {
         }
     }
 
-    fn dir(
-        source: Option<PathBuf>,
-        meta: &std::fs::Metadata,
-        owner: Option<(u32, u32)>,
-        chmod: Option<u32>,
-    ) -> Entry {
-        let (uid, gid) = owner.unwrap_or((meta.uid(), meta.gid()));
+    fn dir(meta: &Owned, owner: Option<(u32, u32)>, chmod: Option<u32>) -> Entry {
+        let (uid, gid) = owner.unwrap_or((meta.uid, meta.gid));
         Entry {
-            source,
+            source: None,
             kind: Kind::Dir,
-            mode: chmod.unwrap_or(meta.mode() & 0o7777),
+            mode: chmod.unwrap_or(meta.mode & 0o7777),
             uid,
             gid,
-            mtime: meta.mtime().max(0) as u64,
+            mtime: meta.mtime.max(0) as u64,
             size: 0,
         }
     }
+}
+
+/// What a walk of a copied directory keeps the same from one entry to
+/// the next.
+struct Walk<'a> {
+    ignore: &'a Ignore,
+    /// The directory the step names, its files read beneath it.
+    top: Arc<OwnedFd>,
+    owner: (u32, u32),
+    chmod: Option<u32>,
 }
 
 /// Path in the image (no leading /) -> entry; sorted, so that a
@@ -852,53 +1115,66 @@ struct CopyPlan {
 }
 
 impl CopyPlan {
+    /// One entry, a file read from beneath `at`; a symlink's target is
+    /// read (from the directory `dir` holding it) now, not followed.
     fn add(
         &mut self,
-        path: &Path,
-        meta: &std::fs::Metadata,
+        found: &Found,
+        at: &Arc<OwnedFd>,
         target: &str,
         owner: (u32, u32),
         chmod: Option<u32>,
     ) -> Result<(), LabError> {
-        let kind = meta.file_type();
-        let kind = if kind.is_dir() {
-            Kind::Dir
-        } else if kind.is_symlink() {
-            Kind::Symlink(
-                std::fs::read_link(path)
-                    .map_err(|e| LabError::io("readlink", path.display(), e))?,
-            )
-        } else if kind.is_file() {
-            Kind::File
-        } else if kind.is_socket()
-            || kind.is_fifo()
-            || kind.is_char_device()
-            || kind.is_block_device()
-        {
+        self.add_in(found, at, None, target, owner, chmod)
+    }
+
+    fn add_in(
+        &mut self,
+        found: &Found,
+        at: &Arc<OwnedFd>,
+        link: Option<(&OwnedFd, &std::ffi::OsStr)>,
+        target: &str,
+        owner: (u32, u32),
+        chmod: Option<u32>,
+    ) -> Result<(), LabError> {
+        let stat = &found.stat;
+        let kind = match kind_of(stat) {
+            SFlag::S_IFDIR => Kind::Dir,
+            SFlag::S_IFREG => Kind::File,
+            SFlag::S_IFLNK => {
+                let Some((dir, name)) = link else {
+                    return Ok(());
+                };
+                Kind::Symlink(PathBuf::from(readlinkat(dir, name).map_err(|e| {
+                    LabError::io("readlink", found.shown.display(), e.into())
+                })?))
+            }
             // Sockets, FIFOs and devices are left out, as docker build
             // leaves them out of the context.
-            return Ok(());
-        } else {
-            return Ok(());
+            _ => return Ok(()),
         };
         let mode = match (&kind, chmod) {
             (Kind::Symlink(_), _) => 0o777,
             (_, Some(mode)) => mode,
-            _ => meta.mode() & 0o7777,
+            _ => stat.st_mode & 0o7777,
         };
         let size = match kind {
-            Kind::File => meta.len(),
+            Kind::File => stat.st_size.max(0) as u64,
             _ => 0,
+        };
+        let source = match kind {
+            Kind::File => Some(found.source(at)),
+            _ => None,
         };
         self.entries.insert(
             target.trim_start_matches('/').to_string(),
             Entry {
-                source: Some(path.to_path_buf()),
+                source,
                 kind,
                 mode,
                 uid: owner.0,
                 gid: owner.1,
-                mtime: meta.mtime().max(0) as u64,
+                mtime: stat.st_mtime.max(0) as u64,
                 size,
             },
         );
@@ -906,47 +1182,77 @@ impl CopyPlan {
     }
 
     /// A directory's contents under `target` (Docker copies the contents,
-    /// not the directory), minus what the ignore file excludes: `relative`
-    /// is its path in the context, as the patterns see it.
+    /// not the directory), minus what the ignore file excludes: `dir` is
+    /// open, `under` its path beneath the walk's top, `relative` its path
+    /// in the context, as the patterns see it. Every entry is opened from
+    /// its directory's descriptor without following a symlink (one is
+    /// copied as a symlink), and described by fstat of what was opened.
     fn add_dir_contents(
         &mut self,
-        ignore: &Ignore,
-        dir: &Path,
+        walk: &Walk,
+        dir: &OwnedFd,
+        under: &Path,
         relative: &str,
         target: &str,
-        owner: (u32, u32),
-        chmod: Option<u32>,
     ) -> Result<bool, LabError> {
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .and_then(|entries| entries.map(|e| e.map(|e| e.file_name())).collect())
-            .map_err(|e| LabError::io("readdir", dir.display(), e))?;
+        let shown_dir = |name: &std::ffi::OsStr| Path::new(relative).join(name);
+        let listing = openat(
+            dir,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .and_then(nix::dir::Dir::from_fd)
+        .map_err(|e| LabError::io("open", relative, e.into()))?;
+        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        for entry in listing.into_iter() {
+            let entry = entry.map_err(|e| LabError::io("readdir", relative, e.into()))?;
+            let name = std::ffi::OsStr::from_bytes(entry.file_name().to_bytes());
+            if name != "." && name != ".." {
+                names.push(name.to_os_string());
+            }
+        }
         names.sort();
         let mut any = false;
         for name in names {
             let name_text = name.to_string_lossy();
             let inside = clean_path(&format!("{relative}/{name_text}"));
             let inside = inside.trim_start_matches('/');
-            let path = dir.join(&name);
             let to = clean_path(&format!("{target}/{name_text}"));
-            let meta = std::fs::symlink_metadata(&path)
-                .map_err(|e| LabError::io("stat", path.display(), e))?;
-            let excluded = ignore.excluded(inside);
-            if meta.is_dir() {
+            let shown = shown_dir(&name);
+            let fd = openat(
+                dir,
+                name.as_os_str(),
+                OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| LabError::io("open", shown.display(), e.into()))?;
+            let stat = fstat(&fd).map_err(|e| LabError::io("stat", shown.display(), e.into()))?;
+            let found = Found {
+                name: Some(under.join(&name)),
+                stat,
+                shown,
+            };
+            let excluded = walk.ignore.excluded(inside);
+            if kind_of(&stat) == SFlag::S_IFDIR {
                 // An excluded directory is walked only if an exception
                 // (`!pattern`) may take something in it back.
-                if excluded && !ignore.has_exceptions {
+                if excluded && !walk.ignore.has_exceptions {
                     continue;
                 }
-                let kept = self.add_dir_contents(ignore, &path, inside, &to, owner, chmod)?;
+                let child = reopen_dir(&fd, &found.shown)?;
+                let below = under.join(&name);
+                let kept = self.add_dir_contents(walk, &child, &below, inside, &to)?;
                 if !excluded || kept {
                     self.entries.insert(
                         to.trim_start_matches('/').to_string(),
-                        Entry::dir(Some(path), &meta, Some(owner), chmod),
+                        Entry::dir(&Owned::from(&stat), Some(walk.owner), walk.chmod),
                     );
                     any = true;
                 }
             } else if !excluded {
-                self.add(&path, &meta, &to, owner, chmod)?;
+                let link = Some((dir, name.as_os_str()));
+                self.add_in(&found, &walk.top, link, &to, walk.owner, walk.chmod)?;
                 any = true;
             }
         }
@@ -967,7 +1273,9 @@ impl CopyPlan {
     }
 }
 
-/// The entries as a tar, files read as they are written.
+/// The entries as a tar, files read as they are written: each through
+/// its planned source, refused if it is not the file planned or changed
+/// while it was read.
 fn write_entries<W: Write>(
     builder: &mut tar::Builder<W>,
     entries: &BTreeMap<String, Entry>,
@@ -991,17 +1299,16 @@ fn write_entries<W: Write>(
             }
             Kind::File => {
                 let source = entry.source.as_ref().expect("a file has a source");
-                let file = std::fs::File::open(source).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("{}: {e}", source.display()))
-                })?;
+                let file = source.open()?;
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(entry.size);
                 let content = ExactSize {
-                    inner: file.take(entry.size),
+                    inner: (&file).take(entry.size),
                     left: entry.size,
-                    path: source,
+                    path: &source.shown,
                 };
                 builder.append_data(&mut header, path, content)?;
+                source.unchanged(&file)?;
             }
         }
     }
@@ -1178,15 +1485,14 @@ struct Ignore {
 }
 
 impl Ignore {
-    fn read(context: &Path) -> Result<Ignore, LabError> {
+    /// The ignore file, found inside the context (a symlink there
+    /// followed only within it).
+    fn read(root: &OwnedFd) -> Result<Ignore, LabError> {
         for file in [".containerignore", ".dockerignore"] {
-            let path = context.join(file);
-            if !path.exists() {
-                continue;
+            let text = read_in_root(root, file).map_err(|e| LabError::io("read", file, e))?;
+            if let Some(text) = text {
+                return Ok(Ignore::parse(file, &text));
             }
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| LabError::io("read", path.display(), e))?;
-            return Ok(Ignore::parse(file, &text));
         }
         Ok(Ignore::parse("", ""))
     }
