@@ -471,7 +471,7 @@ fn a_seed_is_never_written_where_a_running_container_can_reach() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let spec = format!("{volume}:/seed");
-    ok(&lab.run(&["--rm", "-v", &spec, "lab/base:v1", "true"]));
+    let seeding = lab.run(&["--rm", "-v", &spec, "lab/base:v1", "true"]);
     ok(&lab.ch08(&["rm", "-f", &racer]));
     let written: Vec<_> = std::fs::read_dir(&escape)
         .unwrap()
@@ -480,9 +480,11 @@ fn a_seed_is_never_written_where_a_running_container_can_reach() {
         .collect();
     assert!(
         written.is_empty(),
-        "the seed wrote {} files through the container's symlinks",
-        written.len()
+        "the seed wrote {} files through the container's symlinks; {}",
+        written.len(),
+        stderr(&seeding)
     );
+    ok(&seeding);
     // The seed went in (each directory whole, before the racer moved it),
     // and no staging directory is left beside _data.
     let seeded: usize = std::fs::read_dir(&data)
