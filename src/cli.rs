@@ -3,10 +3,10 @@
 
 use crate::error::LabError;
 use crate::narrator::Narrator;
+use crate::runtime::mountspec::MountSpec;
 use crate::runtime::net::{NetChoice, NetMode, Network, PortMapping, Subnet};
 use crate::runtime::process::Launch;
 use crate::runtime::userns::{IdMap, SubordinateRange};
-use crate::runtime::volumes::MountSpec;
 use clap::{Args, Parser};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -390,14 +390,14 @@ pub struct ImageRunArgs {
     /// NAME:DIR[:ro|:rw] (a named volume, made on first use, seeded from
     /// the image's DIR, kept after rm); repeatable
     #[arg(short = 'v', long = "volume", value_name = "SOURCE:DIR[:MODE]",
-          value_parser = crate::runtime::volumes::parse_volume)]
+          value_parser = crate::runtime::mountspec::parse_volume)]
     pub volumes: Vec<MountSpec>,
 
     /// Mount a tmpfs at DIR, in memory, gone with the container:
     /// DIR[:OPTIONS], OPTIONS from size=, mode= (1777), uid=, gid=,
     /// nr_inodes=, ro, noexec (always nosuid, nodev); repeatable
     #[arg(long, value_name = "DIR[:OPTIONS]",
-          value_parser = crate::runtime::volumes::parse_tmpfs)]
+          value_parser = crate::runtime::mountspec::parse_tmpfs)]
     pub tmpfs: Vec<MountSpec>,
 
     /// The program to run instead of the image's Entrypoint ("" for none:

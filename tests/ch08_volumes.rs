@@ -204,6 +204,13 @@ fn a_named_volume_is_seeded_kept_and_refused_to_rm_while_used() {
     assert_eq!(ok(&output), format!("0 {mode:o}\n0\n"));
     let data = lab.volume_data(&volume);
     assert_eq!(std::fs::read(data.join("passwd")).unwrap(), passwd);
+    // Copied beside _data, then moved in: no staging left; _data has the
+    // image's /etc's mode and owner.
+    let etc = std::fs::metadata(rootfs().join("etc")).unwrap().mode() & 0o7777;
+    let meta = std::fs::metadata(&data).unwrap();
+    assert_eq!((meta.mode() & 0o7777, meta.uid()), (etc, 0));
+    let beside = std::fs::read_dir(data.parent().unwrap()).unwrap();
+    assert_eq!(beside.count(), 2, "only _data and volume.json");
     assert_eq!(std::fs::metadata(data.join("passwd")).unwrap().uid(), 0);
     assert_eq!(std::fs::metadata(data.join("added")).unwrap().uid(), 0);
 
@@ -467,4 +474,147 @@ fn a_volume_session_for_the_book() {
         "<h1>from the host</h1>\n"
     );
     snapshot!("ch08_volumes", session);
+}
+
+#[test]
+fn a_volume_verb_refuses_a_name_that_leads_out_of_the_store() {
+    let Some(lab) = Lab::new("outside", |_| {}) else {
+        return;
+    };
+    // A host directory shaped like a volume, beside the store and away
+    // from it: `volume rm` deleted both before names were checked.
+    let victim = lab.host_dir("victim/_data");
+    std::fs::write(victim.join("keep"), "host's\n").unwrap();
+    let absolute = lab.dir.join("victim");
+    let absolute = absolute.to_str().unwrap();
+    for name in [absolute, "../victim"] {
+        for verb in [
+            &["volume", "rm", name][..],
+            &["volume", "rm", "-f", name],
+            &["volume", "inspect", name],
+        ] {
+            let output = lab.ch08(verb);
+            assert_clean_failure(&output, 125, "is not a volume name");
+            assert!(victim.join("keep").is_file(), "{verb:?} removed it");
+        }
+    }
+}
+
+/// An image whose /seed holds DIRS directories of FILES files each.
+fn seed_tree(builder: &mut tar::Builder<Vec<u8>>) {
+    const DIRS: usize = 12;
+    const FILES: usize = 300;
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_size(0);
+    header.set_mode(0o755);
+    builder
+        .append_data(&mut header.clone(), "seed", std::io::empty())
+        .unwrap();
+    for d in 0..DIRS {
+        builder
+            .append_data(&mut header.clone(), format!("seed/d{d}"), std::io::empty())
+            .unwrap();
+        for f in 0..FILES {
+            let mut file = tar::Header::new_gnu();
+            file.set_size(5);
+            file.set_mode(0o644);
+            builder
+                .append_data(&mut file, format!("seed/d{d}/f{f}"), &b"seed\n"[..])
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_seed_is_never_written_where_a_running_container_can_reach() {
+    let Some(lab) = Lab::new("race", seed_tree) else {
+        return;
+    };
+    // Volume V, empty, held by a running container that does not name it
+    // in its record (a host bind of its _data, so that only the staging
+    // stands between it and the seed): whenever a directory appears in
+    // it, the container renames it away and leaves a symlink to a host
+    // directory in its place. Seeding by cp into _data wrote the rest of
+    // that directory's files through the symlink, as the host's root.
+    let volume = format!("t8v-{}-race", std::process::id());
+    ok(&lab.ch08(&["volume", "create", &volume]));
+    let data = lab.volume_data(&volume);
+    std::os::unix::fs::chown(&data, Some(CONTAINER_ROOT), Some(CONTAINER_ROOT)).unwrap();
+    let escape = lab.host_dir("escape");
+    let ready = lab.host_dir("ready");
+    std::os::unix::fs::chown(&ready, Some(CONTAINER_ROOT), Some(CONTAINER_ROOT)).unwrap();
+    let racer = lab.name("racer");
+    let script = format!(
+        "touch /ready/go; i=0; while :; do for d in /data/*; do \
+         if [ -d \"$d\" ] && [ ! -L \"$d\" ]; then \
+         mv \"$d\" /data/.gone-$i && ln -s {} \"$d\"; i=$((i+1)); fi; done; done",
+        escape.display()
+    );
+    let bind = format!("{}:/data", data.display());
+    let ready_bind = format!("{}:/ready", ready.display());
+    ok(&lab.shell(
+        &["-d", "--name", &racer, "-v", &bind, "-v", &ready_bind],
+        &script,
+    ));
+    let started = std::time::Instant::now();
+    while !ready.join("go").exists() {
+        assert!(started.elapsed().as_secs() < 20, "the racer did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let spec = format!("{volume}:/seed");
+    let seeding = lab.run(&["--rm", "-v", &spec, "lab/base:v1", "true"]);
+    ok(&lab.ch08(&["rm", "-f", &racer]));
+    let written: Vec<_> = std::fs::read_dir(&escape)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        written.is_empty(),
+        "the seed wrote {} files through the container's symlinks; {}",
+        written.len(),
+        stderr(&seeding)
+    );
+    ok(&seeding);
+    // The seed went in (each directory whole, before the racer moved it),
+    // and no staging directory is left beside _data.
+    let seeded: usize = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| std::fs::read_dir(e.path()).unwrap().count())
+        .sum();
+    assert_eq!(seeded, 12 * 300);
+    let beside: Vec<_> = std::fs::read_dir(lab.dir.join("volumes").join(&volume))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        beside.iter().all(|name| !name.starts_with(".seed")),
+        "{beside:?}"
+    );
+}
+
+#[test]
+fn an_empty_volume_a_container_names_is_not_seeded_again() {
+    let Some(lab) = Lab::new("named-empty", seed_tree) else {
+        return;
+    };
+    let volume = format!("t8v-{}-emptied", std::process::id());
+    let spec = format!("{volume}:/seed");
+    let holder = lab.name("holder");
+    let output = lab.shell(
+        &["--name", &holder, "-v", &spec],
+        "ls /seed | wc -l; rm -rf /seed/*",
+    );
+    assert_eq!(ok(&output).trim(), "12");
+    // Empty, and named by `holder`'s record (stopped; it could be running):
+    // another container gets it as it is.
+    let output = lab.shell(&["--rm", "-v", &spec], "ls /seed | wc -l");
+    assert_eq!(ok(&output).trim(), "0");
+    ok(&lab.ch08(&["rm", &holder]));
+    let output = lab.shell(&["--rm", "-v", &spec], "ls /seed | wc -l");
+    assert_eq!(ok(&output).trim(), "12");
 }

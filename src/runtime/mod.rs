@@ -20,6 +20,7 @@
 //! | `netlink` | links, addresses, routes through rtnetlink, without ip(8) | ch04 |
 //! | `nftables` | the port guard through nf_tables netlink, without nft(8) | ch04 |
 //! | `userns` | uid/gid maps, idmapped and chowned roots | ch05 |
+//! | `mountspec` | what -v and --tmpfs say, parsed and checked; kept in records | ch08 |
 //! | `overlay` | a root of read-only layers under a writable one (overlayfs) | ch08 |
 //! | `volumes` | -v host binds and named volumes, --tmpfs; the volume verbs | ch08 |
 //! | `usernet` | user-mode networking with pasta(1), no root needed | ch05 |
@@ -50,6 +51,7 @@ pub mod lifecycle;
 pub mod logfile;
 pub mod monitor;
 pub mod mounts;
+pub mod mountspec;
 pub mod namespaces;
 pub mod net;
 pub mod netlink;

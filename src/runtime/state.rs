@@ -164,7 +164,7 @@ pub struct Record {
     /// From ch08: its -v and --tmpfs mounts; `volume rm` refuses a volume
     /// any record names, running or not.
     #[serde(default)]
-    pub mounts: Vec<crate::runtime::volumes::MountSpec>,
+    pub mounts: Vec<crate::runtime::mountspec::MountSpec>,
 }
 
 impl Record {

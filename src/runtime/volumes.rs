@@ -27,6 +27,7 @@
 
 use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
+use crate::runtime::mountspec::{MountSpec, check_volume_name, forbidden};
 use crate::runtime::userns::{
     MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
 };
@@ -46,182 +47,6 @@ use std::path::{Component, Path, PathBuf};
 pub const STORAGE_ENV: &str = "CONTAINER_LAB_STORAGE";
 /// Where the host root's named volumes live (Docker's /var/lib/docker/volumes).
 pub const ROOT_VOLUMES: &str = "/var/lib/container-lab/volumes";
-
-/// One `-v` or `--tmpfs` of a run, as given (and kept in the container's
-/// record: `volume rm` looks for the volumes records name).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum MountSpec {
-    /// A host directory or file, by its absolute path.
-    Bind {
-        source: PathBuf,
-        target: PathBuf,
-        read_only: bool,
-    },
-    /// A named volume of the lab's storage.
-    Volume {
-        name: String,
-        target: PathBuf,
-        read_only: bool,
-    },
-    /// A tmpfs, with tmpfs(5)'s options (size=, mode=, ...) and flags.
-    Tmpfs {
-        target: PathBuf,
-        options: Vec<String>,
-    },
-}
-
-impl MountSpec {
-    pub fn target(&self) -> &Path {
-        match self {
-            MountSpec::Bind { target, .. }
-            | MountSpec::Volume { target, .. }
-            | MountSpec::Tmpfs { target, .. } => target,
-        }
-    }
-
-    /// The named volume this mount uses, if it is one.
-    pub fn volume(&self) -> Option<&str> {
-        match self {
-            MountSpec::Volume { name, .. } => Some(name),
-            _ => None,
-        }
-    }
-}
-
-// ANCHOR: parse
-/// `-v SOURCE:TARGET[:ro|:rw]`, Docker's short form: SOURCE is a host path
-/// when it starts with `/`, else a volume name. A bare `-v /dir` (Docker's
-/// anonymous volume) and a relative host path are refused.
-pub fn parse_volume(text: &str) -> Result<MountSpec, String> {
-    let parts: Vec<&str> = text.split(':').collect();
-    let (source, target, mode) = match parts.as_slice() {
-        [_] => {
-            return Err(
-                "no container path: give HOST_DIR:CONTAINER_DIR or NAME:CONTAINER_DIR (anonymous volumes are not supported)"
-                .into(),
-            );
-        }
-        [source, target] => (*source, *target, None),
-        [source, target, mode] => (*source, *target, Some(*mode)),
-        _ => {
-            return Err("too many ':' (SOURCE:CONTAINER_DIR[:ro|:rw])".into());
-        }
-    };
-    let read_only = match mode {
-        None | Some("rw") => false,
-        Some("ro") => true,
-        Some(other) => return Err(format!("unknown mode '{other}': ro or rw")),
-    };
-    let target = container_path(target)?;
-    if source.starts_with('/') {
-        if Path::new(source)
-            .components()
-            .any(|c| c == Component::ParentDir)
-        {
-            return Err("the host path may not contain '..'".into());
-        }
-        return Ok(MountSpec::Bind {
-            source: PathBuf::from(source),
-            target,
-            read_only,
-        });
-    }
-    check_volume_name(source)
-        .map_err(|why| format!("{why}; a host directory is given by its absolute path"))?;
-    Ok(MountSpec::Volume {
-        name: source.to_string(),
-        target,
-        read_only,
-    })
-}
-// ANCHOR_END: parse
-
-/// A volume name as Docker takes it: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, which
-/// also keeps it one directory name in the storage.
-pub fn check_volume_name(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    match first_ok && rest_ok && name.len() >= 2 {
-        true => Ok(()),
-        false => Err(format!(
-            "'{name}' is not a volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)"
-        )),
-    }
-}
-
-/// `--tmpfs PATH[:OPTIONS]`: OPTIONS a comma list of tmpfs(5)'s size=,
-/// mode=, uid=, gid=, nr_inodes= and the flags ro, rw, exec, noexec.
-/// nosuid and nodev always (as Docker's default): `suid` and `dev` are
-/// refused.
-pub fn parse_tmpfs(text: &str) -> Result<MountSpec, String> {
-    let (path, options) = match text.split_once(':') {
-        Some((path, options)) => (path, options),
-        None => (text, ""),
-    };
-    let target = container_path(path)?;
-    let mut kept = Vec::new();
-    for option in options.split(',').filter(|o| !o.is_empty()) {
-        let known = match option.split_once('=') {
-            Some((key, value)) => {
-                ["size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"].contains(&key)
-                    && !value.is_empty()
-                    && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '%')
-            }
-            None => ["ro", "rw", "exec", "noexec", "nosuid", "nodev"].contains(&option),
-        };
-        if !known {
-            return Err(format!(
-                "unknown tmpfs option '{option}' (size=, mode=, uid=, gid=, nr_inodes=, ro, rw, exec, noexec)"
-            ));
-        }
-        kept.push(option.to_string());
-    }
-    Ok(MountSpec::Tmpfs {
-        target,
-        options: kept,
-    })
-}
-
-/// A target inside the container: absolute, cleaned (`.` and `//` gone),
-/// no `..`, not `/` itself and not under /proc, /sys or /dev, which the
-/// runtime mounts itself.
-fn container_path(text: &str) -> Result<PathBuf, String> {
-    let path = Path::new(text);
-    if !path.is_absolute() {
-        return Err(format!(
-            "the container path '{text}' is not absolute (it must start with /)"
-        ));
-    }
-    let mut clean = PathBuf::from("/");
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => clean.push(part),
-            Component::ParentDir => {
-                return Err(format!("the container path '{text}' may not contain '..'"));
-            }
-            _ => {}
-        }
-    }
-    forbidden(&clean).map_or(Ok(clean), Err)
-}
-
-/// Why a mount may not go on `inside` (a path in the container), if not.
-fn forbidden(inside: &Path) -> Option<String> {
-    if inside == Path::new("/") {
-        return Some("cannot mount over the container's root /".into());
-    }
-    ["/proc", "/sys", "/dev"]
-        .iter()
-        .find(|kernel| inside.starts_with(kernel))
-        .map(|kernel| {
-            format!(
-                "{} is under {kernel}, which the runtime mounts for the kernel",
-                inside.display()
-            )
-        })
-}
 
 /// tmpfs's mount flags and data: nosuid and nodev always, `mode=1777`
 /// unless given (Docker's default, a /tmp-like directory).
@@ -289,24 +114,31 @@ impl VolumeStore {
         })
     }
 
-    /// What a container sees of volume `name`.
-    pub fn data(&self, name: &str) -> PathBuf {
-        self.root.join(name).join("_data")
+    /// Volume `name`'s directory, `ROOT/NAME`: the one place a name becomes
+    /// a path, so the name is checked here. `/tmp/x` or `../../y` would
+    /// lead out of the store, and `volume rm` delete a host directory.
+    fn dir(&self, name: &str) -> Result<PathBuf, LabError> {
+        check_volume_name(name).map_err(|message| LabError::Usage { message })?;
+        Ok(self.root.join(name))
     }
 
-    pub fn exists(&self, name: &str) -> bool {
-        self.data(name).is_dir()
+    /// What a container sees of volume `name`.
+    pub fn data(&self, name: &str) -> Result<PathBuf, LabError> {
+        Ok(self.dir(name)?.join("_data"))
+    }
+
+    pub fn exists(&self, name: &str) -> Result<bool, LabError> {
+        Ok(self.data(name)?.is_dir())
     }
 
     /// Make volume `name` unless it exists; true when it was made.
     pub fn create(&self, name: &str) -> Result<bool, LabError> {
-        check_volume_name(name).map_err(|message| LabError::Usage { message })?;
+        let dir = self.dir(name)?;
         let _lock = crate::runtime::state::lock_file(&self.root.join(".lock"))?;
-        if self.exists(name) {
+        if self.exists(name)? {
             return Ok(false);
         }
-        let dir = self.root.join(name);
-        let data = self.data(name);
+        let data = dir.join("_data");
         std::fs::create_dir_all(&data).map_err(|e| LabError::io("mkdir", data.display(), e))?;
         let info = serde_json::to_vec(&VolumeInfo {
             created: crate::runtime::state::now(),
@@ -325,25 +157,27 @@ impl VolumeStore {
             .flatten()
             .filter(|entry| entry.path().join("_data").is_dir())
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| check_volume_name(name).is_ok())
             .collect();
         names.sort();
         names
     }
 
     fn created(&self, name: &str) -> u64 {
-        std::fs::read(self.root.join(name).join("volume.json"))
+        self.dir(name)
             .ok()
+            .and_then(|dir| std::fs::read(dir.join("volume.json")).ok())
             .and_then(|bytes| serde_json::from_slice::<VolumeInfo>(&bytes).ok())
             .map_or(0, |info| info.created)
     }
 
     /// True when the volume holds nothing: a new one, which the image seeds.
-    pub fn is_empty(&self, name: &str) -> bool {
-        is_empty_dir(&self.data(name))
+    pub fn is_empty(&self, name: &str) -> Result<bool, LabError> {
+        Ok(is_empty_dir(&self.data(name)?))
     }
 
     fn remove(&self, name: &str) -> Result<(), LabError> {
-        crate::runtime::state::remove_tree(&self.root.join(name))
+        crate::runtime::state::remove_tree(&self.dir(name)?)
     }
 }
 // ANCHOR_END: store
@@ -390,14 +224,14 @@ pub fn inspect(
 ) -> Result<i32, LabError> {
     let mut documents = Vec::new();
     for name in names {
-        if !store.exists(name) {
+        if !store.exists(name)? {
             return Err(no_such_volume(name));
         }
         documents.push(serde_json::json!({
             "CreatedAt": crate::runtime::state::rfc3339(store.created(name)),
             "Driver": "local",
             "Labels": {},
-            "Mountpoint": store.data(name),
+            "Mountpoint": store.data(name)?,
             "Name": name,
             "Options": {},
             "Scope": "local",
@@ -429,7 +263,7 @@ pub fn rm(
     force: bool,
 ) -> Result<i32, LabError> {
     crate::runtime::lifecycle::each(names, |name| {
-        if !store.exists(name) {
+        if !store.exists(name)? {
             return match force {
                 true => Ok(()),
                 false => Err(no_such_volume(name)),
@@ -477,7 +311,8 @@ pub struct Attachment {
     pub idmapped: bool,
     /// A directory (else a file, bound over a file).
     pub directory: bool,
-    /// A volume just made, or empty: the image's files at `target` go in first.
+    /// A volume just made, or empty and named by no container's record:
+    /// the image's files at `target` go in first.
     pub seed: bool,
 }
 
@@ -526,13 +361,18 @@ pub fn prepare(mounts: &[MountSpec]) -> Result<Vec<Attachment>, LabError> {
             } => {
                 let store = store.as_ref().expect("opened for volumes");
                 let made = store.create(name)?;
+                // An empty volume another container's record names is
+                // not seeded: that container may be running with it.
+                let seed = made
+                    || (store.is_empty(name)?
+                        && users_of(&crate::runtime::state::Store::open()?, name).is_empty());
                 attachments.push(Attachment {
-                    source: store.data(name),
+                    source: store.data(name)?,
                     target: target.clone(),
                     read_only: *read_only,
                     idmapped: nix::unistd::geteuid().is_root(),
                     directory: true,
-                    seed: made || store.is_empty(name),
+                    seed,
                 });
             }
             MountSpec::Tmpfs { .. } => {}
@@ -551,6 +391,13 @@ pub fn prepare(mounts: &[MountSpec]) -> Result<Vec<Attachment>, LabError> {
 /// `view` (RESOLVE_IN_ROOT: a symlink `/data -> /etc` seeds from the
 /// image's /etc, never the host's) and handed to cp(1) as
 /// /proc/PID/fd/N. Returns false when the image has no directory there.
+///
+/// cp never writes where a container can reach: one already running with
+/// the volume could swap a directory cp has just made in `_data` for a
+/// symlink to anywhere on the host, and the host's root would write the
+/// rest there, owners and setuid bits kept. It copies into a staging
+/// directory beside `_data`, which no container mounts; the finished
+/// entries are then moved in (`Staging::move_in`).
 pub fn seed(view: &Path, target: &Path, data: &Path, keep_owners: bool) -> Result<bool, LabError> {
     let root = nix::fcntl::open(
         view,
@@ -576,6 +423,7 @@ pub fn seed(view: &Path, target: &Path, data: &Path, keep_owners: bool) -> Resul
             });
         }
     };
+    let staging = Staging::make(data)?;
     let from = format!("/proc/{}/fd/{}/.", std::process::id(), found.as_raw_fd());
     let mut cp = std::process::Command::new("cp");
     cp.arg("-a");
@@ -584,10 +432,10 @@ pub fn seed(view: &Path, target: &Path, data: &Path, keep_owners: bool) -> Resul
         // user's, which is the container's root.
         cp.arg("--no-preserve=ownership");
     }
-    let shown = format!("cp -a {}/. {}", target.display(), data.display());
+    let shown = format!("cp -a {}/. {}", target.display(), staging.path.display());
     let output = cp
         .arg(&from)
-        .arg(data)
+        .arg(&staging.path)
         .output()
         .map_err(|e| LabError::ToolFailed {
             command: shown.clone(),
@@ -599,9 +447,115 @@ pub fn seed(view: &Path, target: &Path, data: &Path, keep_owners: bool) -> Resul
             message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         });
     }
+    staging.move_in(keep_owners)?;
     Ok(true)
 }
 // ANCHOR_END: seed
+
+/// `NAME/.seed-PID`, beside the volume's `_data`: where a seed is copied
+/// before it goes in. Made 0700 by mkdir(2), which fails on a name that
+/// exists; removed when dropped, whatever happened. It and `_data` are
+/// held by descriptors opened from the volume's own directory with
+/// O_DIRECTORY|O_NOFOLLOW.
+struct Staging {
+    path: PathBuf,
+    dir: OwnedFd,
+    data: OwnedFd,
+}
+
+impl Staging {
+    fn make(data: &Path) -> Result<Staging, LabError> {
+        let volume = data.parent().unwrap_or(Path::new("/"));
+        let failed = |syscall: &'static str, target: &Path| {
+            let target = target.display().to_string();
+            move |errno| LabError::StepFailed {
+                syscall,
+                target,
+                errno,
+            }
+        };
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let volume_fd =
+            nix::fcntl::open(volume, flags, Mode::empty()).map_err(failed("open", volume))?;
+        let name = format!(".seed-{}", std::process::id());
+        let path = volume.join(&name);
+        let mkdir =
+            || nix::sys::stat::mkdirat(&volume_fd, name.as_str(), Mode::from_bits_truncate(0o700));
+        let made = match mkdir() {
+            Err(Errno::EEXIST) => {
+                // Left by a runtime that was killed and had this PID.
+                crate::runtime::state::remove_tree(&path)?;
+                mkdir()
+            }
+            made => made,
+        };
+        made.map_err(failed("mkdir", &path))?;
+        let staging = Staging {
+            dir: nix::fcntl::openat(&volume_fd, name.as_str(), flags, Mode::empty())
+                .map_err(failed("open", &path))?,
+            data: nix::fcntl::openat(&volume_fd, "_data", flags, Mode::empty())
+                .map_err(failed("open", data))?,
+            path,
+        };
+        Ok(staging)
+    }
+
+    /// Each entry renamed into `_data` (renameat2(2) with RENAME_NOREPLACE,
+    /// between the two descriptors): a finished tree moves in whole, and
+    /// nothing is written through a path a container could have changed.
+    /// A name `_data` has meanwhile is left as it is. Then `_data` takes
+    /// the mode (and, as root, the owner) cp gave the staging directory:
+    /// the image's directory's.
+    fn move_in(&self, keep_owners: bool) -> Result<(), LabError> {
+        let entries = std::fs::read_dir(&self.path)
+            .map_err(|e| LabError::io("read", self.path.display(), e))?;
+        for entry in entries {
+            let name = entry
+                .map_err(|e| LabError::io("read", self.path.display(), e))?
+                .file_name();
+            match nix::fcntl::renameat2(
+                &self.dir,
+                name.as_os_str(),
+                &self.data,
+                name.as_os_str(),
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            ) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(errno) => {
+                    return Err(LabError::StepFailed {
+                        syscall: "renameat2",
+                        target: self.path.join(name).display().to_string(),
+                        errno,
+                    });
+                }
+            }
+        }
+        let failed = |syscall| {
+            move |errno| LabError::StepFailed {
+                syscall,
+                target: self.path.display().to_string(),
+                errno,
+            }
+        };
+        let stat = nix::sys::stat::fstat(&self.dir).map_err(failed("fstat"))?;
+        if keep_owners {
+            nix::unistd::fchown(
+                &self.data,
+                Some(stat.st_uid.into()),
+                Some(stat.st_gid.into()),
+            )
+            .map_err(failed("fchown"))?;
+        }
+        nix::sys::stat::fchmod(&self.data, Mode::from_bits_truncate(stat.st_mode & 0o7777))
+            .map_err(failed("fchmod"))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = crate::runtime::state::remove_tree(&self.path);
+    }
+}
 
 /// Before the container starts: each volume that is new (or empty) and
 /// mounted where the image has a directory gets a copy of it, read from
@@ -618,15 +572,19 @@ pub fn seed_new(
             continue;
         }
         let args = format!(
-            "-a IMAGE{}/. {}",
+            "-a IMAGE{}/. {}/.seed-PID, then each entry renameat2(2)'d into _data, RENAME_NOREPLACE",
             attachment.target.display(),
-            attachment.source.display()
+            attachment
+                .source
+                .parent()
+                .unwrap_or(&attachment.source)
+                .display()
         );
         narrator.run_tool(
             Step {
                 syscall: "cp",
                 args: &args,
-                why: "a new volume starts with the image's files at its path, owners and modes kept (Docker's copy-up)",
+                why: "a new volume starts with the image's files at its path, owners and modes kept (Docker's copy-up); copied where no container can reach, then moved in",
                 man: "cp(1)",
             },
             || {
@@ -988,63 +946,7 @@ pub fn mount_tmpfs(narrator: &Narrator, mounts: &[MountSpec]) -> Result<(), LabE
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn bind(source: &str, target: &str, read_only: bool) -> MountSpec {
-        MountSpec::Bind {
-            source: source.into(),
-            target: target.into(),
-            read_only,
-        }
-    }
-
-    #[test]
-    fn host_paths_and_volume_names_are_told_apart() {
-        assert_eq!(
-            parse_volume("/srv/data:/data"),
-            Ok(bind("/srv/data", "/data", false))
-        );
-        assert_eq!(
-            parse_volume("/srv/data:/data:ro"),
-            Ok(bind("/srv/data", "/data", true))
-        );
-        assert_eq!(
-            parse_volume("/srv/data:/data/./x//:rw"),
-            Ok(bind("/srv/data", "/data/x", false))
-        );
-        assert_eq!(
-            parse_volume("cache.v1:/var/cache:ro"),
-            Ok(MountSpec::Volume {
-                name: "cache.v1".into(),
-                target: "/var/cache".into(),
-                read_only: true
-            })
-        );
-    }
-
-    #[test]
-    fn bad_volumes_are_refused_with_the_reason() {
-        let refused = |text: &str, why: &str| {
-            let error = parse_volume(text).unwrap_err();
-            assert!(error.contains(why), "{text}: {error}");
-            assert!(!error.contains('\n'), "{error}");
-        };
-        refused("./relative:/x", "not a volume name");
-        refused("rel/dir:/x", "absolute path");
-        refused("/x", "no container path");
-        refused("/host:relative", "not absolute");
-        refused("/host:/x:rx", "unknown mode 'rx'");
-        refused("/host:/x:ro:z", "too many");
-        refused("/host:/", "root /");
-        refused("/host:/proc/x", "under /proc");
-        refused("/host:/sys", "under /sys");
-        refused("/host:/dev/shm", "under /dev");
-        refused("/host:/a/../etc", "'..'");
-        refused("/a/../b:/x", "'..'");
-        refused("x:/y", "not a volume name");
-        refused("-v:/y", "not a volume name");
-        // /devices is not /dev.
-        assert!(parse_volume("/host:/devices").is_ok());
-    }
+    use crate::runtime::mountspec::parse_tmpfs;
 
     #[test]
     fn tmpfs_takes_its_options_and_keeps_nosuid_nodev() {
@@ -1085,15 +987,79 @@ mod tests {
         let store = VolumeStore::at(&dir).unwrap();
         assert!(store.create("v1").unwrap());
         assert!(!store.create("v1").unwrap());
-        assert!(store.is_empty("v1"));
-        std::fs::write(store.data("v1").join("f"), "x").unwrap();
-        assert!(!store.is_empty("v1"));
+        assert!(store.is_empty("v1").unwrap());
+        std::fs::write(store.data("v1").unwrap().join("f"), "x").unwrap();
+        assert!(!store.is_empty("v1").unwrap());
         store.create("a2").unwrap();
         assert_eq!(store.names(), ["a2", "v1"]);
         assert!(store.created("v1") > 0);
         store.remove("v1").unwrap();
         assert_eq!(store.names(), ["a2"]);
         assert!(store.create("../x").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_name_that_leads_out_of_the_store_is_refused_everywhere() {
+        let dir = std::env::temp_dir().join(format!("lab-volumes-out-{}", std::process::id()));
+        let store = VolumeStore::at(&dir.join("volumes")).unwrap();
+        let outside = dir.join("outside");
+        std::fs::create_dir_all(outside.join("_data")).unwrap();
+        for name in [
+            outside.to_str().unwrap(),
+            "../outside",
+            "a/../../outside",
+            "..",
+        ] {
+            assert!(store.data(name).is_err(), "{name}");
+            assert!(store.exists(name).is_err(), "{name}");
+            assert!(store.remove(name).is_err(), "{name}");
+            assert!(store.is_empty(name).is_err(), "{name}");
+            assert_eq!(store.created(name), 0, "{name}");
+        }
+        assert!(outside.join("_data").is_dir());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The seed goes through a staging directory and moves in without
+    /// replacing: a symlink the volume holds (a container's, planted where
+    /// the seed has a directory) is never written through, and no staging
+    /// directory is left.
+    #[test]
+    fn a_seed_never_writes_through_what_the_volume_holds() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("lab-volumes-seed-{}", std::process::id()));
+        let view = dir.join("view");
+        std::fs::create_dir_all(view.join("srv/sub")).unwrap();
+        std::fs::create_dir_all(view.join("srv/kept")).unwrap();
+        std::fs::write(view.join("srv/sub/file"), "image\n").unwrap();
+        std::fs::write(view.join("srv/top"), "image\n").unwrap();
+        std::fs::set_permissions(view.join("srv"), std::fs::Permissions::from_mode(0o750)).unwrap();
+        let outside = dir.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        let store = VolumeStore::at(&dir.join("volumes")).unwrap();
+        store.create("v1").unwrap();
+        let data = store.data("v1").unwrap();
+        std::os::unix::fs::symlink(&outside, data.join("sub")).unwrap();
+        std::fs::write(data.join("top"), "volume's\n").unwrap();
+
+        assert!(seed(&view, Path::new("/srv"), &data, false).unwrap());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        assert!(data.join("sub").is_symlink());
+        assert_eq!(
+            std::fs::read_to_string(data.join("top")).unwrap(),
+            "volume's\n"
+        );
+        assert!(data.join("kept").is_dir());
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o750);
+        let left: Vec<_> = std::fs::read_dir(dir.join("volumes/v1"))
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}"); // _data and volume.json
+        assert!(!seed(&view, Path::new("/missing"), &data, false).unwrap());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
