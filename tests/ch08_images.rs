@@ -60,6 +60,14 @@ impl Images {
         self.command().args(args).output().unwrap()
     }
 
+    /// One step of a session for the book: `args` run, shown as `shown`,
+    /// which must succeed.
+    fn step(&self, shown: &str, args: &[&str]) -> String {
+        let output = self.ch08(args);
+        assert_eq!(code(&output), 0, "{shown}: {}", stderr(&output));
+        transcript(shown, &output, None)
+    }
+
     /// `run --net none ARGS...`, attached.
     fn run(&self, args: &[&str]) -> Output {
         let mut words = vec!["run", "--net", "none"];
@@ -554,11 +562,7 @@ fn a_session_for_the_book() {
     let name = lab.name("web");
     let rootfs = rootfs().to_str().unwrap();
     let mut session = String::new();
-    let step = |shown: &str, args: &[&str]| {
-        let output = lab.ch08(args);
-        assert_eq!(code(&output), 0, "{shown}: {}", stderr(&output));
-        transcript(shown, &output, None)
-    };
+    let step = |shown: &str, args: &[&str]| lab.step(shown, args);
     session += &step(
         "ch08-images import ./rootfs lab/base:v1",
         &["import", rootfs, "lab/base:v1"],
@@ -619,31 +623,28 @@ fn a_session_for_the_book() {
     let session = mask_sizes(&mask(
         &session.replace(&name, "web").replace(rootfs, "./rootfs"),
     ));
-    // Columns are as wide as their widest value, which masking changed
-    // (and the rootfs's path, which depends on where the checkout is):
-    // one gap of three spaces between columns, whatever the machine.
-    let session: String = session
-        .lines()
-        .map(|line| {
-            let mut out = String::new();
-            for (n, cell) in line
-                .split("  ")
-                .filter(|cell| !cell.trim().is_empty())
-                .enumerate()
-            {
-                if n > 0 {
-                    out.push_str("   ");
-                }
-                out.push_str(cell.trim());
-            }
-            out + "\n"
-        })
-        .collect();
+    let session = one_gap_between_columns(&session);
     snapshot!("ch08_session", session);
 }
 
 /// Sizes as `images` and `history` print them (`18.0MB`, `512B`) become
 /// `<size>`: they depend on the host tools the rootfs holds.
+/// Columns are as wide as their widest value, which masking changed (and
+/// the rootfs's path, which depends on where the checkout is): one gap of
+/// three spaces between columns, whatever the machine.
+fn one_gap_between_columns(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let cells: Vec<&str> = line
+                .split("  ")
+                .map(str::trim)
+                .filter(|cell| !cell.is_empty())
+                .collect();
+            cells.join("   ") + "\n"
+        })
+        .collect()
+}
+
 fn mask_sizes(text: &str) -> String {
     text.split_inclusive('\n')
         .map(|line| {
@@ -1155,11 +1156,7 @@ fn a_commit_session_for_the_book() {
     let name = lab.name("web");
     let rootfs = rootfs().to_str().unwrap();
     let mut session = String::new();
-    let step = |shown: &str, args: &[&str]| {
-        let output = lab.ch08(args);
-        assert_eq!(code(&output), 0, "{shown}: {}", stderr(&output));
-        transcript(shown, &output, None)
-    };
+    let step = |shown: &str, args: &[&str]| lab.step(shown, args);
     session += &step(
         "ch08-images import ./rootfs lab/base:v1",
         &["import", rootfs, "lab/base:v1"],
@@ -1226,18 +1223,6 @@ fn a_commit_session_for_the_book() {
     );
     session += &step("ch08-images rm web", &["rm", &name]);
     let session = mask(&session.replace(&name, "web").replace(rootfs, "./rootfs"));
-    // Columns are as wide as their widest value, which masking changed:
-    // one gap of three spaces between columns, whatever the machine.
-    let session: String = session
-        .lines()
-        .map(|line| {
-            let cells: Vec<&str> = line
-                .split("  ")
-                .map(str::trim)
-                .filter(|cell| !cell.is_empty())
-                .collect();
-            cells.join("   ") + "\n"
-        })
-        .collect();
+    let session = one_gap_between_columns(&session);
     snapshot!("ch08_commit", mask_sizes(&session));
 }
