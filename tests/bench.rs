@@ -149,7 +149,11 @@ fn quick_bench_produces_a_well_formed_report() {
     }
     for row in &images.rows {
         assert_eq!(row.runs, 3, "{row:?}");
-        assert_eq!(row.goal.is_some(), row.peer_median.is_some(), "{row:?}");
+        // A row beside a peer has a goal; one without may have an
+        // absolute goal (an unchanged rebuild under 200 ms) or none.
+        if row.peer_median.is_some() {
+            assert!(row.goal.is_some(), "{row:?}");
+        }
     }
 
     // What the bench started, it removed.

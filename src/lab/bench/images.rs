@@ -722,6 +722,17 @@ fn commit_goal(row: &ComparedRow) -> Option<Goal> {
     })
 }
 
+/// What a diff layer saves: a small change costs a fraction of storing
+/// the whole tree again.
+fn diff_goal(row: &ComparedRow) -> Option<Goal> {
+    let ratio = row.median / row.peer_median?;
+    Some(Goal {
+        target: "under 0.5x of importing the whole tree".into(),
+        measured: format!("{ratio:.2}x"),
+        met: ratio < 0.5,
+    })
+}
+
 /// `commit` of a container that wrote 10 MiB, on the bench's image and on
 /// its first layer alone; and of one that wrote 1 MiB, beside what a
 /// runtime without diff layers does: import the whole tree again.
@@ -785,12 +796,15 @@ fn commit_rows(
         output_with(&argv(chapter, &["rmi", &id]), &store.0)?;
         Ok((ours, Some(theirs)))
     })?;
-    rows.extend(compared_row(
-        &format!("commit, 1 MiB changed, {big:.0} MiB image"),
-        "ms",
-        one,
-        "import of the whole tree (no diff layer)".into(),
-        whole,
+    rows.extend(with_goal(
+        compared_row(
+            &format!("commit, 1 MiB changed, {big:.0} MiB image"),
+            "ms",
+            one,
+            "import of the whole tree (no diff layer)".into(),
+            whole,
+        ),
+        diff_goal,
     ));
     Ok(rows)
 }
