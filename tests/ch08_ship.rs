@@ -737,3 +737,69 @@ as_root!(
         );
     }
 );
+
+/// A container of the lab's, removed when dropped, passed or failed.
+struct Container<'a> {
+    store: &'a Store,
+    name: String,
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        let _ = self.store.run(["rm", "-f", self.name.as_str()]);
+    }
+}
+
+as_root!(
+    /// Issue 17's round trip: a container writes a file and deletes one,
+    /// `commit` makes an image of it, `save` writes it, podman loads and
+    /// runs it: the file is there, and the deleted one is gone in podman
+    /// too (podman read the whiteout the commit wrote).
+    a_committed_image_runs_in_podman_with_its_deletions,
+    {
+        let scratch = Scratch::new("round-trip");
+        let store = Store::new("round-trip");
+        let tree = scratch.join("tree");
+        make_tree(&tree, 0);
+        // What `run` mounts its kernel filesystems on.
+        for dir in ["proc", "sys", "dev"] {
+            std::fs::create_dir_all(tree.join(dir)).unwrap();
+        }
+        store.ok([
+            OsStr::new("import"),
+            tree.as_os_str(),
+            OsStr::new("lab/rt-base:v1"),
+        ]);
+        let container = Container {
+            store: &store,
+            name: format!("t8s-{}-round-trip", std::process::id()),
+        };
+        store.ok([
+            "run",
+            "--net",
+            "none",
+            "--name",
+            &container.name,
+            "lab/rt-base:v1",
+            "/bin/sh",
+            "-c",
+            "echo written by the container > /etc/greeting; /bin/busybox rm /etc/motd",
+        ]);
+        let check = r#"CMD ["/bin/sh", "-c", "cat /etc/greeting; test -e /etc/motd && echo motd is back || echo motd is gone"]"#;
+        store.ok(["commit", "-c", check, &container.name, "lab/rt:v1"]);
+        let archive = scratch.join("rt.tar");
+        store.ok([
+            OsStr::new("save"),
+            OsStr::new("-o"),
+            archive.as_os_str(),
+            OsStr::new("lab/rt:v1"),
+        ]);
+        let podman = Podman::new("round-trip");
+        podman.ok(&[OsStr::new("load"), OsStr::new("-i"), archive.as_os_str()]);
+        assert_eq!(
+            podman.run("localhost/lab/rt:v1"),
+            "written by the container\nmotd is gone\n"
+        );
+        drop(container);
+    }
+);
