@@ -68,6 +68,25 @@ impl Images {
         transcript(shown, &output, None)
     }
 
+    /// A session step: `run --net none --name NAME lab/base:v1 /bin/sh -c
+    /// SCRIPT`, shown with the container named `web`.
+    fn shell_step(&self, name: &str, script: &str) -> String {
+        self.step(
+            &format!("ch08-images run --net none --name web lab/base:v1 /bin/sh -c '{script}'"),
+            &[
+                "run",
+                "--net",
+                "none",
+                "--name",
+                name,
+                "lab/base:v1",
+                "/bin/sh",
+                "-c",
+                script,
+            ],
+        )
+    }
+
     /// `run --net none ARGS...`, attached.
     fn run(&self, args: &[&str]) -> Output {
         let mut words = vec!["run", "--net", "none"];
@@ -584,20 +603,7 @@ fn a_session_for_the_book() {
         layers.join("\n")
     );
     let script = "echo web > /etc/hostname; rm /etc/hosts; mkdir /data; echo 42 > /data/answer; cat /etc/hostname";
-    session += &step(
-        &format!("ch08-images run --net none --name web lab/base:v1 /bin/sh -c '{script}'"),
-        &[
-            "run",
-            "--net",
-            "none",
-            "--name",
-            &name,
-            "lab/base:v1",
-            "/bin/sh",
-            "-c",
-            script,
-        ],
-    );
+    session += &lab.shell_step(&name, script);
     session += &step("ch08-images diff web", &["diff", &name]);
     let look = "wc -c < /etc/hostname; ls /etc/hosts; test -e /data || echo no /data";
     session += &step(
@@ -1162,20 +1168,7 @@ fn a_commit_session_for_the_book() {
         &["import", rootfs, "lab/base:v1"],
     );
     let script = "echo web > /etc/hostname; rm /etc/nsswitch.conf; rm -rf /home; mkdir /home; echo hi > /home/greeting";
-    session += &step(
-        &format!("ch08-images run --net none --name web lab/base:v1 /bin/sh -c '{script}'"),
-        &[
-            "run",
-            "--net",
-            "none",
-            "--name",
-            &name,
-            "lab/base:v1",
-            "/bin/sh",
-            "-c",
-            script,
-        ],
-    );
+    session += &lab.shell_step(&name, script);
     session += &step("ch08-images diff web", &["diff", &name]);
     let change = r#"CMD ["cat", "/home/greeting"]"#;
     session += &step(
