@@ -27,7 +27,7 @@ use container_lab::runtime::net::{BridgeRequest, ContainerNetwork, NetChoice, Ne
 use container_lab::runtime::overlay::LayeredRoot;
 use container_lab::runtime::state::{NetworkRecord, Record, Store};
 use container_lab::runtime::usernet::UserModeNetwork;
-use container_lab::runtime::userns::{self, RootfsMountPoint};
+use container_lab::runtime::userns::{self, IdMap, RootfsMountPoint};
 use container_lab::runtime::volumes::{self, Attachment};
 use container_lab::runtime::{command, fds, mounts, namespaces, net, process, terminal};
 use nix::sched::CloneFlags;
@@ -214,6 +214,7 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
         layer,
         attachments,
         mounts,
+        maps: (record.uid_maps.clone(), record.gid_maps.clone()),
     };
     monitor.run_until_done(|| recipe(cli, &narrator, &monitor, &image, &words, rootless))
 }
@@ -228,6 +229,8 @@ struct ImageToRun {
     layer: PathBuf,
     attachments: Vec<Attachment>,
     mounts: Vec<MountSpec>,
+    /// The uid and gid maps, worked out once by `create` and recorded.
+    maps: (Vec<IdMap>, Vec<IdMap>),
 }
 
 /// Why IMAGE is not in the store, and what to do: a path is chapter 07's
@@ -290,7 +293,7 @@ fn recipe(
     // --net auto: a bridge as root; without root, which cannot
     // make one, user-mode networking with pasta (loopback only without it).
     let net = cli.net.resolve(rootless)?;
-    let (uids, gids) = cli.userns.maps()?;
+    let (uids, gids) = image.maps.clone();
     // NEW in ch08: the root is the image's layers under a writable layer
     // of the container's own, whose top directory its root owns.
     let owner = (
