@@ -9,7 +9,7 @@ use crate::runtime::process::Launch;
 use crate::runtime::userns::{IdMap, SubordinateRange};
 use clap::{Args, Parser};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `--explain` and `--step`, for instructors.
 #[derive(Args, Debug, Clone)]
@@ -417,6 +417,88 @@ impl ImageRunArgs {
     }
 }
 
+// ANCHOR: security_args
+/// What chapter 09 turns on, and the flags that turn each part off.
+#[derive(Args, Debug, Clone)]
+pub struct SecurityArgs {
+    /// Give the container a capability beyond chapter 09's list
+    /// (capabilities(7): NET_ADMIN, SYS_PTRACE, ..., or ALL); repeatable
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+
+    /// Take a capability off the list (or ALL: none at all); repeatable
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+
+    /// no-new-privileges[=true|false]: setuid programs gain nothing (default
+    /// true); seccomp=unconfined or seccomp=PROFILE.json (Docker's JSON
+    /// format; default: the built-in profile, Docker's default's
+    /// decisions); systempaths=unconfined: no masked or read-only /proc
+    /// and /sys paths; repeatable
+    #[arg(long = "security-opt", value_name = "OPTION")]
+    pub security_opt: Vec<String>,
+
+    /// Turn every protection of chapter 09 off: every capability (over the
+    /// container's own namespaces), no seccomp, no masks, setuid allowed
+    #[arg(long)]
+    pub privileged: bool,
+}
+// ANCHOR_END: security_args
+
+impl SecurityArgs {
+    /// The container's settings: chapter 09's defaults, changed by the
+    /// flags as docker run changes them.
+    pub fn security(&self) -> Result<crate::runtime::hardening::Security, LabError> {
+        use crate::runtime::hardening::Security;
+        use crate::runtime::seccomp::Profile;
+        if self.privileged {
+            if !self.cap_add.is_empty()
+                || !self.cap_drop.is_empty()
+                || !self.security_opt.is_empty()
+            {
+                return Err(LabError::Usage {
+                    message: "--privileged turns every protection off: leave out --cap-add, --cap-drop and --security-opt, or leave out --privileged".into(),
+                });
+            }
+            return Ok(Security::privileged());
+        }
+        let mut security = Security::default();
+        security.capabilities = security
+            .capabilities
+            .adjusted(&self.cap_add, &self.cap_drop)?;
+        for option in &self.security_opt {
+            // docker accepts `key=value` and the older `key:value`.
+            let (key, value) = option
+                .split_once(['=', ':'])
+                .map_or((option.as_str(), None), |(k, v)| (k, Some(v)));
+            match (key, value) {
+                ("no-new-privileges", None | Some("true")) => security.no_new_privileges = true,
+                ("no-new-privileges", Some("false")) => security.no_new_privileges = false,
+                ("seccomp", Some("unconfined")) => security.seccomp = None,
+                ("seccomp", Some(path)) if !path.is_empty() => {
+                    security.seccomp = Some(Profile::from_file(Path::new(path))?);
+                }
+                ("systempaths", Some("unconfined")) => security.masked_paths = false,
+                ("apparmor" | "label", _) => {
+                    return Err(LabError::Usage {
+                        message: format!(
+                            "--security-opt {option}: AppArmor and SELinux are not part of the lab (see chapter 09's page)"
+                        ),
+                    });
+                }
+                _ => {
+                    return Err(LabError::Usage {
+                        message: format!(
+                            "--security-opt {option:?}: expected no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json or systempaths=unconfined"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(security)
+    }
+}
+
 /// `volume SUBCOMMAND` (ch08): named volumes, Docker's verbs.
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum VolumeVerb {
@@ -763,7 +845,13 @@ impl ExecArgs {
             tty: self.tty,
             interactive: self.interactive,
         };
-        crate::runtime::exec::exec_in(&narrator, pid, &request)
+        // From ch09: the container's protections, for this process too.
+        let hardening = record
+            .security
+            .as_ref()
+            .map(|security| security.prepare())
+            .transpose()?;
+        crate::runtime::exec::exec_in(&narrator, pid, &request, hardening.as_ref())
     }
 }
 

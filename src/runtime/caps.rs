@@ -4,6 +4,7 @@
 //! forgot sudo gets one clear sentence instead of an EPERM half-way through.
 
 use crate::error::LabError;
+use crate::narrator::Narrator;
 
 /// CAP_SYS_CHROOT, needed for chroot(2).
 pub const CAP_SYS_CHROOT: Capability = Capability {
@@ -229,6 +230,214 @@ pub fn drop_all() -> nix::Result<()> {
     }
 }
 
+// ANCHOR: capset
+/// A set of capabilities, one bit per number, as the kernel keeps them
+/// (`CapEff:` and friends in /proc/PID/status are such masks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CapSet(pub u64);
+
+/// Docker's default list (2014, unchanged in substance since): what most
+/// programs that start as root need, and nothing that reaches past the
+/// container's own files, processes and network. Chapter 09 keeps it but
+/// for two: CAP_SYS_CHROOT, gone since chapter 02 (a chroot inside a
+/// pivoted root is harmless, but a capability a chapter took away does not
+/// come back by default; `--cap-add SYS_CHROOT` gives it to the sshd that
+/// wants it), and CAP_NET_RAW, which writes any packet it likes onto the
+/// container's link, ARP and forged sources included (issue 12: the
+/// bridge's port guard stops those, and ping works without it through
+/// ICMP sockets, net.ipv4.ping_group_range).
+pub const DOCKER_DEFAULT: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+impl CapSet {
+    /// Chapter 09's default: Docker's list without SYS_CHROOT and NET_RAW.
+    pub fn container_default() -> CapSet {
+        let mut set = CapSet::default();
+        for name in DOCKER_DEFAULT {
+            if name != "CAP_SYS_CHROOT" && name != "CAP_NET_RAW" {
+                set.0 |= 1 << number_of(name).expect("the table names it");
+            }
+        }
+        set
+    }
+
+    /// Every capability this kernel knows (PR_CAPBSET_READ answers EINVAL
+    /// past the last one, prctl(2)): what `--privileged` keeps.
+    pub fn all_known() -> CapSet {
+        let mut set = CapSet::default();
+        for number in 0..64 {
+            // SAFETY: PR_CAPBSET_READ takes a capability number only.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_READ, number as libc::c_ulong, 0, 0, 0) } < 0 {
+                break;
+            }
+            set.0 |= 1 << number;
+        }
+        set
+    }
+
+    pub fn contains(self, number: u32) -> bool {
+        self.0 & (1 << number) != 0
+    }
+
+    /// The names, in number order (`CAP_CHOWN`, ...).
+    pub fn names(self) -> Vec<&'static str> {
+        (0..64)
+            .filter(|&number| self.contains(number))
+            .map(|number| numbered(number).name)
+            .collect()
+    }
+
+    /// `--cap-add` and `--cap-drop` applied to `self` as docker run applies
+    /// them: `--cap-drop ALL` starts from nothing, `--cap-add ALL` from
+    /// everything; otherwise drops come after adds. Names are taken with or
+    /// without `CAP_`, in any case.
+    pub fn adjusted(self, add: &[String], drop: &[String]) -> Result<CapSet, LabError> {
+        let is_all = |name: &String| name.eq_ignore_ascii_case("ALL");
+        let mut set = match (add.iter().any(is_all), drop.iter().any(is_all)) {
+            (true, _) => CapSet::all_known(),
+            (false, true) => CapSet::default(),
+            (false, false) => self,
+        };
+        let bits = |names: &[String]| -> Result<u64, LabError> {
+            let mut bits = 0u64;
+            for name in names.iter().filter(|name| !is_all(name)) {
+                bits |= 1 << parse_name(name)?;
+            }
+            Ok(bits)
+        };
+        let (added, dropped) = (bits(add)?, bits(drop)?);
+        if add.iter().any(is_all) {
+            set.0 &= !dropped;
+        } else {
+            set.0 = (set.0 & !dropped) | added;
+        }
+        Ok(set)
+    }
+
+    /// Cut the bounding set to this set and empty the ambient set: no
+    /// program this process or its children execute can hold any other
+    /// capability again, setuid-root or not (capabilities(7)). Needs
+    /// CAP_SETPCAP, so it comes before the process gives its own away.
+    pub fn limit_bounding_set(self, narrator: &Narrator) -> Result<(), LabError> {
+        let dropped: Vec<u32> = (0..64)
+            .filter(|&number| CapSet::all_known().contains(number) && !self.contains(number))
+            .collect();
+        let args = format!(
+            "PR_CAPBSET_DROP x{} (all but {}); PR_CAP_AMBIENT_CLEAR_ALL",
+            dropped.len(),
+            self.short_names()
+        );
+        narrator.run(
+            crate::narrator::Step {
+                syscall: "prctl",
+                args: &args,
+                why: "no program the container runs can ever hold a capability outside its list, not even a setuid-root one",
+                man: "capabilities(7)",
+            },
+            || {
+                for number in dropped {
+                    // SAFETY: PR_CAPBSET_DROP takes a capability number only.
+                    if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, number as libc::c_ulong, 0, 0, 0) } < 0 {
+                        return Err(nix::errno::Errno::last());
+                    }
+                }
+                let clear = libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong;
+                // SAFETY: as above, no pointers.
+                if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, clear, 0, 0, 0) } < 0 {
+                    return Err(nix::errno::Errno::last());
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// Make this set the process's own effective and permitted sets
+    /// (capset(2)), for a command that runs as root, and empty its
+    /// inheritable set: root gets its capabilities back at execve(2) from
+    /// the bounding set anyway, and an inheritable set lets a program with
+    /// file capabilities gain them even as a user (CVE-2022-24769, where
+    /// Docker and runc had filled it with the default list).
+    pub fn become_own(self, narrator: &Narrator) -> Result<(), LabError> {
+        let args = format!(
+            "effective = permitted = {}, inheritable = none",
+            self.short_names()
+        );
+        narrator.run(
+            crate::narrator::Step {
+                syscall: "capset",
+                args: &args,
+                why: "root inside keeps only the capabilities on the container's list",
+                man: "capset(2)",
+            },
+            || {
+                let mut data = get()?;
+                for (word, data) in data.iter_mut().enumerate() {
+                    let mask = (self.0 >> (32 * word)) as u32;
+                    data.permitted &= mask;
+                    data.effective = data.permitted;
+                    data.inheritable = 0;
+                }
+                let mut header = CapHeader {
+                    version: LINUX_CAPABILITY_VERSION_3,
+                    pid: 0,
+                };
+                // SAFETY: capset reads the header and two data structs we own.
+                let result = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+                match result < 0 {
+                    true => Err(nix::errno::Errno::last()),
+                    false => Ok(()),
+                }
+            },
+        )
+    }
+
+    /// `CHOWN,DAC_OVERRIDE,...` for narration, or `none`.
+    pub fn short_names(self) -> String {
+        let names: Vec<&str> = self
+            .names()
+            .into_iter()
+            .map(|name| name.trim_start_matches("CAP_"))
+            .collect();
+        match names.is_empty() {
+            true => "none".into(),
+            false => names.join(","),
+        }
+    }
+}
+// ANCHOR_END: capset
+
+/// A capability's number from its name (`NET_ADMIN`, `cap_net_admin`).
+pub fn parse_name(name: &str) -> Result<u32, LabError> {
+    let upper = name.to_ascii_uppercase();
+    let full = match upper.starts_with("CAP_") {
+        true => upper,
+        false => format!("CAP_{upper}"),
+    };
+    number_of(&full).ok_or_else(|| LabError::Usage {
+        message: format!(
+            "unknown capability {name:?}: capabilities(7) lists them, e.g. NET_ADMIN, SYS_PTRACE, or ALL"
+        ),
+    })
+}
+
+fn number_of(full_name: &str) -> Option<u32> {
+    NAMES.iter().position(|n| *n == full_name).map(|n| n as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +457,31 @@ mod tests {
             assert_eq!(numbered(known.number).name, known.name);
         }
         assert_eq!(numbered(40).name, "CAP_CHECKPOINT_RESTORE");
+    }
+
+    #[test]
+    fn cap_add_and_drop_work_as_docker_run_does() {
+        let default = CapSet::container_default();
+        assert_eq!(default.names().len(), 12);
+        assert!(!default.contains(CAP_SYS_CHROOT.number));
+        assert!(!default.contains(13), "NET_RAW is out");
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let only = default
+            .adjusted(&strings(&["net_admin"]), &strings(&["ALL"]))
+            .unwrap();
+        assert_eq!(only.names(), vec!["CAP_NET_ADMIN"]);
+        let more = default
+            .adjusted(&strings(&["CAP_SYS_ADMIN"]), &strings(&["KILL"]))
+            .unwrap();
+        assert!(more.contains(CAP_SYS_ADMIN.number) && !more.contains(5));
+        let all = default
+            .adjusted(&strings(&["ALL"]), &strings(&["SYS_ADMIN"]))
+            .unwrap();
+        assert!(!all.contains(CAP_SYS_ADMIN.number) && all.contains(CAP_SYS_CHROOT.number));
+        let error = default
+            .adjusted(&strings(&["SYS_WIZARD"]), &[])
+            .unwrap_err();
+        assert!(error.to_string().contains("SYS_WIZARD"), "{error}");
     }
 
     #[test]

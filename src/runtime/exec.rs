@@ -34,6 +34,7 @@ use crate::runtime::caps;
 use crate::runtime::cgroups;
 use crate::runtime::command::{self, Command};
 use crate::runtime::fork::{self, exec_or_report, fork_forwarding};
+use crate::runtime::hardening::Hardening;
 use crate::runtime::state::ProcessRef;
 use crate::runtime::stdio::{self, ContainerStdio};
 use crate::runtime::sync::{Report, ReportReader, cloexec_pipe, report_and_exit};
@@ -162,6 +163,7 @@ pub fn exec_in(
     narrator: &Narrator,
     process: ProcessRef,
     request: &ExecRequest,
+    hardening: Option<&Hardening>,
 ) -> Result<i32, LabError> {
     let target = Target::open(narrator, process)?;
     // With -t a pty of its own; without, pipes the runtime copies from
@@ -232,7 +234,16 @@ pub fn exec_in(
                 terminal.as_ref(),
                 stdio.as_ref(),
                 null,
-            ) {
+            )
+            .and_then(|command| {
+                // From ch09: the container's capabilities, no_new_privs
+                // and filter, last (the command's path was found first,
+                // with calls the filter might refuse).
+                if let Some(hardening) = hardening {
+                    hardening.lock_down(narrator, None)?;
+                }
+                Ok(command)
+            }) {
                 Ok(command) => exec_or_report(narrator, &command, report_write),
                 Err(error) => report_and_exit(report_write, &error),
             }

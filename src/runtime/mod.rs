@@ -31,6 +31,8 @@
 //! | `logfile` | the log, one JSON line per line of output, kept to two files | ch07 |
 //! | `lifecycle` | ps, stop, kill, pause, logs, wait, inspect, top, rm | ch07 |
 //! | `exec` | join a running container: setns(2) into its namespaces, its cgroup | ch07 |
+//! | `hardening` | capabilities, no_new_privs and seccomp, the last steps before execve | ch09 |
+//! | `masks` | Docker's masked and read-only paths of /proc and /sys | ch09 |
 //!
 //! May use: the shared plumbing at the top of the crate (`error`,
 //! `narrator`, `program`, `hostinfo`). Never `crate::lab` or `crate::cli`:
@@ -46,9 +48,11 @@ pub mod command;
 pub mod exec;
 pub mod fds;
 pub mod fork;
+pub mod hardening;
 pub mod init;
 pub mod lifecycle;
 pub mod logfile;
+pub mod masks;
 pub mod monitor;
 pub mod mounts;
 pub mod mountspec;
@@ -58,6 +62,7 @@ pub mod netlink;
 pub mod nftables;
 pub mod overlay;
 pub mod process;
+pub mod seccomp;
 pub mod sharing;
 pub mod state;
 pub mod stdio;

@@ -45,7 +45,7 @@ fn flag_names(flags: MsFlags) -> String {
 }
 
 /// One narrated mount(2).
-fn mount_step(
+pub(super) fn mount_step(
     narrator: &Narrator,
     source: Option<&str>,
     target: &Path,
@@ -225,7 +225,7 @@ pub fn bind_onto_itself(narrator: &Narrator, rootfs: &Path) -> Result<(), LabErr
 // ANCHOR_END: bind_onto_itself
 
 /// The per-mount flags `path`'s mount has now, from statvfs(3).
-fn kept_mount_flags(path: &Path) -> MsFlags {
+pub(super) fn kept_mount_flags(path: &Path) -> MsFlags {
     use nix::sys::statvfs::{FsFlags, statvfs};
     let Ok(stat) = statvfs(path) else {
         return MsFlags::empty();

@@ -165,6 +165,10 @@ pub struct Record {
     /// any record names, running or not.
     #[serde(default)]
     pub mounts: Vec<crate::runtime::mountspec::MountSpec>,
+    /// From ch09: its capabilities, no_new_privs, seccomp profile and
+    /// masks, which `exec` applies to whatever joins it.
+    #[serde(default)]
+    pub security: Option<crate::runtime::hardening::Security>,
 }
 
 impl Record {
@@ -198,6 +202,7 @@ impl Record {
             layer: None,
             uid_maps: Vec::new(),
             gid_maps: Vec::new(),
+            security: None,
             mounts: Vec::new(),
         }
     }
