@@ -359,15 +359,20 @@ fn recipe(
         false => Some(ContainerCgroup::create(narrator, &limits)?),
     };
     let network = match net {
-        Network::Bridge => Some(ContainerNetwork::prepare(
-            narrator,
-            &BridgeRequest {
-                bridge: &cli.net.bridge,
-                subnet: cli.net.subnet,
-                ports: &cli.net.publish,
-                hostname: &cli.jail.hostname,
-            },
-        )?),
+        Network::Bridge => {
+            let mut network = ContainerNetwork::prepare(
+                narrator,
+                &BridgeRequest {
+                    bridge: &cli.net.bridge,
+                    subnet: cli.net.subnet,
+                    ports: &cli.net.publish,
+                    hostname: &cli.jail.hostname,
+                },
+            )?;
+            // NEW in ch09: the host's own services closed to it.
+            network.close_host_services = !image.hardening.security.privileged;
+            Some(network)
+        }
         Network::None | Network::Host | Network::Pasta => None,
     };
     let mut usernet: Option<UserModeNetwork> = None;

@@ -369,6 +369,9 @@ pub struct ContainerNetwork {
     peer_moved: std::cell::Cell<bool>,
     /// Set once the port guard (the bridge-family table) is loaded.
     guarded: std::cell::Cell<bool>,
+    /// From ch09: the host's own services closed to the container (see
+    /// `host_guard`); set before `wire`.
+    pub close_host_services: bool,
     /// One nf_tables socket for the container's whole life: closing one
     /// waits while the kernel frees rules deleted earlier (by the last
     /// container, say), so it is closed once, at the end, in the
@@ -436,6 +439,7 @@ impl ContainerNetwork {
             claimed: Vec::new(),
             peer_moved: std::cell::Cell::new(false),
             guarded: std::cell::Cell::new(false),
+            close_host_services: false,
             nftnl: Nftnl::open()?,
         };
         // The container's own claims first: a port in use is refused before
@@ -594,12 +598,25 @@ impl ContainerNetwork {
             },
             "inside: everything not on the bridge goes through the host",
         )?;
-        if !self.ports.is_empty() {
+        if !self.ports.is_empty() && !self.close_host_services {
             load_table(
                 narrator,
                 &self.nftnl,
                 &published_ports(&self.table, self.address, &self.ports),
                 "publish the ports: connections to the host's port are rewritten to the container's",
+            )?;
+        }
+        if self.close_host_services {
+            let mut table = published_ports(&self.table, self.address, &self.ports);
+            if self.ports.is_empty() {
+                table.chains.clear();
+            }
+            table.chains.push(host_guard(&self.bridge, self.address));
+            load_table(
+                narrator,
+                &self.nftnl,
+                &table,
+                "the host's own services closed to the container: only answers to connections the host opened come in, and the published ports, which go to the container",
             )?;
         }
         Ok(())
@@ -633,6 +650,35 @@ pub fn published_ports(table: &str, address: Ipv4Addr, ports: &[PortMapping]) ->
         ],
     }
 }
+
+// ANCHOR: host_guard
+/// From ch09: nothing the container starts reaches the host itself. A
+/// service on the host that listens on every address (0.0.0.0) answers on
+/// the bridge's gateway address too, and on every other address of the
+/// host's, which the container routes to through the gateway: a database
+/// or an admin port meant for the host's LAN, reached from a container
+/// (Docker leaves this open; issue 12's review found it). The `input`
+/// hook sees only packets addressed to the host; from the container's own
+/// address (the port guard makes sure of the source), only those that
+/// answer a connection the host opened get in. Published ports are not
+/// affected: their connections were rewritten to the container's address
+/// in prerouting, before this hook, and are routed, not delivered.
+pub fn host_guard(bridge: &str, address: Ipv4Addr) -> Chain {
+    Chain::hooked(
+        "host_guard",
+        "filter",
+        HookPoint::Input,
+        Priority::Filter,
+        vec![
+            Rule::new(Family::Ip)
+                .iifname(false, bridge)
+                .ip_saddr(false, address, 32)
+                .ct_state_not_established_or_related()
+                .drop(),
+        ],
+    )
+}
+// ANCHOR_END: host_guard
 
 // ANCHOR: port_guard
 /// The port guard: what the container may put on the bridge. Root in a
@@ -686,7 +732,7 @@ pub fn port_guard(table: &str, port: &str, address: Ipv4Addr) -> Table {
 
 impl Drop for ContainerNetwork {
     fn drop(&mut self) {
-        if !self.ports.is_empty() {
+        if !self.ports.is_empty() || self.close_host_services {
             let _ = self.nftnl.delete_table(Family::Ip, &self.table);
         }
         if self.guarded.get() {

@@ -55,6 +55,7 @@ const NF_ACCEPT: u32 = 1;
 // linux/netfilter.h and linux/netfilter_bridge.h number their hooks alike:
 // PRE_ROUTING 0, FORWARD 2, LOCAL_OUT 3, POST_ROUTING 4.
 const NF_HOOK_PRE_ROUTING: u32 = 0;
+const NF_HOOK_LOCAL_IN: u32 = 1;
 const NF_HOOK_FORWARD: u32 = 2;
 const NF_HOOK_LOCAL_OUT: u32 = 3;
 const NF_HOOK_POST_ROUTING: u32 = 4;
@@ -66,7 +67,12 @@ const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
 // netlink-packet-netfilter has no type for, and their values.
 const NFTA_CT_DREG: u16 = 1;
 const NFTA_CT_KEY: u16 = 2;
+const NFT_CT_STATE: u32 = 0;
 const NFT_CT_STATUS: u32 = 2;
+// linux/netfilter/nf_conntrack_common.h: ct state bits, NF_CT_STATE_BIT of
+// IP_CT_ESTABLISHED (0) and IP_CT_RELATED (1).
+const NF_CT_STATE_ESTABLISHED: u32 = 1 << 1;
+const NF_CT_STATE_RELATED: u32 = 1 << 2;
 const NFTA_FIB_DREG: u16 = 1;
 const NFTA_FIB_RESULT: u16 = 2;
 const NFTA_FIB_FLAGS: u16 = 3;
@@ -136,6 +142,8 @@ impl Family {
 pub enum HookPoint {
     /// Every packet (frame, in the bridge family) as it comes in.
     Prerouting,
+    /// Addressed to the host itself, after routing.
+    Input,
     /// Routed (bridged) through the host, neither from nor to it.
     Forward,
     /// Sent by the host's own processes.
@@ -438,6 +446,30 @@ impl Rule {
         )
     }
 
+    /// `ct state != established,related`: the packet opens a connection
+    /// (or belongs to none), rather than answering one the other side
+    /// opened.
+    pub fn ct_state_not_established_or_related(self) -> Rule {
+        let mask = NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED;
+        self.add(
+            "ct state != established,related".into(),
+            vec![
+                other(
+                    "ct",
+                    &[(NFTA_CT_DREG, NFT_REG_1), (NFTA_CT_KEY, NFT_CT_STATE)],
+                ),
+                Expressions::Bitwise(vec![
+                    Bitwise::SourceRegister(Register::Reg1),
+                    Bitwise::DestinationRegister(Register::Reg1),
+                    Bitwise::Length(4),
+                    Bitwise::Mask(DataAttribute::Value(mask.to_ne_bytes().to_vec())),
+                    Bitwise::Xor(DataAttribute::Value(vec![0; 4])),
+                ]),
+                cmp(Operator::Equal, &[0; 4]),
+            ],
+        )
+    }
+
     /// `fib daddr type local`: the destination is one of the host's own
     /// addresses, on any of its interfaces (a route lookup, nft(8) "FIB
     /// EXPRESSIONS").
@@ -538,6 +570,7 @@ impl Table {
             if let Some(base) = &chain.base {
                 let hook = match base.hook {
                     HookPoint::Prerouting => "prerouting",
+                    HookPoint::Input => "input",
                     HookPoint::Forward => "forward",
                     HookPoint::Output => "output",
                     HookPoint::Postrouting => "postrouting",
@@ -592,6 +625,7 @@ impl Table {
             if let Some(base) = &chain.base {
                 let hook = match base.hook {
                     HookPoint::Prerouting => NF_HOOK_PRE_ROUTING,
+                    HookPoint::Input => NF_HOOK_LOCAL_IN,
                     HookPoint::Forward => NF_HOOK_FORWARD,
                     HookPoint::Output => NF_HOOK_LOCAL_OUT,
                     HookPoint::Postrouting => NF_HOOK_POST_ROUTING,
