@@ -151,6 +151,15 @@ pub const CHAPTERS: &[Chapter] = &[
         start: Start::Run,
         from_image: true,
     },
+    Chapter {
+        number: "09",
+        binary: "ch09-hardening",
+        takes_rootfs: true,
+        takes_budgets: true,
+        bridged: true,
+        start: Start::Run,
+        from_image: true,
+    },
 ];
 
 /// Hostname of the stand-in host.

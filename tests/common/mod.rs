@@ -93,6 +93,7 @@ pub fn bin(name: &str) -> PathBuf {
         "ch06-cgroups" => env!("CARGO_BIN_EXE_ch06-cgroups"),
         "ch07-lifecycle" => env!("CARGO_BIN_EXE_ch07-lifecycle"),
         "ch08-images" => env!("CARGO_BIN_EXE_ch08-images"),
+        "ch09-hardening" => env!("CARGO_BIN_EXE_ch09-hardening"),
         "lab-breakout" => env!("CARGO_BIN_EXE_lab-breakout"),
         "lab-probe" => env!("CARGO_BIN_EXE_lab-probe"),
         other => panic!("unknown binary {other}"),
