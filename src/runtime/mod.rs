@@ -31,6 +31,7 @@
 //! | `logfile` | the log, one JSON line per line of output, kept to two files | ch07 |
 //! | `lifecycle` | ps, stop, kill, pause, logs, wait, inspect, top, rm | ch07 |
 //! | `exec` | join a running container: setns(2) into its namespaces, its cgroup | ch07 |
+//! | `seccomp` | a syscall filter: Docker's JSON profiles compiled to BPF, loaded last | ch09 |
 //!
 //! May use: the shared plumbing at the top of the crate (`error`,
 //! `narrator`, `program`, `hostinfo`). Never `crate::lab` or `crate::cli`:
@@ -58,6 +59,7 @@ pub mod netlink;
 pub mod nftables;
 pub mod overlay;
 pub mod process;
+pub mod seccomp;
 pub mod sharing;
 pub mod state;
 pub mod stdio;
