@@ -463,32 +463,40 @@ impl Filter {
                 why: "let the kernel refuse the calls a container has no business making (Docker's default: about 50 of them)",
                 man: "seccomp(2)",
             },
-            || {
-                for program in &self.programs {
-                    // seccompiler's sock_filter is #[repr(C)] with the
-                    // kernel's layout (u16, u8, u8, u32), as libc's is.
-                    let fprog = libc::sock_fprog {
-                        len: program.bpf.len() as u16,
-                        filter: program.bpf.as_ptr() as *mut libc::sock_filter,
-                    };
-                    // SAFETY: fprog points at a live program of `len`
-                    // instructions; the kernel copies it before returning
-                    // and keeps no pointer into our memory.
-                    let result = unsafe {
-                        libc::syscall(
-                            libc::SYS_seccomp,
-                            libc::SECCOMP_SET_MODE_FILTER,
-                            self.flags,
-                            &fprog as *const libc::sock_fprog,
-                        )
-                    };
-                    if result != 0 {
-                        return Err(nix::errno::Errno::last());
-                    }
-                }
-                Ok(())
-            },
+            || self.install(),
         )
     }
     // ANCHOR_END: load
+
+    /// The seccomp(2) calls themselves, and nothing else: no allocation, so
+    /// that a child forked from a threaded process may call it.
+    fn install(&self) -> nix::Result<()> {
+        for program in &self.programs {
+            // seccompiler's sock_filter is #[repr(C)] with the kernel's
+            // layout (u16, u8, u8, u32), as libc's is.
+            let fprog = libc::sock_fprog {
+                len: program.bpf.len() as u16,
+                filter: program.bpf.as_ptr() as *mut libc::sock_filter,
+            };
+            // SAFETY: fprog points at a live program of `len` instructions;
+            // the kernel copies it before returning and keeps no pointer
+            // into our memory.
+            let result = unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    self.flags,
+                    &fprog as *const libc::sock_fprog,
+                )
+            };
+            match result {
+                0 => {}
+                // With SECCOMP_FILTER_FLAG_TSYNC, a positive answer is the
+                // thread that could not be synchronized.
+                thread if thread > 0 => return Err(nix::errno::Errno::ESRCH),
+                _ => return Err(nix::errno::Errno::last()),
+            }
+        }
+        Ok(())
+    }
 }

@@ -95,7 +95,7 @@ pub fn run(program: &[sock_filter], call: &Call) -> Result<u32, String> {
                 let start = k as usize;
                 let word = data
                     .get(start..start + 4)
-                    .filter(|_| start % 4 == 0)
+                    .filter(|_| start.is_multiple_of(4))
                     .ok_or_else(|| format!("load from offset {k} is outside seccomp_data"))?;
                 accumulator = u32::from_ne_bytes(word.try_into().expect("four bytes"));
             }

@@ -498,7 +498,7 @@ impl Profile {
             )
         })?;
         json.end().map_err(|error| error.to_string())?;
-        profile.check().map_err(|message| format!("{message}"))?;
+        profile.check()?;
         Ok(profile)
     }
 
