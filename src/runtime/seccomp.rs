@@ -460,7 +460,7 @@ impl Filter {
             Step {
                 syscall: "seccomp",
                 args: &args,
-                why: "let the kernel refuse the calls a container has no business making (Docker's default: about 50 of them)",
+                why: "from here on the kernel checks every system call of the container against the profile, and refuses the ones it has no business making",
                 man: "seccomp(2)",
             },
             || self.install(),
