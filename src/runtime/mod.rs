@@ -33,6 +33,12 @@
 //! | `exec` | join a running container: setns(2) into its namespaces, its cgroup | ch07 |
 //! | `hardening` | capabilities, no_new_privs and seccomp, the last steps before execve | ch09 |
 //! | `masks` | Docker's masked and read-only paths of /proc and /sys | ch09 |
+//! | `seccomp` | a syscall filter: Docker's JSON profiles compiled to BPF, loaded last | ch09 |
+//! | `seccomp/profile` | Docker's JSON profile format; includes/excludes resolved | ch09 |
+//! | `seccomp/docker_default` | the built-in profile: Docker's default decisions as data | ch09 |
+//! | `seccomp/syscall_table` | syscall numbers of x86_64 and aarch64, from the kernel headers | ch09 |
+//! | `seccomp/bpf` | a classic-BPF interpreter: what a compiled filter does to a call | ch09 |
+//! | `seccomp/tests` | the filters run, by the interpreter and once by the kernel | ch09 |
 //!
 //! May use: the shared plumbing at the top of the crate (`error`,
 //! `narrator`, `program`, `hostinfo`). Never `crate::lab` or `crate::cli`:

@@ -1,29 +1,502 @@
-//! PLACEHOLDER until the seccomp branch merges (same API).
+//! A syscall filter: Docker's JSON seccomp profiles compiled to classic BPF
+//! and loaded with seccomp(2), the last step before the container's command
+//! runs (chapter 09).
+//!
+//! # Why seccompiler
+//!
+//! The lab promises `cargo build` on a machine with nothing installed. The
+//! `libseccomp` crate links the C library and needs libseccomp-dev to build;
+//! `seccompiler` (rust-vmm's, which Firecracker and Cloud Hypervisor load
+//! their own filters with) compiles rules to BPF in plain Rust. It has three
+//! limits this module works around:
+//!
+//! 1. **One match action per filter.** A profile has many (ALLOW for most
+//!    calls, ERRNO(ENOSYS) for clone3, maybe KILL for some); see below.
+//! 2. **One architecture per filter.** Only the native one is compiled; see
+//!    "Other architectures".
+//! 3. **Numbers, not names.** `syscall_table.rs` holds the numbers, generated
+//!    from the kernel headers by `syscall-table.sh`. A name this architecture
+//!    does not have is skipped, as libseccomp does (Docker's list names
+//!    32-bit calls such as `chown32`), and counted in [`Filter::skipped`].
+//!
+//! seccompiler's own `apply_filter` always sets no_new_privs first; the
+//! chapter must be able to load a filter with it off
+//! (`--security-opt no-new-privileges=false`, as root of the container's user
+//! namespace, which holds CAP_SYS_ADMIN there), so [`Filter::load`] makes the
+//! seccomp(2) call itself.
+//!
+//! # One profile, several filters
+//!
+//! A process may install several filters; the kernel runs them all on every
+//! call and keeps the answer of highest precedence (seccomp(2), "Return
+//! values": KILL_PROCESS > KILL_THREAD > TRAP > ERRNO > USER_NOTIF > TRACE >
+//! LOG > ALLOW). So a profile with default action D and rules whose actions
+//! are A1..An becomes:
+//!
+//! - a **base** filter: every applicable rule's call and arguments, whatever
+//!   its action, -> ALLOW; anything else -> D (left out when D is ALLOW);
+//! - one filter **per distinct rule action** A other than ALLOW: the rules
+//!   with action A -> A; anything else -> ALLOW.
+//!
+//! A call that matches a rule passes the base filter and gets its rule's
+//! action from that rule's filter; a call that matches no rule gets D from
+//! the base; a call that matches two rules gets the stricter of the two,
+//! which is what libseccomp does within one filter. Several conditions in one
+//! rule must all hold; several rules for one name are alternatives. (runc
+//! turns a rule that compares one argument twice into alternatives, because
+//! libseccomp refuses such a rule; here both comparisons must hold, as the
+//! profile's text says.)
+//!
+//! # Other architectures
+//!
+//! A 64-bit x86 kernel also runs 32-bit calls (`int 0x80`, arriving with
+//! AUDIT_ARCH_I386) and x32 calls (AUDIT_ARCH_X86_64 with bit 30 set in the
+//! number). Their numbers mean other calls (11 is execve on i386, munmap on
+//! x86_64), so the native allowlist says nothing about them. Docker allows
+//! them with filters of their own; this lab kills the process instead
+//! (KILL_PROCESS, which seccompiler emits for a foreign architecture and
+//! which this module also returns for x32 numbers): a container of 64-bit
+//! programs has no use for them, they are a classic way around filters that
+//! check only numbers, and a program killed with SIGSYS ("bad system call",
+//! exit 159) says at once what happened where ERRNO would make it fail
+//! later, somewhere else, for a reason nobody can see.
+
+pub mod bpf;
+mod docker_default;
+mod profile;
+pub mod syscall_table;
+#[cfg(test)]
+mod tests;
+
+pub use bpf::Call;
+pub use profile::{
+    Action, Arch, ArchMapEntry, ArgCondition, ArgIndex, CompareOp, FilterFlag, GoArch, Profile,
+    Scope, SyscallRule, Target,
+};
+pub use seccompiler::SeccompAction;
+
 use crate::error::LabError;
-use std::path::Path;
+use crate::narrator::{Narrator, Step};
+use seccompiler::{
+    BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    TargetArch,
+};
+use std::collections::BTreeMap;
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Profile {}
+/// The errno of SCMP_ACT_ERRNO when neither the rule nor the profile gives
+/// one, as runc and Docker do.
+const DEFAULT_ERRNO: u32 = libc::EPERM as u32;
 
-impl Profile {
-    pub fn docker_default() -> Profile {
-        Profile {}
+/// x32's calls are x86_64 calls with this bit set in the number
+/// (`__X32_SYSCALL_BIT`, asm/unistd.h).
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// What this machine's filters are compiled for.
+struct Native {
+    table: &'static [(&'static str, i64)],
+    go: GoArch,
+    target: TargetArch,
+    audit: u32,
+}
+
+#[cfg(target_arch = "x86_64")]
+const NATIVE: Option<Native> = Some(Native {
+    table: syscall_table::X86_64,
+    go: GoArch::Amd64,
+    target: TargetArch::x86_64,
+    audit: bpf::AUDIT_ARCH_X86_64,
+});
+
+#[cfg(target_arch = "aarch64")]
+const NATIVE: Option<Native> = Some(Native {
+    table: syscall_table::AARCH64,
+    go: GoArch::Arm64,
+    target: TargetArch::aarch64,
+    audit: bpf::AUDIT_ARCH_AARCH64,
+});
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const NATIVE: Option<Native> = None;
+
+fn native_audit_arch() -> u32 {
+    NATIVE.as_ref().map_or(0, |native| native.audit)
+}
+
+/// The number of a system call on this architecture, if it has it.
+pub fn syscall_number(name: &str) -> Option<i64> {
+    let native = NATIVE.as_ref()?;
+    native
+        .table
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, number)| *number)
+}
+
+/// The name of a system call number on this architecture.
+pub fn syscall_name(number: i64) -> Option<&'static str> {
+    let native = NATIVE.as_ref()?;
+    native
+        .table
+        .iter()
+        .find(|(_, known)| *known == number)
+        .map(|(name, _)| *name)
+}
+
+/// One compiled BPF program and the action it exists to return.
+#[derive(Debug, Clone)]
+struct Program {
+    /// What a matching call gets from this program (D for the base filter).
+    decides: SeccompAction,
+    bpf: BpfProgram,
+}
+
+/// A profile compiled for this container on this machine: the programs to
+/// load, in order.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    programs: Vec<Program>,
+    /// seccomp(2)'s flags argument, from the profile's `flags`.
+    flags: libc::c_ulong,
+    /// Names the profile gives that this architecture does not have.
+    skipped: Vec<String>,
+}
+
+/// The calls of one action's filter: a number with no conditions matches
+/// whatever its arguments.
+#[derive(Default)]
+struct Matches(BTreeMap<i64, Option<Vec<SeccompRule>>>);
+
+impl Matches {
+    fn add(&mut self, number: i64, conditions: &[SeccompCondition]) {
+        let entry = self.0.entry(number).or_insert_with(|| Some(Vec::new()));
+        match entry {
+            // Already matched whatever the arguments: nothing to add.
+            None => {}
+            Some(_) if conditions.is_empty() => *entry = None,
+            Some(rules) => rules.push(
+                SeccompRule::new(conditions.to_vec()).expect("a rule with conditions is valid"),
+            ),
+        }
     }
-    pub fn from_file(_path: &Path) -> Result<Profile, LabError> {
-        Ok(Profile {})
-    }
-    pub fn compile(&self, _capabilities: &[&str]) -> Result<Filter, LabError> {
-        Ok(Filter {})
+
+    /// seccompiler's form: an empty rule list matches any arguments.
+    fn into_rules(self) -> BTreeMap<i64, Vec<SeccompRule>> {
+        self.0
+            .into_iter()
+            .map(|(number, rules)| (number, rules.unwrap_or_default()))
+            .collect()
     }
 }
 
-pub struct Filter {}
+fn refused(message: String) -> LabError {
+    LabError::Refused {
+        message,
+        hint: "fix the profile, or run with --security-opt seccomp=unconfined".into(),
+    }
+}
+
+/// A profile's action with its errno filled in.
+fn resolve(action: Action, errno: Option<u32>, default_errno: u32) -> SeccompAction {
+    match action {
+        Action::Allow => SeccompAction::Allow,
+        Action::Errno => SeccompAction::Errno(errno.unwrap_or(default_errno)),
+        Action::KillThread => SeccompAction::KillThread,
+        Action::KillProcess => SeccompAction::KillProcess,
+        Action::Trap => SeccompAction::Trap,
+        Action::Trace => SeccompAction::Trace(errno.unwrap_or(0)),
+        Action::Log => SeccompAction::Log,
+    }
+}
+
+/// One argument condition in seccompiler's terms. Arguments are compared as
+/// 64-bit values, as libseccomp does on a 64-bit architecture.
+fn condition(arg: &ArgCondition) -> SeccompCondition {
+    let (op, value) = match arg.op {
+        CompareOp::NotEqual => (SeccompCmpOp::Ne, arg.value),
+        CompareOp::Less => (SeccompCmpOp::Lt, arg.value),
+        CompareOp::LessOrEqual => (SeccompCmpOp::Le, arg.value),
+        CompareOp::Equal => (SeccompCmpOp::Eq, arg.value),
+        CompareOp::GreaterOrEqual => (SeccompCmpOp::Ge, arg.value),
+        CompareOp::Greater => (SeccompCmpOp::Gt, arg.value),
+        // libseccomp: (arg & value) == valueTwo; seccompiler: (arg & mask)
+        // == (its value & mask). The profile check made valueTwo lie inside
+        // the mask, so the two agree.
+        CompareOp::MaskedEqual => (SeccompCmpOp::MaskedEq(arg.value), arg.value_two),
+    };
+    SeccompCondition::new(arg.index.0, SeccompCmpArgLen::Qword, op, value)
+        .expect("index checked when the profile was read")
+}
+
+/// After seccompiler's architecture check, also kill x32 calls, which share
+/// x86_64's AUDIT_ARCH and differ only by bit 30 of the number. The check
+/// is the program's first three instructions; jumps are relative and only
+/// go forward, so inserting after them leaves the rest as it was.
+fn guard_x32(program: &mut BpfProgram) -> Result<(), LabError> {
+    let expected_prefix = [
+        bpf::statement(bpf::LOAD_WORD, bpf::OFFSET_ARCH),
+        bpf::jump(bpf::JUMP_IF_EQUAL, bpf::AUDIT_ARCH_X86_64, 1, 0),
+        bpf::statement(bpf::RETURN, bpf::RET_KILL_PROCESS),
+    ];
+    if program.get(..3) != Some(&expected_prefix[..]) {
+        return Err(refused(
+            "seccomp: seccompiler's program does not start with the architecture check this module expects".into(),
+        ));
+    }
+    let guard = [
+        bpf::statement(bpf::LOAD_WORD, bpf::OFFSET_NR),
+        bpf::jump(bpf::JUMP_IF_AT_LEAST, X32_SYSCALL_BIT, 0, 1),
+        bpf::statement(bpf::RETURN, bpf::RET_KILL_PROCESS),
+    ];
+    program.splice(3..3, guard);
+    Ok(())
+}
+
+/// Kernel limit on one program (BPF_MAXINSNS, linux/bpf_common.h).
+const MAX_INSTRUCTIONS: usize = 4096;
+
+impl Profile {
+    /// Compile the profile for a container that will hold `capabilities`
+    /// (`"CAP_SYS_ADMIN"`, ...), on this machine's kernel and architecture.
+    pub fn compile(&self, capabilities: &[&str]) -> Result<Filter, LabError> {
+        let native = NATIVE.as_ref().ok_or_else(|| {
+            refused(format!(
+                "seccomp: this lab compiles filters for x86_64 and aarch64, not {}",
+                std::env::consts::ARCH
+            ))
+        })?;
+        let release = crate::hostinfo::kernel_release();
+        let kernel = crate::hostinfo::parse_kernel_version(&release).ok_or_else(|| {
+            refused(format!(
+                "seccomp: kernel release {release:?} does not say its version"
+            ))
+        })?;
+        self.compile_for(&Target {
+            capabilities,
+            kernel,
+            arch: native.go,
+        })
+    }
+
+    // ANCHOR: compile
+    /// Compile for `target`: resolve `includes`/`excludes`, look the names
+    /// up, and build the base filter and one filter per rule action (the
+    /// module doc says why).
+    pub fn compile_for(&self, target: &Target<'_>) -> Result<Filter, LabError> {
+        let native = NATIVE
+            .as_ref()
+            .ok_or_else(|| refused("seccomp: no syscall table for this architecture".into()))?;
+        let default_errno = self.default_errno_ret.unwrap_or(DEFAULT_ERRNO);
+        let default_action = resolve(self.default_action, None, default_errno);
+
+        // Every applicable rule's calls, for the base filter's ALLOW...
+        let mut any_rule = Matches::default();
+        // ...and, per action other than ALLOW, the calls that get it.
+        let mut by_action: Vec<(SeccompAction, Matches)> = Vec::new();
+        let mut skipped = Vec::new();
+
+        for rule in self.syscalls.iter().filter(|rule| rule.applies_to(target)) {
+            let action = resolve(rule.action, rule.errno_ret, default_errno);
+            let conditions: Vec<SeccompCondition> = rule.args.iter().map(condition).collect();
+            for name in rule.all_names() {
+                let Some(number) = syscall_number(name) else {
+                    if !skipped.iter().any(|seen| seen == name) {
+                        skipped.push(name.to_string());
+                    }
+                    continue;
+                };
+                any_rule.add(number, &conditions);
+                if action != SeccompAction::Allow {
+                    let position = match by_action.iter().position(|(known, _)| *known == action) {
+                        Some(position) => position,
+                        None => {
+                            by_action.push((action.clone(), Matches::default()));
+                            by_action.len() - 1
+                        }
+                    };
+                    by_action[position].1.add(number, &conditions);
+                }
+            }
+        }
+
+        let mut filters = Vec::new();
+        if default_action != SeccompAction::Allow {
+            let base = SeccompFilter::new(
+                any_rule.into_rules(),
+                default_action.clone(),
+                SeccompAction::Allow,
+                native.target,
+            );
+            filters.push((default_action, base));
+        }
+        for (action, matches) in by_action {
+            let filter = SeccompFilter::new(
+                matches.into_rules(),
+                SeccompAction::Allow,
+                action.clone(),
+                native.target,
+            );
+            filters.push((action, filter));
+        }
+
+        let mut programs = Vec::new();
+        for (decides, filter) in filters {
+            let mut bpf: BpfProgram = filter
+                .and_then(BpfProgram::try_from)
+                .map_err(|error| refused(format!("seccomp: {error}")))?;
+            if native.target == TargetArch::x86_64 {
+                guard_x32(&mut bpf)?;
+            }
+            if bpf.len() > MAX_INSTRUCTIONS {
+                return Err(refused(format!(
+                    "seccomp: a program of {} instructions is over the kernel's limit of {MAX_INSTRUCTIONS}",
+                    bpf.len()
+                )));
+            }
+            programs.push(Program { decides, bpf });
+        }
+
+        let flags = self.flags.iter().fold(0, |bits, flag| bits | flag.bit());
+        Filter::in_loadable_order(programs, flags, skipped)
+    }
+    // ANCHOR_END: compile
+}
 
 impl Filter {
-    pub fn instructions(&self) -> usize {
-        0
+    /// Order the programs so that each seccomp(2) call that loads one is
+    /// still allowed by those loaded before it: a program that denies
+    /// seccomp(2) itself goes last. Two that deny it cannot both be loaded.
+    fn in_loadable_order(
+        mut programs: Vec<Program>,
+        flags: libc::c_ulong,
+        skipped: Vec<String>,
+    ) -> Result<Filter, LabError> {
+        let loading = Filter::loading_call(flags);
+        programs.sort_by_key(|program| {
+            bpf::action_of(bpf::run(&program.bpf, &loading).unwrap_or(bpf::RET_KILL_PROCESS))
+                != SeccompAction::Allow
+        });
+        let filter = Filter {
+            programs,
+            flags,
+            skipped,
+        };
+        for loaded in 1..filter.programs.len() {
+            if filter.decide_among(&filter.programs[..loaded], &loading) != SeccompAction::Allow {
+                return Err(refused(
+                    "seccomp: the profile denies seccomp(2) itself in two of its programs, so it cannot be loaded".into(),
+                ));
+            }
+        }
+        Ok(filter)
     }
-    pub fn load(&self, _narrator: &crate::narrator::Narrator) -> Result<(), LabError> {
+
+    /// The call `load` makes, as a filter sees it.
+    fn loading_call(flags: libc::c_ulong) -> Call {
+        let number = syscall_number("seccomp").unwrap_or(-1);
+        Call::native(
+            number,
+            [libc::SECCOMP_SET_MODE_FILTER as u64, flags, 0, 0, 0, 0],
+        )
+    }
+
+    /// How many BPF instructions the programs hold together.
+    pub fn instructions(&self) -> usize {
+        self.programs.iter().map(|program| program.bpf.len()).sum()
+    }
+
+    /// How many programs `load` installs.
+    pub fn programs(&self) -> usize {
+        self.programs.len()
+    }
+
+    /// The names in the profile this architecture has no call for.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
+    }
+
+    /// What the loaded filter would do with `call`, worked out the kernel's
+    /// way: every program runs, the strictest answer wins.
+    pub fn decide(&self, call: &Call) -> SeccompAction {
+        self.decide_among(&self.programs, call)
+    }
+
+    /// What the filter does with native call `number` and these arguments.
+    pub fn decide_native(&self, number: i64, args: [u64; 6]) -> SeccompAction {
+        self.decide(&Call::native(number, args))
+    }
+
+    fn decide_among(&self, programs: &[Program], call: &Call) -> SeccompAction {
+        let answers = programs
+            .iter()
+            .map(|program| bpf::run(&program.bpf, call).unwrap_or(bpf::RET_KILL_PROCESS));
+        bpf::action_of(bpf::combine(answers.collect::<Vec<_>>().into_iter()))
+    }
+
+    /// What each program is for, in load order (for `--explain`).
+    pub fn describe(&self) -> Vec<String> {
+        self.programs
+            .iter()
+            .map(|program| format!("{:?}: {} instructions", program.decides, program.bpf.len()))
+            .collect()
+    }
+
+    // ANCHOR: load
+    /// Install the programs with seccomp(2) SECCOMP_SET_MODE_FILTER, one call
+    /// each, narrated as one step. From here on the kernel checks every
+    /// system call of this process and of everything it starts, for good: a
+    /// filter can be added to, never removed.
+    ///
+    /// The kernel takes a filter only from a process that has set
+    /// no_new_privs (prctl(2) PR_SET_NO_NEW_PRIVS) or holds CAP_SYS_ADMIN in
+    /// its user namespace, so that a filter cannot be used to trick a setuid
+    /// program into misbehaving; without either, this fails with EACCES.
+    pub fn load(&self, narrator: &Narrator) -> Result<(), LabError> {
+        let args = format!(
+            "SECCOMP_SET_MODE_FILTER, {} programs, {} instructions",
+            self.programs.len(),
+            self.instructions()
+        );
+        narrator.run(
+            Step {
+                syscall: "seccomp",
+                args: &args,
+                why: "from here on the kernel checks every system call of the container against the profile, and refuses the ones it has no business making",
+                man: "seccomp(2)",
+            },
+            || self.install(),
+        )
+    }
+    // ANCHOR_END: load
+
+    /// The seccomp(2) calls themselves, and nothing else: no allocation, so
+    /// that a child forked from a threaded process may call it.
+    fn install(&self) -> nix::Result<()> {
+        for program in &self.programs {
+            // seccompiler's sock_filter is #[repr(C)] with the kernel's
+            // layout (u16, u8, u8, u32), as libc's is.
+            let fprog = libc::sock_fprog {
+                len: program.bpf.len() as u16,
+                filter: program.bpf.as_ptr() as *mut libc::sock_filter,
+            };
+            // SAFETY: fprog points at a live program of `len` instructions;
+            // the kernel copies it before returning and keeps no pointer
+            // into our memory.
+            let result = unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    self.flags,
+                    &fprog as *const libc::sock_fprog,
+                )
+            };
+            match result {
+                0 => {}
+                // With SECCOMP_FILTER_FLAG_TSYNC, a positive answer is the
+                // thread that could not be synchronized.
+                thread if thread > 0 => return Err(nix::errno::Errno::ESRCH),
+                _ => return Err(nix::errno::Errno::last()),
+            }
+        }
         Ok(())
     }
 }
