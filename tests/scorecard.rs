@@ -227,6 +227,25 @@ fn ch08_images_are_as_isolated_as_ch07() {
     assert_column("08", &ch07_isolated());
 }
 
+/// ch09: what root inside may ask of the kernel, cut to what containers
+/// need. The filter refuses keyctl and unshare (a user namespace needs no
+/// capability, so CAP_SYS_ADMIN's absence alone would not do); the host
+/// guard closes the host's own services. TCP buffers stay as cgroups left
+/// them: on v1 no chapter's mechanism charges the segment each new socket
+/// may queue past the limit.
+fn ch09_isolated() -> Vec<&'static str> {
+    [
+        ch07_isolated(),
+        vec!["net.host-services", "sys.keyctl", "sys.unshare"],
+    ]
+    .concat()
+}
+
+#[test]
+fn ch09_hardening_closes_what_is_left() {
+    assert_column("09", &ch09_isolated());
+}
+
 #[test]
 fn whole_matrix() {
     if !require_root("whole_matrix") {
@@ -303,7 +322,7 @@ fn book_tables_are_fresh() {
                 mask_layout_dependent(&text),
             ),
             "scorecard-ch06.md" | "scorecard-ch07.md" | "scorecard-ch07e.md"
-            | "scorecard-ch08.md" => (
+            | "scorecard-ch08.md" | "scorecard-ch09.md" => (
                 without_layout_dependent(&on_disk),
                 without_layout_dependent(&text),
             ),
