@@ -2575,6 +2575,36 @@ mod tests {
         );
     }
 
+    /// The two checks that could hurt the machine are harmless by
+    /// construction: reboot(2) is only ever asked to turn Ctrl-Alt-Del's
+    /// instant reboot off, and finit_module(2) only ever gets text.
+    #[test]
+    fn reboot_and_module_checks_cannot_do_harm() {
+        assert_eq!(REBOOT_CMD_CAD_OFF, 0, "LINUX_REBOOT_CMD_CAD_OFF");
+        assert_eq!(REBOOT_MAGIC1, 0xfee1dead);
+        assert_eq!(REBOOT_MAGIC2, 0x28121969);
+        assert!(!NOT_A_MODULE.starts_with(b"\x7fELF"));
+    }
+
+    /// Checks that act on the host's behalf only run when the tour planted
+    /// their bait: by hand they touch nothing.
+    #[test]
+    fn host_side_checks_need_their_bait() {
+        let context = Context {
+            bait: Bait::default(),
+            inherited_dirs: vec![],
+        };
+        for check in [reboot_cad_off, list_host_keys, setuid_gain] {
+            let finding = check(&context);
+            assert_eq!(finding.verdict, Verdict::NotApplicable, "{}", finding.check);
+            assert!(
+                finding.evidence.contains("lab tour"),
+                "{}",
+                finding.evidence
+            );
+        }
+    }
+
     #[test]
     fn hex_is_lowercase_pairs() {
         assert_eq!(hex(&[0, 15, 255]), "000fff");

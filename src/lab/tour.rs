@@ -2249,6 +2249,24 @@ mod tests {
     }
 
     #[test]
+    fn the_host_decides_keys_and_ctrl_alt_del() {
+        let mut seen = host();
+        seen.host_key = Some("lab-tour-key-1".into());
+        seen.ctrl_alt_del = Some(("1".into(), "1".into()));
+        let keys = |observed| claim("sys.proc-keys", Verdict::Leaks, Some(observed));
+        let judged = judge(vec![keys(".user_reg\nlab-tour-key-1")], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Leaks, "{}", judged[0].evidence);
+        // A key of another tour, or a prefix of ours, is not ours.
+        let judged = judge(vec![keys("lab-tour-key-12\n_uid.0")], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Isolated);
+        let judged = judge(vec![claim("sys.reboot", Verdict::Leaks, None)], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Isolated);
+        seen.ctrl_alt_del = Some(("1".into(), "0".into()));
+        let judged = judge(vec![claim("sys.reboot", Verdict::Isolated, None)], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Leaks, "{}", judged[0].evidence);
+    }
+
+    #[test]
     fn probe_only_checks_pass_through() {
         let judged = judge(vec![claim("cap.sys-admin", Verdict::Leaks, None)], &host());
         assert_eq!(judged[0].verdict, Verdict::Leaks);
