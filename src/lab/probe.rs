@@ -6,6 +6,11 @@
 //! unshare, a mount) cannot disturb the next. Checks are careful with the
 //! host: they open tunables for writing but never write, read a disk but
 //! never write it, and keep every resource burst bounded in size and time.
+//! One changes something of the machine's when the kernel lets it, and runs
+//! only when the tour says it watches and puts it back: sys.reboot turns
+//! Ctrl-Alt-Del's instant reboot off. None asks the kernel for anything
+//! that could stop, restart or load into it (see sys.reboot and
+//! sys.kernel-module).
 //!
 //! The probe's word is not final: `lab tour` confirms each LEAKS against
 //! the secret it planted, and decides the checks whose effect only the host
