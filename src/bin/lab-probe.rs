@@ -83,6 +83,11 @@ struct Cli {
     #[arg(long, value_name = "IP", requires = "to")]
     spoof_source: Option<std::net::Ipv4Addr>,
 
+    /// Instead of probing: print "euid N", the effective uid this process
+    /// runs with (the setuid helper of the user.setuid-gain check)
+    #[arg(long, hide = true)]
+    report_euid: bool,
+
     /// With --spoof-source: where the datagram goes
     #[arg(long, value_name = "ADDRESS:PORT", requires = "spoof_source")]
     to: Option<std::net::SocketAddrV4>,
@@ -93,6 +98,10 @@ fn main() {
     let inherited = Context::new(Bait::default());
     let cli: Cli = container_lab::cli::parse();
     container_lab::run(|| {
+        if cli.report_euid {
+            println!("euid {}", nix::unistd::geteuid());
+            return Ok(0);
+        }
         if let Some(port) = cli.serve {
             return probe::serve(port, cli.count);
         }

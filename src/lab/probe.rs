@@ -6,6 +6,11 @@
 //! unshare, a mount) cannot disturb the next. Checks are careful with the
 //! host: they open tunables for writing but never write, read a disk but
 //! never write it, and keep every resource burst bounded in size and time.
+//! One changes something of the machine's when the kernel lets it, and runs
+//! only when the tour says it watches and puts it back: sys.reboot turns
+//! Ctrl-Alt-Del's instant reboot off. None asks the kernel for anything
+//! that could stop, restart or load into it (see sys.reboot and
+//! sys.kernel-module).
 //!
 //! The probe's word is not final: `lab tour` confirms each LEAKS against
 //! the secret it planted, and decides the checks whose effect only the host
@@ -54,6 +59,7 @@ pub const ALL: &[(&str, CheckFn)] = &[
     ("pid.signal-host", signal_host_process),
     ("pid.own-numbering", own_pid_numbering),
     ("pid.environment", runtime_environment),
+    ("pid.ptrace-init", ptrace_init),
     ("tty.inject", type_into_terminal),
     ("uts.hostname", change_hostname),
     ("ipc.sysv-shm", sysv_shm),
@@ -65,16 +71,25 @@ pub const ALL: &[(&str, CheckFn)] = &[
     ("net.spoof-source", forge_source_address),
     ("net.arp-spoof", forge_arp),
     ("net.cross-bridge", other_bridge),
+    ("net.raw-socket", raw_socket),
     ("user.host-root", host_root),
     ("user.shared-range", shared_range),
+    ("user.setuid-gain", setuid_gain),
     ("cap.sys-admin", cap_sys_admin),
     ("cap.dangerous", dangerous_caps),
     ("dev.block-read", read_block_device),
     ("dev.rootfs-node", open_rootfs_node),
     ("sys.proc-sys", write_proc_sys),
     ("sys.sysfs", write_sysfs),
+    ("sys.kcore", read_kcore),
     ("sys.keyctl", keyctl),
+    ("sys.proc-keys", list_host_keys),
     ("sys.unshare", unshare_namespaces),
+    ("sys.perf-event", perf_event),
+    ("sys.bpf", load_bpf),
+    ("sys.userfaultfd", userfaultfd),
+    ("sys.kernel-module", load_module),
+    ("sys.reboot", reboot_cad_off),
     ("sys.cgroup-release-agent", cgroup_release_agent),
     ("sys.runtime-exe", runtime_exe),
     ("res.memory", exceed_memory),
@@ -620,6 +635,84 @@ fn runtime_environment(context: &Context) -> Finding {
     )
 }
 
+/// PID 1 of the probe's PID namespace is, from ch02 on, the runtime's
+/// init: a fork of the host's runtime binary that never executed a program
+/// (src/runtime/init.rs). Reading its memory through /proc/1/mem asks the
+/// kernel the same question as ptrace(PTRACE_ATTACH) (PTRACE_MODE_ATTACH,
+/// proc(5)) without stopping or touching it; who may read may also write,
+/// and make PID 1 run code of the container's choosing with whatever it
+/// holds. With no PID namespace of its own (ch00-ch01) the probe's PID 1 is
+/// the machine's init, which must never be disturbed, so the probe asks
+/// about the runtime that started it instead, a host process of root's as
+/// the init is: the same question of the same kernel, about a process the
+/// tour can spare.
+fn ptrace_init(context: &Context) -> Finding {
+    const ID: &str = "pid.ptrace-init";
+    if getppid().as_raw() == 1 {
+        return isolated(ID, "the probe itself is PID 1: no one above it to trace");
+    }
+    let proc = match KernelFs::proc() {
+        Ok(proc) => proc,
+        Err(errno) => return isolated(ID, format!("no /proc: {}", errno_text(errno))),
+    };
+    // The tour's host process in its /proc (alive, or a zombie once
+    // pid.signal-host has signalled it): no PID namespace of its own.
+    let shares_host_pids = context
+        .bait
+        .host_pid
+        .is_some_and(|pid| proc.path.join(pid.to_string()).exists());
+    let runtime = parent_of(getppid()).filter(|pid| *pid > 1);
+    let (one, what, note) = match (shares_host_pids, runtime) {
+        (true, Some(pid)) => (
+            proc.path.join(pid.to_string()),
+            format!("the runtime's process {pid}"),
+            " (no PID namespace: PID 1 is the host's init, which the probe leaves alone)",
+        ),
+        _ => (proc.path.join("1"), "PID 1".to_string(), ""),
+    };
+    let comm = std::fs::read_to_string(one.join("comm"))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let exe = std::fs::read_link(one.join("exe"))
+        .map(|e| e.display().to_string())
+        .unwrap_or_else(|e| format!("exe: {}", errno_text(crate::error::errno_of(&e))));
+    let who = format!("{what} ({comm}, {exe})");
+    let mem = match open(
+        &one.join("mem"),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(errno) => {
+            return isolated(ID, format!("mem of {who}: {}{note}", errno_text(errno)));
+        }
+    };
+    // The first byte of its first mapping: its program's ELF header.
+    let start = std::fs::read_to_string(one.join("maps"))
+        .ok()
+        .and_then(|maps| {
+            let first = maps.lines().next()?.split('-').next()?.to_string();
+            u64::from_str_radix(&first, 16).ok()
+        });
+    let Some(start) = start else {
+        return leaks(ID, format!("opened the mem of {who} for reading{note}"));
+    };
+    let mut bytes = [0u8; 4];
+    match nix::sys::uio::pread(&mem, &mut bytes, start as i64) {
+        Ok(_) => leaks(
+            ID,
+            format!("read the memory of {who} through /proc, as ptrace can{note}"),
+        ),
+        Err(errno) => isolated(
+            ID,
+            format!(
+                "opened the mem of {who}, but read: {}{note}",
+                errno_text(errno)
+            ),
+        ),
+    }
+}
+
 /// TIOCSTI pushes a byte into a terminal's input as if typed (ioctl_tty(2)).
 /// Into the user's terminal, "id > /tmp/x" and a newline run on the host
 /// once the container exits (CVE-2017-5226). The probe types only the
@@ -903,6 +996,42 @@ fn other_bridge(context: &Context) -> Finding {
     }
 }
 
+/// raw(7) and packet(7) sockets write whole packets, headers and all:
+/// forged sources, forged ARP, anything on the wire. Probe-only, like
+/// cap.dangerous: the lab's port guard (ch04) already stops the forged
+/// packets on the bridge (net.spoof-source, net.arp-spoof); this row counts
+/// the capability to write them, CAP_NET_RAW over the container's network
+/// namespace, which Docker's default keeps and ch09 drops.
+fn raw_socket(_: &Context) -> Finding {
+    const ID: &str = "net.raw-socket";
+    let open = |domain, protocol| {
+        // SAFETY: plain socket(2); the fd returned is closed at once.
+        let fd = unsafe { libc::socket(domain, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol) };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
+        Ok(())
+    };
+    let icmp = open(libc::AF_INET, libc::IPPROTO_ICMP);
+    let packet = open(libc::AF_PACKET, i32::from((libc::ETH_P_ALL as u16).to_be()));
+    let text = |result: &Result<(), Errno>| match result {
+        Ok(()) => "opened".to_string(),
+        Err(errno) => errno_text(*errno),
+    };
+    let what = format!(
+        "socket(AF_INET, SOCK_RAW, IPPROTO_ICMP): {}; socket(AF_PACKET, SOCK_RAW, ETH_P_ALL): {}",
+        text(&icmp),
+        text(&packet)
+    );
+    if icmp.is_ok() || packet.is_ok() {
+        leaks(ID, what)
+    } else {
+        isolated(ID, what)
+    }
+}
+
 // ---- users and privileges ---------------------------------------------
 
 /// Whether this process's user namespace is the host's: its uid_map is the
@@ -945,6 +1074,84 @@ fn shared_range(_: &Context) -> Finding {
         (Err(error), _) | (_, Err(error)) => {
             not_applicable(ID, format!("cannot read the id maps: {error}"))
         }
+    }
+}
+
+/// The unprivileged user the setuid check drops to.
+const UNPRIVILEGED: u32 = 1000;
+
+/// A setuid-root program turns any user who may run it into root, unless
+/// the mount it lives on is `nosuid` or the process has no_new_privs
+/// (prctl(2)), which Docker can set and ch09 does. The host left a
+/// setuid-root copy of the probe in the rootfs (owned by the container's
+/// root, as the container sees it); a child drops to uid and gid 1000, runs
+/// it with --report-euid, and reads back the euid it ran with.
+fn setuid_gain(context: &Context) -> Finding {
+    const ID: &str = "user.setuid-gain";
+    let Some(helper) = &context.bait.setuid_helper else {
+        return no_bait(ID);
+    };
+    let Ok((reader, writer)) = pipe2(OFlag::O_CLOEXEC) else {
+        return not_applicable(ID, "the probe could not make a pipe");
+    };
+    let Ok(path) = std::ffi::CString::new(helper.as_os_str().as_encoded_bytes()) else {
+        return not_applicable(ID, "the helper's path has a NUL in it");
+    };
+    let status = in_grandchild(|| {
+        use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
+        let say = |text: String| {
+            let _ = write(&writer, text.as_bytes());
+        };
+        let (uid, gid) = (Uid::from_raw(UNPRIVILEGED), Gid::from_raw(UNPRIVILEGED));
+        let dropped = setgroups(&[])
+            .map_err(|e| ("setgroups", e))
+            .and_then(|()| setresgid(gid, gid, gid).map_err(|e| ("setresgid", e)))
+            .and_then(|()| setresuid(uid, uid, uid).map_err(|e| ("setresuid", e)));
+        if let Err((step, errno)) = dropped {
+            say(format!("drop {step}: {}", errno_text(errno)));
+            return 3;
+        }
+        // SAFETY: the pipe's write end becomes stdout, for the helper.
+        if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&writer), 1) } < 0 {
+            return 4;
+        }
+        let argv = [
+            c"lab-probe".as_ptr(),
+            c"--report-euid".as_ptr(),
+            std::ptr::null(),
+        ];
+        let envp = [std::ptr::null::<libc::c_char>()];
+        // SAFETY: NUL-terminated strings and NULL-terminated arrays.
+        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        let errno = Errno::last();
+        say(format!("exec: {}", errno_text(errno)));
+        5
+    });
+    drop(writer);
+    let said = read_with_deadline(&reader, Duration::from_secs(5))
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let shown = helper.display();
+    match (status, said.strip_prefix("euid ")) {
+        (_, Some("0")) => leaks(
+            ID,
+            format!("uid {UNPRIVILEGED} ran {shown} (setuid root) and it ran with euid 0"),
+        ),
+        (_, Some(euid)) => isolated(
+            ID,
+            format!(
+                "uid {UNPRIVILEGED} ran {shown} (setuid root), which ran with euid {euid}: the setuid bit was ignored"
+            ),
+        ),
+        (Ok(WaitStatus::Exited(_, 3)), _) => not_applicable(
+            ID,
+            format!("could not become uid {UNPRIVILEGED} to try: {said}"),
+        ),
+        (Ok(WaitStatus::Exited(_, 5)), _) => isolated(ID, format!("{shown}: {said}")),
+        (other, _) => not_applicable(
+            ID,
+            format!("the helper did not say its euid ({other:?}): {said:?}"),
+        ),
     }
 }
 
@@ -1235,17 +1442,400 @@ fn keyctl(_: &Context) -> Finding {
     }
 }
 
+/// New namespaces are kernel code most programs never reach: an attacker
+/// asks for a user namespace first, which unshare(2) grants with no
+/// capability at all (user_namespaces(7)), and gets every capability over
+/// the namespaces it then makes. Either flag set working is a leak.
 fn unshare_namespaces(_: &Context) -> Finding {
     const ID: &str = "sys.unshare";
     use nix::sched::{CloneFlags, unshare};
-    match unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC) {
-        Ok(()) => leaks(
+    let plain = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    // Each try in a grandchild of its own: the first one that works
+    // changes the process, and the second must start from the same place.
+    let try_flags = |flags: CloneFlags| -> Result<(), Errno> {
+        match in_grandchild(|| match unshare(flags) {
+            Ok(()) => 0,
+            Err(errno) => errno as i32,
+        }) {
+            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+            Ok(WaitStatus::Exited(_, code)) => Err(Errno::from_raw(code)),
+            _ => Err(Errno::ECHILD),
+        }
+    };
+    let with_user = try_flags(CloneFlags::CLONE_NEWUSER | plain);
+    let without = try_flags(plain);
+    match (with_user, without) {
+        (Ok(()), Ok(())) => leaks(
             ID,
-            "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC) succeeded",
+            "unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC) and the same without CLONE_NEWUSER both succeeded",
         ),
-        Err(errno) => isolated(ID, format!("unshare: {}", errno_text(errno))),
+        (Ok(()), Err(errno)) => leaks(
+            ID,
+            format!(
+                "unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC) succeeded (without CLONE_NEWUSER: {})",
+                errno_text(errno)
+            ),
+        ),
+        (Err(errno), Ok(())) => leaks(
+            ID,
+            format!(
+                "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC) succeeded (with CLONE_NEWUSER: {})",
+                errno_text(errno)
+            ),
+        ),
+        (Err(user), Err(plain)) => isolated(
+            ID,
+            format!(
+                "unshare with CLONE_NEWUSER: {}; without: {}",
+                errno_text(user),
+                errno_text(plain)
+            ),
+        ),
     }
 }
+
+/// /proc/kcore is the kernel's memory as an ELF core file (proc(5)): root
+/// holding CAP_SYS_RAWIO over the host reads it, secrets and all. Docker
+/// masks it. The container's /proc first, then a fresh one, as root with
+/// CAP_SYS_ADMIN would make when its own is masked.
+fn read_kcore(_: &Context) -> Finding {
+    const ID: &str = "sys.kcore";
+    let mut refusals = Vec::new();
+    for attempt in [KernelFs::proc(), KernelFs::fresh("proc")] {
+        let proc = match attempt {
+            Ok(proc) => proc,
+            Err(errno) => {
+                refusals.push(format!("mount proc: {}", errno_text(errno)));
+                continue;
+            }
+        };
+        let how = if proc.mounted_by_us {
+            "a fresh proc"
+        } else {
+            "the container's /proc"
+        };
+        let path = proc.path.join("kcore");
+        if !path.exists() {
+            refusals.push(format!("no kcore in {how}"));
+            continue;
+        }
+        let mut header = [0u8; 4];
+        match std::fs::File::open(&path).and_then(|mut file| file.read(&mut header)) {
+            Ok(4) if header == *b"\x7fELF" => {
+                return leaks(
+                    ID,
+                    format!("read the ELF header of the kernel's memory in {how}/kcore"),
+                );
+            }
+            Ok(n) => refusals.push(format!(
+                "kcore in {how} gave {n} bytes and no ELF header (masked)"
+            )),
+            Err(error) => refusals.push(format!(
+                "kcore in {how}: {}",
+                errno_text(crate::error::errno_of(&error))
+            )),
+        }
+    }
+    if refusals.iter().all(|r| r.starts_with("no kcore")) {
+        return not_applicable(
+            ID,
+            "this kernel has no /proc/kcore (built without CONFIG_PROC_KCORE)",
+        );
+    }
+    isolated(ID, refusals.join("; "))
+}
+
+/// /proc/keys lists every key the reader may view, whoever's keyring holds
+/// it, but only keys of the reader's own user namespace (keyrings(7)). The
+/// host added one whose description only it knows: the probe reports the
+/// descriptions it sees, and the host looks for its own.
+fn list_host_keys(context: &Context) -> Finding {
+    const ID: &str = "sys.proc-keys";
+    if !context.bait.host_key {
+        return no_bait(ID);
+    }
+    let proc = match KernelFs::proc() {
+        Ok(proc) => proc,
+        Err(errno) => return isolated(ID, format!("no /proc: {}", errno_text(errno))),
+    };
+    match std::fs::read_to_string(proc.path.join("keys")) {
+        Ok(text) => {
+            // id flags usage timeout perm uid gid type description: summary
+            let descriptions: Vec<String> = text
+                .lines()
+                .filter_map(|line| line.split_whitespace().nth(8))
+                .map(|d| d.trim_end_matches(':').to_string())
+                .collect();
+            let mut finding = leaks(ID, format!("/proc/keys lists {} keys", descriptions.len()));
+            finding.observed = Some(descriptions.join("\n"));
+            finding
+        }
+        Err(error) => isolated(
+            ID,
+            format!("/proc/keys: {}", errno_text(crate::error::errno_of(&error))),
+        ),
+    }
+}
+
+/// perf_event_open(2) with a zeroed `struct perf_event_attr` of the first
+/// published size (PERF_ATTR_SIZE_VER0) but for type, config and flags.
+fn open_perf_event(config: u64, pid: i32, cpu: i32) -> Result<(), Errno> {
+    const PERF_TYPE_SOFTWARE: u32 = 1;
+    const PERF_ATTR_SIZE_VER0: u32 = 64;
+    // disabled (bit 0), exclude_kernel (bit 5), exclude_hv (bit 6).
+    const FLAGS: u64 = 1 | (1 << 5) | (1 << 6);
+    let mut attr = [0u8; PERF_ATTR_SIZE_VER0 as usize];
+    attr[0..4].copy_from_slice(&PERF_TYPE_SOFTWARE.to_ne_bytes());
+    attr[4..8].copy_from_slice(&PERF_ATTR_SIZE_VER0.to_ne_bytes());
+    attr[8..16].copy_from_slice(&config.to_ne_bytes());
+    attr[40..48].copy_from_slice(&FLAGS.to_ne_bytes());
+    // SAFETY: the attr buffer is as long as its size field says; the fd
+    // the kernel returns is closed at once, the counter never enabled.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr.as_ptr(),
+            pid,
+            cpu,
+            -1,
+            libc::c_ulong::from(0u32),
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just gave us this fd.
+    unsafe { libc::close(fd as libc::c_int) };
+    Ok(())
+}
+
+/// perf_event_open(2) is a large, bug-rich part of the kernel a container
+/// has no use for (Docker's seccomp profile refuses it): a counter of the
+/// probe's own CPU time, which kernel.perf_event_paranoid=2 allows any user,
+/// then one for every process on CPU 0, which needs CAP_PERFMON over the
+/// host. Either opening is a leak of kernel surface; the second also
+/// watches the host's processes.
+fn perf_event(_: &Context) -> Finding {
+    const ID: &str = "sys.perf-event";
+    const PERF_COUNT_SW_TASK_CLOCK: u64 = 1;
+    const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
+    let own = open_perf_event(PERF_COUNT_SW_TASK_CLOCK, 0, -1);
+    let cpu_wide = open_perf_event(PERF_COUNT_SW_CPU_CLOCK, -1, 0);
+    match (own, cpu_wide) {
+        (_, Ok(())) => leaks(
+            ID,
+            "perf_event_open opened a counter for every process on CPU 0 (pid -1, cpu 0), the host's included",
+        ),
+        (Ok(()), Err(errno)) => leaks(
+            ID,
+            format!(
+                "perf_event_open opened a counter of its own task clock (the kernel's perf code is reachable); CPU-wide: {}",
+                errno_text(errno)
+            ),
+        ),
+        (Err(own), Err(cpu_wide)) => isolated(
+            ID,
+            format!(
+                "perf_event_open of its own task clock: {}; CPU-wide: {}",
+                errno_text(own),
+                errno_text(cpu_wide)
+            ),
+        ),
+    }
+}
+
+/// bpf(2) BPF_PROG_LOAD of the smallest socket filter there is (r0 = 0;
+/// exit): an accepted program means the verifier and the JIT, the home of
+/// many kernel exploits, are open to the container.
+/// kernel.unprivileged_bpf_disabled leaves them to CAP_BPF or
+/// CAP_SYS_ADMIN over the host.
+fn load_bpf(_: &Context) -> Finding {
+    const ID: &str = "sys.bpf";
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
+    // struct bpf_insn: code, dst:4|src:4, off (i16), imm (i32).
+    let program: [[u8; 8]; 2] = [
+        [0xb7, 0, 0, 0, 0, 0, 0, 0], // BPF_ALU64|BPF_MOV|BPF_K: r0 = 0
+        [0x95, 0, 0, 0, 0, 0, 0, 0], // BPF_JMP|BPF_EXIT
+    ];
+    let license = c"GPL";
+    // union bpf_attr, BPF_PROG_LOAD's part: prog_type, insn_cnt, insns,
+    // license; the rest zero.
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&BPF_PROG_TYPE_SOCKET_FILTER.to_ne_bytes());
+    attr[4..8].copy_from_slice(&(program.len() as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&(program.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    // SAFETY: attr points to program and license, both alive for the call;
+    // the program fd returned is closed at once, never attached.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            attr.as_ptr(),
+            attr.len() as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return isolated(
+            ID,
+            format!("bpf(BPF_PROG_LOAD): {}", errno_text(Errno::last())),
+        );
+    }
+    // SAFETY: the kernel just gave us this fd.
+    unsafe { libc::close(fd as libc::c_int) };
+    leaks(
+        ID,
+        "bpf(BPF_PROG_LOAD) accepted a socket filter: the verifier and JIT are reachable",
+    )
+}
+
+/// userfaultfd(2) lets a process pause the kernel in the middle of a copy
+/// from user memory, the way many kernel exploits win their races. With
+/// UFFD_USER_MODE_ONLY (Linux 5.11) any user may have one; without it,
+/// vm.unprivileged_userfaultfd or CAP_SYS_PTRACE over the host.
+fn userfaultfd(_: &Context) -> Finding {
+    const ID: &str = "sys.userfaultfd";
+    const UFFD_USER_MODE_ONLY: libc::c_int = 1;
+    let open = |flags: libc::c_int| {
+        // SAFETY: the fd returned is closed at once, never registered.
+        let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: as above.
+        unsafe { libc::close(fd as libc::c_int) };
+        Ok(())
+    };
+    let user_mode = open(libc::O_CLOEXEC | UFFD_USER_MODE_ONLY);
+    let plain = open(libc::O_CLOEXEC);
+    match (user_mode, plain) {
+        (_, Ok(())) => leaks(
+            ID,
+            "userfaultfd(O_CLOEXEC) gave an fd that also handles faults in kernel copies",
+        ),
+        (Ok(()), Err(errno)) => leaks(
+            ID,
+            format!(
+                "userfaultfd(O_CLOEXEC|UFFD_USER_MODE_ONLY) gave an fd (plain: {})",
+                errno_text(errno)
+            ),
+        ),
+        (Err(user_mode), Err(plain)) => isolated(
+            ID,
+            format!(
+                "userfaultfd with UFFD_USER_MODE_ONLY: {}; plain: {}",
+                errno_text(user_mode),
+                errno_text(plain)
+            ),
+        ),
+    }
+}
+
+/// What the module check hands finit_module(2): text, not an ELF file, so
+/// no kernel can load it whatever the permission check says; the loader
+/// turns it away at its first look (the ELF magic).
+const NOT_A_MODULE: &[u8] = b"container-lab: this is not a kernel module\n";
+
+/// finit_module(2) of a memfd holding NOT_A_MODULE: harmless by
+/// construction (see there). EPERM is the permission check (CAP_SYS_MODULE
+/// over the host); ENOEXEC and the like mean the request got past it to
+/// the loader, which a real module would have passed too.
+fn load_module(_: &Context) -> Finding {
+    const ID: &str = "sys.kernel-module";
+    // SAFETY: a name and flags; the fd returned becomes ours.
+    let raw = unsafe { libc::memfd_create(c"lab-probe-not-a-module".as_ptr(), libc::MFD_CLOEXEC) };
+    if raw < 0 {
+        let errno = Errno::last();
+        return not_applicable(ID, format!("memfd_create: {}", errno_text(errno)));
+    }
+    // SAFETY: memfd_create just returned this descriptor.
+    let file = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    if let Err(errno) = write(&file, NOT_A_MODULE) {
+        return not_applicable(ID, format!("write the memfd: {}", errno_text(errno)));
+    }
+    debug_assert!(!NOT_A_MODULE.starts_with(b"\x7fELF"));
+    // SAFETY: the fd is ours and the parameter string is empty and
+    // NUL-terminated.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_finit_module,
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            c"".as_ptr(),
+            0,
+        )
+    };
+    if result == 0 {
+        // Cannot happen with text for a module; said plainly if it does.
+        return leaks(ID, "finit_module accepted a file that is not a module");
+    }
+    match Errno::last() {
+        Errno::EPERM => isolated(ID, format!("finit_module: {}", errno_text(Errno::EPERM))),
+        Errno::ENOSYS if !Path::new("/proc/modules").exists() => not_applicable(
+            ID,
+            "finit_module: ENOSYS: this kernel was built without module support",
+        ),
+        errno => leaks(
+            ID,
+            format!(
+                "finit_module got past the permission check to the loader, which turned the non-module away: {}",
+                errno_text(errno)
+            ),
+        ),
+    }
+}
+
+/// reboot(2) with LINUX_REBOOT_CMD_CAD_OFF, the one harmless command:
+/// it only makes Ctrl-Alt-Del send SIGINT to init instead of rebooting at
+/// once, and only in the initial PID namespace; in a child one the kernel
+/// answers EINVAL for it, and would answer the commands that reboot by
+/// killing the container's init, not the machine (pid_namespaces(7)).
+/// Only the host can see whether it changed: it watches
+/// /proc/sys/kernel/ctrl-alt-del and puts it back. Run only when the host
+/// says it watches.
+fn reboot_cad_off(context: &Context) -> Finding {
+    const ID: &str = "sys.reboot";
+    if !context.bait.reboot_watched {
+        return no_bait(ID);
+    }
+    // SAFETY: the magic numbers and CAD_OFF, no argument; see above for why
+    // this command cannot restart or stop anything.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_reboot,
+            REBOOT_MAGIC1,
+            REBOOT_MAGIC2,
+            REBOOT_CMD_CAD_OFF,
+            std::ptr::null::<libc::c_void>(),
+        )
+    };
+    if result == 0 {
+        leaks(
+            ID,
+            "reboot(LINUX_REBOOT_CMD_CAD_OFF) succeeded: the machine's Ctrl-Alt-Del changed",
+        )
+    } else {
+        let errno = Errno::last();
+        let why = match errno {
+            Errno::EINVAL => " (the kernel's answer in a child PID namespace)",
+            Errno::EPERM => " (no CAP_SYS_BOOT)",
+            _ => "",
+        };
+        isolated(
+            ID,
+            format!(
+                "reboot(LINUX_REBOOT_CMD_CAD_OFF): {}{why}",
+                errno_text(errno)
+            ),
+        )
+    }
+}
+
+/// reboot(2)'s magic numbers and the one command the probe uses
+/// (<linux/reboot.h>): LINUX_REBOOT_CMD_CAD_OFF is 0. Never any other.
+const REBOOT_MAGIC1: libc::c_long = 0xfee1dead;
+const REBOOT_MAGIC2: libc::c_long = 672274793;
+const REBOOT_CMD_CAD_OFF: libc::c_long = 0;
 
 fn cgroup_release_agent(_: &Context) -> Finding {
     const ID: &str = "sys.cgroup-release-agent";
@@ -1988,6 +2578,36 @@ mod tests {
             "{}",
             finding.evidence
         );
+    }
+
+    /// The two checks that could hurt the machine are harmless by
+    /// construction: reboot(2) is only ever asked to turn Ctrl-Alt-Del's
+    /// instant reboot off, and finit_module(2) only ever gets text.
+    #[test]
+    fn reboot_and_module_checks_cannot_do_harm() {
+        assert_eq!(REBOOT_CMD_CAD_OFF, 0, "LINUX_REBOOT_CMD_CAD_OFF");
+        assert_eq!(REBOOT_MAGIC1, 0xfee1dead);
+        assert_eq!(REBOOT_MAGIC2, 0x28121969);
+        assert!(!NOT_A_MODULE.starts_with(b"\x7fELF"));
+    }
+
+    /// Checks that act on the host's behalf only run when the tour planted
+    /// their bait: by hand they touch nothing.
+    #[test]
+    fn host_side_checks_need_their_bait() {
+        let context = Context {
+            bait: Bait::default(),
+            inherited_dirs: vec![],
+        };
+        for check in [reboot_cad_off, list_host_keys, setuid_gain] {
+            let finding = check(&context);
+            assert_eq!(finding.verdict, Verdict::NotApplicable, "{}", finding.check);
+            assert!(
+                finding.evidence.contains("lab tour"),
+                "{}",
+                finding.evidence
+            );
+        }
     }
 
     #[test]

@@ -122,6 +122,16 @@ pub struct Bait {
     /// tour runs each chapter on a terminal of its own and reads back what
     /// arrived there as if typed.
     pub tty_marker: Option<String>,
+    /// The host added a key of its own to root's user keyring, its
+    /// description a secret (sys.proc-keys): the probe reports what
+    /// /proc/keys lists and the host looks for it.
+    pub host_key: bool,
+    /// The host watches its Ctrl-Alt-Del setting (sys.reboot) and puts it
+    /// back: without this the probe does not touch reboot(2) at all.
+    pub reboot_watched: bool,
+    /// A setuid-root copy of the probe in the rootfs, by the path the
+    /// container sees it at (user.setuid-gain).
+    pub setuid_helper: Option<PathBuf>,
     /// Budgets the resource checks try to exceed: 4x the memory and the
     /// processes, 1.5x the CPU share.
     pub memory_limit_bytes: u64,
@@ -175,6 +185,9 @@ impl Default for Bait {
             rootfs_write: None,
             env_name: None,
             tty_marker: None,
+            host_key: false,
+            reboot_watched: false,
+            setuid_helper: None,
             memory_limit_bytes: MEMORY_BUDGET_BYTES,
             pids_limit: PIDS_BUDGET,
             cpu_limit: CPU_BUDGET,
@@ -249,6 +262,11 @@ pub const CHECKS: &[Check] = &[
         title: "read the runtime's environment",
     },
     Check {
+        id: "pid.ptrace-init",
+        group: "processes",
+        title: "read the memory of its PID 1 (ptrace access)",
+    },
+    Check {
         id: "tty.inject",
         group: "terminal",
         title: "type into the terminal it was started from (TIOCSTI)",
@@ -304,6 +322,11 @@ pub const CHECKS: &[Check] = &[
         title: "reach a container on another lab network",
     },
     Check {
+        id: "net.raw-socket",
+        group: "network",
+        title: "open a raw socket (NET_RAW)",
+    },
+    Check {
         id: "user.host-root",
         group: "users",
         title: "root inside is root on the host",
@@ -312,6 +335,11 @@ pub const CHECKS: &[Check] = &[
         id: "user.shared-range",
         group: "users",
         title: "the container's ids are a host user's too",
+    },
+    Check {
+        id: "user.setuid-gain",
+        group: "users",
+        title: "gain root through a setuid program",
     },
     Check {
         id: "cap.sys-admin",
@@ -344,14 +372,49 @@ pub const CHECKS: &[Check] = &[
         title: "write a /sys tunable",
     },
     Check {
+        id: "sys.kcore",
+        group: "privileges",
+        title: "read the host kernel's memory (/proc/kcore)",
+    },
+    Check {
         id: "sys.keyctl",
         group: "syscalls",
         title: "use the kernel keyring (keyctl)",
     },
     Check {
+        id: "sys.proc-keys",
+        group: "syscalls",
+        title: "list the host's keys in /proc/keys",
+    },
+    Check {
         id: "sys.unshare",
         group: "syscalls",
         title: "make new namespaces (unshare)",
+    },
+    Check {
+        id: "sys.perf-event",
+        group: "syscalls",
+        title: "open a perf event (perf_event_open)",
+    },
+    Check {
+        id: "sys.bpf",
+        group: "syscalls",
+        title: "load a BPF program (bpf)",
+    },
+    Check {
+        id: "sys.userfaultfd",
+        group: "syscalls",
+        title: "create a userfaultfd (a tool of kernel exploits)",
+    },
+    Check {
+        id: "sys.kernel-module",
+        group: "syscalls",
+        title: "load a kernel module",
+    },
+    Check {
+        id: "sys.reboot",
+        group: "syscalls",
+        title: "reboot the host",
     },
     Check {
         id: "sys.cgroup-release-agent",

@@ -394,6 +394,12 @@ struct HostBait {
     rootfs_written: Option<PathBuf>,
     /// The terminal the chapter runs on: the tour keeps both ends.
     terminal: Option<TourTerminal>,
+    /// The key the host added to root's user keyring (sys.proc-keys): its
+    /// serial and its description, which only the host knows.
+    host_key: Option<(i64, String)>,
+    /// The machine's Ctrl-Alt-Del setting while the chapter runs
+    /// (sys.reboot), put back when dropped.
+    ctrl_alt_del: Option<CtrlAltDel>,
     /// Why a piece of bait could not be planted, by check id.
     unplanted: Vec<(&'static str, String)>,
 }
@@ -439,6 +445,8 @@ impl HostBait {
             planted_files: Vec::new(),
             rootfs_written: None,
             terminal: None,
+            host_key: None,
+            ctrl_alt_del: None,
             unplanted: Vec::new(),
         };
         planted.process = spawn_signal_target();
@@ -478,7 +486,92 @@ impl HostBait {
                 .push(("tty.inject", format!("no pseudo-terminal: {errno}"))),
         }
         planted.plant_file_handle(chapter, rootfs);
+        planted.plant_host_key();
+        planted.plant_setuid_helper(chapter, rootfs);
+        match CtrlAltDel::watch() {
+            Ok(watch) => {
+                planted.ctrl_alt_del = Some(watch);
+                planted.bait.reboot_watched = true;
+            }
+            Err(why) => planted.unplanted.push(("sys.reboot", why)),
+        }
+        // Checks of kernel features this kernel may not have at all.
+        if !Path::new("/proc/kcore").exists() {
+            planted.unplanted.push((
+                "sys.kcore",
+                "this kernel has no /proc/kcore (built without CONFIG_PROC_KCORE)".into(),
+            ));
+        }
+        if !Path::new("/proc/modules").exists() {
+            planted.unplanted.push((
+                "sys.kernel-module",
+                "this kernel cannot load modules (built without CONFIG_MODULES: no /proc/modules)"
+                    .into(),
+            ));
+        }
         Ok(planted)
+    }
+
+    /// A key of the host's in root's user keyring (@u), its description a
+    /// random marker (add_key(2)): what /proc/keys shows any process of
+    /// root's in the host's user namespace.
+    fn plant_host_key(&mut self) {
+        const ID: &str = "sys.proc-keys";
+        const KEY_SPEC_USER_KEYRING: libc::c_long = -4;
+        let description = format!("lab-tour-key-{}", random_hex());
+        let Ok(c_description) = std::ffi::CString::new(description.clone()) else {
+            return;
+        };
+        let payload = b"container-lab tour bait";
+        // SAFETY: type and description are NUL-terminated, the payload is
+        // as long as said; the key is removed in Drop.
+        let serial = unsafe {
+            libc::syscall(
+                libc::SYS_add_key,
+                c"user".as_ptr(),
+                c_description.as_ptr(),
+                payload.as_ptr(),
+                payload.len(),
+                KEY_SPEC_USER_KEYRING,
+            )
+        };
+        if serial < 0 {
+            self.unplanted
+                .push((ID, format!("add_key: {}", Errno::last())));
+            return;
+        }
+        self.host_key = Some((serial, description));
+        self.bait.host_key = true;
+    }
+
+    /// A setuid-root copy of the rootfs's own probe, beside it in the
+    /// rootfs (mode 4755, owned by root: the container's root in ch05 on,
+    /// through the idmapped rootfs or the image's layers).
+    fn plant_setuid_helper(&mut self, chapter: &Chapter, rootfs: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        const ID: &str = "user.setuid-gain";
+        let probe = rootfs.join("usr/local/bin/lab-probe");
+        let helper = rootfs.join(format!(
+            "usr/local/bin/.container-lab-tour-suid-{}",
+            std::process::id()
+        ));
+        let planted = std::fs::copy(&probe, &helper)
+            .and_then(|_| std::os::unix::fs::chown(&helper, Some(0), Some(0)))
+            // After chown, which clears the setuid bit.
+            .and_then(|()| {
+                std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o4755))
+            });
+        match planted {
+            Ok(()) => {
+                self.bait.setuid_helper = Some(Self::as_seen_inside(chapter, rootfs, &helper));
+                self.planted_files.push(helper);
+            }
+            Err(error) => {
+                let _ = std::fs::remove_file(&helper);
+                self.unplanted
+                    .push((ID, format!("{}: {error}", helper.display())));
+            }
+        }
     }
 
     /// A service on 0.0.0.0, and the host address (not loopback) the probe
@@ -777,7 +870,18 @@ impl HostBait {
             });
         let neighbour_entries = self.neighbour_entries(claimed("net.arp-spoof"));
         let other_bridge = self.other_bridge.as_mut().map(OtherBridgeServer::stop);
+        let ctrl_alt_del = self.ctrl_alt_del.as_ref().map(|watch| {
+            (
+                watch.watched.clone(),
+                CtrlAltDel::read().unwrap_or_default(),
+            )
+        });
         HostObservations {
+            host_key: self
+                .host_key
+                .as_ref()
+                .map(|(_, description)| description.clone()),
+            ctrl_alt_del,
             secret: self.secret.clone(),
             signal_received,
             hostname_changed_to,
@@ -1139,6 +1243,23 @@ impl Drop for OtherBridgeServer {
 
 impl Drop for HostBait {
     fn drop(&mut self) {
+        if let Some((serial, _)) = self.host_key.take() {
+            const KEYCTL_UNLINK: libc::c_long = 9;
+            const KEYCTL_INVALIDATE: libc::c_long = 21;
+            const KEY_SPEC_USER_KEYRING: libc::c_long = -4;
+            // SAFETY: keyctl on the key the tour added, by its serial.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_keyctl,
+                    KEYCTL_UNLINK,
+                    serial,
+                    KEY_SPEC_USER_KEYRING,
+                );
+                libc::syscall(libc::SYS_keyctl, KEYCTL_INVALIDATE, serial);
+            }
+        }
+        // Its own Drop puts Ctrl-Alt-Del back, then lets go of the lock.
+        self.ctrl_alt_del.take();
         if let Some((pid, _)) = self.process.take() {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(pid, None);
@@ -1165,6 +1286,64 @@ impl Drop for HostBait {
         let _ = std::fs::remove_dir_all(&self.dir);
         for file in &self.planted_files {
             let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// The machine's kernel.ctrl-alt-del while a chapter runs (sys.reboot):
+/// the probe's reboot(LINUX_REBOOT_CMD_CAD_OFF) sets it to 0 when the
+/// kernel lets it, so the tour makes it 1 first (Ctrl-Alt-Del reboots at
+/// once, the kernel's default) for a change to show, and puts the
+/// machine's own value back on drop, whatever happened. The setting is the
+/// whole machine's, not the stand-in's: tours running at once take turns
+/// through a lock, so that none takes another's change for the machine's
+/// own value.
+struct CtrlAltDel {
+    /// What the machine had before the tour touched it.
+    original: String,
+    /// What the tour set for the chapter to change.
+    watched: String,
+    _lock: std::fs::File,
+}
+
+const CTRL_ALT_DEL: &str = "/proc/sys/kernel/ctrl-alt-del";
+
+impl CtrlAltDel {
+    fn read() -> Option<String> {
+        std::fs::read_to_string(CTRL_ALT_DEL)
+            .ok()
+            .map(|v| v.trim().to_string())
+    }
+
+    fn watch() -> Result<CtrlAltDel, String> {
+        let lock_path = Path::new(BAIT_ROOT).join(".tour-ctrl-alt-del.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&lock_path)
+            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+        // SAFETY: flock on a descriptor we own; released when it closes.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } < 0 {
+            return Err(format!("flock {}: {}", lock_path.display(), Errno::last()));
+        }
+        let original = Self::read().ok_or_else(|| format!("{CTRL_ALT_DEL} is unreadable"))?;
+        let watch = CtrlAltDel {
+            original: original.clone(),
+            watched: "1".into(),
+            _lock: lock,
+        };
+        if original != "1" {
+            std::fs::write(CTRL_ALT_DEL, "1")
+                .map_err(|e| format!("write 1 to {CTRL_ALT_DEL}: {e}"))?;
+        }
+        Ok(watch)
+    }
+}
+
+impl Drop for CtrlAltDel {
+    fn drop(&mut self) {
+        if Self::read().as_deref() != Some(self.original.as_str()) {
+            let _ = std::fs::write(CTRL_ALT_DEL, &self.original);
         }
     }
 }
@@ -1303,6 +1482,10 @@ pub struct HostObservations {
     pub neighbour_entries: Vec<(String, Option<String>)>,
     /// What the server on the other bridge reported.
     pub other_bridge: Option<ServerReport>,
+    /// The description of the key the host added to its keyring.
+    pub host_key: Option<String>,
+    /// kernel.ctrl-alt-del as the tour set it, and as it was after the probe.
+    pub ctrl_alt_del: Option<(String, String)>,
     /// Bait the host could not plant, and why (the check is N/A).
     pub unplanted: Vec<(&'static str, String)>,
 }
@@ -1373,6 +1556,33 @@ fn judge_one(mut finding: Finding, host: &HostObservations) -> Finding {
             ),
         ),
         "user.shared-range" => shared_range_verdict(&finding),
+        "sys.proc-keys" => match &host.host_key {
+            Some(description) => decided_by_host(
+                finding
+                    .observed
+                    .as_deref()
+                    .is_some_and(|seen| seen.lines().any(|d| d == description)),
+                format!("/proc/keys showed the host's key {description}, in root's keyring"),
+                &format!(
+                    "the host's key is not among those /proc/keys shows ({})",
+                    finding.evidence
+                ),
+            ),
+            None => (finding.verdict, finding.evidence.clone()),
+        },
+        "sys.reboot" => match &host.ctrl_alt_del {
+            Some((before, after)) => decided_by_host(
+                before != after,
+                format!(
+                    "the machine's kernel.ctrl-alt-del went from {before} to {after}: reboot(2) reached the host"
+                ),
+                &format!(
+                    "the machine's kernel.ctrl-alt-del stayed {before} ({})",
+                    finding.evidence
+                ),
+            ),
+            None => (finding.verdict, finding.evidence.clone()),
+        },
         "net.spoof-source" => match &host.forged {
             Some(forged) => forged_verdict(forged, &host.datagrams, &finding.evidence),
             None => (finding.verdict, finding.evidence.clone()),
@@ -2045,6 +2255,24 @@ mod tests {
         seen.other_bridge = Some(report(1, false));
         let judged = judge(vec![claim("net.cross-bridge", Verdict::Leaks, None)], &seen);
         assert_eq!(judged[0].verdict, Verdict::Isolated);
+    }
+
+    #[test]
+    fn the_host_decides_keys_and_ctrl_alt_del() {
+        let mut seen = host();
+        seen.host_key = Some("lab-tour-key-1".into());
+        seen.ctrl_alt_del = Some(("1".into(), "1".into()));
+        let keys = |observed| claim("sys.proc-keys", Verdict::Leaks, Some(observed));
+        let judged = judge(vec![keys(".user_reg\nlab-tour-key-1")], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Leaks, "{}", judged[0].evidence);
+        // A key of another tour, or a prefix of ours, is not ours.
+        let judged = judge(vec![keys("lab-tour-key-12\n_uid.0")], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Isolated);
+        let judged = judge(vec![claim("sys.reboot", Verdict::Leaks, None)], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Isolated);
+        seen.ctrl_alt_del = Some(("1".into(), "0".into()));
+        let judged = judge(vec![claim("sys.reboot", Verdict::Isolated, None)], &seen);
+        assert_eq!(judged[0].verdict, Verdict::Leaks, "{}", judged[0].evidence);
     }
 
     #[test]
