@@ -2,7 +2,8 @@
 //! containers need (Docker's defaults, 2014-2016).
 //!
 //! ch08 plus, on by default: a short capability list (capabilities(7)),
-//! no_new_privs (setuid programs gain nothing), a seccomp filter (system
+//! no_new_privs (setuid programs gain nothing; Docker's opt-in, the
+//! lab's default), a seccomp filter (system
 //! calls refused by number and argument: keyctl, unshare, mount, bpf, ...)
 //! and Docker's masked and read-only paths of /proc and /sys. Each comes
 //! with the flag that turns it off (`--cap-add`, `--security-opt`,
@@ -42,7 +43,7 @@ use std::path::{Path, PathBuf};
     long_about = "Run containers from images as chapter 08 does, with Docker's protections \
         (2014-2016) on by default: root inside keeps 12 capabilities (Docker's list without \
         NET_RAW and SYS_CHROOT), no program gains privilege through a setuid bit \
-        (no_new_privs), a seccomp filter refuses the system calls containers do not need \
+        (no_new_privs: Docker's opt-in, on here), a seccomp filter refuses the system calls containers do not need \
         (keyctl, unshare, mount, bpf, perf_event_open, userfaultfd, kernel modules, \
         reboot, ...) with EPERM, and the parts of /proc and /sys that show or change the \
         whole machine are masked or read-only. Each has its flag to turn it off, to see \

@@ -13,6 +13,8 @@ use container_lab::runtime::caps::CapSet;
 use std::process::{Command, Output, Stdio};
 
 const CH: &str = "ch09-hardening";
+/// Where the image has a setuid-root copy of the probe.
+const SETUID_HELPER: &str = "/usr/local/bin/setuid-probe";
 
 struct Lab {
     dir: Scratch,
@@ -20,6 +22,8 @@ struct Lab {
 }
 
 impl Lab {
+    /// A store with `lab/base:v1`: the test rootfs, and a setuid-root
+    /// copy of the probe at SETUID_HELPER (user.setuid-gain's bait).
     fn new(test: &str) -> Option<Lab> {
         if !require_root(test) {
             return None;
@@ -28,7 +32,23 @@ impl Lab {
             dir: Scratch::new(&format!("hardening-{test}")),
             names: Default::default(),
         };
-        let output = lab.ch09(&["import", rootfs().to_str().unwrap(), "lab/base:v1"]);
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.follow_symlinks(false);
+        builder.mode(tar::HeaderMode::Complete);
+        builder.append_dir_all(".", rootfs()).unwrap();
+        let probe = std::fs::read(bin("lab-probe")).unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(probe.len() as u64);
+        header.set_mode(0o4755);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, &SETUID_HELPER[1..], probe.as_slice())
+            .unwrap();
+        let tar = lab.dir.join("base.tar");
+        std::fs::write(&tar, builder.into_inner().unwrap()).unwrap();
+        let output = lab.ch09(&["import", tar.to_str().unwrap(), "lab/base:v1"]);
         assert_eq!(code(&output), 0, "import: {}", stderr(&output));
         Some(lab)
     }
@@ -306,13 +326,39 @@ fn each_protection_turned_off_alone_reopens_exactly_its_rows() {
     };
     let default = probe_leaks(&lab, &[]);
     assert!(default.is_empty(), "ch09 leaks by default: {default:?}");
-    let cases: [(&[&str], &[&str]); 4] = [
-        (&["--security-opt", "seccomp=unconfined"], &["sys.keyctl"]),
+    let filtered = [
+        "sys.keyctl",
+        "sys.perf-event",
+        "sys.unshare",
+        "sys.userfaultfd",
+    ];
+    let cases: [(&[&str], &[&str]); 6] = [
+        (&["--security-opt", "seccomp=unconfined"], &filtered),
         // Docker's rule: with CAP_SYS_ADMIN the filter allows unshare,
-        // mount and setns too.
-        (&["--cap-add", "SYS_ADMIN"], &["sys.unshare"]),
-        (&["--security-opt", "no-new-privileges=false"], &[]),
-        (&["--privileged"], &["sys.keyctl", "sys.unshare"]),
+        // mount, setns, bpf and perf_event_open too.
+        (
+            &["--cap-add", "SYS_ADMIN"],
+            &["sys.perf-event", "sys.unshare"],
+        ),
+        (&["--cap-add", "NET_RAW"], &["net.raw-socket"]),
+        (
+            &["--security-opt", "no-new-privileges=false"],
+            &["user.setuid-gain"],
+        ),
+        // The masks are a second wall: behind the user namespace, whose
+        // root the kernel does not let read the host's keys or kcore.
+        (&["--security-opt", "systempaths=unconfined"], &[]),
+        (
+            &["--privileged"],
+            &[
+                "net.raw-socket",
+                "sys.keyctl",
+                "sys.perf-event",
+                "sys.unshare",
+                "sys.userfaultfd",
+                "user.setuid-gain",
+            ],
+        ),
     ];
     for (flags, expected) in cases {
         let leaks = probe_leaks(&lab, flags);

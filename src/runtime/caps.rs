@@ -244,8 +244,9 @@ pub struct CapSet(pub u64);
 /// come back by default; `--cap-add SYS_CHROOT` gives it to the sshd that
 /// wants it), and CAP_NET_RAW, which writes any packet it likes onto the
 /// container's link, ARP and forged sources included (issue 12: the
-/// bridge's port guard stops those, and ping works without it through
-/// ICMP sockets, net.ipv4.ping_group_range).
+/// bridge's port guard stops those). ping then needs `--cap-add NET_RAW`,
+/// or ICMP sockets, which net.ipv4.ping_group_range opens to a group
+/// (Docker widens it in every container; the lab does not yet).
 pub const DOCKER_DEFAULT: [&str; 14] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
