@@ -265,7 +265,14 @@ fn a_hardening_session_for_the_book() {
     let option = format!("seccomp={}", bad.display());
     session += &step(
         "run --rm --security-opt seccomp=./bad.json lab/base:v1 /bin/true",
-        &["run", "--rm", "--security-opt", &option, "lab/base:v1", "/bin/true"],
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            &option,
+            "lab/base:v1",
+            "/bin/true",
+        ],
     );
     let session = session.replace(&bad.display().to_string(), "./bad.json");
     snapshot!("ch09_session", session);
