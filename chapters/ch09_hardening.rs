@@ -162,10 +162,12 @@ fn create(cli: &RunArgs) -> Result<i32, LabError> {
             message: "--chown-copy copies a rootfs; an image's layers are shared by every container and seen through idmapped mounts instead".into(),
         });
     }
+    // ANCHOR: security
     // NEW in ch09: the protections, the filter compiled here, so that a
     // profile that does not compile stops the run before anything starts.
     let security = cli.security.security()?;
     let hardening = security.prepare()?;
+    // ANCHOR_END: security
     // the image, and what its config says to run.
     let images = ImageStore::open()?;
     let image = images
@@ -465,11 +467,13 @@ fn recipe(
                 mounts::bind_etc_files(narrator, &root, &network.etc_files())?;
             }
             mounts::pivot_into(narrator, &root)?;
+            // ANCHOR: masks
             // NEW in ch09: the parts of /proc and /sys that show or change
             // the whole machine, masked or read-only (Docker's lists).
             if image.hardening.security.masked_paths {
                 masks::apply(narrator)?;
             }
+            // ANCHOR_END: masks
             // --tmpfs, mounted by the container's root once `/` is the
             // container's own.
             volumes::mount_tmpfs(narrator, &image.mounts)?;
@@ -480,10 +484,12 @@ fn recipe(
                 command::enter_workdir(narrator, workdir)?;
             }
             fds::close_inherited(narrator)?;
+            // ANCHOR: lock_down
             // NEW in ch09: capabilities cut to the container's list (which
             // has neither SYS_CHROOT nor DAC_READ_SEARCH, as in chapter 02),
             // no_new_privs, then the filter; the image's user is set between.
             image.hardening.lock_down(narrator, user)?;
+            // ANCHOR_END: lock_down
             Ok(cli.jail.launch())
         },
     )?;

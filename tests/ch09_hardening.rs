@@ -284,12 +284,13 @@ fn probe_leaks(lab: &Lab, flags: &[&str]) -> std::collections::BTreeSet<String> 
     let listed = run("lab-probe", ["--list"]);
     let mut args = vec!["run", "--rm", "--net", "none"];
     args.extend(flags);
+    let bait = format!("{{\"setuid_helper\":\"{SETUID_HELPER}\"}}");
     args.extend([
         "lab/base:v1",
         "/usr/local/bin/lab-probe",
         "--json",
         "--bait",
-        "{}",
+        &bait,
     ]);
     let checks: Vec<String> = stdout(&listed)
         .lines()
@@ -463,4 +464,52 @@ fn ordinary_programs_still_work() {
     ]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(stdout(&output), "b\n1 2 3\n/etc\nok\n");
+}
+
+/// The book's session: what the kernel shows for a default container,
+/// for each flag that turns a protection off, and a profile that does not
+/// parse.
+#[test]
+fn a_hardening_session_for_the_book() {
+    let Some(lab) = Lab::new("session") else {
+        return;
+    };
+    let status = "grep -E 'Cap(Prm|Eff|Bnd)|NoNewPrivs|Seccomp' /proc/self/status";
+    let step = |shown: &str, args: &[&str]| {
+        let output = lab.ch09(args);
+        transcript(&format!("ch09-hardening {shown}"), &output, None)
+    };
+    let mut session = String::new();
+    for flags in [
+        &[][..],
+        &["--cap-drop", "ALL"],
+        &["--security-opt", "seccomp=unconfined"],
+        &["--privileged"],
+    ] {
+        let mut args = vec!["run", "--rm", "--net", "none"];
+        args.extend(flags);
+        args.extend(["lab/base:v1", "/bin/sh", "-c", status]);
+        let shown = format!("{} \"{status}\"", args[..args.len() - 1].join(" "));
+        session += &step(&shown, &args);
+    }
+    let bad = lab.dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALOW"}]}"#,
+    )
+    .unwrap();
+    let option = format!("seccomp={}", bad.display());
+    session += &step(
+        "run --rm --security-opt seccomp=./bad.json lab/base:v1 /bin/true",
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            &option,
+            "lab/base:v1",
+            "/bin/true",
+        ],
+    );
+    let session = session.replace(&bad.display().to_string(), "./bad.json");
+    snapshot!("ch09_session", session);
 }

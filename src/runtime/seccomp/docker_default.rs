@@ -231,6 +231,7 @@ impl Profile {
         x86_only.includes = arches(&[GoArch::Amd64]);
         syscalls.push(x86_only);
 
+        // ANCHOR: by_capability
         let mut sys_admin = rule(WITH_SYS_ADMIN, Action::Allow);
         sys_admin.includes = caps(&["CAP_SYS_ADMIN"]);
         syscalls.push(sys_admin);
@@ -256,6 +257,7 @@ impl Profile {
             guarded.includes = caps(&[capability]);
             syscalls.push(guarded);
         }
+        // ANCHOR_END: by_capability
 
         Profile {
             default_action: Action::Errno,
