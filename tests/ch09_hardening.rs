@@ -148,7 +148,15 @@ fn a_container_keeps_twelve_capabilities_no_new_privs_and_a_filter_in_run_and_ex
     // exec joins under the same settings.
     let name = lab.name("exec");
     let output = lab.ch09(&[
-        "run", "-d", "--name", &name, "--net", "none", "lab/base:v1", "/bin/sleep", "60",
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--net",
+        "none",
+        "lab/base:v1",
+        "/bin/sleep",
+        "60",
     ]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let output = lab.ch09(&["exec", &name, "/bin/cat", "/proc/self/status"]);
@@ -185,7 +193,10 @@ fn each_flag_turns_its_own_protection_off() {
     // The masks: /proc/keys has /dev/null over it by default only.
     let masked = "grep -c ' /proc/keys ' /proc/self/mountinfo || true";
     assert_eq!(lab.sh(&[], masked).trim(), "1");
-    for flags in [&["--security-opt", "systempaths=unconfined"][..], &["--privileged"]] {
+    for flags in [
+        &["--security-opt", "systempaths=unconfined"][..],
+        &["--privileged"],
+    ] {
         assert_eq!(lab.sh(flags, masked).trim(), "0", "{flags:?}");
     }
 }
@@ -212,11 +223,26 @@ fn bad_security_flags_are_refused_before_anything_starts() {
     let missing = lab.dir.join("no-such-profile.json");
     let missing = format!("seccomp={}", missing.display());
     for (flags, says) in [
-        (vec!["--cap-add", "SYS_WIZARD"], "unknown capability \"SYS_WIZARD\""),
-        (vec!["--security-opt", "seccomp"], "--security-opt \"seccomp\""),
-        (vec!["--security-opt", "apparmor=docker-default"], "AppArmor"),
-        (vec!["--privileged", "--cap-add", "NET_ADMIN"], "--privileged turns every protection off"),
-        (vec!["--security-opt", missing.as_str()], "no-such-profile.json"),
+        (
+            vec!["--cap-add", "SYS_WIZARD"],
+            "unknown capability \"SYS_WIZARD\"",
+        ),
+        (
+            vec!["--security-opt", "seccomp"],
+            "--security-opt \"seccomp\"",
+        ),
+        (
+            vec!["--security-opt", "apparmor=docker-default"],
+            "AppArmor",
+        ),
+        (
+            vec!["--privileged", "--cap-add", "NET_ADMIN"],
+            "--privileged turns every protection off",
+        ),
+        (
+            vec!["--security-opt", missing.as_str()],
+            "no-such-profile.json",
+        ),
     ] {
         let mut args = vec!["run", "--rm", "--name"];
         let name = lab.name("bad");
