@@ -156,6 +156,92 @@ fn quick_bench_produces_a_well_formed_report() {
         }
     }
 
+    // Chapter 09's hardening: getppid(2) per call in ch09 beside ch08
+    // (with issue 18's goal) and unconfined, the same in the bench's own
+    // children, personality(2) past the kernel's cache, and compile and
+    // load of the default profile (the start-up goal on their sum).
+    let hardening = &report.hardening;
+    let operations: Vec<&str> = hardening
+        .rows
+        .iter()
+        .map(|r| r.operation.as_str())
+        .collect();
+    // The compile row names the filter's size, which follows the profile.
+    assert_eq!(operations.len(), 8, "{hardening:?}");
+    assert_eq!(
+        [&operations[..5], &operations[6..]].concat(),
+        [
+            "getppid(2) in ch09 (default seccomp filter)",
+            "getppid(2) in ch09 --security-opt seccomp=unconfined",
+            "getppid(2), default filter, bench's child",
+            "getppid(2), one-instruction allow-all filter, bench's child",
+            "personality(0xffffffff), default filter, bench's child",
+            "load it: seccomp(2) x 2",
+            "compile + load, what a container's start pays",
+        ],
+        "{hardening:?}"
+    );
+    assert!(
+        operations[5].starts_with("compile the default profile ("),
+        "{hardening:?}"
+    );
+    for row in &hardening.rows {
+        assert_eq!(row.runs, 3, "{row:?}");
+        assert!(row.median > 0.0 && row.median <= row.p95, "{row:?}");
+        match row.unit.as_str() {
+            "ns/call" => assert!(
+                row.peer_median.is_some_and(|ns| ns > 0.0)
+                    && row
+                        .peer_p95
+                        .is_some_and(|ns| ns >= row.peer_median.unwrap()),
+                "{row:?}"
+            ),
+            "ms" => assert!(row.peer_median.is_none(), "{row:?}"),
+            unit => panic!("unit {unit} in {row:?}"),
+        }
+    }
+    let goals: Vec<(&str, &str)> = hardening
+        .rows
+        .iter()
+        .filter_map(|row| Some((row.operation.as_str(), row.goal.as_ref()?.target.as_str())))
+        .collect();
+    assert_eq!(
+        goals,
+        [
+            (
+                "getppid(2) in ch09 (default seccomp filter)",
+                "under 10% over ch08"
+            ),
+            (
+                "compile + load, what a container's start pays",
+                "under 0.5 ms"
+            ),
+        ],
+        "{hardening:?}"
+    );
+    let compile = hardening.rows[5]
+        .operation
+        .trim_start_matches("compile the default profile (")
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse::<usize>().ok());
+    assert!(compile.is_some_and(|n| n > 100), "{hardening:?}");
+    for note in [
+        "inside ch09, /proc/self/status says: Seccomp: 2 Seccomp_filters:",
+        "control: ch09 with --security-opt seccomp=unconfined",
+        "the kernel's action cache",
+    ] {
+        assert!(
+            hardening.notes.iter().any(|n| n.starts_with(note)),
+            "no note {note:?}: {hardening:?}"
+        );
+    }
+    let markdown = report.markdown();
+    assert!(
+        markdown.contains("| chapter 09's hardening | `ch09-hardening` median (p95) | peer | peer median (p95) | goal |"),
+        "{markdown}"
+    );
+
     // What the bench started, it removed.
     let after = bench_containers();
     let left: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();

@@ -97,7 +97,11 @@ enum LabCommand {
             and of 1 MiB beside an `import` of the whole tree, an unchanged rebuild of a \
             six-step Containerfile beside `buildah bud --layers` (when installed), and \
             `run --rm` of it beside ch07 on the plain rootfs, each with issue 16's or 17's \
-            goal. Runs \
+            goal; and chapter 09's seccomp filter: getppid(2) per call inside ch09 beside ch08 \
+            (and ch09 seccomp=unconfined), the same in forked children of the bench under no \
+            filter, a one-instruction filter and the default one, personality(2) whose rule \
+            reads its argument, and the time to compile and to load the default profile, with \
+            issue 18's goals. Runs \
             inside a stand-in host network namespace, like the tour.",
         after_help = "Examples:\n  sudo lab bench\n  sudo lab bench --quick --json\n  sudo lab bench --book book/src/generated"
     )]
@@ -239,10 +243,25 @@ fn bench(
             },
             &|line| eprintln!("{}", format!("  {line}").dimmed()),
         )?;
-        Ok::<_, LabError>((timings, lifecycle, images))
+        eprintln!(
+            "{}",
+            "timing ch09's seccomp filter: per call against ch08, compile and load ...".dimmed()
+        );
+        let (calls, repeat) = if quick { (100_000, 3) } else { (2_000_000, 9) };
+        let hardening = bench::hardening(
+            &bench::HardeningBenchPlan {
+                rootfs: &rootfs_dir,
+                work: &bundle_dir.join("hardening"),
+                calls,
+                repeat,
+                runs,
+            },
+            &|line| eprintln!("{}", format!("  {line}").dimmed()),
+        )?;
+        Ok::<_, LabError>((timings, lifecycle, images, hardening))
     })();
     let _ = std::fs::remove_dir_all(&bundle_dir);
-    let (timings, lifecycle, images) = measured?;
+    let (timings, lifecycle, images, hardening) = measured?;
     eprintln!(
         "{}",
         "timing the workloads inside ch03 and on the host ...".dimmed()
@@ -266,6 +285,7 @@ fn bench(
         throughput,
         lifecycle,
         images,
+        hardening,
         kernel: container_lab::hostinfo::kernel_release(),
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())

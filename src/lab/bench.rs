@@ -17,9 +17,16 @@
 //! the bench makes, beside GNU `tar -x` of its layers; `pull` from a
 //! registry on 127.0.0.1, beside `skopeo copy`; `run --rm` of the image,
 //! beside chapter 07 on the plain rootfs.
+//!
+//! Chapter 09's hardening ([`hardening`]): what its seccomp filter costs a
+//! system call (getppid(2) in ch09 beside ch08, and in the bench's own
+//! children under no filter, a one-instruction one and the default), and
+//! what compiling and loading the filter costs a start.
 
+mod hardening;
 mod images;
 
+pub use hardening::{HardeningBenchPlan, hardening};
 pub use images::{ImageBenchPlan, images};
 
 use crate::error::LabError;
@@ -94,6 +101,10 @@ pub struct Report {
     /// Chapter 08's image verbs, beside GNU tar, skopeo and chapter 07.
     #[serde(default)]
     pub images: Comparison,
+    /// Chapter 09's seccomp filter: its cost per call, beside ch08, and
+    /// its compile and load.
+    #[serde(default)]
+    pub hardening: Comparison,
     pub kernel: String,
     pub cpus: usize,
 }
@@ -1035,6 +1046,8 @@ impl Report {
             .render_into(&mut out, "chapter 07's lifecycle", "ch07-lifecycle");
         self.images
             .render_into(&mut out, "chapter 08's images", "ch08-images");
+        self.hardening
+            .render_into(&mut out, "chapter 09's hardening", "ch09-hardening");
         if !self.throughput.is_empty() {
             out.push_str("\ninside ch03 vs on the host (best run):\n");
             for t in &self.throughput {
@@ -1134,6 +1147,8 @@ impl Report {
             .markdown_into(&mut out, "chapter 07's lifecycle", "ch07-lifecycle");
         self.images
             .markdown_into(&mut out, "chapter 08's images", "ch08-images");
+        self.hardening
+            .markdown_into(&mut out, "chapter 09's hardening", "ch09-hardening");
         if !self.throughput.is_empty() {
             out.push_str(
                 "\n| workload | on the host | inside ch03 | overhead |\n|---|---:|---:|---:|\n",
@@ -1323,6 +1338,7 @@ mod tests {
             throughput: vec![],
             lifecycle,
             images,
+            hardening: Comparison::default(),
             kernel: "6.0".into(),
             cpus: 2,
         }
@@ -1352,6 +1368,7 @@ mod tests {
             throughput: vec![],
             lifecycle: Comparison::default(),
             images: Comparison::default(),
+            hardening: Comparison::default(),
             kernel: "6.0".into(),
             cpus: 2,
         };

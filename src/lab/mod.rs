@@ -14,6 +14,7 @@
 //! | `clean` | `lab clean`: reclaim what a killed run left behind |
 //! | `bench` | `lab bench`: each chapter's cost against chroot, bwrap, runc |
 //! | `bench/images` | chapter 08's rows: load, pull and run, against tar, skopeo and ch07 |
+//! | `bench/hardening` | chapter 09's rows: seccomp per call against ch08, compile and load of the filter |
 //!
 //! None belongs to one chapter: each measures every chapter from ch00 on,
 //! and a chapter that adds an idea adds its rows or columns here (ch04 the

@@ -122,6 +122,12 @@ fn native_audit_arch() -> u32 {
     NATIVE.as_ref().map_or(0, |native| native.audit)
 }
 
+/// This architecture's system calls, by name and number (none where the
+/// lab has no table).
+pub fn native_syscalls() -> &'static [(&'static str, i64)] {
+    NATIVE.as_ref().map_or(&[], |native| native.table)
+}
+
 /// The number of a system call on this architecture, if it has it.
 pub fn syscall_number(name: &str) -> Option<i64> {
     let native = NATIVE.as_ref()?;
@@ -414,6 +420,24 @@ impl Filter {
         &self.skipped
     }
 
+    /// Whether the kernel's action cache lets native call `number` through
+    /// without running any of the programs: each must always allow it,
+    /// whatever its arguments ([`bpf::always_allows`]).
+    pub fn kernel_caches(&self, number: i64) -> bool {
+        self.programs
+            .iter()
+            .all(|program| bpf::always_allows(&program.bpf, number as i32, native_audit_arch()))
+    }
+
+    /// How many instructions the programs run, together, to decide `call`
+    /// when the cache does not answer for it.
+    pub fn instructions_run(&self, call: &Call) -> usize {
+        self.programs
+            .iter()
+            .map(|program| bpf::run_counting(&program.bpf, call).map_or(0, |(_, ran)| ran))
+            .sum()
+    }
+
     /// What the loaded filter would do with `call`, worked out the kernel's
     /// way: every program runs, the strictest answer wins.
     pub fn decide(&self, call: &Call) -> SeccompAction {
@@ -469,8 +493,9 @@ impl Filter {
     // ANCHOR_END: load
 
     /// The seccomp(2) calls themselves, and nothing else: no allocation, so
-    /// that a child forked from a threaded process may call it.
-    fn install(&self) -> nix::Result<()> {
+    /// that a child forked from a threaded process may call it (and `lab
+    /// bench` may time them alone). [`Filter::load`] is the narrated step.
+    pub fn install(&self) -> nix::Result<()> {
         for program in &self.programs {
             // seccompiler's sock_filter is #[repr(C)] with the kernel's
             // layout (u16, u8, u8, u32), as libc's is.

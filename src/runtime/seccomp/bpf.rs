@@ -84,12 +84,20 @@ impl Call {
 /// Run one program on one call: the value it returns, or why it is not a
 /// program the kernel would have accepted.
 pub fn run(program: &[sock_filter], call: &Call) -> Result<u32, String> {
+    run_counting(program, call).map(|(ret, _)| ret)
+}
+
+/// [`run`], and how many instructions the program ran to give its answer
+/// (what the kernel's interpreter or JIT works through for this call).
+pub fn run_counting(program: &[sock_filter], call: &Call) -> Result<(u32, usize), String> {
     let data = call.bytes();
     let mut accumulator: u32 = 0;
     let mut pc = 0usize;
+    let mut ran = 0usize;
     while let Some(instruction) = program.get(pc) {
         let k = instruction.k;
         pc += 1;
+        ran += 1;
         match instruction.code {
             code if code == CLASS_LD | SIZE_WORD | MODE_ABS => {
                 let start = k as usize;
@@ -115,7 +123,7 @@ pub fn run(program: &[sock_filter], call: &Call) -> Result<u32, String> {
                     instruction.jf
                 });
             }
-            code if code == CLASS_RET | SOURCE_K => return Ok(k),
+            code if code == CLASS_RET | SOURCE_K => return Ok((k, ran)),
             code => {
                 return Err(format!(
                     "instruction {code:#06x} is not one seccompiler emits"
@@ -124,6 +132,49 @@ pub fn run(program: &[sock_filter], call: &Call) -> Result<u32, String> {
         }
     }
     Err("the program runs off its end without returning".into())
+}
+
+/// Whether the kernel's action cache (Linux 5.11+, kernel/seccomp.c
+/// `seccomp_is_const_allow`) marks call `nr` of architecture `arch` as
+/// always allowed by this program, so that the program is not run for it
+/// at all. The kernel decides it when the filter is loaded, by running the
+/// program knowing only the number and the architecture: a path that
+/// loads anything else (an argument, the instruction pointer) or meets an
+/// instruction it does not follow is "not constant", and the call is
+/// filtered on every use. This is that emulation, step for step.
+pub fn always_allows(program: &[sock_filter], nr: i32, arch: u32) -> bool {
+    let mut register: u32 = 0;
+    let mut pc = 0usize;
+    while let Some(instruction) = program.get(pc) {
+        let k = instruction.k;
+        match instruction.code {
+            code if code == CLASS_LD | SIZE_WORD | MODE_ABS => match k {
+                OFFSET_NR => register = nr as u32,
+                OFFSET_ARCH => register = arch,
+                _ => return false,
+            },
+            code if code == CLASS_RET | SOURCE_K => return k == RET_ALLOW,
+            code if code == CLASS_JMP | JMP_JA => pc += k as usize,
+            code if code & 0x07 == CLASS_JMP && code & 0x08 == SOURCE_K => {
+                let taken = match code & 0xf0 {
+                    JMP_JEQ => register == k,
+                    JMP_JGE => register >= k,
+                    JMP_JGT => register > k,
+                    JMP_JSET => register & k != 0,
+                    _ => return false,
+                };
+                pc += usize::from(if taken {
+                    instruction.jt
+                } else {
+                    instruction.jf
+                });
+            }
+            code if code == CLASS_ALU | ALU_AND | SOURCE_K => register &= k,
+            _ => return false,
+        }
+        pc += 1;
+    }
+    false
 }
 
 /// The kernel's order among actions: the lower the action bits read as a
