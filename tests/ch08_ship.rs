@@ -108,6 +108,10 @@ struct Podman {
 impl Podman {
     fn new(test: &str) -> Podman {
         require_tool("podman", "podman");
+        // Debian's podman brings crun, which refuses a host with cgroup v1
+        // controllers beside a cgroup2 mount (this lab's test machine):
+        // runc runs there.
+        require_tool("runc", "runc");
         let dir = std::env::temp_dir().join(format!("lab-podman-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -117,6 +121,7 @@ impl Podman {
     fn command(&self) -> Command {
         let mut command = Command::new("podman");
         command
+            .args(["--runtime", "runc"])
             .arg("--root")
             .arg(self.dir.join("root"))
             .arg("--runroot")

@@ -47,6 +47,17 @@
 //! libseccomp refuses such a rule; here both comparisons must hold, as the
 //! profile's text says.)
 //!
+//! # A lookup tree in front
+//!
+//! seccompiler compares a call's number with each listed call in turn.
+//! Each program here starts, after the architecture check, with a binary
+//! search of the calls it matches whatever their arguments (`lookup_tree`,
+//! the shape libseccomp gives its filters too), and leaves seccompiler's
+//! chain only the calls with argument conditions. It matters twice: at
+//! load time the kernel runs the filter once for every syscall number to
+//! fill its action cache (Linux 5.11), and every call the cache cannot
+//! answer walks the filter on each use.
+//!
 //! # Other architectures
 //!
 //! A 64-bit x86 kernel also runs 32-bit calls (`int 0x80`, arriving with
@@ -79,7 +90,7 @@ use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
 use seccompiler::{
     BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-    TargetArch,
+    TargetArch, sock_filter,
 };
 use std::collections::BTreeMap;
 
@@ -185,14 +196,98 @@ impl Matches {
         }
     }
 
-    /// seccompiler's form: an empty rule list matches any arguments.
-    fn into_rules(self) -> BTreeMap<i64, Vec<SeccompRule>> {
-        self.0
-            .into_iter()
-            .map(|(number, rules)| (number, rules.unwrap_or_default()))
-            .collect()
+    /// The numbers matched whatever their arguments, for the lookup tree,
+    /// and the rules with conditions, in seccompiler's form.
+    fn split(self) -> (Vec<u32>, BTreeMap<i64, Vec<SeccompRule>>) {
+        let mut any_arguments = Vec::new();
+        let mut conditional = BTreeMap::new();
+        for (number, rules) in self.0 {
+            match rules {
+                None => any_arguments.push(number as u32),
+                Some(rules) => {
+                    conditional.insert(number, rules);
+                }
+            }
+        }
+        (any_arguments, conditional)
     }
 }
+
+// ANCHOR: lookup_tree
+/// How many numbers a leaf of the lookup tree compares one by one.
+const LEAF: usize = 4;
+
+/// The numbers a program matches whatever the arguments, found by a
+/// binary search in BPF that returns `matched` at once; a number it does
+/// not hold falls through to seccompiler's program after it (argument
+/// conditions, then the program's default).
+///
+/// seccompiler compares the number with each call in turn. With the ~300
+/// calls of Docker's list, that chain is walked by every call the kernel's
+/// action cache cannot answer (Linux 5.11 caches the calls a filter allows
+/// whatever their arguments), and at load time for *every* syscall number,
+/// which is how the kernel fills that cache: most of the load's cost. A
+/// tree of JGE on the middle number, down to leaves of a few JEQs, takes
+/// about log2(300) comparisons instead of up to 300. libseccomp builds the
+/// same kind of tree (its "binary tree" optimisation); seccompiler does
+/// not, so the lab adds it in front.
+fn lookup_tree(numbers: &[u32], matched: u32) -> Vec<sock_filter> {
+    let mut program = vec![bpf::statement(bpf::LOAD_WORD, bpf::OFFSET_NR)];
+    let mut to_the_end = Vec::new();
+    search(numbers, matched, &mut program, &mut to_the_end);
+    let end = program.len();
+    for at in to_the_end {
+        program[at].k = (end - at - 1) as u32;
+    }
+    program
+}
+
+/// One node: a leaf of JEQs, or a JGE on the middle number whose upper
+/// half is reached through a JA (a conditional jump goes at most 255
+/// instructions; JA, 2^32).
+fn search(
+    numbers: &[u32],
+    matched: u32,
+    program: &mut Vec<sock_filter>,
+    to_the_end: &mut Vec<usize>,
+) {
+    if numbers.len() <= LEAF {
+        let count = numbers.len();
+        for (index, number) in numbers.iter().enumerate() {
+            // Equal: on to the RET after the last JEQ and the JA.
+            program.push(bpf::jump(
+                bpf::JUMP_IF_EQUAL,
+                *number,
+                (count - index) as u8,
+                0,
+            ));
+        }
+        to_the_end.push(program.len());
+        program.push(bpf::statement(bpf::JUMP_ALWAYS, 0));
+        program.push(bpf::statement(bpf::RETURN, matched));
+        return;
+    }
+    let middle = numbers.len() / 2;
+    program.push(bpf::jump(bpf::JUMP_IF_AT_LEAST, numbers[middle], 0, 1));
+    let to_upper = program.len();
+    program.push(bpf::statement(bpf::JUMP_ALWAYS, 0));
+    search(&numbers[..middle], matched, program, to_the_end);
+    program[to_upper].k = (program.len() - to_upper - 1) as u32;
+    search(&numbers[middle..], matched, program, to_the_end);
+}
+// ANCHOR_END: lookup_tree
+
+/// seccompiler's program, the architecture checked (its first three
+/// instructions), then the lookup tree, then the rest: jumps in BPF are
+/// relative and go forward only, so what follows is unchanged.
+fn with_lookup_tree(program: &mut BpfProgram, tree: Vec<sock_filter>) {
+    if tree.len() > 1 {
+        program.splice(ARCH_CHECK..ARCH_CHECK, tree);
+    }
+}
+
+/// seccompiler's architecture check: load arch, compare, kill.
+const ARCH_CHECK: usize = 3;
 
 fn refused(message: String) -> LabError {
     LabError::Refused {
@@ -324,31 +419,30 @@ impl Profile {
             }
         }
 
+        // (the action a program exists for, what it returns on a match,
+        // what it returns otherwise, its calls)
         let mut filters = Vec::new();
         if default_action != SeccompAction::Allow {
-            let base = SeccompFilter::new(
-                any_rule.into_rules(),
+            filters.push((
                 default_action.clone(),
                 SeccompAction::Allow,
-                native.target,
-            );
-            filters.push((default_action, base));
+                default_action,
+                any_rule,
+            ));
         }
         for (action, matches) in by_action {
-            let filter = SeccompFilter::new(
-                matches.into_rules(),
-                SeccompAction::Allow,
-                action.clone(),
-                native.target,
-            );
-            filters.push((action, filter));
+            filters.push((action.clone(), action, SeccompAction::Allow, matches));
         }
 
         let mut programs = Vec::new();
-        for (decides, filter) in filters {
-            let mut bpf: BpfProgram = filter
-                .and_then(BpfProgram::try_from)
-                .map_err(|error| refused(format!("seccomp: {error}")))?;
+        for (decides, on_match, otherwise, matches) in filters {
+            let (any_arguments, conditional) = matches.split();
+            let tree = lookup_tree(&any_arguments, u32::from(on_match.clone()));
+            let mut bpf: BpfProgram =
+                SeccompFilter::new(conditional, otherwise, on_match, native.target)
+                    .and_then(BpfProgram::try_from)
+                    .map_err(|error| refused(format!("seccomp: {error}")))?;
+            with_lookup_tree(&mut bpf, tree);
             if native.target == TargetArch::x86_64 {
                 guard_x32(&mut bpf)?;
             }

@@ -462,15 +462,18 @@ impl Profile {
     /// usage error naming the file, the line and column, and the field
     /// (`syscalls[2].action`).
     pub fn from_file(path: &Path) -> Result<Profile, LabError> {
-        let text = std::fs::read_to_string(path).map_err(|error| LabError::Usage {
+        let text = std::fs::read_to_string(path).map_err(|error| LabError::Refused {
             message: format!(
                 "seccomp profile {}: {}",
                 path.display(),
                 crate::error::describe_errno(crate::error::errno_of(&error))
             ),
+            hint: "give the path of a profile in Docker's JSON format, or seccomp=unconfined"
+                .into(),
         })?;
-        Profile::from_json(&text).map_err(|message| LabError::Usage {
+        Profile::from_json(&text).map_err(|message| LabError::Refused {
             message: format!("seccomp profile {}, {message}", path.display()),
+            hint: "fix that field (Docker's format: defaultAction, syscalls[].names/action/args), or run with --security-opt seccomp=unconfined".into(),
         })
     }
 
