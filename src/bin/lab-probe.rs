@@ -94,6 +94,7 @@ struct Cli {
 }
 
 fn main() {
+    refuse_to_work_setuid();
     // Before anything else opens a file: what is open now was inherited.
     let inherited = Context::new(Bait::default());
     let cli: Cli = container_lab::cli::parse();
@@ -171,4 +172,22 @@ fn main() {
             .count();
         Ok(if leaks == 0 { 0 } else { 1 })
     })
+}
+
+/// A setuid-root copy of this binary (the tour plants one in the rootfs
+/// for user.setuid-gain, and a killed tour may leave it there) must be
+/// good for nothing but saying its euid: run by any user, the probe's
+/// checks would read host files as root and print them.
+fn refuse_to_work_setuid() {
+    use nix::unistd::{getegid, geteuid, getgid, getuid};
+    if getuid() == geteuid() && getgid() == getegid() {
+        return;
+    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.len() == 1 && args[0] == "--report-euid" {
+        println!("euid {}", geteuid());
+        std::process::exit(0);
+    }
+    eprintln!("lab-probe: running setuid, it does nothing but --report-euid");
+    std::process::exit(126);
 }

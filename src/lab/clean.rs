@@ -216,10 +216,17 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
         .filter_map(|r| r.parent())
         .map(Path::to_path_buf)
         .collect();
+    // The setuid-root copy of the probe (`.container-lab-tour-suid-PID`,
+    // user.setuid-gain) sits beside the probe, in usr/local/bin.
+    let beside_probe: Vec<PathBuf> = rootfs_dirs
+        .iter()
+        .map(|r| r.join("usr/local/bin"))
+        .collect();
     let places = rootfs_dirs
         .iter()
         .cloned()
         .chain(beside)
+        .chain(beside_probe)
         .chain([std::env::temp_dir()]);
     for dir in places {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -228,6 +235,7 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
                 ".container-lab-tour-node-",
                 ".container-lab-tour-handle-",
                 ".container-lab-tour-write-",
+                ".container-lab-tour-suid-",
             ]
             .iter()
             .find_map(|prefix| pid_suffix(&name, prefix))
@@ -492,6 +500,23 @@ mod tests {
         assert_eq!(scratch.len(), 2, "{found:?}");
         assert!(scratch.contains(&root.join("tmp/.lab-probe-mnt-42")));
         assert!(scratch.contains(&root.join(".lab-breakout")));
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_dead_tours_setuid_probe_is_found_beside_the_probe() {
+        let root = std::env::temp_dir().join(format!("lab-clean-suid-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let bin = root.join("usr/local/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        // pid 2^22 + 1 is over any pid_max: never a running tour.
+        let dead = bin.join(".container-lab-tour-suid-4194305");
+        let alive = bin.join(format!(".container-lab-tour-suid-{}", std::process::id()));
+        std::fs::write(&dead, "").unwrap();
+        std::fs::write(&alive, "").unwrap();
+        let found = find(std::slice::from_ref(&root), &root.join("no-bait-here"));
+        assert!(found.contains(&Leftover::TourFile(dead)), "{found:?}");
+        assert!(!found.contains(&Leftover::TourFile(alive)), "{found:?}");
         std::fs::remove_dir_all(root).unwrap();
     }
 
