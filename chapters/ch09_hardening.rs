@@ -307,6 +307,11 @@ fn recipe(
     // make one, user-mode networking with pasta (loopback only without it).
     let net = cli.net.resolve(rootless)?;
     let (uids, gids) = image.maps.clone();
+    let last_gid = gids
+        .iter()
+        .map(|map| map.inside + map.count.saturating_sub(1))
+        .max()
+        .unwrap_or(0);
     // the root is the image's layers under a writable layer
     // of the container's own, whose top directory its root owns.
     let owner = (
@@ -463,6 +468,11 @@ fn recipe(
             terminal::enter_new_session(narrator, None)?;
             stdio.attach(narrator)?;
             mounts::mount_kernel_filesystems(narrator, &root)?;
+            // NEW in ch09: ping without CAP_NET_RAW, in the container's
+            // own network namespace (never the host's).
+            if net != Network::Host {
+                net::allow_ping_sockets(narrator, &root.join("proc"), last_gid)?;
+            }
             if let Some(network) = &network {
                 mounts::bind_etc_files(narrator, &root, &network.etc_files())?;
             }

@@ -210,6 +210,15 @@ fn each_flag_turns_its_own_protection_off() {
     let privileged = read(&["--privileged"]);
     assert!(!privileged.no_new_privs && privileged.seccomp_mode == 0);
     assert_eq!(privileged.bounding, CapSet::all_known().0);
+    // ICMP sockets for every group of the container, in its own network
+    // namespace only.
+    let range = "cat /proc/sys/net/ipv4/ping_group_range";
+    assert_eq!(lab.sh(&[], range), "0\t65535\n");
+    let host_range = || std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+    let before = host_range();
+    let output = lab.ch09(&["run", "--rm", "--net", "host", "lab/base:v1", "/bin/true"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(host_range(), before, "--net host changed the host's range");
     // The masks: /proc/keys has /dev/null over it by default only.
     let masked = "grep -c ' /proc/keys ' /proc/self/mountinfo || true";
     assert_eq!(lab.sh(&[], masked).trim(), "1");

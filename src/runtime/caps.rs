@@ -244,9 +244,10 @@ pub struct CapSet(pub u64);
 /// come back by default; `--cap-add SYS_CHROOT` gives it to the sshd that
 /// wants it), and CAP_NET_RAW, which writes any packet it likes onto the
 /// container's link, ARP and forged sources included (issue 12: the
-/// bridge's port guard stops those). ping then needs `--cap-add NET_RAW`,
-/// or ICMP sockets, which net.ipv4.ping_group_range opens to a group
-/// (Docker widens it in every container; the lab does not yet).
+/// bridge's port guard stops those). A ping that uses ICMP sockets
+/// (iputils') works without it: chapter 09 opens them to every group of
+/// the container (`net::allow_ping_sockets`), as Docker does; busybox's
+/// ping wants a raw socket, and `--cap-add NET_RAW`.
 pub const DOCKER_DEFAULT: [&str; 14] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",

@@ -651,6 +651,33 @@ pub fn published_ports(table: &str, address: Ipv4Addr, ports: &[PortMapping]) ->
     }
 }
 
+// ANCHOR: ping_sockets
+/// From ch09: ICMP echo sockets ("ping sockets", socket(AF_INET,
+/// SOCK_DGRAM, IPPROTO_ICMP), Linux 3.0) for every group of the
+/// container, so that ping works without CAP_NET_RAW, which chapter 09
+/// takes away (icmp(7), net.ipv4.ping_group_range; Docker sets the same).
+/// A ping socket sends only echo requests, from the sender's own address.
+/// The setting belongs to the network namespace, and its range must be
+/// gids of the writer's user namespace: 0 to the last the maps give.
+pub fn allow_ping_sockets(narrator: &Narrator, proc: &Path, last_gid: u32) -> Result<(), LabError> {
+    let path = proc.join("sys/net/ipv4/ping_group_range");
+    let value = format!("0 {last_gid}");
+    let args = format!("{:?}, \"{value}\"", path.display().to_string());
+    narrator.run(
+        Step {
+            syscall: "write",
+            args: &args,
+            why: "ping works through ICMP sockets, for every group of the container, without CAP_NET_RAW",
+            man: "icmp(7)",
+        },
+        || {
+            std::fs::write(&path, &value)
+                .map_err(|error| crate::error::errno_of(&error))
+        },
+    )
+}
+// ANCHOR_END: ping_sockets
+
 // ANCHOR: host_guard
 /// From ch09: nothing the container starts reaches the host itself. A
 /// service on the host that listens on every address (0.0.0.0) answers on
