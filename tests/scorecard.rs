@@ -297,6 +297,13 @@ fn ch09_hardening_closes_what_is_left() {
     assert_column("09", &ch09_isolated());
 }
 
+/// ch09 with --privileged (column 09p): every protection of chapter 09
+/// off, and nothing else: exactly chapter 08's column again.
+#[test]
+fn ch09_privileged_is_chapter_08_again() {
+    assert_column("09p", &ch07_isolated());
+}
+
 #[test]
 fn whole_matrix() {
     if !require_root("whole_matrix") {

@@ -45,6 +45,9 @@ pub struct Chapter {
     /// Whether `run` takes an IMAGE (ch08 on): the tour imports its rootfs
     /// into an image store of its own and runs that image.
     pub from_image: bool,
+    /// Flags `run` gets besides the budgets (`--privileged` for 09p: what
+    /// chapter 09's protections hold, shown by their absence).
+    pub run_flags: &'static [&'static str],
 }
 
 /// How the tour starts the probe in a chapter.
@@ -69,6 +72,7 @@ pub const CHAPTERS: &[Chapter] = &[
         bridged: false,
         start: Start::CommandLine,
         from_image: false,
+        run_flags: &[],
     },
     Chapter {
         number: "01",
@@ -78,6 +82,7 @@ pub const CHAPTERS: &[Chapter] = &[
         bridged: false,
         start: Start::CommandLine,
         from_image: false,
+        run_flags: &[],
     },
     Chapter {
         number: "02",
@@ -87,6 +92,7 @@ pub const CHAPTERS: &[Chapter] = &[
         bridged: false,
         start: Start::CommandLine,
         from_image: false,
+        run_flags: &[],
     },
     Chapter {
         number: "03",
@@ -96,6 +102,7 @@ pub const CHAPTERS: &[Chapter] = &[
         bridged: false,
         start: Start::CommandLine,
         from_image: false,
+        run_flags: &[],
     },
     Chapter {
         number: "04",
@@ -105,6 +112,7 @@ pub const CHAPTERS: &[Chapter] = &[
         bridged: true,
         start: Start::CommandLine,
         from_image: false,
+        run_flags: &[],
     },
     Chapter {
         number: "05",
@@ -114,6 +122,7 @@ pub const CHAPTERS: &[Chapter] = &[
         bridged: true,
         start: Start::CommandLine,
         from_image: false,
+        run_flags: &[],
     },
     Chapter {
         number: "06",
@@ -123,6 +132,7 @@ pub const CHAPTERS: &[Chapter] = &[
         bridged: true,
         start: Start::CommandLine,
         from_image: false,
+        run_flags: &[],
     },
     Chapter {
         number: "07",
@@ -132,6 +142,7 @@ pub const CHAPTERS: &[Chapter] = &[
         bridged: true,
         start: Start::Run,
         from_image: false,
+        run_flags: &[],
     },
     Chapter {
         number: "07e",
@@ -141,6 +152,7 @@ pub const CHAPTERS: &[Chapter] = &[
         bridged: true,
         start: Start::Exec,
         from_image: false,
+        run_flags: &[],
     },
     Chapter {
         number: "08",
@@ -150,6 +162,7 @@ pub const CHAPTERS: &[Chapter] = &[
         bridged: true,
         start: Start::Run,
         from_image: true,
+        run_flags: &[],
     },
     Chapter {
         number: "09",
@@ -159,6 +172,17 @@ pub const CHAPTERS: &[Chapter] = &[
         bridged: true,
         start: Start::Run,
         from_image: true,
+        run_flags: &[],
+    },
+    Chapter {
+        number: "09p",
+        binary: "ch09-hardening",
+        takes_rootfs: true,
+        takes_budgets: true,
+        bridged: true,
+        start: Start::Run,
+        from_image: true,
+        run_flags: &["--privileged"],
     },
 ];
 
@@ -1893,6 +1917,7 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
             command
                 .env(crate::image::store::STORAGE_ENV, &store)
                 .args(["run", "--rm"])
+                .args(chapter.run_flags)
                 .args(&budgets)
                 .arg(image)
                 .arg(probe);
