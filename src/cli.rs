@@ -421,8 +421,11 @@ impl ImageRunArgs {
 /// What chapter 09 turns on, and the flags that turn each part off.
 #[derive(Args, Debug, Clone)]
 pub struct SecurityArgs {
-    /// Give the container a capability beyond chapter 09's list
-    /// (capabilities(7): NET_ADMIN, SYS_PTRACE, ..., or ALL); repeatable
+    /// Give the container a capability beyond chapter 09's list (CHOWN,
+    /// DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP,
+    /// NET_BIND_SERVICE, MKNOD, AUDIT_WRITE, SETFCAP; capabilities(7):
+    /// NET_RAW, SYS_PTRACE, ..., or ALL); applied after --cap-drop;
+    /// repeatable. `exec` keeps the container's settings
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
 
@@ -434,12 +437,14 @@ pub struct SecurityArgs {
     /// true); seccomp=unconfined or seccomp=PROFILE.json (Docker's JSON
     /// format; default: the built-in profile, Docker's default's
     /// decisions); systempaths=unconfined: no masked or read-only /proc
-    /// and /sys paths; repeatable
+    /// and /sys paths; repeatable (apparmor= and label= are refused: not
+    /// in the lab)
     #[arg(long = "security-opt", value_name = "OPTION")]
     pub security_opt: Vec<String>,
 
     /// Turn every protection of chapter 09 off: every capability (over the
-    /// container's own namespaces), no seccomp, no masks, setuid allowed
+    /// container's own namespaces), no seccomp, no masks, setuid allowed,
+    /// the host's own services reachable again
     #[arg(long)]
     pub privileged: bool,
 }

@@ -522,3 +522,16 @@ fn a_hardening_session_for_the_book() {
     let session = session.replace(&bad.display().to_string(), "./bad.json");
     snapshot!("ch09_session", session);
 }
+
+#[test]
+fn help_teaches_the_security_flags() {
+    let output = run(CH, ["--help"]);
+    assert_eq!(code(&output), 0);
+    snapshot!("ch09_help", stdout(&output));
+    let output = run(CH, ["run", "--help"]);
+    assert_eq!(code(&output), 0);
+    for flag in ["--cap-add", "--cap-drop", "--security-opt", "--privileged"] {
+        assert!(stdout(&output).contains(flag), "{flag} missing");
+    }
+    snapshot!("ch09_run_help", stdout(&output));
+}

@@ -305,8 +305,9 @@ impl CapSet {
 
     /// `--cap-add` and `--cap-drop` applied to `self` as docker run applies
     /// them: `--cap-drop ALL` starts from nothing, `--cap-add ALL` from
-    /// everything; otherwise drops come after adds. Names are taken with or
-    /// without `CAP_`, in any case.
+    /// everything; otherwise the drops first, then the adds, so a
+    /// capability both added and dropped is kept (podman's drop would win).
+    /// Names are taken with or without `CAP_`, in any case.
     pub fn adjusted(self, add: &[String], drop: &[String]) -> Result<CapSet, LabError> {
         let is_all = |name: &String| name.eq_ignore_ascii_case("ALL");
         let mut set = match (add.iter().any(is_all), drop.iter().any(is_all)) {

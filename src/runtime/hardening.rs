@@ -87,8 +87,8 @@ pub struct Hardening {
 impl Hardening {
     // ANCHOR: lock_down
     /// The last steps before execve(2), in the child, in the container's
-    /// root: cut the bounding set, set no_new_privs, load the filter,
-    /// become the command's user (or cut root's own capabilities).
+    /// root: cut the bounding set, set no_new_privs, become the command's
+    /// user (or cut root's own capabilities), load the filter.
     ///
     /// Without no_new_privs only a process with CAP_SYS_ADMIN may load a
     /// filter (seccomp(2)), so then it is loaded before the capabilities

@@ -52,7 +52,14 @@ pub fn run(narrator: &Narrator, command: &Command, report: OwnedFd) -> ! {
             // CAP_SYS_PTRACE, could make it use them (open_by_handle_at,
             // chroot). Waiting and passing signals to its own children
             // need none. If this fails, the init must not run at all.
-            if crate::runtime::caps::drop_all().is_err() {
+            if let Err(errno) = crate::runtime::caps::drop_all() {
+                // Nobody reads the runtime's pipe any more: say it on the
+                // container's stderr, where its log keeps it (a seccomp
+                // profile that refuses capset(2) ends here).
+                eprintln!(
+                    "container init: capset (dropping its own capabilities): {}; a seccomp profile must allow capset",
+                    crate::error::describe_errno(errno)
+                );
                 // SAFETY: _exit(2) is always safe to call.
                 unsafe { libc::_exit(crate::error::EXIT_RUNTIME_FAILURE) };
             }
