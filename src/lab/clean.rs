@@ -57,6 +57,11 @@ pub enum Leftover {
     /// A file a dead tour planted in or beside a rootfs (a device node, a
     /// file for its handle) or its stand-in's copy of /etc/subuid.
     TourFile(PathBuf),
+    /// A key a dead tour added to root's keyring (serial, description).
+    TourKey(i64, String),
+    /// kernel.ctrl-alt-del as a killed tour left it, and the machine's
+    /// own value, which the tour kept in its lock file.
+    CtrlAltDel(String),
 }
 
 impl std::fmt::Display for Leftover {
@@ -77,6 +82,15 @@ impl std::fmt::Display for Leftover {
             Leftover::RemappedCopy(path) => write!(f, "remapped rootfs copy {}", path.display()),
             Leftover::Cgroup(path) => write!(f, "cgroup {}", path.display()),
             Leftover::TourFile(path) => write!(f, "tour bait file {}", path.display()),
+            Leftover::TourKey(serial, description) => {
+                write!(f, "tour key {description} ({serial:08x})")
+            }
+            Leftover::CtrlAltDel(value) => {
+                write!(
+                    f,
+                    "kernel.ctrl-alt-del as a tour left it (the machine had {value})"
+                )
+            }
             Leftover::ImageScratch(path) => write!(f, "image store leftover {}", path.display()),
             Leftover::LayerPoints(path) => write!(f, "layer mount points {}", path.display()),
             Leftover::ContainerState(path) => {
@@ -252,6 +266,14 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
             }
         }
     }
+    found.extend(dead_tour_keys(
+        &std::fs::read_to_string("/proc/keys").unwrap_or_default(),
+    ));
+    if let Some(value) =
+        ctrl_alt_del_to_restore(&bait_root.join(crate::lab::tour::CTRL_ALT_DEL_LOCK))
+    {
+        found.push(Leftover::CtrlAltDel(value));
+    }
     for rootfs in rootfs_dirs {
         for dir in [rootfs.join("tmp"), rootfs.to_path_buf()] {
             let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -270,6 +292,44 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
 
 /// The pid at the end of a lab name (`labv1234`, `container-lab-c1234`,
 /// `ctr-1234`), when it has one.
+/// The keys of /proc/keys (proc(5)) that a tour which is gone added:
+/// `SERIAL FLAGS USAGE TIMEOUT PERM UID GID TYPE DESCRIPTION: ...`.
+fn dead_tour_keys(proc_keys: &str) -> Vec<Leftover> {
+    let prefix = crate::lab::tour::TOUR_KEY_PREFIX;
+    proc_keys
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let serial = i64::from_str_radix(fields.first()?, 16).ok()?;
+            let description = fields.get(8)?.trim_end_matches(':');
+            let pid = description
+                .strip_prefix(prefix)?
+                .split('-')
+                .next()?
+                .parse()
+                .ok()?;
+            (fields.get(7) == Some(&"user") && !is_running(pid))
+                .then(|| Leftover::TourKey(serial, description.to_string()))
+        })
+        .collect()
+}
+
+/// The machine's kernel.ctrl-alt-del a killed tour kept in its lock file,
+/// when no tour holds the lock and the setting differs from it.
+fn ctrl_alt_del_to_restore(lock: &Path) -> Option<String> {
+    let file = std::fs::File::open(lock).ok()?;
+    // SAFETY: flock on a descriptor we own; released when it closes.
+    let free = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    } == 0;
+    let kept = std::fs::read_to_string(lock).ok()?.trim().to_string();
+    let now = std::fs::read_to_string("/proc/sys/kernel/ctrl-alt-del").ok()?;
+    (free && !kept.is_empty() && now.trim() != kept).then_some(kept)
+}
+
 fn pid_suffix(name: &str, prefix: &str) -> Option<i32> {
     name.strip_prefix(prefix)?.parse().ok()
 }
@@ -434,6 +494,23 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
         Leftover::TourFile(path) => {
             std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))
         }
+        Leftover::TourKey(serial, description) => {
+            const KEYCTL_INVALIDATE: libc::c_long = 21;
+            // SAFETY: keyctl with a key's serial, no pointers.
+            match unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_INVALIDATE, *serial) } {
+                0 => Ok(()),
+                _ => Err(format!(
+                    "keyctl invalidate {description}: {}",
+                    crate::error::describe_errno(nix::errno::Errno::last())
+                )),
+            }
+        }
+        Leftover::CtrlAltDel(value) => {
+            std::fs::write("/proc/sys/kernel/ctrl-alt-del", value)
+                .map_err(|e| format!("/proc/sys/kernel/ctrl-alt-del: {e}"))?;
+            let lock = Path::new(crate::runtime::RUN_DIR).join(crate::lab::tour::CTRL_ALT_DEL_LOCK);
+            std::fs::write(&lock, "").map_err(|e| format!("{}: {e}", lock.display()))
+        }
         Leftover::Pasta(pid, file) => {
             crate::runtime::usernet::stop(*pid, file);
             Ok(())
@@ -501,6 +578,23 @@ mod tests {
         assert!(scratch.contains(&root.join("tmp/.lab-probe-mnt-42")));
         assert!(scratch.contains(&root.join(".lab-breakout")));
         std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn keys_of_dead_tours_are_read_from_proc_keys() {
+        let alive = std::process::id();
+        let keys = format!(
+            "0b0b8f7f I--Q---     1 perm 3f010000     0     0 user      lab-tour-key-4194305-ab12: 23\n\
+             0c0c0c0c I--Q---     1 perm 3f010000     0     0 user      lab-tour-key-{alive}-cd34: 23\n\
+             1d2d3d4d I--Q---     2 perm 3f030000     0     0 keyring   _uid.0: 1\n"
+        );
+        assert_eq!(
+            dead_tour_keys(&keys),
+            vec![Leftover::TourKey(
+                0x0b0b8f7f,
+                "lab-tour-key-4194305-ab12".into()
+            )]
+        );
     }
 
     #[test]

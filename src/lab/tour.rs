@@ -21,7 +21,7 @@ use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::stat::Mode;
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -542,7 +542,8 @@ impl HostBait {
     fn plant_host_key(&mut self) {
         const ID: &str = "sys.proc-keys";
         const KEY_SPEC_USER_KEYRING: libc::c_long = -4;
-        let description = format!("lab-tour-key-{}", random_hex());
+        // The tour's pid in it, for `lab clean` after a tour that was killed.
+        let description = format!("{TOUR_KEY_PREFIX}{}-{}", std::process::id(), random_hex());
         let Ok(c_description) = std::ffi::CString::new(description.clone()) else {
             return;
         };
@@ -1331,6 +1332,13 @@ struct CtrlAltDel {
 }
 
 const CTRL_ALT_DEL: &str = "/proc/sys/kernel/ctrl-alt-del";
+/// The lock tours take turns through; while a tour holds it, it holds the
+/// machine's own value too, for `lab clean` to put back after a tour that
+/// was killed.
+pub const CTRL_ALT_DEL_LOCK: &str = ".tour-ctrl-alt-del.lock";
+/// The start of the description of the key a tour adds (sys.proc-keys),
+/// followed by the tour's pid.
+pub const TOUR_KEY_PREFIX: &str = "lab-tour-key-";
 
 impl CtrlAltDel {
     fn read() -> Option<String> {
@@ -1340,7 +1348,7 @@ impl CtrlAltDel {
     }
 
     fn watch() -> Result<CtrlAltDel, String> {
-        let lock_path = Path::new(BAIT_ROOT).join(".tour-ctrl-alt-del.lock");
+        let lock_path = Path::new(BAIT_ROOT).join(CTRL_ALT_DEL_LOCK);
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -1351,6 +1359,9 @@ impl CtrlAltDel {
             return Err(format!("flock {}: {}", lock_path.display(), Errno::last()));
         }
         let original = Self::read().ok_or_else(|| format!("{CTRL_ALT_DEL} is unreadable"))?;
+        // The machine's value, kept where `lab clean` finds it.
+        let _ = lock.set_len(0);
+        let _ = (&lock).write_all(original.as_bytes());
         let watch = CtrlAltDel {
             original: original.clone(),
             watched: "1".into(),
@@ -1369,6 +1380,7 @@ impl Drop for CtrlAltDel {
         if Self::read().as_deref() != Some(self.original.as_str()) {
             let _ = std::fs::write(CTRL_ALT_DEL, &self.original);
         }
+        let _ = self._lock.set_len(0);
     }
 }
 
