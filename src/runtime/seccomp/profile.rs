@@ -462,6 +462,26 @@ impl Profile {
     /// usage error naming the file, the line and column, and the field
     /// (`syscalls[2].action`).
     pub fn from_file(path: &Path) -> Result<Profile, LabError> {
+        // A profile is a small regular file: not a FIFO that blocks the run
+        // for ever, nor /dev/zero that fills memory (Docker's is 20 KiB).
+        const LARGEST: u64 = 4 << 20;
+        let refuse = |why: &str| LabError::Refused {
+            message: format!("seccomp profile {}: {why}", path.display()),
+            hint: "give the path of a profile in Docker's JSON format, or seccomp=unconfined"
+                .into(),
+        };
+        if let Ok(metadata) = std::fs::metadata(path) {
+            if !metadata.is_file() {
+                return Err(refuse("not a regular file"));
+            }
+            if metadata.len() > LARGEST {
+                return Err(refuse(&format!(
+                    "{} bytes, over the {} MiB a profile may have",
+                    metadata.len(),
+                    LARGEST >> 20
+                )));
+            }
+        }
         let text = std::fs::read_to_string(path).map_err(|error| LabError::Refused {
             message: format!(
                 "seccomp profile {}: {}",

@@ -753,3 +753,32 @@ fn seccomp_the_kernel_refuses_what_the_built_in_refuses() {
         }
     }
 }
+
+/// The kernel reads socket's family as an int: the upper 32 bits of the
+/// register must not get AF_VSOCK past the rule (the attack review's
+/// finding), in the built-in profile and in Docker's format alike.
+#[test]
+fn an_int_argument_is_compared_on_its_low_32_bits() {
+    let builtin = Profile::docker_default()
+        .compile_for(&target(DEFAULT_CAPS))
+        .unwrap();
+    let fixture = compile(FIXTURE, DEFAULT_CAPS);
+    for filter in [&builtin, &fixture] {
+        for family in [40u64, 40 | 1 << 32, 40 | 0xffff_ffff_0000_0000] {
+            assert_eq!(
+                decide(filter, "socket", [family, 1, 0, 0, 0, 0]),
+                EPERM,
+                "{family:#x}"
+            );
+        }
+        assert_eq!(
+            decide(filter, "socket", [2, 1, 0, 0, 0, 0]),
+            SeccompAction::Allow
+        );
+        assert_eq!(
+            decide(filter, "socket", [2 | 1 << 32, 1, 0, 0, 0, 0]),
+            SeccompAction::Allow,
+            "the kernel makes an AF_INET socket of it: nothing to refuse"
+        );
+    }
+}
