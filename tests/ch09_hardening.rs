@@ -272,6 +272,11 @@ fn bad_security_flags_are_refused_before_anything_starts() {
             vec!["--security-opt", missing.as_str()],
             "no-such-profile.json",
         ),
+        // Neither a FIFO that would block nor /dev/zero that would fill memory.
+        (
+            vec!["--security-opt", "seccomp=/dev/zero"],
+            "not a regular file",
+        ),
     ] {
         let mut args = vec!["run", "--rm", "--name"];
         let name = lab.name("bad");
