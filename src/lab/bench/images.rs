@@ -942,8 +942,14 @@ impl Buildah {
             .map_err(io_error("write", &file))?;
         let mut rebuild = words(&["buildah"]);
         rebuild.extend(words(&global));
+        rebuild.extend(words(&["bud"]));
+        // Debian's buildah runs RUN steps with crun, which refuses a host
+        // with cgroup v1 controllers beside a cgroup2 mount; runc, where
+        // installed, runs anywhere.
+        if let Some(runc) = crate::hostinfo::find_in_path("runc") {
+            rebuild.extend(words(&["--runtime", &runc.to_string_lossy()]));
+        }
         rebuild.extend(words(&[
-            "bud",
             "-q",
             "--layers",
             "--isolation",
