@@ -1102,6 +1102,16 @@ fn setuid_gain(context: &Context) -> Finding {
         let say = |text: String| {
             let _ = write(&writer, text.as_bytes());
         };
+        // Opened while still root: the helper runs from this descriptor,
+        // so the directories on its path need not be open to the
+        // unprivileged user (a checkout under a 0700 temporary directory,
+        // in chapters without a root of their own).
+        // SAFETY: a NUL-terminated path; the descriptor closes at exec.
+        let helper_fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+        if helper_fd < 0 {
+            say(format!("open: {}", errno_text(Errno::last())));
+            return 6;
+        }
         let (uid, gid) = (Uid::from_raw(UNPRIVILEGED), Gid::from_raw(UNPRIVILEGED));
         let dropped = setgroups(&[])
             .map_err(|e| ("setgroups", e))
@@ -1121,8 +1131,18 @@ fn setuid_gain(context: &Context) -> Finding {
             std::ptr::null(),
         ];
         let envp = [std::ptr::null::<libc::c_char>()];
-        // SAFETY: NUL-terminated strings and NULL-terminated arrays.
-        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        // SAFETY: execveat(2) of the descriptor itself (AT_EMPTY_PATH),
+        // NUL-terminated strings and NULL-terminated arrays.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                helper_fd,
+                c"".as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
         let errno = Errno::last();
         say(format!("exec: {}", errno_text(errno)));
         5
@@ -1147,7 +1167,10 @@ fn setuid_gain(context: &Context) -> Finding {
             ID,
             format!("could not become uid {UNPRIVILEGED} to try: {said}"),
         ),
-        (Ok(WaitStatus::Exited(_, 5)), _) => isolated(ID, format!("{shown}: {said}")),
+        // A helper that did not run proves nothing either way.
+        (Ok(WaitStatus::Exited(_, 5 | 6)), _) => {
+            not_applicable(ID, format!("{shown} did not run: {said}"))
+        }
         (other, _) => not_applicable(
             ID,
             format!("the helper did not say its euid ({other:?}): {said:?}"),
