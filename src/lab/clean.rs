@@ -326,7 +326,7 @@ fn ctrl_alt_del_to_restore(lock: &Path) -> Option<String> {
         )
     } == 0;
     let kept = std::fs::read_to_string(lock).ok()?.trim().to_string();
-    let now = std::fs::read_to_string("/proc/sys/kernel/ctrl-alt-del").ok()?;
+    let now = std::fs::read_to_string(crate::lab::tour::CTRL_ALT_DEL).ok()?;
     (free && !kept.is_empty() && now.trim() != kept).then_some(kept)
 }
 
@@ -494,20 +494,16 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
         Leftover::TourFile(path) => {
             std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))
         }
-        Leftover::TourKey(serial, description) => {
-            const KEYCTL_INVALIDATE: libc::c_long = 21;
-            // SAFETY: keyctl with a key's serial, no pointers.
-            match unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_INVALIDATE, *serial) } {
-                0 => Ok(()),
-                _ => Err(format!(
+        Leftover::TourKey(serial, description) => crate::lab::tour::invalidate_key(*serial)
+            .map_err(|errno| {
+                format!(
                     "keyctl invalidate {description}: {}",
-                    crate::error::describe_errno(nix::errno::Errno::last())
-                )),
-            }
-        }
+                    crate::error::describe_errno(errno)
+                )
+            }),
         Leftover::CtrlAltDel(value) => {
-            std::fs::write("/proc/sys/kernel/ctrl-alt-del", value)
-                .map_err(|e| format!("/proc/sys/kernel/ctrl-alt-del: {e}"))?;
+            let setting = crate::lab::tour::CTRL_ALT_DEL;
+            std::fs::write(setting, value).map_err(|e| format!("{setting}: {e}"))?;
             let lock = Path::new(crate::runtime::RUN_DIR).join(crate::lab::tour::CTRL_ALT_DEL_LOCK);
             std::fs::write(&lock, "").map_err(|e| format!("{}: {e}", lock.display()))
         }

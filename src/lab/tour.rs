@@ -1270,7 +1270,6 @@ impl Drop for HostBait {
     fn drop(&mut self) {
         if let Some((serial, _)) = self.host_key.take() {
             const KEYCTL_UNLINK: libc::c_long = 9;
-            const KEYCTL_INVALIDATE: libc::c_long = 21;
             const KEY_SPEC_USER_KEYRING: libc::c_long = -4;
             // SAFETY: keyctl on the key the tour added, by its serial.
             unsafe {
@@ -1280,8 +1279,8 @@ impl Drop for HostBait {
                     serial,
                     KEY_SPEC_USER_KEYRING,
                 );
-                libc::syscall(libc::SYS_keyctl, KEYCTL_INVALIDATE, serial);
             }
+            let _ = invalidate_key(serial);
         }
         // Its own Drop puts Ctrl-Alt-Del back, then lets go of the lock.
         self.ctrl_alt_del.take();
@@ -1331,7 +1330,7 @@ struct CtrlAltDel {
     _lock: std::fs::File,
 }
 
-const CTRL_ALT_DEL: &str = "/proc/sys/kernel/ctrl-alt-del";
+pub const CTRL_ALT_DEL: &str = "/proc/sys/kernel/ctrl-alt-del";
 /// The lock tours take turns through; while a tour holds it, it holds the
 /// machine's own value too, for `lab clean` to put back after a tour that
 /// was killed.
@@ -1339,6 +1338,18 @@ pub const CTRL_ALT_DEL_LOCK: &str = ".tour-ctrl-alt-del.lock";
 /// The start of the description of the key a tour adds (sys.proc-keys),
 /// followed by the tour's pid.
 pub const TOUR_KEY_PREFIX: &str = "lab-tour-key-";
+
+/// Invalidate a key the tour added, by its serial (keyctl(2)
+/// KEYCTL_INVALIDATE: gone at once for everyone): the tour's own cleanup,
+/// and `lab clean`'s after a tour that was killed.
+pub fn invalidate_key(serial: i64) -> nix::Result<()> {
+    const KEYCTL_INVALIDATE: libc::c_long = 21;
+    // SAFETY: keyctl with a key's serial, no pointers.
+    match unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_INVALIDATE, serial) } {
+        0 => Ok(()),
+        _ => Err(Errno::last()),
+    }
+}
 
 impl CtrlAltDel {
     fn read() -> Option<String> {

@@ -193,21 +193,26 @@ pub fn get() -> nix::Result<[CapData; 2]> {
     }
 }
 
-fn drop_inheritable(capability: Capability) -> nix::Result<()> {
-    let mut data = get()?;
-    let (word, bit) = ((capability.number / 32) as usize, capability.number % 32);
-    data[word].inheritable &= !(1 << bit);
+/// Make `data` this process's three capability sets, with capset(2).
+pub fn set(data: &[CapData; 2]) -> nix::Result<()> {
     let mut header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
     };
-    // SAFETY: capset reads the header and two data structs we own.
+    // SAFETY: version 3 reads exactly two data structs, which we own.
     let result = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
     if result < 0 {
         Err(nix::errno::Errno::last())
     } else {
         Ok(())
     }
+}
+
+fn drop_inheritable(capability: Capability) -> nix::Result<()> {
+    let mut data = get()?;
+    let (word, bit) = ((capability.number / 32) as usize, capability.number % 32);
+    data[word].inheritable &= !(1 << bit);
+    set(&data)
 }
 // ANCHOR_END: drop_chroot
 
@@ -216,18 +221,7 @@ fn drop_inheritable(capability: Capability) -> nix::Result<()> {
 /// container's init: its bounding set only limits what an execve(2) would
 /// grant, so without this it would keep every capability the runtime had.
 pub fn drop_all() -> nix::Result<()> {
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let none = [CapData::default(); 2];
-    // SAFETY: capset reads the header and two data structs we own.
-    let result = unsafe { libc::syscall(libc::SYS_capset, &mut header, none.as_ptr()) };
-    if result < 0 {
-        Err(nix::errno::Errno::last())
-    } else {
-        Ok(())
-    }
+    set(&[CapData::default(); 2])
 }
 
 // ANCHOR: capset
@@ -336,8 +330,10 @@ impl CapSet {
     /// capability again, setuid-root or not (capabilities(7)). Needs
     /// CAP_SETPCAP, so it comes before the process gives its own away.
     pub fn limit_bounding_set(self, narrator: &Narrator) -> Result<(), LabError> {
+        // Asked of the kernel once: this runs at every container's start.
+        let known = CapSet::all_known();
         let dropped: Vec<u32> = (0..64)
-            .filter(|&number| CapSet::all_known().contains(number) && !self.contains(number))
+            .filter(|&number| known.contains(number) && !self.contains(number))
             .collect();
         let args = format!(
             "PR_CAPBSET_DROP x{} (all but {}); PR_CAP_AMBIENT_CLEAR_ALL",
@@ -394,16 +390,7 @@ impl CapSet {
                     data.effective = data.permitted;
                     data.inheritable = 0;
                 }
-                let mut header = CapHeader {
-                    version: LINUX_CAPABILITY_VERSION_3,
-                    pid: 0,
-                };
-                // SAFETY: capset reads the header and two data structs we own.
-                let result = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
-                match result < 0 {
-                    true => Err(nix::errno::Errno::last()),
-                    false => Ok(()),
-                }
+                set(&data)
             },
         )
     }

@@ -598,26 +598,23 @@ impl ContainerNetwork {
             },
             "inside: everything not on the bridge goes through the host",
         )?;
-        if !self.ports.is_empty() && !self.close_host_services {
-            load_table(
-                narrator,
-                &self.nftnl,
-                &published_ports(&self.table, self.address, &self.ports),
-                "publish the ports: connections to the host's port are rewritten to the container's",
-            )?;
+        // One table of the container's own: its published ports, and from
+        // ch09 the host guard.
+        let mut table = published_ports(&self.table, self.address, &self.ports);
+        if self.ports.is_empty() {
+            table.chains.clear();
         }
-        if self.close_host_services {
-            let mut table = published_ports(&self.table, self.address, &self.ports);
-            if self.ports.is_empty() {
-                table.chains.clear();
+        let why = match self.close_host_services {
+            true => {
+                table.chains.push(host_guard(&self.bridge, self.address));
+                "the host's own services closed to the container: only answers to connections the host opened come in, and the published ports, which go to the container"
             }
-            table.chains.push(host_guard(&self.bridge, self.address));
-            load_table(
-                narrator,
-                &self.nftnl,
-                &table,
-                "the host's own services closed to the container: only answers to connections the host opened come in, and the published ports, which go to the container",
-            )?;
+            false => {
+                "publish the ports: connections to the host's port are rewritten to the container's"
+            }
+        };
+        if !table.chains.is_empty() {
+            load_table(narrator, &self.nftnl, &table, why)?;
         }
         Ok(())
     }
