@@ -1312,6 +1312,16 @@ fn xml_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// A directory removed when dropped, whatever happens in between (the
+/// image and hardening benches' stores and peers' copies).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = crate::runtime::state::remove_tree(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

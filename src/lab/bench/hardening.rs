@@ -16,6 +16,7 @@
 //! and loaded in a forked child that has set no_new_privs, the seccomp(2)
 //! calls alone timed; the child reports its nanoseconds through a pipe.
 
+use super::Scratch;
 use super::{ComparedRow, Comparison, Goal, built_chapter, compared_row, run_once_with, words};
 use crate::error::LabError;
 use crate::image::store::STORAGE_ENV;
@@ -24,7 +25,7 @@ use crate::runtime::seccomp::{Call, Filter, Profile, bpf, syscall_number};
 use crate::runtime::state::remove_tree;
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -46,15 +47,6 @@ pub struct HardeningBenchPlan<'a> {
     pub repeat: usize,
     /// Compiles and loads timed.
     pub runs: usize,
-}
-
-/// A directory removed when dropped, whatever happens in between.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = remove_tree(&self.0);
-    }
 }
 
 fn failed(command: &str, message: impl Into<String>) -> LabError {

@@ -8,6 +8,7 @@
 //! layers 2-5 are many files of mixed sizes, so that unpacking does the
 //! file-creation work a real image asks for.
 
+use super::Scratch;
 use super::{
     ComparedRow, Comparison, Goal, built_chapter, compared_row, millis, run_once, run_once_with,
     words,
@@ -265,15 +266,6 @@ fn make_image(rootfs: &Path, work: &Path, generated: u64) -> Result<BenchImage, 
         archive,
         layer_bytes,
     })
-}
-
-/// A directory removed when dropped, whatever happens in between.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = remove_tree(&self.0);
-    }
 }
 
 /// A fresh, empty directory for one timed run (an image store, a peer's
