@@ -234,16 +234,8 @@ pub fn exec_in(
                 terminal.as_ref(),
                 stdio.as_ref(),
                 null,
-            )
-            .and_then(|command| {
-                // From ch09: the container's capabilities, no_new_privs
-                // and filter, last (the command's path was found first,
-                // with calls the filter might refuse).
-                if let Some(hardening) = hardening {
-                    hardening.lock_down(narrator, None)?;
-                }
-                Ok(command)
-            }) {
+                hardening,
+            ) {
                 Ok(command) => exec_or_report(narrator, &command, report_write),
                 Err(error) => report_and_exit(report_write, &error),
             }
@@ -261,6 +253,7 @@ fn join(
     terminal: Option<&ContainerTerminal>,
     stdio: Option<&ContainerStdio>,
     null: Option<OwnedFd>,
+    hardening: Option<&Hardening>,
 ) -> Result<Command, LabError> {
     // CVE-2019-5736 and CVE-2016-9962: until its execve(2) this process is
     // the lab's binary and holds descriptors of the host's. Not dumpable,
@@ -338,7 +331,11 @@ fn join(
             || nix::unistd::dup2_stdin(&null),
         )?;
     }
-    match_bounding_set(narrator, target.bounding_set)?;
+    // From ch09 the container's protections, last, cut the bounding set
+    // with the rest; before, the bounding set is all there is to match.
+    if hardening.is_none() {
+        match_bounding_set(narrator, target.bounding_set)?;
+    }
     let hostname = nix::unistd::gethostname()
         .map_err(|errno| LabError::StepFailed {
             syscall: "gethostname",
@@ -351,6 +348,12 @@ fn join(
     // The root is the container's now: "/" is its root, PATH its PATH.
     let command = command::resolve_with_environment(Path::new("/"), request.words, environment)?;
     fds::close_inherited(narrator)?;
+    // From ch09: the container's capabilities, no_new_privs and filter,
+    // last (the command's path was found first, with calls a filter might
+    // refuse).
+    if let Some(hardening) = hardening {
+        hardening.lock_down(narrator, None)?;
+    }
     Ok(command)
 }
 // ANCHOR_END: exec_in
