@@ -141,9 +141,7 @@ pub fn native_syscalls() -> &'static [(&'static str, i64)] {
 
 /// The number of a system call on this architecture, if it has it.
 pub fn syscall_number(name: &str) -> Option<i64> {
-    let native = NATIVE.as_ref()?;
-    native
-        .table
+    native_syscalls()
         .iter()
         .find(|(known, _)| *known == name)
         .map(|(_, number)| *number)
@@ -151,9 +149,7 @@ pub fn syscall_number(name: &str) -> Option<i64> {
 
 /// The name of a system call number on this architecture.
 pub fn syscall_name(number: i64) -> Option<&'static str> {
-    let native = NATIVE.as_ref()?;
-    native
-        .table
+    native_syscalls()
         .iter()
         .find(|(_, known)| *known == number)
         .map(|(name, _)| *name)
