@@ -27,6 +27,7 @@ pub mod hostinfo;
 pub mod image;
 pub mod lab;
 pub mod narrator;
+pub mod oci;
 pub mod program;
 pub mod rootfs;
 pub mod runtime;

@@ -94,6 +94,7 @@ pub fn bin(name: &str) -> PathBuf {
         "ch07-lifecycle" => env!("CARGO_BIN_EXE_ch07-lifecycle"),
         "ch08-images" => env!("CARGO_BIN_EXE_ch08-images"),
         "ch09-hardening" => env!("CARGO_BIN_EXE_ch09-hardening"),
+        "ch10-oci" => env!("CARGO_BIN_EXE_ch10-oci"),
         "lab-breakout" => env!("CARGO_BIN_EXE_lab-breakout"),
         "lab-probe" => env!("CARGO_BIN_EXE_lab-probe"),
         other => panic!("unknown binary {other}"),
