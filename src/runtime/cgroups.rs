@@ -264,12 +264,7 @@ pub struct ContainerCgroup {
     pub limits: Limits,
 }
 
-pub(super) fn write(
-    narrator: &Narrator,
-    path: &Path,
-    value: &str,
-    why: &str,
-) -> Result<(), LabError> {
+pub fn write(narrator: &Narrator, path: &Path, value: &str, why: &str) -> Result<(), LabError> {
     let args = format!("{:?}, {value:?}", path.display().to_string());
     narrator.run(
         Step {
@@ -354,6 +349,68 @@ impl ContainerCgroup {
         Ok(cgroup)
     }
     // ANCHOR_END: create
+
+    /// Chapter 10: make the cgroup at `path`, config.json's cgroupsPath
+    /// (absolute: from each hierarchy's root, as engines give it;
+    /// relative: under the runtime's own), in the hierarchies of `limits`
+    /// and of `extra` (v1's `devices`, ...).
+    pub fn create_at(
+        narrator: &Narrator,
+        limits: &Limits,
+        path: &str,
+        extra: &[&'static str],
+    ) -> Result<ContainerCgroup, LabError> {
+        let layout = hostinfo::detect_cgroup_layout().map_err(|e| LabError::Refused {
+            message: format!("cannot tell this machine's cgroup layout: {e}"),
+            hint: "run `lab doctor`".into(),
+        })?;
+        let mounts = hostinfo::read_mountinfo().unwrap_or_default();
+        let own = match path.starts_with('/') {
+            true => Vec::new(),
+            false => own_cgroups(&std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default()),
+        };
+        let mut wanted = limits.controllers();
+        if limits.freezable {
+            wanted.push("freezer");
+        }
+        if layout != CgroupLayout::Unified {
+            for controller in extra {
+                if !wanted.contains(controller) {
+                    wanted.push(controller);
+                }
+            }
+        }
+        let plan = plan(layout, &mounts, &own, &wanted, path.trim_start_matches('/'))?;
+        let cgroup = ContainerCgroup {
+            plan,
+            limits: limits.clone(),
+        };
+        cgroup.make(narrator)?;
+        Ok(cgroup)
+    }
+
+    /// Keep the cgroup past this process (chapter 10's `create` exits and
+    /// `delete` removes it): its directories, not removed on drop.
+    pub fn into_dirs(self) -> Vec<PathBuf> {
+        let cgroup = std::mem::ManuallyDrop::new(self);
+        cgroup.dirs()
+    }
+
+    /// The directory of `controller`'s hierarchy (the one directory on v2).
+    pub fn dir_of(&self, controller: &str) -> Option<PathBuf> {
+        match &self.plan {
+            Plan::Unified { dir, .. } => Some(dir.clone()),
+            Plan::PerController(dirs) => dirs
+                .iter()
+                .find(|(c, _)| *c == controller)
+                .map(|(_, d)| d.clone()),
+        }
+    }
+
+    /// Whether this is a cgroup v2 directory.
+    pub fn is_unified(&self) -> bool {
+        matches!(self.plan, Plan::Unified { .. })
+    }
 
     /// Create the directories and write the limits (the part that can be
     /// tested on a fixture tree).
@@ -446,14 +503,7 @@ impl ContainerCgroup {
     }
 
     fn dir_for(&self, controller: &str) -> PathBuf {
-        match &self.plan {
-            Plan::Unified { dir, .. } => dir.clone(),
-            Plan::PerController(dirs) => dirs
-                .iter()
-                .find(|(c, _)| *c == controller)
-                .map(|(_, d)| d.clone())
-                .unwrap_or_default(),
-        }
+        self.dir_of(controller).unwrap_or_default()
     }
 
     // ANCHOR: join

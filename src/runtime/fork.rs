@@ -73,6 +73,14 @@ pub fn fork_forwarding(narrator: &Narrator, step: Step<'_>) -> Result<ForkResult
     result
 }
 
+/// Pass the signals a user stops a container with on to `pid`, a
+/// process this one did not fork itself (chapter 10's container process,
+/// a grandchild that became this subreaper's child).
+pub fn forward_signals_to(pid: Pid) {
+    install_signal_forwarding();
+    CHILD.store(pid.as_raw(), Ordering::SeqCst);
+}
+
 /// SIGKILL this process when its parent ends, even by SIGKILL, so that a
 /// container never runs on unwatched (prctl(2), PR_SET_PDEATHSIG). Armed
 /// right after fork, and again after any change of effective ids, which
@@ -86,13 +94,13 @@ pub fn die_with_parent() {
 /// Replace this process with the command; if execve(2) fails, send the
 /// error through `report` and exit.
 pub fn exec_or_report(narrator: &Narrator, command: &Command, report: OwnedFd) -> ! {
-    let error = exec(narrator, command);
+    let error = exec_command(narrator, command);
     report_and_exit(report, &error)
 }
 // ANCHOR_END: exec_or_report
 
 /// Replace the child with the command. Returns only if execve(2) failed.
-fn exec(narrator: &Narrator, command: &Command) -> LabError {
+pub fn exec_command(narrator: &Narrator, command: &Command) -> LabError {
     let path = command.path.to_string_lossy().into_owned();
     let mut args = format!("{path:?}, [{}]", command.display_argv());
     if let Some(environment) = &command.environment {

@@ -231,34 +231,13 @@ pub fn parse_signal(text: &str) -> Result<Signal, String> {
 }
 
 // ANCHOR: signal
-/// Send `signal` to the container's PID 1 through a pidfd that was checked
-/// to name that very process (pidfd_send_signal(2)): if the pid was reused
-/// since the record was written, nothing is sent.
+/// Send `signal` to the container's PID 1 (`ProcessRef::send`: through a
+/// pidfd checked to name that very process): if the pid was reused since
+/// the record was written, nothing is sent.
 fn signal_pid_one(record: &Record, signal: Signal) -> Result<bool, LabError> {
-    let Some(pidfd) = record.pid.and_then(|pid| pid.open()) else {
-        return Ok(false);
-    };
-    use std::os::fd::AsRawFd;
-    // SAFETY: a pidfd we own, a signal number, no siginfo, no flags.
-    let sent = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal as i32,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    match sent {
-        0 => Ok(true),
-        _ => match nix::errno::Errno::last() {
-            nix::errno::Errno::ESRCH => Ok(false),
-            errno => Err(LabError::StepFailed {
-                syscall: "pidfd_send_signal",
-                target: format!("pid {} ({signal})", record.pid.map_or(0, |p| p.pid)),
-                errno,
-            }),
-        },
+    match record.pid {
+        Some(process) => process.send(signal),
+        None => Ok(false),
     }
 }
 // ANCHOR_END: signal

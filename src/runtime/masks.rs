@@ -56,7 +56,18 @@ pub const READ_ONLY: [&str; 5] = [
 /// which must be `/` already (after pivot_root). A path this kernel does
 /// not have is skipped: there is nothing to hide.
 pub fn apply(narrator: &Narrator) -> Result<(), LabError> {
-    for path in MASKED.iter().map(Path::new) {
+    apply_lists(narrator, &MASKED, &READ_ONLY)
+}
+
+/// Mask each of `masked` and make each of `read_only` read-only, as
+/// `apply` does with Docker's lists (chapter 10: config.json's
+/// maskedPaths and readonlyPaths).
+pub fn apply_lists<S: AsRef<str>>(
+    narrator: &Narrator,
+    masked: &[S],
+    read_only: &[S],
+) -> Result<(), LabError> {
+    for path in masked.iter().map(|p| Path::new(p.as_ref())) {
         let Ok(metadata) = std::fs::metadata(path) else {
             continue;
         };
@@ -82,7 +93,7 @@ pub fn apply(narrator: &Narrator) -> Result<(), LabError> {
             )?;
         }
     }
-    for path in READ_ONLY.iter().map(Path::new) {
+    for path in read_only.iter().map(|p| Path::new(p.as_ref())) {
         if std::fs::symlink_metadata(path).is_err() {
             continue;
         }

@@ -45,7 +45,7 @@ fn flag_names(flags: MsFlags) -> String {
 }
 
 /// One narrated mount(2).
-pub(super) fn mount_step(
+pub fn mount_step(
     narrator: &Narrator,
     source: Option<&str>,
     target: &Path,
@@ -225,7 +225,7 @@ pub fn bind_onto_itself(narrator: &Narrator, rootfs: &Path) -> Result<(), LabErr
 // ANCHOR_END: bind_onto_itself
 
 /// The per-mount flags `path`'s mount has now, from statvfs(3).
-pub(super) fn kept_mount_flags(path: &Path) -> MsFlags {
+pub fn kept_mount_flags(path: &Path) -> MsFlags {
     use nix::sys::statvfs::{FsFlags, statvfs};
     let Ok(stat) = statvfs(path) else {
         return MsFlags::empty();
@@ -302,6 +302,17 @@ pub fn mount_kernel_filesystems(narrator: &Narrator, rootfs: &Path) -> Result<()
     populate_dev(narrator, &rootfs.join("dev"))
 }
 
+/// The device nodes every container gets: (name, major, minor), as in
+/// the kernel's devices.txt.
+pub const STANDARD_DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
 // ANCHOR: dev
 /// A minimal /dev on a fresh tmpfs: the few device nodes programs expect,
 /// a devpts instance of the container's own, /dev/shm, and /dev/console
@@ -316,53 +327,16 @@ fn populate_dev(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
         Some("mode=755,size=64k"),
         "an empty /dev of the container's own instead of the host's",
     )?;
-    // (name, major, minor), as in the kernel's devices.txt.
-    const NODES: [(&str, u64, u64); 6] = [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ];
-    for (name, major, minor) in NODES {
-        let path = dev.join(name);
-        let args = format!(
-            "{:?}, S_IFCHR|0666, makedev({major}, {minor})",
-            path.display().to_string()
-        );
-        let made = narrator.run(
-            Step {
-                syscall: "mknod",
-                args: &args,
-                why: "a device node every program expects",
-                man: "mknod(2)",
-            },
-            || {
-                mknod(
-                    &path,
-                    SFlag::S_IFCHR,
-                    Mode::from_bits_truncate(0o666),
-                    makedev(major, minor),
-                )?;
-                // mknod(2) applies the umask; the nodes must be 0666.
-                nix::sys::stat::fchmodat(
-                    nix::fcntl::AT_FDCWD,
-                    &path,
-                    Mode::from_bits_truncate(0o666),
-                    nix::sys::stat::FchmodatFlags::FollowSymlink,
-                )
-            },
-        );
-        match made {
-            // In a user namespace the kernel refuses mknod(2), even to its
-            // root: bind the host's node instead, as runc does.
-            Err(LabError::StepFailed {
-                errno: nix::errno::Errno::EPERM,
-                ..
-            }) => bind_host_device(narrator, name, &path)?,
-            other => other?,
-        }
+    for (name, major, minor) in STANDARD_DEVICES {
+        let host = Path::new("/dev").join(name);
+        make_device(
+            narrator,
+            &dev.join(name),
+            &host,
+            SFlag::S_IFCHR,
+            (major, minor),
+            0o666,
+        )?;
     }
     let pts = dev.join("pts");
     let shm = dev.join("shm");
@@ -395,6 +369,67 @@ fn populate_dev(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
         Some("mode=1777,size=64m"),
         "POSIX shared memory (shm_open) lives here",
     )?;
+    link_standard_names(narrator, dev)?;
+    bind_console(narrator, dev)
+}
+// ANCHOR_END: dev
+
+/// mknod(2) a device node at `path` with exactly `mode` (the umask does
+/// not apply); in a user namespace, where the kernel refuses mknod(2) even
+/// to its root, the host's node at `host` is bind-mounted instead, as runc
+/// does.
+pub fn make_device(
+    narrator: &Narrator,
+    path: &Path,
+    host: &Path,
+    kind: SFlag,
+    (major, minor): (u64, u64),
+    mode: u32,
+) -> Result<(), LabError> {
+    let args = format!(
+        "{:?}, {}|{mode:04o}, makedev({major}, {minor})",
+        path.display().to_string(),
+        if kind == SFlag::S_IFBLK {
+            "S_IFBLK"
+        } else {
+            "S_IFCHR"
+        }
+    );
+    let made = narrator.run(
+        Step {
+            syscall: "mknod",
+            args: &args,
+            why: "a device node the container may use",
+            man: "mknod(2)",
+        },
+        || {
+            mknod(
+                path,
+                kind,
+                Mode::from_bits_truncate(mode),
+                makedev(major, minor),
+            )?;
+            // mknod(2) applies the umask; the node gets the mode asked for.
+            nix::sys::stat::fchmodat(
+                nix::fcntl::AT_FDCWD,
+                path,
+                Mode::from_bits_truncate(mode),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+        },
+    );
+    match made {
+        Err(LabError::StepFailed {
+            errno: nix::errno::Errno::EPERM,
+            ..
+        }) => bind_host_device(narrator, host, path),
+        other => other,
+    }
+}
+
+/// The links programs expect in /dev: ptmx to the container's own devpts,
+/// fd and the three standard streams to /proc/self/fd.
+pub fn link_standard_names(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
     for (link, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -413,14 +448,13 @@ fn populate_dev(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
             || nix::unistd::symlinkat(target, nix::fcntl::AT_FDCWD, &path),
         )?;
     }
-    bind_console(narrator, dev)
+    Ok(())
 }
-// ANCHOR_END: dev
 
-/// Bind-mount the host's /dev/NAME onto an empty file at `path`.
-fn bind_host_device(narrator: &Narrator, name: &str, path: &Path) -> Result<(), LabError> {
+/// Bind-mount the host's device `host` onto an empty file at `path`.
+fn bind_host_device(narrator: &Narrator, host: &Path, path: &Path) -> Result<(), LabError> {
     std::fs::File::create(path).map_err(|e| LabError::io("open", path.display(), e))?;
-    let source = format!("/dev/{name}");
+    let source = host.to_string_lossy();
     let why = "mknod is not allowed in a user namespace: the host's node, bind-mounted";
     mount_step(
         narrator,

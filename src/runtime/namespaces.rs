@@ -8,6 +8,7 @@
 use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
 use crate::runtime::fork::{exit_code_of, fork_forwarding};
+use crate::runtime::sync::Handshake;
 use nix::sched::CloneFlags;
 
 /// Why a container wants each kind, for the narration.
@@ -41,6 +42,11 @@ const REASONS: &[(CloneFlags, &str, &str)] = &[
         CloneFlags::CLONE_NEWUSER,
         "CLONE_NEWUSER",
         "user and group ids of its own",
+    ),
+    (
+        CloneFlags::CLONE_NEWCGROUP,
+        "CLONE_NEWCGROUP",
+        "a view of the cgroup tree rooted at its own cgroup",
     ),
 ];
 
@@ -152,6 +158,82 @@ pub fn fork_into_pid_namespace(
     }
 }
 // ANCHOR_END: enter_pid_namespace
+
+// ANCHOR: fork_detached
+/// Chapter 10: fork the container's first process (PID 1 when a PID
+/// namespace was made or joined: it is for children only), tell the
+/// runtime its pid, and end this process, so that the container's process
+/// is orphaned to the runtime's caller. Only the new process returns.
+pub fn fork_detached(narrator: &Narrator, handshake: &Handshake) -> Result<(), LabError> {
+    let step = Step {
+        syscall: "fork",
+        args: "",
+        why: "the container's first process; this one tells the runtime its pid and leaves",
+        man: "fork(2)",
+    };
+    // SAFETY: single-threaded, as every fork of the lab's.
+    match narrator.run(step, || unsafe { nix::unistd::fork() })? {
+        nix::unistd::ForkResult::Child => {
+            narrator.act_as("pid 1");
+            Ok(())
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let why = "the runtime learns the host's pid of the container's process";
+            let code = match handshake.ask_runtime(narrator, &format!("pid {child}"), why) {
+                Ok(()) => 0,
+                Err(_) => crate::error::EXIT_RUNTIME_FAILURE,
+            };
+            // SAFETY: leave without the runtime's exit handlers.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+// ANCHOR_END: fork_detached
+
+/// A namespace to join, opened: every one is opened before the first
+/// setns(2), since after joining a user or mount namespace the paths
+/// (and the right to open them) are no longer the runtime's.
+pub struct NamespaceFile {
+    pub path: std::path::PathBuf,
+    pub kind: CloneFlags,
+    file: std::os::fd::OwnedFd,
+}
+
+/// Open the namespace file at `path` (a /proc/PID/ns/KIND file or a bind
+/// mount of one), of kind `kind`.
+pub fn open_namespace(path: &std::path::Path, kind: CloneFlags) -> Result<NamespaceFile, LabError> {
+    let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC;
+    let file = nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty()).map_err(|errno| {
+        LabError::StepFailed {
+            syscall: "open",
+            target: path.display().to_string(),
+            errno,
+        }
+    })?;
+    Ok(NamespaceFile {
+        path: path.to_path_buf(),
+        kind,
+        file,
+    })
+}
+
+/// setns(2) into an opened namespace.
+pub fn join(narrator: &Narrator, namespace: &NamespaceFile) -> Result<(), LabError> {
+    let args = format!(
+        "{:?}, {}",
+        namespace.path.display().to_string(),
+        flag_names(namespace.kind)
+    );
+    narrator.run(
+        Step {
+            syscall: "setns",
+            args: &args,
+            why: "join a namespace that already exists, as config.json asks",
+            man: "setns(2)",
+        },
+        || nix::sched::setns(&namespace.file, namespace.kind),
+    )
+}
 
 /// sethostname(2) inside the new UTS namespace: the host's stays as it is.
 pub fn set_hostname(narrator: &Narrator, hostname: &str) -> Result<(), LabError> {

@@ -150,3 +150,97 @@ pub fn spawn_with_runtime_help(
     }
 }
 // ANCHOR_END: spawn_with_runtime_help
+
+// ANCHOR: spawn_detached
+/// Chapter 10, runc's way: the container's process outlives the runtime.
+/// Fork a child that runs `setup`; the child forks the container's
+/// process itself (`namespaces::fork_detached`: into its PID namespace,
+/// telling the runtime its pid) and leaves, so the container's process is
+/// orphaned to whoever started the runtime as a subreaper (an engine's
+/// shim or conmon; `run` itself). Returns the container's pid once it says
+/// "ready" (`create`: it now waits for `start`) or once it executed its
+/// command (`exec`); `help` serves its other requests as in
+/// `spawn_with_runtime_help`, given the child's pid until the container's
+/// process exists, the container's after.
+pub fn spawn_detached(
+    narrator: &Narrator,
+    mut help: impl FnMut(Pid, &str) -> Result<(), LabError>,
+    setup: impl FnOnce(&Narrator, &Handshake) -> Result<std::convert::Infallible, LabError>,
+) -> Result<Pid, LabError> {
+    let (report_read, report_write) = cloexec_pipe()?;
+    let (go_read, go_write) = cloexec_pipe()?;
+    let step = Step {
+        syscall: "fork",
+        args: "",
+        why: "a process that joins or makes the container's namespaces and forks the container's first process",
+        man: "fork(2)",
+    };
+    match fork_forwarding(narrator, step)? {
+        ForkResult::Parent { child } => {
+            drop(report_write);
+            drop(go_read);
+            let mut reports = ReportReader {
+                pipe: report_read,
+                buffer: Vec::new(),
+            };
+            let mut container: Option<Pid> = None;
+            let give_up = |container: Option<Pid>| {
+                if let Some(pid) = container {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+                let _ = waitpid(child, None);
+            };
+            loop {
+                match reports.next() {
+                    Report::Asks(what) => {
+                        if let Some(pid) = what.strip_prefix("pid ") {
+                            container = pid.parse().ok().map(Pid::from_raw);
+                        } else if what == "ready" {
+                            let _ = write(&go_write, b"G");
+                            let _ = waitpid(child, None);
+                            return container.ok_or(LabError::RuntimeGaveUp);
+                        } else if let Err(error) = help(container.unwrap_or(child), &what) {
+                            let _ = write(&go_write, b"F");
+                            give_up(container);
+                            return Err(error);
+                        }
+                        let _ = write(&go_write, b"G");
+                    }
+                    // The command was executed (exec): the pipe closed.
+                    Report::Exec => {
+                        let _ = waitpid(child, None);
+                        return container.ok_or_else(|| LabError::InChild {
+                            exit_code: EXIT_RUNTIME_FAILURE,
+                            message: "the container's process ended before it was ready".into(),
+                            hint: None,
+                        });
+                    }
+                    Report::Failed(error) => {
+                        give_up(container);
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        ForkResult::Child => {
+            drop(report_read);
+            drop(go_write);
+            narrator.act_as("child");
+            let handshake = Handshake {
+                report: &report_write,
+                go: go_read,
+            };
+            let error = match setup(narrator, &handshake) {
+                Ok(never) => match never {},
+                Err(error) => error,
+            };
+            drop(handshake);
+            match error {
+                // SAFETY: the runtime already has its own error to report.
+                LabError::RuntimeGaveUp => unsafe { libc::_exit(EXIT_RUNTIME_FAILURE) },
+                error => report_and_exit(report_write, &error),
+            }
+        }
+    }
+}
+// ANCHOR_END: spawn_detached

@@ -129,6 +129,34 @@ const NATIVE: Option<Native> = Some(Native {
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const NATIVE: Option<Native> = None;
 
+/// The actions a profile may name (for `features`).
+pub fn action_names() -> &'static [&'static str] {
+    profile::Action::NAMES
+}
+
+/// The argument comparisons a profile may use (for `features`).
+pub fn operator_names() -> &'static [&'static str] {
+    &[
+        "SCMP_CMP_NE",
+        "SCMP_CMP_LT",
+        "SCMP_CMP_LE",
+        "SCMP_CMP_EQ",
+        "SCMP_CMP_GE",
+        "SCMP_CMP_GT",
+        "SCMP_CMP_MASKED_EQ",
+    ]
+}
+
+/// The architectures filters are compiled for: the native one alone
+/// (the others' calls are killed, see `compile`).
+pub fn native_arch_names() -> &'static [&'static str] {
+    match std::env::consts::ARCH {
+        "x86_64" => &["SCMP_ARCH_X86_64"],
+        "aarch64" => &["SCMP_ARCH_AARCH64"],
+        _ => &[],
+    }
+}
+
 fn native_audit_arch() -> u32 {
     NATIVE.as_ref().map_or(0, |native| native.audit)
 }

@@ -58,6 +58,36 @@ impl ProcessRef {
         let pidfd = crate::runtime::fork::pidfd_open(self.pid).ok()?;
         self.is_alive().then_some(pidfd)
     }
+
+    /// Send `signal` to this very process through a pidfd
+    /// (pidfd_send_signal(2)); Ok(false) if it is gone.
+    pub fn send(&self, signal: nix::sys::signal::Signal) -> Result<bool, LabError> {
+        let Some(pidfd) = self.open() else {
+            return Ok(false);
+        };
+        use std::os::fd::AsRawFd;
+        // SAFETY: a pidfd we own, a signal number, no siginfo, no flags.
+        let sent = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.as_raw_fd(),
+                signal as i32,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        match sent {
+            0 => Ok(true),
+            _ => match nix::errno::Errno::last() {
+                nix::errno::Errno::ESRCH => Ok(false),
+                errno => Err(LabError::StepFailed {
+                    syscall: "pidfd_send_signal",
+                    target: format!("pid {} ({signal})", self.pid),
+                    errno,
+                }),
+            },
+        }
+    }
 }
 // ANCHOR_END: process_ref
 

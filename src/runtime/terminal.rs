@@ -212,29 +212,13 @@ impl ConsoleSocket {
     /// In PID 1, after pivot_root(2): a pair from the container's
     /// /dev/ptmx, the far end its controlling terminal on 0-2, and the
     /// master sent to the monitor (and closed here).
+    /// The end the container's process sends the master over.
+    pub fn container_end(&self) -> BorrowedFd<'_> {
+        self.container_end.as_fd()
+    }
+
     pub fn open_inside(&self, narrator: &Narrator) -> Result<(), LabError> {
-        use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
-        let terminal = allocate_in_place_of(narrator, vec![0, 1, 2])?;
-        make_controlling(narrator, &terminal)?;
-        let master = [terminal.master.as_raw_fd()];
-        narrator.run(
-            Step {
-                syscall: "sendmsg",
-                args: "console socket, SCM_RIGHTS [master]",
-                why: "the monitor gets the master end; the container keeps only its own end",
-                man: "unix(7)",
-            },
-            || {
-                sendmsg::<UnixAddr>(
-                    self.container_end.as_raw_fd(),
-                    &[std::io::IoSlice::new(b"m")],
-                    &[ControlMessage::ScmRights(&master)],
-                    MsgFlags::empty(),
-                    None,
-                )
-                .map(drop)
-            },
-        )
+        open_and_send_master(narrator, self.container_end.as_fd())
     }
 
     /// In the monitor, once the container runs: the master PID 1 sent,
@@ -280,6 +264,36 @@ impl ConsoleSocket {
     }
 }
 // ANCHOR_END: console
+
+/// In the container, once its /dev/pts is in place: a pair from its
+/// /dev/ptmx, the far end its controlling terminal on 0-2, and the master
+/// sent over `socket` (SCM_RIGHTS) and closed here. Chapter 07's monitor
+/// holds the other end of `socket`; in chapter 10 it is the console
+/// socket an engine gives with `--console-socket`.
+pub fn open_and_send_master(narrator: &Narrator, socket: BorrowedFd<'_>) -> Result<(), LabError> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+    let terminal = allocate_in_place_of(narrator, vec![0, 1, 2])?;
+    make_controlling(narrator, &terminal)?;
+    let master = [terminal.master.as_raw_fd()];
+    narrator.run(
+        Step {
+            syscall: "sendmsg",
+            args: "console socket, SCM_RIGHTS [master]",
+            why: "whoever holds the console socket gets the master end; the container keeps only its own end",
+            man: "unix(7)",
+        },
+        || {
+            sendmsg::<UnixAddr>(
+                socket.as_raw_fd(),
+                &[std::io::IoSlice::new(b"m")],
+                &[ControlMessage::ScmRights(&master)],
+                MsgFlags::empty(),
+                None,
+            )
+            .map(drop)
+        },
+    )
+}
 
 /// Set when SIGWINCH arrives: the user resized the window.
 static RESIZED: AtomicBool = AtomicBool::new(false);

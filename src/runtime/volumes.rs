@@ -685,7 +685,7 @@ fn detached_tree(
 /// owned by `owner` when given (the container's root as the host numbers
 /// it; the runtime, the host's root, makes them). Returns the target
 /// opened O_PATH and where it landed, as a path inside the container.
-fn resolve_target(
+pub fn resolve_target(
     root: &Path,
     target: &Path,
     directory: bool,

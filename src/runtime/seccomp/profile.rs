@@ -194,7 +194,7 @@ pub enum Action {
 }
 
 impl Action {
-    const NAMES: &'static [&'static str] = &[
+    pub const NAMES: &'static [&'static str] = &[
         "SCMP_ACT_ALLOW",
         "SCMP_ACT_ERRNO",
         "SCMP_ACT_KILL",
