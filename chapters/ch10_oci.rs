@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use container_lab::cli::NarrationArgs;
 use container_lab::error::LabError;
 use container_lab::narrator::{Narrator, Step};
-use container_lab::oci::config::{Bundle, NamespaceKind, NamespacePlan, Plan};
+use container_lab::oci::config::{Bundle, NamespaceKind, NamespacePlan, Plan, ProcessPlan};
 use container_lab::oci::log::Log;
 use container_lab::oci::state::{Container, DEFAULT_ROOT, StateRoot, Status, check_id};
 use container_lab::oci::{fifo, hooks, mounts as oci_mounts, process as oci_process, verbs};
@@ -694,12 +694,7 @@ fn recipe<'a>(
     if let Some(profile) = &plan.process.apparmor_profile {
         oci_process::set_apparmor_profile(narrator, profile)?;
     }
-    let command = find_command(
-        narrator,
-        &plan.process.args,
-        &plan.process.env,
-        &plan.process.cwd,
-    )?;
+    let command = find_command(&plan.process.args, &plan.process.env)?;
     // chapter 09: without no_new_privs only a process with CAP_SYS_ADMIN
     // may load a filter, so it goes on first; with it, last of all.
     if !plan.process.no_new_privileges
@@ -763,12 +758,7 @@ impl Waiting<'_> {
 }
 
 /// `args[0]` found on the process's own PATH, inside the root.
-fn find_command(
-    narrator: &Narrator,
-    args: &[String],
-    env: &[String],
-    cwd: &Path,
-) -> Result<Command, LabError> {
+fn find_command(args: &[String], env: &[String]) -> Result<Command, LabError> {
     let words: Vec<OsString> = args.iter().map(OsString::from).collect();
     let pairs: Vec<(String, String)> = env
         .iter()
@@ -777,7 +767,6 @@ fn find_command(
                 .map(|(k, v)| (k.to_string(), v.to_string()))
         })
         .collect();
-    let _ = (narrator, cwd);
     command::resolve_with_environment(Path::new("/"), &words, pairs).map(|mut found| {
         // the environment exactly as config.json gives it, duplicates and all.
         found.environment = Some(
@@ -888,11 +877,191 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<i32, LabError> {
 }
 // ANCHOR_END: run
 
+// ANCHOR: exec
+/// `exec`: another process in the container, as config.json's `process`
+/// (or `--process FILE`) describes it: into the container's cgroup and
+/// namespaces, under the container's seccomp filter, its own user,
+/// capabilities and terminal.
 fn exec(cli: &Cli, args: &ExecArgs) -> Result<i32, LabError> {
-    let _ = cli;
-    let _ = args;
-    Err(LabError::Refused {
-        message: "exec is not built yet".into(),
-        hint: String::new(),
-    })
+    let narrator = cli.narration.narrator()?;
+    let root = StateRoot::open(&cli.root)?;
+    let container = root.read(&args.id)?;
+    match root.status(&container) {
+        Status::Created | Status::Running => {}
+        status => {
+            return Err(LabError::Container {
+                message: format!(
+                    "cannot exec in container {}: it is {}",
+                    args.id,
+                    status.as_str()
+                ),
+                hint: "exec needs a created or running container (`resume` a paused one)".into(),
+            });
+        }
+    }
+    let process = exec_process(&container, args)?;
+    let filter = container
+        .seccomp
+        .as_ref()
+        .map(|profile| profile.compile(&process.capabilities.bounding.names()))
+        .transpose()?;
+    let console = match (process.terminal, &args.console_socket, args.detach) {
+        (true, Some(path), _) => {
+            let stream = std::os::unix::net::UnixStream::connect(path)
+                .map_err(|e| LabError::io("connect", path.display(), e))?;
+            Some(Console::Engine(stream.into()))
+        }
+        (true, None, false) => None,
+        (true, None, true) => {
+            return Err(LabError::Usage {
+                message: "a terminal with --detach needs --console-socket: nobody would hold the terminal".into(),
+            });
+        }
+        (false, _, _) => None,
+    };
+    let own = match (process.terminal, &console) {
+        (true, None) => Some(ConsoleSocket::new()?),
+        _ => None,
+    };
+    let console = console.or(own.as_ref().map(Console::Own));
+    let joined = container_namespaces(container.process.pid)?;
+    if !args.detach {
+        nix::sys::prctl::set_child_subreaper(true).map_err(|errno| LabError::StepFailed {
+            syscall: "prctl",
+            target: "PR_SET_CHILD_SUBREAPER".into(),
+            errno,
+        })?;
+    }
+    let pid = spawn_detached(
+        &narrator,
+        |pid, what| match what {
+            "prepare" => {
+                for dir in &container.cgroups {
+                    let procs = dir.join("cgroup.procs");
+                    std::fs::write(&procs, pid.to_string())
+                        .map_err(|e| LabError::io("write", procs.display(), e))?;
+                }
+                if let Some(score) = process.oom_score_adj {
+                    let path = format!("/proc/{pid}/oom_score_adj");
+                    std::fs::write(&path, score.to_string())
+                        .map_err(|e| LabError::io("write", path, e))?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        },
+        |narrator, handshake| {
+            let why = "wait while the runtime puts this process in the container's cgroup";
+            handshake.ask_runtime(narrator, "prepare", why)?;
+            for namespace in &joined {
+                namespaces::join(narrator, namespace)?;
+            }
+            namespaces::fork_detached(narrator, handshake)?;
+            terminal::enter_new_session(narrator, None)?;
+            if let Some(console) = &console {
+                let socket = match console {
+                    Console::Engine(fd) => fd.as_fd(),
+                    Console::Own(pair) => pair.container_end(),
+                };
+                terminal::open_and_send_master(narrator, socket)?;
+            }
+            oci_process::set_rlimits(narrator, &process.rlimits)?;
+            oci_process::set_umask(process.umask);
+            if let Some(profile) = &process.apparmor_profile {
+                oci_process::set_apparmor_profile(narrator, profile)?;
+            }
+            let command = find_command(&process.args, &process.env)?;
+            if !process.no_new_privileges
+                && let Some(filter) = &filter
+            {
+                filter.load(narrator)?;
+            }
+            oci_process::become_user_with_capabilities(narrator, &process)?;
+            if process.no_new_privileges {
+                set_no_new_privs(narrator)?;
+            }
+            command::enter_workdir(narrator, &process.cwd)?;
+            fds::close_inherited(narrator)?;
+            keep_preserved(args.preserve_fds);
+            if process.no_new_privileges
+                && let Some(filter) = &filter
+            {
+                filter.load(narrator)?;
+            }
+            Err(fork::exec_command(narrator, &command))
+        },
+    )?;
+    if let Some(path) = &args.pid_file {
+        verbs::write_pid_file(path, pid.as_raw())?;
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    fork::forward_signals_to(pid);
+    if let Some(own) = own {
+        own.receive()?.relay(&narrator, pid)?;
+    }
+    fork::wait(&narrator, fork::Child { pid })
+}
+// ANCHOR_END: exec
+
+/// The process `exec` runs: `--process FILE`, or config.json's process
+/// with the command and the flags' changes.
+fn exec_process(container: &Container, args: &ExecArgs) -> Result<ProcessPlan, LabError> {
+    if let Some(file) = &args.process {
+        let text =
+            std::fs::read_to_string(file).map_err(|e| LabError::io("open", file.display(), e))?;
+        return container_lab::oci::config::parse_process(&text);
+    }
+    if args.command.is_empty() {
+        return Err(LabError::Usage {
+            message: "exec needs a command after the ID, or --process FILE".into(),
+        });
+    }
+    let mut process = Bundle::load(&container.bundle)?.plan.process;
+    process.args = args
+        .command
+        .iter()
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect();
+    process.terminal = args.tty;
+    process.env.extend(args.env.iter().cloned());
+    if let Some(cwd) = &args.cwd {
+        process.cwd = cwd.clone();
+    }
+    if let Some(user) = &args.user {
+        let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+        let number = |text: &str| {
+            text.parse::<u32>().map_err(|_| LabError::Usage {
+                message: format!("--user {user}: expected UID[:GID], numbers"),
+            })
+        };
+        process.uid = number(uid)?;
+        process.gid = number(gid)?;
+    }
+    process.no_new_privileges |= args.no_new_privs;
+    Ok(process)
+}
+
+/// The container's namespaces that are not this process's own, opened,
+/// in the order they are joined.
+fn container_namespaces(pid: i32) -> Result<Vec<NamespaceFile>, LabError> {
+    let names: [(&str, CloneFlags); 7] = [
+        ("user", CloneFlags::CLONE_NEWUSER),
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ];
+    let mut joined = Vec::new();
+    for (name, flag) in names {
+        let theirs = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+        let ours = PathBuf::from(format!("/proc/self/ns/{name}"));
+        if std::fs::read_link(&theirs).ok() != std::fs::read_link(&ours).ok() {
+            joined.push(namespaces::open_namespace(&theirs, flag)?);
+        }
+    }
+    Ok(joined)
 }
