@@ -84,11 +84,6 @@ struct Cli {
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
 
-    /// Accepted for runc's sake (auto, true, false): a runtime started without
-    /// root is rootless here, whatever this says
-    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    rootless: Option<String>,
-
     #[command(flatten)]
     narration: NarrationArgs,
 

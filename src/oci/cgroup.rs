@@ -48,8 +48,11 @@ pub fn create(narrator: &Narrator, plan: &Plan, id: &str) -> Result<ContainerCgr
             hint: "configure the engine for cgroupfs paths (podman --cgroup-manager=cgroupfs; containerd: SystemdCgroup = false)".into(),
         });
     }
+    // memory, cpu and pids even without a budget: engines read the
+    // container's usage there (`podman stats`, `ctr task metrics`).
     let mut limits = plan.limits.clone();
     limits.freezable = true;
+    limits.account = true;
     let cgroup = ContainerCgroup::create_at(narrator, &limits, &path, &["devices"])?;
     if !plan.device_rules.is_empty() {
         write_device_rules(narrator, &cgroup, &plan.device_rules)?;

@@ -1,0 +1,460 @@
+//! ch10-oci, for real, as root: bundles run under it and under runc give
+//! the same state JSON, exit codes and view from inside; the create/start
+//! split, hooks and exec; bad bundles fail with one error each (on stderr
+//! and as a JSON line in --log), exit 1, and leave nothing in --root.
+//!
+//! Each test has its own --root and bundle in a scratch directory; the
+//! bundle's root filesystem is the lab's test rootfs, named by absolute
+//! path and mounted read-only (root.readonly), so tests share it safely.
+
+mod common;
+use common::*;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const CH: &str = "ch10-oci";
+
+/// A bundle and a --root of the test's own; containers it made are
+/// deleted (with --force) when it ends.
+struct Oci {
+    dir: Scratch,
+    ids: std::sync::Mutex<Vec<(PathBuf, String)>>,
+}
+
+impl Oci {
+    fn new(test: &str) -> Option<Oci> {
+        if !require_root(test) {
+            return None;
+        }
+        let oci = Oci {
+            dir: Scratch::new(&format!("oci-{test}")),
+            ids: Default::default(),
+        };
+        std::fs::create_dir_all(oci.bundle()).unwrap();
+        let output = oci.ch10(&["spec", "--bundle", oci.bundle().to_str().unwrap()]);
+        assert_eq!(code(&output), 0, "spec: {}", stderr(&output));
+        oci.edit(|config| {
+            config["root"] = json!({"path": rootfs(), "readonly": true});
+            config["process"]["terminal"] = json!(false);
+        });
+        Some(oci)
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Change the bundle's config.json.
+    fn edit(&self, change: impl FnOnce(&mut Value)) {
+        let path = self.bundle().join("config.json");
+        let mut config: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        change(&mut config);
+        std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    }
+
+    fn args(&self, args: &[&str]) {
+        self.edit(|config| config["process"]["args"] = json!(args));
+    }
+
+    fn id(&self, what: &str) -> String {
+        let id = format!("t10-{}-{what}", std::process::id());
+        self.ids.lock().unwrap().push((self.root(), id.clone()));
+        id
+    }
+
+    fn ch10(&self, args: &[&str]) -> Output {
+        let root = self.root();
+        let mut words = vec!["--root", root.to_str().unwrap()];
+        words.extend_from_slice(args);
+        run(CH, words)
+    }
+
+    /// `runtime --root ROOT ARGS` for another runtime (runc).
+    fn other(&self, runtime: &str, args: &[&str]) -> Output {
+        let root = self.dir.join(format!("state-{runtime}"));
+        Command::new(runtime)
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn state(&self, id: &str) -> Value {
+        let output = self.ch10(&["state", id]);
+        assert_eq!(code(&output), 0, "state: {}", stderr(&output));
+        serde_json::from_str(&stdout(&output)).unwrap()
+    }
+}
+
+impl Drop for Oci {
+    fn drop(&mut self) {
+        for (root, id) in self.ids.lock().unwrap().iter() {
+            let _ = run(
+                CH,
+                ["--root", root.to_str().unwrap(), "delete", "--force", id],
+            );
+        }
+        let runc_root = self.dir.join("state-runc");
+        for entry in std::fs::read_dir(&runc_root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(&runc_root)
+                .args(["delete", "--force"])
+                .arg(entry.file_name())
+                .output();
+        }
+    }
+}
+
+/// What a process sees inside, printed by the bundle's command: its
+/// hostname, ids, capability sets, mount points (and types), /dev and
+/// the exit code it chooses.
+const LOOK_INSIDE: &str = "hostname; id; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; \
+    grep -v ' /sys/fs/cgroup/' /proc/self/mountinfo | cut -d' ' -f5,9 | sort; ls /dev; \
+    cat /proc/self/uid_map; ulimit -n; exit 7";
+
+#[test]
+fn the_same_bundle_runs_the_same_under_runc_and_ch10() {
+    let Some(oci) = Oci::new("same_bundle") else {
+        return;
+    };
+    require_tool("runc", "runc");
+    oci.args(&["sh", "-c", LOOK_INSIDE]);
+    let bundle = oci.bundle();
+    let bundle = bundle.to_str().unwrap();
+    let ours = oci.ch10(&["run", "--bundle", bundle, &oci.id("same")]);
+    let theirs = oci.other("runc", &["run", "--bundle", bundle, "same"]);
+    assert_eq!(code(&theirs), 7, "runc: {}", stderr(&theirs));
+    assert_eq!(code(&ours), 7, "ch10: {}", stderr(&ours));
+    assert_eq!(
+        stdout(&ours),
+        stdout(&theirs),
+        "what the process sees differs"
+    );
+    assert!(stdout(&ours).contains("CapBnd"), "{}", stdout(&ours));
+}
+
+#[test]
+fn the_state_json_has_runc_s_shape_through_create_start_and_exit() {
+    let Some(oci) = Oci::new("state_shape") else {
+        return;
+    };
+    require_tool("runc", "runc");
+    oci.args(&["sh", "-c", "read line; exit 3"]);
+    let bundle = oci.bundle();
+    let bundle = bundle.to_str().unwrap();
+    let id = oci.id("shape");
+    let created = oci.ch10(&["create", "--bundle", bundle, &id]);
+    assert_eq!(code(&created), 0, "{}", stderr(&created));
+    let theirs = oci.other("runc", &["create", "--bundle", bundle, "shape"]);
+    assert_eq!(code(&theirs), 0, "{}", stderr(&theirs));
+    let ours = oci.state(&id);
+    let theirs: Value =
+        serde_json::from_str(&stdout(&oci.other("runc", &["state", "shape"]))).unwrap();
+    assert_eq!(ours["status"], "created");
+    assert_eq!(theirs["status"], "created");
+    for key in ["ociVersion", "id", "status", "pid", "bundle"] {
+        assert!(ours.get(key).is_some(), "ours lacks {key}: {ours}");
+        assert!(theirs.get(key).is_some(), "runc's lacks {key}: {theirs}");
+    }
+    assert_eq!(ours["bundle"], theirs["bundle"]);
+    // The process exists, set up, and waits: it is not running the command.
+    let pid = ours["pid"].as_i64().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("read line"),
+        "already running the command"
+    );
+    assert_eq!(code(&oci.ch10(&["start", &id])), 0);
+    assert_eq!(oci.state(&id)["status"], "running");
+    let killed = oci.ch10(&["kill", &id, "9"]);
+    assert_eq!(code(&killed), 0, "{}", stderr(&killed));
+    for _ in 0..500 {
+        if oci.state(&id)["status"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let stopped = oci.state(&id);
+    assert_eq!(stopped["status"], "stopped");
+    assert!(
+        stopped.get("pid").is_none() || stopped["pid"] == 0,
+        "{stopped}"
+    );
+    assert_eq!(code(&oci.ch10(&["delete", &id])), 0);
+    let gone = oci.ch10(&["state", &id]);
+    assert_eq!(code(&gone), 1, "{}", stderr(&gone));
+    assert!(
+        stderr(&gone).contains("does not exist"),
+        "{}",
+        stderr(&gone)
+    );
+}
+
+#[test]
+fn delete_refuses_a_running_container_without_force_and_tolerates_an_unknown_one_with_it() {
+    let Some(oci) = Oci::new("delete") else {
+        return;
+    };
+    oci.args(&["sleep", "60"]);
+    let id = oci.id("delete");
+    let bundle = oci.bundle();
+    let output = oci.ch10(&["run", "--detach", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let refused = oci.ch10(&["delete", &id]);
+    assert_clean_failure(&refused, 1, "it is running");
+    let cgroups = cgroup_dirs_named(&id);
+    assert!(
+        !cgroups.is_empty(),
+        "the container has no cgroup named after it"
+    );
+    assert_eq!(code(&oci.ch10(&["delete", "--force", &id])), 0);
+    assert!(
+        cgroups.iter().all(|dir| !dir.exists()),
+        "cgroups left: {cgroups:?}"
+    );
+    assert_eq!(
+        code(&oci.ch10(&["delete", "--force", &id])),
+        0,
+        "a second delete --force"
+    );
+    assert_eq!(
+        std::fs::read_dir(oci.root()).unwrap().count(),
+        0,
+        "--root is not empty"
+    );
+}
+
+/// The container's cgroup directories, wherever the hierarchies are.
+fn cgroup_dirs_named(id: &str) -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|hierarchy| hierarchy.path().join("container-lab-oci").join(id))
+        .filter(|dir| dir.exists())
+        .collect()
+}
+
+#[test]
+fn hooks_run_at_their_moments_with_the_state_on_stdin() {
+    let Some(oci) = Oci::new("hooks") else { return };
+    let log = oci.dir.join("hooks.log");
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read state; echo \"{name} $state\" >> {}", log.display())]});
+    oci.edit(|config| {
+        config["hooks"] = json!({
+            "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        });
+    });
+    oci.args(&["true"]);
+    let id = oci.id("hooks");
+    let bundle = oci.bundle();
+    let output = oci.ch10(&["run", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let lines: Vec<(String, Value)> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (name, state) = line.split_once(' ').unwrap();
+            (name.to_string(), serde_json::from_str(state).unwrap())
+        })
+        .collect();
+    let names: Vec<&str> = lines.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["createRuntime", "createContainer", "poststart", "poststop"]
+    );
+    for (name, state) in &lines {
+        assert_eq!(state["id"], id.as_str(), "{name}: {state}");
+        assert_eq!(state["bundle"], bundle.to_str().unwrap(), "{name}: {state}");
+    }
+    assert_eq!(lines[0].1["status"], "creating");
+    assert!(
+        lines[0].1["pid"].as_i64().unwrap() > 1,
+        "createRuntime gets the host's pid"
+    );
+    assert_eq!(lines[3].1["status"], "stopped");
+}
+
+#[test]
+fn exec_runs_a_process_of_its_own_inside() {
+    let Some(oci) = Oci::new("exec") else { return };
+    oci.args(&["sleep", "60"]);
+    let id = oci.id("exec");
+    let bundle = oci.bundle();
+    let output = oci.ch10(&["run", "--detach", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let inside = oci.ch10(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; hostname; exit 5",
+    ]);
+    assert_eq!(code(&inside), 5, "{}", stderr(&inside));
+    assert!(
+        stdout(&inside).starts_with("sleep 60"),
+        "{}",
+        stdout(&inside)
+    );
+    // --process FILE --detach --pid-file, as containerd calls it.
+    let process = oci.dir.join("process.json");
+    std::fs::write(
+        &process,
+        json!({"args": ["sh", "-c", "sleep 30"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+               "env": ["PATH=/bin:/usr/bin"]})
+        .to_string(),
+    )
+    .unwrap();
+    let pid_file = oci.dir.join("exec.pid");
+    let detached = oci.ch10(&[
+        "exec",
+        "--process",
+        process.to_str().unwrap(),
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!(code(&detached), 0, "{}", stderr(&detached));
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let ps = oci.ch10(&["ps", "--format", "json", &id]);
+    let pids: Vec<i32> = serde_json::from_str(&stdout(&ps)).unwrap();
+    assert!(pids.contains(&pid), "{pid} not in {pids:?}");
+    let missing = oci.ch10(&["exec", &id, "no-such-command"]);
+    assert_eq!(code(&missing), 255, "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("no-such-command"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn pause_and_resume_freeze_and_thaw_the_container() {
+    let Some(oci) = Oci::new("pause") else { return };
+    oci.args(&["sleep", "60"]);
+    let id = oci.id("pause");
+    let bundle = oci.bundle();
+    assert_eq!(
+        code(&oci.ch10(&["run", "-d", "--bundle", bundle.to_str().unwrap(), &id])),
+        0
+    );
+    assert_eq!(code(&oci.ch10(&["pause", &id])), 0);
+    assert_eq!(oci.state(&id)["status"], "paused");
+    let pid = oci.state(&id)["pid"].as_i64().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    assert!(stat.contains(") S") || stat.contains(") D"), "{stat}");
+    assert_clean_failure(&oci.ch10(&["pause", &id]), 1, "paused, not running");
+    assert_eq!(code(&oci.ch10(&["resume", &id])), 0);
+    assert_eq!(oci.state(&id)["status"], "running");
+}
+
+/// A bundle that is wrong in one way: one clear error on stderr, the same
+/// as a JSON line in --log, exit 1, nothing left in --root.
+fn assert_refused(oci: &Oci, id: &str, error_contains: &str) {
+    let log = oci.dir.join("log.json");
+    let _ = std::fs::remove_file(&log);
+    let bundle = oci.bundle();
+    let output = oci.ch10(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        id,
+    ]);
+    assert_clean_failure(&output, 1, error_contains);
+    let logged: Value =
+        serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
+    assert_eq!(logged["level"], "error");
+    assert!(
+        logged["msg"].as_str().unwrap().contains(error_contains),
+        "{logged}"
+    );
+    let left: Vec<String> = std::fs::read_dir(oci.root())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(id))
+        .collect();
+    assert!(left.is_empty(), "left in --root: {left:?}");
+}
+
+#[test]
+fn bad_bundles_are_refused_with_one_error_each() {
+    let Some(oci) = Oci::new("bad_bundles") else {
+        return;
+    };
+    let id = oci.id("bad");
+    let config = oci.bundle().join("config.json");
+    let good = std::fs::read_to_string(&config).unwrap();
+
+    oci.edit(|c| c["linux"]["intelRdt"] = json!({"closID": "x"}));
+    assert_refused(&oci, &id, "linux.intelRdt is not supported");
+
+    std::fs::write(&config, &good).unwrap();
+    oci.edit(|c| c["ociVersion"] = json!("2.0.0"));
+    assert_refused(&oci, &id, "ociVersion \"2.0.0\"");
+
+    std::fs::write(&config, &good).unwrap();
+    oci.edit(|c| c["root"]["path"] = json!("/no/such/rootfs"));
+    assert_refused(&oci, &id, "/no/such/rootfs not found");
+
+    std::fs::write(&config, "{\"ociVersion\": \"1.0.2\",\n \"process\": [}").unwrap();
+    assert_refused(&oci, &id, "line 2");
+
+    std::fs::remove_file(&config).unwrap();
+    assert_refused(&oci, &id, "config.json not found");
+
+    // An ID in use: the first container stays, untouched.
+    std::fs::write(&config, &good).unwrap();
+    oci.args(&["sleep", "60"]);
+    let bundle = oci.bundle();
+    assert_eq!(
+        code(&oci.ch10(&["create", "--bundle", bundle.to_str().unwrap(), &id])),
+        0
+    );
+    let again = oci.ch10(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_clean_failure(&again, 1, "already exists");
+    assert_eq!(oci.state(&id)["status"], "created");
+}
+
+#[test]
+fn a_terminal_needs_a_console_socket() {
+    let Some(oci) = Oci::new("console") else {
+        return;
+    };
+    oci.edit(|c| c["process"]["terminal"] = json!(true));
+    let id = oci.id("console");
+    let bundle = oci.bundle();
+    let output = oci.ch10(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--console-socket is required"),
+        "{}",
+        stderr(&output)
+    );
+}
