@@ -15,7 +15,12 @@
 //! | `log` | `--log` and `--log-format`, where engines read errors | ch10 |
 //! | `verbs` | state, kill, delete, pause, resume, ps, list, spec, features | ch10 |
 //! | `spec` | the default config.json: runc's shape, the lab's capabilities, masks and seccomp | ch10 |
+//! | `bundle` | `lab bundle`: an image's layers flattened into rootfs/, its config into config.json | ch10 |
+//!
+//! May use: the runtime, the image side (`bundle` reads the image store)
+//! and the shared plumbing. The runtime never uses this folder.
 
+pub mod bundle;
 pub mod cgroup;
 pub mod config;
 pub mod fifo;
