@@ -90,3 +90,48 @@ pub fn say_line(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
 }
+
+/// Set by SIGINT, SIGTERM or SIGHUP while an [`Interruptible`] is held: a
+/// long job (a commit, a bundle's copy) checks it between steps, stops,
+/// and removes what it half made on the way out. (SIGKILL cannot be
+/// caught: what it interrupts stays behind.)
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether a signal asked the program to stop since [`Interruptible::install`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The handlers for a long job's duration; the defaults back when dropped.
+pub struct Interruptible;
+
+impl Interruptible {
+    pub fn install() -> Interruptible {
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+        let action = SigAction::new(
+            SigHandler::Handler(note_interrupt),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            // SAFETY: the handler only stores to an atomic.
+            let _ = unsafe { sigaction(signal, &action) };
+        }
+        Interruptible
+    }
+}
+
+impl Drop for Interruptible {
+    fn drop(&mut self) {
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            // SAFETY: restoring the default disposition.
+            let _ = unsafe { sigaction(signal, &default) };
+        }
+    }
+}

@@ -227,7 +227,7 @@ fn no_two_files_depend_on_each_other_in_a_circle() {
 
 #[test]
 fn every_folder_opens_with_a_map_of_its_files() {
-    for folder in ["runtime", "lab", "image"] {
+    for folder in ["runtime", "lab", "image", "oci"] {
         let map = std::fs::read_to_string(src_dir().join(folder).join("mod.rs")).unwrap();
         for file in library_files() {
             let Some(name) = file

@@ -1,4 +1,5 @@
-//! lab: the container-lab driver (build root filesystems, run the demo).
+//! lab: the container-lab driver (build root filesystems, run the demo,
+//! make OCI bundles).
 
 use clap::{Parser, Subcommand};
 use colored::Colorize;
@@ -125,6 +126,32 @@ enum LabCommand {
         #[arg(long, value_name = "DIR")]
         book: Option<PathBuf>,
     },
+    /// Make an OCI bundle (rootfs/ and config.json) from an image, for runc or ch10-oci
+    #[command(
+        long_about = "Make an OCI bundle from an image of the lab's store.\n\n\
+            A bundle is what the OCI runtime spec hands a runtime: a directory holding the \
+            container's root filesystem (rootfs/) and a config.json that says how to run it: \
+            the process, its user, environment and capabilities, the namespaces, mounts, \
+            masked paths and seccomp filter. Chapters 08 and 09 stacked an image's layers with \
+            overlayfs and took the rest from flags; a bundle writes both down, so any OCI \
+            runtime runs the same container.\n\n\
+            rootfs/ is the image's layers flattened into one directory, deletions and opaque \
+            directories applied, owners, modes, links and xattrs kept. config.json is the \
+            default spec (`ch10-oci spec`: runc's shape with chapter 09's capabilities, masked \
+            paths and seccomp profile) with the image's Entrypoint and Cmd, Env, WorkingDir \
+            and User (resolved to numbers in the image's own /etc/passwd) put in.\n\n\
+            DIR must be new or empty: nothing in it is written over, and a bundle that fails \
+            half-way (or is interrupted) is removed again. Images are looked up in the store \
+            of chapter 08 ($CONTAINER_LAB_STORAGE, else /var/lib/container-lab/storage for \
+            root).",
+        after_help = "Examples:\n  \
+            sudo ch08-images import ./rootfs lab/base:v1 --cmd 'echo hello'\n  \
+            sudo lab bundle lab/base:v1 ./mybundle\n  \
+            sudo runc run -b ./mybundle demo        # runc runs it\n  \
+            sudo ch10-oci run -b ./mybundle demo    # and so does chapter 10\n  \
+            lab bundle --rootless -t lab/base:v1 ./mine && runc --root /tmp/runc run -b ./mine demo"
+    )]
+    Bundle(container_lab::oci::bundle::BundleArgs),
     /// Show what the chapters so far do, narrated: ch00, ch01, and the chroot breakout
     Demo {
         /// Pause before every step (for a live class)
@@ -142,6 +169,7 @@ fn main() {
             println!("{} rootfs in {}", "built".green().bold(), dir.display());
             Ok(0)
         }
+        LabCommand::Bundle(args) => container_lab::oci::bundle::bundle_verb(&args),
         LabCommand::Demo { step } => demo(step),
         LabCommand::Doctor => doctor(),
         LabCommand::Bench {

@@ -16,6 +16,7 @@
 
 use super::archive::{Added, ExactSize, KeptLayer, unpack_and_keep};
 use super::digest::Digest;
+use super::layer::{is_opaque, is_overlay_xattr, sorted_names, xattr_names, xattr_value};
 use super::reference::Reference;
 use super::spec::{History, ImageConfig, RunConfig};
 use super::store::{ImageRecord, ImageStore};
@@ -25,9 +26,9 @@ use crate::runtime::state::{self, Record, Status, Store};
 use crate::runtime::userns::IdMap;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, SFlag};
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CString, OsStr};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -144,7 +145,7 @@ pub fn commit(
         true => Frozen::freeze(&container)?,
         false => None,
     };
-    let _interruptible = Interruptible::install();
+    let _interruptible = crate::program::Interruptible::install();
     let mut added = Added::default();
     let result = (|| {
         let (kept, stats) = diff_layer(store, &layer.join("upper"), &container, &mut added)?;
@@ -385,7 +386,7 @@ fn write_changes<W: Write>(
     // subdirectories needs no more descriptors than a path is deep.
     let mut open = vec![(PathBuf::new(), sorted_names(&top)?.into_iter(), top)];
     while let Some((relative, names, dir)) = open.last_mut() {
-        if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+        if crate::program::interrupted() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::Interrupted,
                 "interrupted by a signal",
@@ -403,19 +404,6 @@ fn write_changes<W: Write>(
     }
     writer.builder.finish()?;
     Ok(writer.stats)
-}
-
-/// A directory's names, sorted (the same tree gives the same tar).
-fn sorted_names(dir: &OwnedFd) -> std::io::Result<Vec<OsString>> {
-    let mut names: Vec<OsString> = state::read_directory(dir)
-        .map_err(std::io::Error::from)?
-        .iter()
-        .flatten()
-        .map(|entry| OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string())
-        .filter(|name| name != "." && name != "..")
-        .collect();
-    names.sort();
-    Ok(names)
 }
 
 /// The tar being written, and what it needs to remember.
@@ -602,57 +590,6 @@ fn open_at(dir: &OwnedFd, name: &OsStr, flags: OFlag, path: &Path) -> std::io::R
     .map_err(|e| io_at(e, path))
 }
 
-/// The names of a file's extended attributes (flistxattr(2)).
-fn xattr_names(file: &impl AsFd, path: &Path) -> std::io::Result<Vec<CString>> {
-    let fd = file.as_fd().as_raw_fd();
-    // SAFETY: a null buffer of size 0 asks for the size only.
-    let size = unsafe { libc::flistxattr(fd, std::ptr::null_mut(), 0) };
-    if size < 0 {
-        return Err(xattr_error(path));
-    }
-    let mut buffer = vec![0u8; size as usize];
-    // SAFETY: the buffer is as large as we say.
-    let size = unsafe { libc::flistxattr(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
-    if size < 0 {
-        return Err(xattr_error(path));
-    }
-    buffer.truncate(size as usize);
-    Ok(buffer
-        .split(|b| *b == 0)
-        .filter(|name| !name.is_empty())
-        .filter_map(|name| CString::new(name).ok())
-        .collect())
-}
-
-fn xattr_value(file: &impl AsFd, name: &CString, path: &Path) -> std::io::Result<Vec<u8>> {
-    let fd = file.as_fd().as_raw_fd();
-    // SAFETY: as in xattr_names.
-    let size = unsafe { libc::fgetxattr(fd, name.as_ptr(), std::ptr::null_mut(), 0) };
-    if size < 0 {
-        return Err(xattr_error(path));
-    }
-    let mut value = vec![0u8; size as usize];
-    // SAFETY: the buffer is as large as we say.
-    let size =
-        unsafe { libc::fgetxattr(fd, name.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
-    if size < 0 {
-        return Err(xattr_error(path));
-    }
-    value.truncate(size as usize);
-    Ok(value)
-}
-
-fn xattr_error(path: &Path) -> std::io::Error {
-    let error = std::io::Error::last_os_error();
-    std::io::Error::new(error.kind(), format!("{}: xattrs: {error}", path.display()))
-}
-
-/// overlayfs' bookkeeping (opaque, origin, impure, redirect, ...), under
-/// `trusted.overlay.` as root or `user.overlay.` with userxattr.
-fn is_overlay_xattr(name: &[u8]) -> bool {
-    name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
-}
-
 /// A file's extended attributes, overlayfs' own left out.
 fn kept_xattrs(
     file: &impl AsFd,
@@ -676,29 +613,6 @@ fn kept_xattrs(
         .collect()
 }
 
-/// Whether overlayfs marked a directory opaque. Only the namespace the
-/// mount used counts: `trusted.` as root (no container can set it: it
-/// takes CAP_SYS_ADMIN in the host's user namespace), `user.` without root
-/// (mounted with userxattr). A root container's own `user.overlay.opaque`
-/// is only an xattr, and the layer drops it.
-fn is_opaque(dir: &impl AsFd) -> bool {
-    let own = match nix::unistd::geteuid().is_root() {
-        true => c"trusted.overlay.opaque",
-        false => c"user.overlay.opaque",
-    };
-    let mut value = [0u8; 1];
-    // SAFETY: the buffer is one byte, and we say so.
-    let size = unsafe {
-        libc::fgetxattr(
-            dir.as_fd().as_raw_fd(),
-            own.as_ptr(),
-            value.as_mut_ptr().cast(),
-            1,
-        )
-    };
-    size == 1 && value[0] == b'y'
-}
-
 /// xattrs go into the tar as PAX records `SCHILY.xattr.NAME`, the form GNU
 /// tar, Docker and our own unpacker read.
 fn append_xattrs<W: Write>(
@@ -718,45 +632,6 @@ fn append_xattrs<W: Write>(
         })
         .collect::<std::io::Result<_>>()?;
     builder.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
-}
-
-/// Set by SIGINT, SIGTERM or SIGHUP during a commit: the walk stops, the
-/// partial layer is removed, and the container is thawed on the way out
-/// (SIGKILL cannot be caught: `unpause` thaws a container it left frozen).
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn note_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// The handlers for the commit's duration; the defaults back when dropped.
-struct Interruptible;
-
-impl Interruptible {
-    fn install() -> Interruptible {
-        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-        let action = SigAction::new(
-            SigHandler::Handler(note_interrupt),
-            SaFlags::SA_RESTART,
-            SigSet::empty(),
-        );
-        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-            // SAFETY: the handler only stores to an atomic.
-            let _ = unsafe { sigaction(signal, &action) };
-        }
-        Interruptible
-    }
-}
-
-impl Drop for Interruptible {
-    fn drop(&mut self) {
-        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-            // SAFETY: restoring the default disposition.
-            let _ = unsafe { sigaction(signal, &default) };
-        }
-    }
 }
 
 /// A running container's cgroup, frozen until this is dropped.
@@ -842,13 +717,5 @@ mod tests {
             ids.translate_xattr(b"system.posix_acl_access", outside)
                 .is_none()
         );
-    }
-
-    #[test]
-    fn only_overlayfs_bookkeeping_is_left_out() {
-        assert!(is_overlay_xattr(b"trusted.overlay.opaque"));
-        assert!(is_overlay_xattr(b"user.overlay.origin"));
-        assert!(!is_overlay_xattr(b"security.capability"));
-        assert!(!is_overlay_xattr(b"user.comment"));
     }
 }

@@ -32,7 +32,7 @@ use crate::error::LabError;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{Mode, SFlag};
-use std::ffi::{CString, OsStr};
+use std::ffi::{CString, OsStr, OsString};
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -118,7 +118,7 @@ fn c_name(part: &[u8]) -> CString {
 /// A directory of the layer, opened so that the kernel itself refuses to
 /// leave the layer (RESOLVE_BENEATH) or to follow any symlink on the way
 /// (RESOLVE_NO_SYMLINKS), so no earlier entry can redirect a later one.
-fn open_beneath(root: &OwnedFd, parts: &[&[u8]]) -> nix::Result<OwnedFd> {
+pub fn open_beneath(root: &OwnedFd, parts: &[&[u8]]) -> nix::Result<OwnedFd> {
     let how = OpenHow::new()
         .flags(OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
         .resolve(
@@ -632,7 +632,7 @@ fn set_mtime(fd: &OwnedFd, mtime: i64) -> nix::Result<()> {
     nix::sys::stat::futimens(fd, &time, &time)
 }
 
-fn set_xattr(fd: &impl AsFd, name: &str, value: &[u8]) -> nix::Result<()> {
+pub fn set_xattr(fd: &impl AsFd, name: &str, value: &[u8]) -> nix::Result<()> {
     let name = CString::new(name).expect("xattr names hold no NUL");
     // SAFETY: a valid descriptor, a NUL-terminated name, a value and its length.
     let result = unsafe {
@@ -689,6 +689,97 @@ fn set_xattrs<R: Read>(
     Ok(())
 }
 
+// Reading a layer directory back, as overlayfs left it: `commit` reads a
+// container's upper directory with these, the OCI bundle (ch10) an image's
+// layers.
+
+/// A directory's names, sorted (the same tree gives the same result).
+pub fn sorted_names(dir: &OwnedFd) -> std::io::Result<Vec<OsString>> {
+    let mut names: Vec<OsString> = crate::runtime::state::read_directory(dir)
+        .map_err(std::io::Error::from)?
+        .iter()
+        .flatten()
+        .map(|entry| OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string())
+        .filter(|name| name != "." && name != "..")
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The names of a file's extended attributes (flistxattr(2)).
+pub fn xattr_names(file: &impl AsFd, path: &Path) -> std::io::Result<Vec<CString>> {
+    let fd = file.as_fd().as_raw_fd();
+    // SAFETY: a null buffer of size 0 asks for the size only.
+    let size = unsafe { libc::flistxattr(fd, std::ptr::null_mut(), 0) };
+    if size < 0 {
+        return Err(xattr_error(path));
+    }
+    let mut buffer = vec![0u8; size as usize];
+    // SAFETY: the buffer is as large as we say.
+    let size = unsafe { libc::flistxattr(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
+    if size < 0 {
+        return Err(xattr_error(path));
+    }
+    buffer.truncate(size as usize);
+    Ok(buffer
+        .split(|b| *b == 0)
+        .filter(|name| !name.is_empty())
+        .filter_map(|name| CString::new(name).ok())
+        .collect())
+}
+
+pub fn xattr_value(file: &impl AsFd, name: &CString, path: &Path) -> std::io::Result<Vec<u8>> {
+    let fd = file.as_fd().as_raw_fd();
+    // SAFETY: as in xattr_names.
+    let size = unsafe { libc::fgetxattr(fd, name.as_ptr(), std::ptr::null_mut(), 0) };
+    if size < 0 {
+        return Err(xattr_error(path));
+    }
+    let mut value = vec![0u8; size as usize];
+    // SAFETY: the buffer is as large as we say.
+    let size =
+        unsafe { libc::fgetxattr(fd, name.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
+    if size < 0 {
+        return Err(xattr_error(path));
+    }
+    value.truncate(size as usize);
+    Ok(value)
+}
+
+fn xattr_error(path: &Path) -> std::io::Error {
+    let error = std::io::Error::last_os_error();
+    std::io::Error::new(error.kind(), format!("{}: xattrs: {error}", path.display()))
+}
+
+/// overlayfs' bookkeeping (opaque, origin, impure, redirect, ...), under
+/// `trusted.overlay.` as root or `user.overlay.` with userxattr.
+pub fn is_overlay_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+}
+
+/// Whether overlayfs marked a directory opaque. Only the namespace the
+/// mount used counts: `trusted.` as root (no container can set it: it
+/// takes CAP_SYS_ADMIN in the host's user namespace), `user.` without root
+/// (mounted with userxattr). A root container's own `user.overlay.opaque`
+/// is only an xattr, and the layer drops it.
+pub fn is_opaque(dir: &impl AsFd) -> bool {
+    let own = match nix::unistd::geteuid().is_root() {
+        true => c"trusted.overlay.opaque",
+        false => c"user.overlay.opaque",
+    };
+    let mut value = [0u8; 1];
+    // SAFETY: the buffer is one byte, and we say so.
+    let size = unsafe {
+        libc::fgetxattr(
+            dir.as_fd().as_raw_fd(),
+            own.as_ptr(),
+            value.as_mut_ptr().cast(),
+            1,
+        )
+    };
+    size == 1 && value[0] == b'y'
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -731,5 +822,13 @@ mod tests {
             components(b"a/..b").is_ok(),
             "a name that starts with .. is a name"
         );
+    }
+
+    #[test]
+    fn only_overlayfs_bookkeeping_is_left_out() {
+        assert!(is_overlay_xattr(b"trusted.overlay.opaque"));
+        assert!(is_overlay_xattr(b"user.overlay.origin"));
+        assert!(!is_overlay_xattr(b"security.capability"));
+        assert!(!is_overlay_xattr(b"user.comment"));
     }
 }

@@ -416,13 +416,11 @@ fn guard_x32(program: &mut BpfProgram) -> Result<(), LabError> {
     Ok(())
 }
 
-/// Kernel limit on one program (BPF_MAXINSNS, linux/bpf_common.h).
-const MAX_INSTRUCTIONS: usize = 4096;
-
-impl Profile {
-    /// Compile the profile for a container that will hold `capabilities`
-    /// (`"CAP_SYS_ADMIN"`, ...), on this machine's kernel and architecture.
-    pub fn compile(&self, capabilities: &[&str]) -> Result<Filter, LabError> {
+impl<'a> Target<'a> {
+    /// A container that will hold `capabilities` (`"CAP_SYS_ADMIN"`, ...),
+    /// on this machine's kernel and architecture: what a profile's
+    /// `includes` and `excludes` are resolved against.
+    pub fn here(capabilities: &'a [&'a str]) -> Result<Target<'a>, LabError> {
         let native = NATIVE.as_ref().ok_or_else(|| {
             refused(format!(
                 "seccomp: this lab compiles filters for x86_64 and aarch64, not {}",
@@ -435,11 +433,22 @@ impl Profile {
                 "seccomp: kernel release {release:?} does not say its version"
             ))
         })?;
-        self.compile_for(&Target {
+        Ok(Target {
             capabilities,
             kernel,
             arch: native.go,
         })
+    }
+}
+
+/// Kernel limit on one program (BPF_MAXINSNS, linux/bpf_common.h).
+const MAX_INSTRUCTIONS: usize = 4096;
+
+impl Profile {
+    /// Compile the profile for a container that will hold `capabilities`
+    /// (`"CAP_SYS_ADMIN"`, ...), on this machine's kernel and architecture.
+    pub fn compile(&self, capabilities: &[&str]) -> Result<Filter, LabError> {
+        self.compile_for(&Target::here(capabilities)?)
     }
 
     // ANCHOR: compile
