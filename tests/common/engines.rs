@@ -597,11 +597,6 @@ impl Podman {
         }
     }
 
-    /// The runtime path podman is given.
-    pub fn runtime(&self) -> &Path {
-        &self.runtime
-    }
-
     /// The cgroup (relative to each hierarchy's root) its containers go
     /// below.
     pub fn cgroup_parent(&self) -> &str {
