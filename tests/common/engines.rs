@@ -17,12 +17,15 @@
 //! ```
 //!
 //! A few things the engines put at fixed places, whatever they are told:
-//! containerd's shims bind their sockets in /run/containerd/s; podman never
-//! passes the runtime a `--root` its cleanup would repeat, so the runtime
-//! keeps podman's containers in its default state directory (runc's is
-//! /run/runc). The directories among these that did not exist before the
-//! first engine of the test process started are removed after the last
-//! one stops, when they are empty again.
+//! containerd's shims bind their sockets in /run/containerd/s; podman keeps
+//! a cache of blob digests in /var/lib/containers/cache whatever its
+//! `--root`; and podman runs the runtime with no `--root` (its
+//! `--runtime-flag` would give one, but the cleanup conmon runs after the
+//! container exits does not repeat it), so the runtime keeps podman's
+//! containers in its default state directory (runc's is /run/runc). Those
+//! that did not exist before the first engine of the test process started
+//! are removed after the last one stops, directories only when they are
+//! empty again.
 //!
 //! Every engine command runs with a time limit: an engine waiting on a
 //! runtime that never answers fails its test instead of hanging it.
@@ -468,11 +471,15 @@ fn kill_with_descendants(pids: &[i32]) {
     }
 }
 
-/// Directories the engines (or the runtime they run) make at fixed places
-/// whatever their configuration: containerd's shim sockets and default
-/// fifo directory, runc's default state directory (podman passes no
-/// `--root`).
-const FIXED_DIRS: [&str; 4] = [
+/// What the engines (or the runtime they run) make at fixed places
+/// whatever their configuration, a file before the directories that hold
+/// it: podman's blob-info cache (containers/image's default for root),
+/// containerd's shim sockets and default fifo directory, runc's default
+/// state directory (podman passes no `--root`).
+const FIXED_PATHS: [&str; 7] = [
+    "/var/lib/containers/cache/blob-info-cache-v1.boltdb",
+    "/var/lib/containers/cache",
+    "/var/lib/containers",
     "/run/containerd/s",
     "/run/containerd/fifo",
     "/run/containerd",
@@ -480,8 +487,9 @@ const FIXED_DIRS: [&str; 4] = [
 ];
 
 /// Held by every engine guard: when the first of the process starts, notes
-/// which of [`FIXED_DIRS`] are missing; when the last one stops, removes
-/// those again if they are empty (rmdir(2) leaves one that is in use).
+/// which of [`FIXED_PATHS`] are missing; when the last one stops, removes
+/// those again, a directory only if it is empty (rmdir(2) leaves one in
+/// use).
 struct FixedDirs;
 
 static LIVE_ENGINES: Mutex<(usize, Vec<&str>)> = Mutex::new((0, Vec::new()));
@@ -490,7 +498,7 @@ impl FixedDirs {
     fn enter() -> FixedDirs {
         let mut live = LIVE_ENGINES.lock().unwrap_or_else(|p| p.into_inner());
         if live.0 == 0 {
-            live.1 = FIXED_DIRS
+            live.1 = FIXED_PATHS
                 .into_iter()
                 .filter(|dir| !Path::new(dir).exists())
                 .collect();
@@ -505,8 +513,12 @@ impl Drop for FixedDirs {
         let mut live = LIVE_ENGINES.lock().unwrap_or_else(|p| p.into_inner());
         live.0 -= 1;
         if live.0 == 0 {
-            for dir in std::mem::take(&mut live.1) {
-                let _ = std::fs::remove_dir(dir);
+            for path in std::mem::take(&mut live.1) {
+                let path = Path::new(path);
+                let _ = match path.is_dir() {
+                    true => std::fs::remove_dir(path),
+                    false => std::fs::remove_file(path),
+                };
             }
         }
     }
@@ -538,18 +550,20 @@ pub enum Named {
 }
 
 /// podman with everything of its own under a directory of the test's:
-/// storage (overlay), run root, tmpdir (its exit files, events and
-/// locks-free state), network configuration and hooks directories, and
-/// a cgroup parent for its containers and their conmon monitors. Its
-/// events go to a file (no journald here), cgroups are made by hand
-/// (cgroupfs: no systemd here), containers run with no network (no
-/// netavark bridge or firewall rules on the host).
+/// storage (overlay), run root, tmpdir (exit files, the events log),
+/// network configuration and hooks directories, and a cgroup parent for
+/// its containers and their conmon monitors. Its events go to a file (no
+/// journald here), cgroups are made by hand (cgroupfs: no systemd here),
+/// containers run with no network (no netavark bridge or firewall rules
+/// on the host). Its locks come from the shared memory segment every
+/// podman of the host allocates from (/dev/shm/libpod_lock), and go back
+/// to it with `rm`.
 ///
 /// No private containers.conf (CONTAINERS_CONF): conmon runs podman's
 /// cleanup (`podman container cleanup`, which deletes the container through
-/// the runtime) with an empty environment and only the global flags
-/// podman hands it, so the cleanup would read another configuration than
-/// the run did. Everything is set by those flags instead.
+/// the runtime) with nearly no environment (not even PATH) and only the
+/// global flags podman hands it, so the cleanup would read another
+/// configuration than the run did. Everything is set by those flags.
 ///
 /// Dropped: every container removed (`rm --all --force`), anything podman
 /// could not stop killed, mounts below the directory detached, the cgroups
