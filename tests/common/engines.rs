@@ -572,6 +572,7 @@ pub struct Podman {
     dir: PathBuf,
     runtime: PathBuf,
     cgroup_parent: String,
+    console_sockets_before: Vec<PathBuf>,
     _fixed: FixedDirs,
 }
 
@@ -607,6 +608,7 @@ impl Podman {
             cgroup_parent: format!("/lab-eng-{}-{name}", std::process::id()),
             dir,
             runtime,
+            console_sockets_before: console_sockets(),
             _fixed: fixed,
         }
     }
@@ -761,7 +763,40 @@ impl Drop for Podman {
         detach_mounts_under(&self.dir);
         remove_cgroup(&self.cgroup_parent);
         let _ = std::fs::remove_dir_all(&self.dir);
+        // conmon binds a console socket for `run -t` in /tmp (podman does
+        // not pass it TMPDIR) and leaves it there when the runtime fails
+        // before it connects: those that appeared meanwhile and that no
+        // process holds any more go.
+        let bound = bound_unix_sockets();
+        for socket in console_sockets() {
+            if !self.console_sockets_before.contains(&socket) && !bound.contains(&socket) {
+                let _ = std::fs::remove_file(socket);
+            }
+        }
     }
+}
+
+/// conmon's console sockets: /tmp/conmon-term.XXXXXX.
+fn console_sockets() -> Vec<PathBuf> {
+    std::fs::read_dir("/tmp")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().as_bytes().starts_with(b"conmon-term."))
+        .map(|entry| entry.path())
+        .collect()
+}
+
+/// The paths of the unix sockets bound in this network namespace, from
+/// /proc/net/unix (its last column).
+fn bound_unix_sockets() -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/net/unix")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(7))
+        .map(PathBuf::from)
+        .collect()
 }
 
 // ---------------------------------------------------------------------
@@ -800,7 +835,7 @@ impl Containerd {
         require_engine("containerd-shim-runc-v2", "containerd");
         let fixed = FixedDirs::enter();
         let dir = fresh_dir(&format!("cd-{name}"));
-        for sub in ["cni", "fifo", "runc"] {
+        for sub in ["cni", "fifo", "runc", "tmp"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
         let config = CONTAINERD_CONFIG
@@ -808,9 +843,12 @@ impl Containerd {
             .replace("@RUNTIME@", &oci_runtime().to_string_lossy());
         std::fs::write(dir.join("config.toml"), config).unwrap();
         let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        // TMPDIR reaches the shims, which put a pty's socket
+        // (/tmp/ptyNNN) and each exec's process.json there.
         let child = Command::new("containerd")
             .arg("--config")
             .arg(dir.join("config.toml"))
+            .env("TMPDIR", dir.join("tmp"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
