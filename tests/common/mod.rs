@@ -3,6 +3,7 @@
 //! book.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod engines;
 pub mod isolation;
 pub mod netns;
 pub mod registry;
