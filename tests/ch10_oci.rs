@@ -20,6 +20,7 @@ const CH: &str = "ch10-oci";
 struct Oci {
     dir: Scratch,
     ids: std::sync::Mutex<Vec<(PathBuf, String)>>,
+    calls: std::sync::atomic::AtomicU32,
 }
 
 impl Oci {
@@ -30,6 +31,7 @@ impl Oci {
         let oci = Oci {
             dir: Scratch::new(&format!("oci-{test}")),
             ids: Default::default(),
+            calls: Default::default(),
         };
         std::fs::create_dir_all(oci.bundle()).unwrap();
         let output = oci.ch10(&["spec", "--bundle", oci.bundle().to_str().unwrap()]);
@@ -72,19 +74,38 @@ impl Oci {
         let root = self.root();
         let mut words = vec!["--root", root.to_str().unwrap()];
         words.extend_from_slice(args);
-        run(CH, words)
+        self.call(&bin(CH), &words)
     }
 
     /// `runtime --root ROOT ARGS` for another runtime (runc).
     fn other(&self, runtime: &str, args: &[&str]) -> Output {
         let root = self.dir.join(format!("state-{runtime}"));
-        Command::new(runtime)
-            .arg("--root")
-            .arg(&root)
-            .args(args)
+        let mut words = vec!["--root", root.to_str().unwrap()];
+        words.extend_from_slice(args);
+        self.call(std::path::Path::new(runtime), &words)
+    }
+
+    /// Run `program` with `words`. The container's stdio are the
+    /// runtime's (as under an engine's shim): files, not pipes, so that a
+    /// `create` or `run -d` whose container lives on returns here without
+    /// waiting for its end.
+    fn call(&self, program: &std::path::Path, words: &[&str]) -> Output {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let out = self.dir.join(format!("out-{call}"));
+        let err = self.dir.join(format!("err-{call}"));
+        let status = Command::new(program)
+            .args(words)
+            .env_remove("NO_COLOR")
             .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(&out).unwrap(),
+            stderr: std::fs::read(&err).unwrap(),
+        }
     }
 
     fn state(&self, id: &str) -> Value {
@@ -152,7 +173,7 @@ fn the_state_json_has_runc_s_shape_through_create_start_and_exit() {
         return;
     };
     require_tool("runc", "runc");
-    oci.args(&["sh", "-c", "read line; exit 3"]);
+    oci.args(&["sleep", "61"]);
     let bundle = oci.bundle();
     let bundle = bundle.to_str().unwrap();
     let id = oci.id("shape");

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 /// The versions of the runtime specification this runtime reads: any 1.x.
 pub const OCI_VERSION_MAJOR: u64 = 1;
 
-/// The version this runtime reports in `state` and `features`.
+/// The version this runtime reports in `state` and `features`, and writes
+/// in `spec`: the release runc 1.1 implements (it writes `1.0.2-dev`).
 pub const OCI_VERSION: &str = "1.0.2";
 
 /// A bundle: its directory, and what its config.json asks for.

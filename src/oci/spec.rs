@@ -25,6 +25,7 @@
 //! same crate.
 
 use crate::error::LabError;
+use crate::oci::config::OCI_VERSION;
 use crate::runtime::caps::CapSet;
 use crate::runtime::command::DEFAULT_PATH;
 use crate::runtime::masks;
@@ -36,10 +37,6 @@ use oci_spec::runtime::{
     LinuxResourcesBuilder, LinuxSeccomp, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
     ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
-
-/// The runtime spec release these fields are from: the one runc 1.1
-/// implements (it writes `1.0.2-dev`, the same fields before the release).
-pub const OCI_VERSION: &str = "1.0.2";
 
 /// The container's hostname, named for the chapter (runc's is `runc`).
 pub const HOSTNAME: &str = "ch10";

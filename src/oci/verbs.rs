@@ -338,10 +338,7 @@ pub fn spec(args: &SpecArgs) -> Result<i32, LabError> {
         });
     }
     let spec = crate::oci::spec::default_spec(args.rootless)?;
-    let text = serde_json::to_string_pretty(&spec).map_err(|e| LabError::Refused {
-        message: format!("cannot write the default config.json: {e}"),
-        hint: String::new(),
-    })?;
-    std::fs::write(&path, text + "\n").map_err(|e| LabError::io("write", path.display(), e))?;
+    let text = crate::oci::spec::to_json(&spec)?;
+    std::fs::write(&path, text).map_err(|e| LabError::io("write", path.display(), e))?;
     Ok(0)
 }
