@@ -479,3 +479,102 @@ fn a_terminal_needs_a_console_socket() {
         stderr(&output)
     );
 }
+
+/// `"pid": 1234` as `"pid": <pid>`: the one value that changes.
+fn hide_state_pid(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.split_once("\"pid\": ") {
+            Some((head, tail)) if tail.trim_end_matches(',').parse::<i64>().is_ok() => {
+                let comma = if tail.ends_with(',') { "," } else { "" };
+                format!("{head}\"pid\": <pid>{comma}")
+            }
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// The book's session: a container's life, call by call, as an engine
+/// makes them, and a bundle refused.
+#[test]
+fn a_lifecycle_session_for_the_book() {
+    let Some(oci) = Oci::new("session") else {
+        return;
+    };
+    oci.args(&["sleep", "1000"]);
+    let bundle = oci.bundle();
+    let bundle = bundle.to_str().unwrap();
+    let id = "demo";
+    oci.ids.lock().unwrap().push((oci.root(), id.to_string()));
+    let mut session = String::new();
+    let mut step = |args: &[&str]| {
+        let output = oci.ch10(args);
+        let shown = format!("ch10-oci {}", args.join(" "));
+        session += &hide_state_pid(&transcript(&shown, &output, None)).replace(bundle, "/tmp/bundle");
+    };
+    step(&["create", "--bundle", bundle, id]);
+    step(&["state", id]);
+    step(&["start", id]);
+    step(&["state", id]);
+    step(&["exec", id, "ps", "-o", "pid,args"]);
+    step(&["delete", id]);
+    step(&["kill", id, "KILL"]);
+    for _ in 0..500 {
+        if oci.state(id)["status"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    step(&["state", id]);
+    step(&["delete", id]);
+    step(&["list"]);
+    oci.edit(|c| c["linux"]["intelRdt"] = json!({"closID": "x"}));
+    step(&["create", "--bundle", bundle, "other"]);
+    snapshot!("ch10_session", session);
+}
+
+#[test]
+fn help_teaches_runc_s_command_line() {
+    let output = run(CH, ["--help"]);
+    assert_eq!(code(&output), 0);
+    for verb in [
+        "create", "start", "state", "kill", "delete", "run", "exec", "features", "spec",
+    ] {
+        assert!(
+            stdout(&output).contains(&format!("  {verb} ")),
+            "{verb} missing"
+        );
+    }
+    snapshot!("ch10_help", stdout(&output));
+}
+
+#[test]
+fn features_say_what_the_runtime_reads() {
+    let output = run(CH, ["features"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let features: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(features["ociVersionMax"], "1.0.2");
+    let hooks = features["hooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 6, "{hooks:?}");
+    let options: Vec<&str> = features["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    for option in ["ro", "nosuid", "rbind", "rslave"] {
+        assert!(
+            options.contains(&option),
+            "{option} missing from {options:?}"
+        );
+    }
+    assert_eq!(features["linux"]["cgroup"]["systemd"], false);
+    assert!(
+        features["linux"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN")
+    );
+}

@@ -173,7 +173,7 @@ pub fn public_bin(name: &str) -> PathBuf {
 }
 
 /// Every binary of this package, as cargo names them.
-pub const BINARIES: [&str; 12] = [
+pub const BINARIES: [&str; 14] = [
     "ch00-process",
     "ch01-chroot",
     "ch02-jail",
@@ -183,6 +183,8 @@ pub const BINARIES: [&str; 12] = [
     "ch06-cgroups",
     "ch07-lifecycle",
     "ch08-images",
+    "ch09-hardening",
+    "ch10-oci",
     "lab",
     "lab-breakout",
     "lab-probe",
