@@ -91,6 +91,7 @@ struct Cli {
     verb: Verb,
 }
 
+// ANCHOR: cli
 #[derive(Subcommand, Debug)]
 enum Verb {
     /// Write a default config.json into the bundle directory
@@ -120,6 +121,7 @@ enum Verb {
     /// Print what this runtime supports (the specification's features document)
     Features,
 }
+// ANCHOR_END: cli
 
 #[derive(Args, Debug)]
 struct IdArgs {

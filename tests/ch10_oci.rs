@@ -165,6 +165,9 @@ fn the_same_bundle_runs_the_same_under_runc_and_ch10() {
         "what the process sees differs"
     );
     assert!(stdout(&ours).contains("CapBnd"), "{}", stdout(&ours));
+    let shown =
+        "ch10-oci run --bundle /tmp/bundle same   # and: runc run --bundle /tmp/bundle same";
+    snapshot!("ch10_same_bundle", transcript(shown, &ours, None));
 }
 
 #[test]
@@ -511,7 +514,8 @@ fn a_lifecycle_session_for_the_book() {
     let mut step = |args: &[&str]| {
         let output = oci.ch10(args);
         let shown = format!("ch10-oci {}", args.join(" "));
-        session += &hide_state_pid(&transcript(&shown, &output, None)).replace(bundle, "/tmp/bundle");
+        session +=
+            &hide_state_pid(&transcript(&shown, &output, None)).replace(bundle, "/tmp/bundle");
     };
     step(&["create", "--bundle", bundle, id]);
     step(&["state", id]);

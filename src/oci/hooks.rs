@@ -43,6 +43,7 @@ fn failed(phase: &str, hook: &Hook, what: String) -> LabError {
     }
 }
 
+// ANCHOR: hooks
 fn run(phase: &str, hook: &Hook, state: &str) -> Result<(), LabError> {
     let mut command = std::process::Command::new(&hook.path);
     // args[0] is the hook's argv[0], as execve(2) takes it.
@@ -93,6 +94,7 @@ fn run(phase: &str, hook: &Hook, state: &str) -> Result<(), LabError> {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+// ANCHOR_END: hooks
 
 #[cfg(test)]
 mod tests {

@@ -195,6 +195,7 @@ impl StateRoot {
         self.container_dir(id).join(EXEC_FIFO)
     }
 
+    // ANCHOR: status
     /// The status now, from the process, the FIFO and the freezer.
     pub fn status(&self, container: &Container) -> Status {
         if !container.process.is_alive() {
@@ -208,6 +209,7 @@ impl StateRoot {
             false => Status::Running,
         }
     }
+    // ANCHOR_END: status
 
     /// Remove the container's directory (its state and FIFO).
     pub fn forget(&self, id: &str) -> Result<(), LabError> {

@@ -292,6 +292,7 @@ pub fn find(root: &StateRoot, id: &str) -> Result<Container, LabError> {
     root.read(id).map_err(|_| not_found(id))
 }
 
+// ANCHOR: features
 /// `features`: what this runtime does, as the runtime specification's
 /// features document (features.md) says it, from the same tables the
 /// runtime acts on.
@@ -326,6 +327,7 @@ pub fn features() -> Result<i32, LabError> {
     );
     Ok(0)
 }
+// ANCHOR_END: features
 
 /// `spec`: a default config.json in the bundle directory; an existing one
 /// is never overwritten.
