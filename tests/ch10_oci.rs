@@ -582,3 +582,53 @@ fn features_say_what_the_runtime_reads() {
             .any(|c| c == "CAP_SYS_ADMIN")
     );
 }
+
+/// cgroup v2's device rules, for real: the eBPF program attached to a
+/// cgroup2 directory (this host's hybrid /sys/fs/cgroup/unified, or a v2
+/// host's /sys/fs/cgroup) lets a process in it open /dev/null and not
+/// /dev/zero.
+#[test]
+fn the_v2_device_filter_lets_only_listed_devices_open() {
+    if !require_root("v2_device_filter") {
+        return;
+    }
+    use container_lab::oci::config::DeviceRule;
+    let mounts = container_lab::hostinfo::read_mountinfo().unwrap();
+    let root = container_lab::hostinfo::cgroup2_mount(&mounts)
+        .expect("a cgroup2 mount: every supported layout has one");
+    let dir = root.join(format!("lab-device-filter-{}", std::process::id()));
+    std::fs::create_dir(&dir).unwrap();
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _remove = Remove(dir.clone());
+    let rule = |allow, kind, major, minor| DeviceRule {
+        allow,
+        kind,
+        major,
+        minor,
+        access: "rwm".into(),
+    };
+    container_lab::oci::device_filter::attach(
+        &dir,
+        &[
+            rule(false, 'a', None, None),
+            rule(true, 'c', Some(1), Some(3)),
+        ],
+    )
+    .unwrap();
+    let script = format!(
+        "echo $$ > {}/cgroup.procs; head -c 1 /dev/null && echo null-opens; head -c 1 /dev/zero > /dev/null 2>&1 || echo zero-refused",
+        dir.display()
+    );
+    let output = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert_eq!(
+        stdout(&output),
+        "null-opens\nzero-refused\n",
+        "{}",
+        stderr(&output)
+    );
+}

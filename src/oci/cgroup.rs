@@ -21,18 +21,18 @@ pub fn default_path(id: &str) -> String {
 /// Devices every container may use whatever config.json says, as runc
 /// appends them: mknod of any node (opening is what is checked), the
 /// standard six, the pty master and slaves, /dev/net/tun.
-const ALWAYS_ALLOWED: [&str; 11] = [
-    "c *:* m",
-    "b *:* m",
-    "c 1:3 rwm",
-    "c 1:5 rwm",
-    "c 1:7 rwm",
-    "c 1:8 rwm",
-    "c 1:9 rwm",
-    "c 5:0 rwm",
-    "c 5:2 rwm",
-    "c 136:* rwm",
-    "c 10:200 rwm",
+const ALWAYS_ALLOWED: [(char, Option<i64>, Option<i64>, &str); 11] = [
+    ('c', None, None, "m"),
+    ('b', None, None, "m"),
+    ('c', Some(1), Some(3), "rwm"),
+    ('c', Some(1), Some(5), "rwm"),
+    ('c', Some(1), Some(7), "rwm"),
+    ('c', Some(1), Some(8), "rwm"),
+    ('c', Some(1), Some(9), "rwm"),
+    ('c', Some(5), Some(0), "rwm"),
+    ('c', Some(5), Some(2), "rwm"),
+    ('c', Some(136), None, "rwm"),
+    ('c', Some(10), Some(200), "rwm"),
 ];
 
 // ANCHOR: create
@@ -74,20 +74,54 @@ pub fn rule_line(rule: &DeviceRule) -> String {
 }
 
 // ANCHOR: devices
-/// cgroup v1's device controller: the rules in order (a deny-all first,
-/// as engines send, empties the allow list), then the always-allowed
-/// ones. cgroup v2 has no such files: its device rules are an eBPF
-/// program, which this runtime does not build, so there they are refused.
+/// config.json's device rules, then the always-allowed ones: on cgroup v1
+/// written to the devices controller's files in order (a deny-all first,
+/// as engines send, empties the allow list); on cgroup v2, which has no
+/// such files, compiled into an eBPF program (`device_filter`).
 fn write_device_rules(
     narrator: &Narrator,
     cgroup: &ContainerCgroup,
     rules: &[DeviceRule],
 ) -> Result<(), LabError> {
+    let mut all = rules.to_vec();
+    all.extend(
+        ALWAYS_ALLOWED
+            .iter()
+            .map(|&(kind, major, minor, access)| DeviceRule {
+                allow: true,
+                kind,
+                major,
+                minor,
+                access: access.into(),
+            }),
+    );
     if cgroup.is_unified() {
-        return Err(LabError::Refused {
-            message: "linux.resources.devices on cgroup v2 needs a BPF_PROG_TYPE_CGROUP_DEVICE program, which this runtime does not build yet".into(),
-            hint: "remove linux.resources.devices from config.json, or run on a cgroup v1 host".into(),
-        });
+        let dir = cgroup.dir_of("devices").unwrap_or_default();
+        let args = format!(
+            "BPF_PROG_LOAD BPF_PROG_TYPE_CGROUP_DEVICE ({} rules), BPF_PROG_ATTACH {:?}",
+            all.len(),
+            dir.display().to_string()
+        );
+        // The verifier's words, if it refuses, are worth more than errno.
+        let mut refused = None;
+        let attached = narrator.run(
+            crate::narrator::Step {
+                syscall: "bpf",
+                args: &args,
+                why: "cgroup v2 checks device access with an eBPF program: only the listed devices open",
+                man: "bpf(2)",
+            },
+            || {
+                crate::oci::device_filter::attach(&dir, &all).map_err(|error| {
+                    refused = Some(error);
+                    nix::errno::Errno::EINVAL
+                })
+            },
+        );
+        return match refused {
+            Some(error) => Err(error),
+            None => attached,
+        };
     }
     let Some(dir) = cgroup.dir_of("devices") else {
         return Err(LabError::Refused {
@@ -95,10 +129,8 @@ fn write_device_rules(
             hint: "run `lab doctor` to see the controllers this machine has".into(),
         });
     };
-    let mut lines: Vec<(bool, String)> = rules.iter().map(|r| (r.allow, rule_line(r))).collect();
-    lines.extend(ALWAYS_ALLOWED.iter().map(|line| (true, line.to_string())));
-    for (allow, line) in lines {
-        let file = dir.join(if allow {
+    for rule in &all {
+        let file = dir.join(if rule.allow {
             "devices.allow"
         } else {
             "devices.deny"
@@ -106,7 +138,7 @@ fn write_device_rules(
         crate::runtime::cgroups::write(
             narrator,
             &file,
-            &line,
+            &rule_line(rule),
             "config.json's device rule: which device nodes the container may open",
         )?;
     }

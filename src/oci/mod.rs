@@ -10,7 +10,8 @@
 //! | `fifo` | exec.fifo, the create/start split | ch10 |
 //! | `mounts` | config.json's mounts and the /dev the runtime fills | ch10 |
 //! | `process` | rlimits, user, the five capability sets, keyring, AppArmor | ch10 |
-//! | `cgroup` | cgroupsPath and the v1 device rules | ch10 |
+//! | `cgroup` | cgroupsPath, the budget and the device rules | ch10 |
+//! | `device_filter` | cgroup v2's device rules: an eBPF program, compiled and attached | ch10 |
 //! | `hooks` | the programs run at each moment of a container's life | ch10 |
 //! | `log` | `--log` and `--log-format`, where engines read errors | ch10 |
 //! | `verbs` | state, kill, delete, pause, resume, ps, list, spec, features | ch10 |
@@ -23,6 +24,7 @@
 pub mod bundle;
 pub mod cgroup;
 pub mod config;
+pub mod device_filter;
 pub mod fifo;
 pub mod hooks;
 pub mod log;
