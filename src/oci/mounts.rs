@@ -453,6 +453,7 @@ pub fn make_dev(
             SFlag::S_IFCHR,
             (major, minor),
             0o666,
+            "a device node every program expects",
         )?;
     }
     for device in devices {
@@ -483,6 +484,7 @@ pub fn make_dev(
             kind,
             (device.major as u64, device.minor as u64),
             device.mode & 0o7777,
+            "config.json's linux.devices: a node the container is given",
         )?;
         nix::unistd::chown(&path, Some(device.uid.into()), Some(device.gid.into())).map_err(
             |errno| LabError::StepFailed {

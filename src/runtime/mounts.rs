@@ -336,6 +336,7 @@ fn populate_dev(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
             SFlag::S_IFCHR,
             (major, minor),
             0o666,
+            "a device node every program expects",
         )?;
     }
     let pts = dev.join("pts");
@@ -385,6 +386,7 @@ pub fn make_device(
     kind: SFlag,
     (major, minor): (u64, u64),
     mode: u32,
+    why: &str,
 ) -> Result<(), LabError> {
     let args = format!(
         "{:?}, {}|{mode:04o}, makedev({major}, {minor})",
@@ -399,7 +401,7 @@ pub fn make_device(
         Step {
             syscall: "mknod",
             args: &args,
-            why: "a device node the container may use",
+            why,
             man: "mknod(2)",
         },
         || {
