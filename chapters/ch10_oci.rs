@@ -835,17 +835,23 @@ fn start(root: &StateRoot, id: &str) -> Result<i32, LabError> {
 }
 // ANCHOR_END: start
 
+/// Attached (`run`, `exec` without --detach): the container's process,
+/// orphaned when its parent leaves, comes to this process, not to init,
+/// so that this one can wait for it (prctl(2), PR_SET_CHILD_SUBREAPER).
+fn become_subreaper() -> Result<(), LabError> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(|errno| LabError::StepFailed {
+        syscall: "prctl",
+        target: "PR_SET_CHILD_SUBREAPER".into(),
+        errno,
+    })
+}
+
 // ANCHOR: run
 /// `run`: create and start; attached, this process is the container's
 /// parent (a subreaper), relays its terminal, waits for it and deletes it.
 fn run(cli: &Cli, args: &RunArgs) -> Result<i32, LabError> {
     if !args.detach {
-        // the container's process is orphaned to us, not to init.
-        nix::sys::prctl::set_child_subreaper(true).map_err(|errno| LabError::StepFailed {
-            syscall: "prctl",
-            target: "PR_SET_CHILD_SUBREAPER".into(),
-            errno,
-        })?;
+        become_subreaper()?;
     }
     let own = match (args.detach, args.create.console_socket.is_none()) {
         (false, true) => Some(ConsoleSocket::new()?),
@@ -923,11 +929,7 @@ fn exec(cli: &Cli, args: &ExecArgs) -> Result<i32, LabError> {
     let console = console.or(own.as_ref().map(Console::Own));
     let joined = container_namespaces(container.process.pid)?;
     if !args.detach {
-        nix::sys::prctl::set_child_subreaper(true).map_err(|errno| LabError::StepFailed {
-            syscall: "prctl",
-            target: "PR_SET_CHILD_SUBREAPER".into(),
-            errno,
-        })?;
+        become_subreaper()?;
     }
     let pid = spawn_detached(
         &narrator,

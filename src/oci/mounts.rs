@@ -15,7 +15,7 @@ use crate::error::LabError;
 use crate::narrator::{Narrator, Step};
 use crate::oci::config::{DeviceNode, MountPlan, propagation_flag};
 use crate::runtime::mounts::{
-    STANDARD_DEVICES, kept_mount_flags, link_standard_names, make_device, mount_step,
+    kept_mount_flags, link_standard_names, make_device, make_standard_devices, mount_step,
 };
 use crate::runtime::volumes::resolve_target;
 use nix::mount::MsFlags;
@@ -279,6 +279,13 @@ fn bind(
     propagate(narrator, rootfs, mount, options)
 }
 
+/// The mount now at `mount`'s destination, a directory or a file, found
+/// again: the descriptor found before the mount is the one beneath it.
+fn mounted(narrator: &Narrator, rootfs: &Path, mount: &MountPlan) -> Result<OwnedFd, LabError> {
+    destination(narrator, rootfs, mount, true)
+        .or_else(|_| destination(narrator, rootfs, mount, false))
+}
+
 /// MS_REMOUNT|MS_BIND with `flags`, on the mount now at the destination
 /// (found again: the descriptor found before the mount is the directory
 /// beneath it).
@@ -288,8 +295,7 @@ fn remount(
     mount: &MountPlan,
     flags: MsFlags,
 ) -> Result<(), LabError> {
-    let at = destination(narrator, rootfs, mount, true)
-        .or_else(|_| destination(narrator, rootfs, mount, false))?;
+    let at = mounted(narrator, rootfs, mount)?;
     mount_step(
         narrator,
         None,
@@ -308,8 +314,7 @@ fn propagate(
     options: &Options,
 ) -> Result<(), LabError> {
     for flag in &options.propagation {
-        let at = destination(narrator, rootfs, mount, true)
-            .or_else(|_| destination(narrator, rootfs, mount, false))?;
+        let at = mounted(narrator, rootfs, mount)?;
         mount_step(
             narrator,
             None,
@@ -438,24 +443,11 @@ pub fn make_dev(
     devices: &[DeviceNode],
 ) -> Result<(), LabError> {
     let dev = rootfs.join("dev");
-    for (name, major, minor) in STANDARD_DEVICES {
-        if devices
+    make_standard_devices(narrator, &dev, |name| {
+        devices
             .iter()
             .any(|d| d.path == Path::new("/dev").join(name))
-        {
-            continue;
-        }
-        let host = Path::new("/dev").join(name);
-        make_device(
-            narrator,
-            &dev.join(name),
-            &host,
-            SFlag::S_IFCHR,
-            (major, minor),
-            0o666,
-            "a device node every program expects",
-        )?;
-    }
+    })?;
     for device in devices {
         let kind = match device.kind {
             'b' => SFlag::S_IFBLK,

@@ -327,18 +327,7 @@ fn populate_dev(narrator: &Narrator, dev: &Path) -> Result<(), LabError> {
         Some("mode=755,size=64k"),
         "an empty /dev of the container's own instead of the host's",
     )?;
-    for (name, major, minor) in STANDARD_DEVICES {
-        let host = Path::new("/dev").join(name);
-        make_device(
-            narrator,
-            &dev.join(name),
-            &host,
-            SFlag::S_IFCHR,
-            (major, minor),
-            0o666,
-            "a device node every program expects",
-        )?;
-    }
+    make_standard_devices(narrator, dev, |_| false)?;
     let pts = dev.join("pts");
     let shm = dev.join("shm");
     for dir in [&pts, &shm] {
@@ -427,6 +416,28 @@ pub fn make_device(
         }) => bind_host_device(narrator, host, path),
         other => other,
     }
+}
+
+/// The standard six nodes in `dev`, but those `skip` names (chapter 10:
+/// the ones config.json lists itself).
+pub fn make_standard_devices(
+    narrator: &Narrator,
+    dev: &Path,
+    skip: impl Fn(&str) -> bool,
+) -> Result<(), LabError> {
+    for (name, major, minor) in STANDARD_DEVICES.into_iter().filter(|(n, _, _)| !skip(n)) {
+        let host = Path::new("/dev").join(name);
+        make_device(
+            narrator,
+            &dev.join(name),
+            &host,
+            SFlag::S_IFCHR,
+            (major, minor),
+            0o666,
+            "a device node every program expects",
+        )?;
+    }
+    Ok(())
 }
 
 /// The links programs expect in /dev: ptmx to the container's own devpts,
