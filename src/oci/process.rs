@@ -81,6 +81,9 @@ pub fn become_user_with_capabilities(
             nix::unistd::setresgid(gid, gid, gid)?;
             let uid = nix::unistd::Uid::from_raw(process.uid);
             nix::unistd::setresuid(uid, uid, uid)?;
+            // A change of ids resets the dumpable flag to fs.suid_dumpable,
+            // which a host may have set to 1: not dumpable until execve(2).
+            nix::sys::prctl::set_dumpable(false)?;
             nix::sys::prctl::set_keepcaps(false)
         },
     )?;

@@ -255,21 +255,7 @@ fn join(
     null: Option<OwnedFd>,
     hardening: Option<&Hardening>,
 ) -> Result<Command, LabError> {
-    // CVE-2019-5736 and CVE-2016-9962: until its execve(2) this process is
-    // the lab's binary and holds descriptors of the host's. Not dumpable,
-    // it fails ptrace's access check for anyone without CAP_SYS_PTRACE
-    // over the host (prctl(2)): no process of the container can ptrace it
-    // or open its /proc/PID/exe, fd/ or mem. execve(2) makes the command
-    // dumpable again, once it is the container's program.
-    narrator.run(
-        Step {
-            syscall: "prctl",
-            args: "PR_SET_DUMPABLE, 0",
-            why: "no process of the container may ptrace this one, or open its /proc/PID/exe (CVE-2019-5736), before the command replaces it",
-            man: "prctl(2)",
-        },
-        || nix::sys::prctl::set_dumpable(false),
-    )?;
+    fork::become_undumpable(narrator)?;
     // Its cgroups first, with the caller's host ids (root's): once root of
     // the user namespace, an unprivileged uid outside, this process may no
     // longer write to the host's cgroup trees.

@@ -73,6 +73,25 @@ pub fn fork_forwarding(narrator: &Narrator, step: Step<'_>) -> Result<ForkResult
     result
 }
 
+/// CVE-2019-5736 and CVE-2016-9962: until its execve(2) a process that
+/// joins or builds a container is the lab's binary and holds descriptors
+/// of the host's. Not dumpable, it fails ptrace's access check for anyone
+/// without CAP_SYS_PTRACE over the host (prctl(2)): no process of the
+/// container can ptrace it or open its /proc/PID/exe, fd/ or mem. The flag
+/// is inherited by fork(2); execve(2) makes the command dumpable again,
+/// once it is the container's program.
+pub fn become_undumpable(narrator: &Narrator) -> Result<(), LabError> {
+    narrator.run(
+        Step {
+            syscall: "prctl",
+            args: "PR_SET_DUMPABLE, 0",
+            why: "no process of the container may ptrace this one, or open its /proc/PID/exe (CVE-2019-5736), before the command replaces it",
+            man: "prctl(2)",
+        },
+        || nix::sys::prctl::set_dumpable(false),
+    )
+}
+
 /// Pass the signals a user stops a container with on to `pid`, a
 /// process this one did not fork itself (chapter 10's container process,
 /// a grandchild that became this subreaper's child).

@@ -10,7 +10,7 @@
 use crate::error::{EXIT_RUNTIME_FAILURE, LabError};
 use crate::narrator::{Narrator, Step};
 use crate::runtime::command::Command;
-use crate::runtime::fork::{die_with_parent, exec_or_report, fork_forwarding};
+use crate::runtime::fork::{self, die_with_parent, exec_or_report, fork_forwarding};
 use crate::runtime::sharing::Probe;
 use crate::runtime::sync::{Handshake, Report, ReportReader, cloexec_pipe, report_and_exit};
 use crate::runtime::{init, namespaces};
@@ -230,7 +230,12 @@ pub fn spawn_detached(
                 report: &report_write,
                 go: go_read,
             };
-            let error = match setup(narrator, &handshake) {
+            // In `create` the container's process waits in this binary,
+            // holding the state directory, until `start`: nothing in the
+            // container may reach into it meanwhile (`exec` included).
+            let error = match fork::become_undumpable(narrator)
+                .and_then(|()| setup(narrator, &handshake))
+            {
                 Ok(never) => match never {},
                 Err(error) => error,
             };
