@@ -632,3 +632,39 @@ fn the_v2_device_filter_lets_only_listed_devices_open() {
         stderr(&output)
     );
 }
+
+/// An image whose /dev is a symlink out of the root: the runtime's /dev
+/// (a tmpfs, its nodes and links) lands inside the root, and nothing is
+/// made where the link points on the host.
+#[test]
+fn a_dev_symlink_in_the_rootfs_cannot_lead_out() {
+    let Some(oci) = Oci::new("dev_symlink") else {
+        return;
+    };
+    let rootfs = oci.dir.join("rootfs");
+    let outside = oci.dir.join("outside");
+    for dir in ["proc", "sys", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+    }
+    std::fs::create_dir_all(&outside).unwrap();
+    // The same path inside the root exists too, so that the link resolves
+    // there when followed in the root (and mounts go there).
+    std::fs::create_dir_all(rootfs.join(outside.strip_prefix("/").unwrap())).unwrap();
+    // As many `..` as it takes to reach / from anywhere, then the host path.
+    let target = format!("{}{}", "/..".repeat(32), outside.display());
+    std::os::unix::fs::symlink(&target, rootfs.join("dev")).unwrap();
+    oci.edit(|config| config["root"] = json!({"path": rootfs, "readonly": true}));
+    let id = oci.id("devlink");
+    let bundle = oci.bundle();
+    let output = oci.ch10(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    let made: Vec<String> = std::fs::read_dir(&outside)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        made.is_empty(),
+        "made on the host through the link: {made:?} ({})",
+        stderr(&output)
+    );
+}

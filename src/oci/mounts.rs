@@ -400,15 +400,9 @@ fn mount_cgroups(
         )?;
         // `cpu` and `cpuacct` for a `cpu,cpuacct` hierarchy.
         if hierarchy.contains(',') {
+            let tmpfs = mounted(narrator, rootfs, mount)?;
             for controller in hierarchy.split(',') {
-                let link = rootfs
-                    .join(
-                        mount
-                            .destination
-                            .strip_prefix("/")
-                            .unwrap_or(&mount.destination),
-                    )
-                    .join(controller);
+                let link = fd_path(&tmpfs).join(controller);
                 let _ = std::os::unix::fs::symlink(&hierarchy, link);
             }
         }
@@ -442,7 +436,16 @@ pub fn make_dev(
     rootfs: &Path,
     devices: &[DeviceNode],
 ) -> Result<(), LabError> {
-    let dev = rootfs.join("dev");
+    // /dev as found inside the root, never `rootfs/dev` as a path: the
+    // image may have made `dev` a symlink that leads out.
+    let dev_plan = MountPlan {
+        destination: PathBuf::from("/dev"),
+        kind: "none".into(),
+        source: None,
+        options: Vec::new(),
+    };
+    let dev_fd = destination(narrator, rootfs, &dev_plan, true)?;
+    let dev = fd_path(&dev_fd);
     make_standard_devices(narrator, &dev, |name| {
         devices
             .iter()
