@@ -31,7 +31,7 @@ use container_lab::runtime::{fds, fork, masks, mounts, net, userns};
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use std::ffi::OsString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// An OCI runtime with runc's command line.
@@ -314,8 +314,8 @@ fn create(
     let console = console_for(&bundle.plan, args, own_console)?;
     let root = StateRoot::open(&cli.root)?;
     let _lock = root.lock(&args.id)?;
-    let state_dir = root.claim(&args.id)?;
-    let made = set_up(&narrator, &root, &state_dir, &bundle, args, console);
+    root.claim(&args.id)?;
+    let made = set_up(&narrator, &root, &bundle, args, console);
     if made.is_err() {
         let _ = root.forget(&args.id);
     }
@@ -354,7 +354,6 @@ fn console_for<'a>(
 fn set_up(
     narrator: &Narrator,
     root: &StateRoot,
-    state_dir: &Path,
     bundle: &Bundle,
     args: &CreateArgs,
     console: Option<Console>,
@@ -369,6 +368,7 @@ fn set_up(
         .transpose()?;
     // NEW in ch10: the FIFO the process will wait on.
     fifo::make(&root.fifo(&args.id))?;
+    let fifo = fifo::open_path(&root.fifo(&args.id))?;
     // chapter 06's cgroup, where config.json's cgroupsPath says; kept
     // past this process (`delete` removes it).
     let cgroup = match rootless {
@@ -408,16 +408,25 @@ fn set_up(
             _ => Ok(()),
         },
         |narrator, handshake| {
-            enter_namespaces(narrator, handshake, plan, &joined)?;
-            namespaces::fork_detached(narrator, handshake)?;
             let console = console.as_ref().map(|c| match c {
                 Console::Engine(fd) => fd.as_fd(),
                 Console::Own(pair) => pair.container_end(),
             });
+            // Nothing the runtime had open follows the container in but
+            // what it needs (the lock of `create`, a log, ...: closed).
+            let mut keep: Vec<i32> = handshake.descriptors().to_vec();
+            keep.extend(console.iter().map(|fd| fd.as_raw_fd()));
+            keep.push(fifo.as_raw_fd());
+            keep.extend(joined.iter().map(NamespaceFile::as_raw_fd));
+            keep.extend(narrator.descriptors());
+            keep.extend(3..3 + args.preserve_fds.max(0));
+            fds::close_all_above_stdio_except(&keep);
+            enter_namespaces(narrator, handshake, plan, &joined)?;
+            namespaces::fork_detached(narrator, handshake)?;
             let setup = Setup {
                 id: &args.id,
                 bundle,
-                state_dir,
+                fifo: fifo.as_fd(),
                 cgroups: &cgroup_dirs,
                 console,
                 filter: filter.as_ref(),
@@ -534,7 +543,8 @@ fn enter_namespaces(
 struct Setup<'a> {
     id: &'a str,
     bundle: &'a Bundle,
-    state_dir: &'a Path,
+    /// exec.fifo, O_PATH.
+    fifo: BorrowedFd<'a>,
     cgroups: &'a [PathBuf],
     console: Option<BorrowedFd<'a>>,
     filter: Option<&'a Filter>,
@@ -544,7 +554,6 @@ struct Setup<'a> {
 
 /// A process set up and waiting for `start`.
 struct Waiting<'a> {
-    state_dir: OwnedFd,
     command: Command,
     setup: &'a Setup<'a>,
 }
@@ -560,7 +569,6 @@ fn recipe<'a>(
 ) -> Result<Waiting<'a>, LabError> {
     let plan = &setup.bundle.plan;
     terminal::enter_new_session(narrator, None)?;
-    let state_dir = fifo::open_state_dir(narrator, setup.state_dir)?;
     // the pid hooks are told: the host's procfs is still at /proc here.
     let host_pid = std::fs::read_link("/proc/self")
         .ok()
@@ -702,6 +710,11 @@ fn recipe<'a>(
     oci_process::become_user_with_capabilities(narrator, &plan.process)?;
     if plan.process.no_new_privileges {
         set_no_new_privs(narrator)?;
+        // chapter 09, last: the filter holds from here on, over the wait
+        // for `start` and the startContainer hooks too, as in runc 1.1.
+        if let Some(filter) = setup.filter {
+            filter.load(narrator)?;
+        }
     }
     command::enter_workdir(narrator, &plan.process.cwd)?;
     fds::close_inherited(narrator)?;
@@ -712,18 +725,14 @@ fn recipe<'a>(
         "ready",
         "tell `create` the container is set up: it may return",
     )?;
-    Ok(Waiting {
-        state_dir,
-        command,
-        setup,
-    })
+    Ok(Waiting { command, setup })
 }
 // ANCHOR_END: recipe
 
 impl Waiting<'_> {
     // ANCHOR: start_when_asked
-    /// Wait for `start`, run the startContainer hooks, load the filter and
-    /// execute the command. `create` is gone: a failure is told on the
+    /// Wait for `start`, run the startContainer hooks and execute the
+    /// command. `create` is gone: a failure is told on the
     /// container's stderr, which the engine logs.
     fn start_when_asked(self, narrator: &Narrator) -> ! {
         let plan = &self.setup.bundle.plan;
@@ -732,7 +741,7 @@ impl Waiting<'_> {
             // SAFETY: leave without the runtime's exit handlers.
             unsafe { libc::_exit(error.exit_code()) }
         };
-        if let Err(error) = fifo::wait_for_start(narrator, self.state_dir) {
+        if let Err(error) = fifo::wait_for_start(narrator, self.setup.fifo) {
             failed(error)
         }
         let state = serde_json::json!({
@@ -741,12 +750,6 @@ impl Waiting<'_> {
         })
         .to_string();
         if let Err(error) = hooks::run_all("startContainer", &plan.hooks.start_container, &state) {
-            failed(error)
-        }
-        if plan.process.no_new_privileges
-            && let Some(filter) = self.setup.filter
-            && let Err(error) = filter.load(narrator)
-        {
             failed(error)
         }
         failed(fork::exec_command(narrator, &self.command))

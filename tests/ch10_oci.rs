@@ -254,11 +254,17 @@ fn delete_refuses_a_running_container_without_force_and_tolerates_an_unknown_one
         0,
         "a second delete --force"
     );
-    assert_eq!(
-        std::fs::read_dir(oci.root()).unwrap().count(),
-        0,
-        "--root is not empty"
-    );
+    let left: Vec<String> = std::fs::read_dir(oci.root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != ".locks")
+        .collect();
+    assert!(left.is_empty(), "--root is not empty: {left:?}");
+    let locks = std::fs::read_dir(oci.root().join(".locks"))
+        .unwrap()
+        .count();
+    assert_eq!(locks, 0, "a lock file is left");
 }
 
 /// The container's cgroup directories, wherever the hierarchies are.

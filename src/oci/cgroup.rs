@@ -42,6 +42,12 @@ pub fn create(narrator: &Narrator, plan: &Plan, id: &str) -> Result<ContainerCgr
         .cgroups_path
         .clone()
         .unwrap_or_else(|| default_path(id));
+    if path.trim_matches('/').is_empty() || path.split('/').any(|part| part == "..") {
+        return Err(LabError::Refused {
+            message: format!("linux.cgroupsPath {path:?} names no cgroup of the container's own"),
+            hint: "give a path below the hierarchy's root, without `..`".into(),
+        });
+    }
     if path.contains(':') {
         return Err(LabError::Refused {
             message: format!("linux.cgroupsPath {path:?} is a systemd path (slice:prefix:name)"),
@@ -54,9 +60,18 @@ pub fn create(narrator: &Narrator, plan: &Plan, id: &str) -> Result<ContainerCgr
     limits.freezable = true;
     limits.account = true;
     let cgroup = ContainerCgroup::create_at(narrator, &limits, &path, &["devices"])?;
-    if !plan.device_rules.is_empty() {
-        write_device_rules(narrator, &cgroup, &plan.device_rules)?;
-    }
+    // Every device is refused but those listed: a config.json with no
+    // rules (runc's `spec` has one) gets the always-allowed ones only, as
+    // runc gives it, never the parent's allow-all.
+    let mut rules = vec![DeviceRule {
+        allow: false,
+        kind: 'a',
+        major: None,
+        minor: None,
+        access: "rwm".into(),
+    }];
+    rules.extend(plan.device_rules.iter().cloned());
+    write_device_rules(narrator, &cgroup, &rules)?;
     Ok(cgroup)
 }
 // ANCHOR_END: create

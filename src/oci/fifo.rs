@@ -11,7 +11,7 @@ use crate::narrator::{Narrator, Step};
 use crate::runtime::state::ProcessRef;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 
 /// mkfifo(3) the FIFO, writable by any user: the process that opens it
@@ -39,46 +39,38 @@ pub fn make(path: &Path) -> Result<(), LabError> {
     })
 }
 
-/// In the container's process, before pivot_root(2): the container's
-/// state directory, O_PATH, so that the FIFO can be opened from inside
-/// the root later. Close-on-exec: it never reaches the command.
-pub fn open_state_dir(narrator: &Narrator, dir: &Path) -> Result<OwnedFd, LabError> {
-    let args = format!(
-        "{:?}, O_PATH|O_DIRECTORY|O_CLOEXEC",
-        dir.display().to_string()
-    );
-    narrator.run(
-        Step {
+/// In `create`, before the fork: the FIFO itself, O_PATH (a handle that
+/// can be reopened, not read or written, and leads nowhere else), for the
+/// container's process to inherit. It is all that process holds of the
+/// state directory: a directory, even O_PATH, would be a way out to the
+/// host's `/` for anything that reached it (CVE-2024-21626 leaked one).
+pub fn open_path(path: &Path) -> Result<OwnedFd, LabError> {
+    nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|errno| {
+        LabError::StepFailed {
             syscall: "open",
-            args: &args,
-            why: "hold the state directory, where exec.fifo is, for after pivot_root",
-            man: "open(2)",
-        },
-        || {
-            nix::fcntl::open(
-                dir,
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-        },
-    )
+            target: format!("{}, O_PATH", path.display()),
+            errno,
+        }
+    })
 }
 
 // ANCHOR: wait_for_start
-/// In the container's process, setup done: open the FIFO for writing,
-/// which blocks until `start` opens it for reading, and write one byte.
-pub fn wait_for_start(narrator: &Narrator, state_dir: OwnedFd) -> Result<(), LabError> {
+/// In the container's process, setup done: reopen the FIFO for writing
+/// through /proc/self/fd (the container's own /proc by now), which blocks
+/// until `start` opens it for reading, and write one byte.
+pub fn wait_for_start(narrator: &Narrator, handle: BorrowedFd<'_>) -> Result<(), LabError> {
+    let reopen = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&handle));
+    let args = format!("{reopen:?} (exec.fifo), O_WRONLY|O_CLOEXEC");
     let fifo = narrator.run_unpaused(
         Step {
-            syscall: "openat",
-            args: "state dir, \"exec.fifo\", O_WRONLY|O_CLOEXEC",
+            syscall: "open",
+            args: &args,
             why: "wait here, set up, until `start` opens the other end",
             man: "fifo(7)",
         },
         || loop {
-            match nix::fcntl::openat(
-                &state_dir,
-                super::state::EXEC_FIFO,
+            match nix::fcntl::open(
+                reopen.as_str(),
                 OFlag::O_WRONLY | OFlag::O_CLOEXEC,
                 Mode::empty(),
             ) {
@@ -87,7 +79,6 @@ pub fn wait_for_start(narrator: &Narrator, state_dir: OwnedFd) -> Result<(), Lab
             }
         },
     )?;
-    drop(state_dir);
     narrator.run(
         Step {
             syscall: "write",

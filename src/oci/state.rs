@@ -145,12 +145,15 @@ impl StateRoot {
         }
     }
 
-    /// The lock every verb that changes a container takes (flock(2) on
-    /// `ID.lock` beside its directory, so `delete` can remove the directory
-    /// while holding it).
+    /// The lock every verb that changes a container takes: flock(2) on
+    /// `.locks/ID`, outside its directory so that `delete` can remove the
+    /// directory while holding it, and in a directory of its own so that
+    /// no container ID can name a lock file (IDs hold no `/`).
     pub fn lock(&self, id: &str) -> Result<Lock, LabError> {
         check_id(id)?;
-        lock_file(&self.dir.join(format!(".{id}.lock")))
+        let locks = self.dir.join(".locks");
+        std::fs::create_dir_all(&locks).map_err(|e| LabError::io("mkdir", locks.display(), e))?;
+        lock_file(&locks.join(id))
     }
 
     pub fn write(&self, container: &Container) -> Result<(), LabError> {
@@ -219,7 +222,7 @@ impl StateRoot {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(error) => Err(LabError::io("rmdir", dir.display(), error)),
         }?;
-        let _ = std::fs::remove_file(self.dir.join(format!(".{id}.lock")));
+        let _ = std::fs::remove_file(self.dir.join(".locks").join(id));
         Ok(())
     }
 }

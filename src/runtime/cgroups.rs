@@ -277,6 +277,14 @@ pub fn write(narrator: &Narrator, path: &Path, value: &str, why: &str) -> Result
     )
 }
 
+/// A plan's directories: one, or one per v1 hierarchy.
+fn plan_dirs(plan: &Plan) -> Vec<PathBuf> {
+    match plan {
+        Plan::Unified { dir, .. } => vec![dir.clone()],
+        Plan::PerController(dirs) => dirs.iter().map(|(_, d)| d.clone()).collect(),
+    }
+}
+
 /// Name prefix of the leaf a v2 runtime moves itself into.
 pub const RUNTIME_LEAF_PREFIX: &str = "container-lab-runtime-";
 
@@ -381,6 +389,20 @@ impl ContainerCgroup {
             }
         }
         let plan = plan(layout, &mounts, &own, &wanted, path.trim_start_matches('/'))?;
+        // A cgroup that already holds processes is someone else's: taken
+        // over, `delete` would kill them with the container (and so would
+        // this value's drop, were `make` to fail).
+        for dir in plan_dirs(&plan) {
+            if !processes(std::slice::from_ref(&dir)).is_empty() {
+                return Err(LabError::Refused {
+                    message: format!(
+                        "the cgroup {} exists and has processes in it",
+                        dir.display()
+                    ),
+                    hint: "name another cgroup (linux.cgroupsPath), or another container ID".into(),
+                });
+            }
+        }
         let cgroup = ContainerCgroup {
             plan,
             limits: limits.clone(),
@@ -496,10 +518,7 @@ impl ContainerCgroup {
 
     /// The cgroup's directories: one, or one per v1 hierarchy.
     pub fn dirs(&self) -> Vec<PathBuf> {
-        match &self.plan {
-            Plan::Unified { dir, .. } => vec![dir.clone()],
-            Plan::PerController(dirs) => dirs.iter().map(|(_, d)| d.clone()).collect(),
-        }
+        plan_dirs(&self.plan)
     }
 
     fn dir_for(&self, controller: &str) -> PathBuf {

@@ -199,6 +199,12 @@ pub struct NamespaceFile {
     file: std::os::fd::OwnedFd,
 }
 
+impl std::os::fd::AsRawFd for NamespaceFile {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
 /// Open the namespace file at `path` (a /proc/PID/ns/KIND file or a bind
 /// mount of one), of kind `kind`.
 pub fn open_namespace(path: &std::path::Path, kind: CloneFlags) -> Result<NamespaceFile, LabError> {

@@ -19,6 +19,12 @@ pub struct Handshake<'a> {
 }
 
 impl Handshake<'_> {
+    /// Its two pipe ends, for a child that closes everything else.
+    pub fn descriptors(&self) -> [std::os::fd::RawFd; 2] {
+        use std::os::fd::AsRawFd;
+        [self.report.as_raw_fd(), self.go.as_raw_fd()]
+    }
+
     /// Ask the runtime to do `what` from outside, and wait until it has.
     pub fn ask_runtime(&self, narrator: &Narrator, what: &str, why: &str) -> Result<(), LabError> {
         let args = format!("sync pipe, {what:?}");
