@@ -674,3 +674,65 @@ fn a_dev_symlink_in_the_rootfs_cannot_lead_out() {
         stderr(&output)
     );
 }
+
+/// While `created`, the container's process is still the runtime's code
+/// with the runtime's descriptors: nothing in the container may look
+/// into it (CVE-2019-5736's /proc/PID/exe, CVE-2024-21626's leaked fds).
+#[test]
+fn the_waiting_process_is_closed_to_the_container() {
+    let Some(oci) = Oci::new("waiting") else {
+        return;
+    };
+    oci.args(&["sleep", "60"]);
+    let id = oci.id("waiting");
+    let bundle = oci.bundle();
+    let created = oci.ch10(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_eq!(code(&created), 0, "{}", stderr(&created));
+    let look = "for f in /proc/1/exe /proc/1/fd/0 /proc/1/cwd; do readlink $f >/dev/null 2>&1 && echo open $f; done; \
+                cat /proc/1/environ >/dev/null 2>&1 && echo open environ; ls /proc/1/fd | wc -l";
+    let inside = oci.ch10(&["exec", &id, "sh", "-c", look]);
+    assert_eq!(code(&inside), 0, "{}", stderr(&inside));
+    assert!(!stdout(&inside).contains("open"), "{}", stdout(&inside));
+    // What it holds, seen from the host: stdio, its two pipes to `create`
+    // (gone with it), exec.fifo O_PATH; no directory.
+    let pid = oci.state(&id)["pid"].as_i64().unwrap();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let target = std::fs::read_link(entry.path()).unwrap();
+        let is_dir = std::fs::metadata(format!(
+            "/proc/{pid}/fd/{}",
+            entry.file_name().to_string_lossy()
+        ))
+        .is_ok_and(|m| m.is_dir());
+        assert!(
+            !is_dir,
+            "the waiting process holds a directory: {}",
+            target.display()
+        );
+    }
+}
+
+/// A config.json without device rules gets runc's short allow list, not
+/// the parent cgroup's allow-all: /dev/kmsg (c 1:11) made with mknod
+/// does not open.
+#[test]
+fn no_device_rules_means_only_the_standard_devices() {
+    let Some(oci) = Oci::new("no_device_rules") else {
+        return;
+    };
+    oci.edit(|config| {
+        config["linux"].as_object_mut().unwrap().remove("resources");
+        config["root"]["readonly"] = json!(false);
+    });
+    oci.args(&[
+        "sh",
+        "-c",
+        "mknod /dev/k c 1 11 && (echo x > /dev/k) 2>/dev/null && echo opened; cat /dev/null && echo null-ok",
+    ]);
+    let id = oci.id("nodev");
+    let bundle = oci.bundle();
+    let output = oci.ch10(&["run", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_eq!(stdout(&output), "null-ok\n", "{}", stderr(&output));
+}
