@@ -11,7 +11,6 @@
 //! run containers with it in place of runc.
 
 use clap::{Args, Parser, Subcommand};
-use container_lab::cli::NarrationArgs;
 use container_lab::error::LabError;
 use container_lab::narrator::{Narrator, Step};
 use container_lab::oci::config::{Bundle, NamespaceKind, NamespacePlan, Plan, ProcessPlan};
@@ -46,7 +45,7 @@ use std::path::{Path, PathBuf};
         config.json instead of flags, behind runc's command line: podman (--runtime) and \
         containerd (ctr run --runc-binary, or a RuntimeClass handler) can use this binary in \
         place of runc.\n\n\
-        Chapter 10 of container-lab (OCI 2015, containerd and CRI-O 2017-2019).",
+        Chapter 10 of container-lab (OCI 2015; containerd and CRI-O from 2016).",
     after_help = "Examples:\n  \
         sudo lab bundle lab/base:v1 ./mybundle          # a bundle from a lab image\n  \
         sudo ch10-oci run -b ./mybundle demo            # create + start, attached\n  \
@@ -84,8 +83,14 @@ struct Cli {
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
 
-    #[command(flatten)]
-    narration: NarrationArgs,
+    /// Narrate every step on stderr: the syscall, its arguments, why, and
+    /// the man page to read
+    #[arg(long, global = true)]
+    explain: bool,
+
+    /// Instructor mode: like --explain, and wait for Enter before each step
+    #[arg(long, global = true)]
+    step: bool,
 
     #[command(subcommand)]
     verb: Verb,
@@ -299,7 +304,7 @@ fn create(
     args: &CreateArgs,
     own_console: Option<&ConsoleSocket>,
 ) -> Result<Container, LabError> {
-    let narrator = cli.narration.narrator()?;
+    let narrator = Narrator::new(cli.explain, cli.step)?;
     check_id(&args.id)?;
     if args.no_pivot {
         return Err(LabError::Refused {
@@ -690,7 +695,7 @@ fn recipe<'a>(
         terminal::open_and_send_master(narrator, socket)?;
         bind_console(narrator, plan.process.console_size)?;
     }
-    // chapter 06's and chapter 09's process settings.
+    // NEW in ch10: config.json's rlimits, and a session keyring of its own.
     oci_process::set_rlimits(narrator, &plan.process.rlimits)?;
     if setup.new_keyring {
         oci_process::join_new_session_keyring(narrator, setup.id)?;
@@ -860,7 +865,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<i32, LabError> {
         (false, true) => Some(ConsoleSocket::new()?),
         _ => None,
     };
-    let narrator = cli.narration.narrator()?;
+    let narrator = Narrator::new(cli.explain, cli.step)?;
     let container = create(cli, &args.create, own.as_ref())?;
     let root = StateRoot::open(&cli.root)?;
     if let Err(error) = start(&root, &args.create.id) {
@@ -889,7 +894,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<i32, LabError> {
 /// namespaces, under the container's seccomp filter, its own user,
 /// capabilities and terminal.
 fn exec(cli: &Cli, args: &ExecArgs) -> Result<i32, LabError> {
-    let narrator = cli.narration.narrator()?;
+    let narrator = Narrator::new(cli.explain, cli.step)?;
     let root = StateRoot::open(&cli.root)?;
     let container = root.read(&args.id)?;
     match root.status(&container) {

@@ -139,7 +139,9 @@ enum LabCommand {
             directories applied, owners, modes, links and xattrs kept. config.json is the \
             default spec (`ch10-oci spec`: runc's shape with chapter 09's capabilities, masked \
             paths and seccomp profile) with the image's Entrypoint and Cmd, Env, WorkingDir \
-            and User (resolved to numbers in the image's own /etc/passwd) put in.\n\n\
+            and User (resolved to numbers in the image's own /etc/passwd) put in. The image \
+            must have an Entrypoint or a Cmd (`import --cmd`, a Containerfile's CMD): a \
+            bundle's process is not optional.\n\n\
             DIR must be new or empty: nothing in it is written over, and a bundle that fails \
             half-way (or is interrupted) is removed again. Images are looked up in the store \
             of chapter 08 ($CONTAINER_LAB_STORAGE, else /var/lib/container-lab/storage for \
