@@ -459,6 +459,12 @@ pub struct Column {
 }
 
 impl Column {
+    /// A `--privileged` column (`09p`): protections turned off on purpose,
+    /// no step of the story the chapters tell.
+    pub fn is_privileged(&self) -> bool {
+        self.chapter.ends_with('p')
+    }
+
     pub fn verdict(&self, check: &str) -> Option<Verdict> {
         self.findings
             .iter()
@@ -482,7 +488,7 @@ impl Matrix {
         let mut found = Vec::new();
         for check in CHECKS {
             let mut isolated_in: Option<&Column> = None;
-            for column in self.columns.iter().filter(|c| !c.chapter.ends_with('p')) {
+            for column in self.columns.iter().filter(|c| !c.is_privileged()) {
                 match column.verdict(check.id) {
                     Some(Verdict::Isolated) => isolated_in = Some(column),
                     Some(Verdict::Leaks) => {
@@ -551,13 +557,14 @@ impl Matrix {
     /// What one chapter changed, for its book page: the checks whose
     /// verdict differs from the chapter before (for ch00, what leaks to
     /// begin with), then every check that still leaks, one a line. The
-    /// whole matrix lives on the scorecard page.
+    /// whole matrix lives on the scorecard page. The chapter before is
+    /// never a `--privileged` column: ch10 follows ch09, not ch09p.
     pub fn markdown_diff(&self, chapter: &str) -> Option<String> {
         let at = self.columns.iter().position(|c| c.chapter == chapter)?;
         let column = &self.columns[at];
         let verdict = |column: &Column, id| column.verdict(id).unwrap_or(Verdict::NotApplicable);
         let mut out = String::new();
-        if let Some(before) = at.checked_sub(1).map(|i| &self.columns[i]) {
+        if let Some(before) = self.columns[..at].iter().rev().find(|c| !c.is_privileged()) {
             let changed: Vec<_> = CHECKS
                 .iter()
                 .filter(|check| verdict(before, check.id) != verdict(column, check.id))
@@ -647,6 +654,28 @@ mod tests {
         assert!(second.contains("(`pid.signal-host`)\n"), "{second}");
         assert!(!second.contains("(`fs.host-path`)"), "{second}");
         assert_eq!(matrix.markdown_diff("02"), None);
+    }
+
+    #[test]
+    fn the_chapter_after_a_privileged_column_is_compared_with_the_one_before_it() {
+        let cells = |verdict| [("net.raw-socket", verdict)];
+        let matrix = Matrix {
+            columns: vec![
+                column("09", &cells(Verdict::Isolated)),
+                column("09p", &cells(Verdict::Leaks)),
+                column("10", &cells(Verdict::Isolated)),
+            ],
+        };
+        let privileged = matrix.markdown_diff("09p").unwrap();
+        assert!(
+            privileged.starts_with("What changes from ch09 to ch09p"),
+            "{privileged}"
+        );
+        let next = matrix.markdown_diff("10").unwrap();
+        assert!(
+            next.starts_with("No check changes from ch09 to ch10."),
+            "{next}"
+        );
     }
 
     #[test]
