@@ -9,6 +9,7 @@
 //! | `probe` | `lab-probe`: runs the checks inside a container |
 //! | `spoof` | `lab-probe --spoof-arp/--spoof-source`: forged ARP and IPv4 from inside |
 //! | `tour` | `lab tour`: a stand-in host with bait, every chapter probed |
+//! | `engine` | the tour as an OCI engine for ch10: bundle, network between create and start |
 //! | `loopdev` | a loop device of the tour's, bait for the raw-device check |
 //! | `doctor` | `lab doctor`: is this machine ready, and what to install |
 //! | `clean` | `lab clean`: reclaim what a killed run left behind |
@@ -27,6 +28,7 @@
 pub mod bench;
 pub mod clean;
 pub mod doctor;
+pub mod engine;
 pub mod loopdev;
 pub mod probe;
 pub mod scorecard;

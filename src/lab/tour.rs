@@ -60,6 +60,9 @@ pub enum Start {
     /// `chNN run -d [OPTIONS] ROOTFS sleep`, then `chNN exec NAME PROBE`:
     /// where runc's CVE-2016-9962 and CVE-2019-5736 lived.
     Exec,
+    /// The probe as an OCI bundle's process: `chNN create`, the network
+    /// wired by the tour as an engine would, `chNN start` (`engine.rs`).
+    Bundle,
 }
 
 /// Every chapter, in order; the tour runs those whose binary was built.
@@ -183,6 +186,19 @@ pub const CHAPTERS: &[Chapter] = &[
         start: Start::Run,
         from_image: true,
         run_flags: &["--privileged"],
+    },
+    Chapter {
+        number: "10",
+        binary: "ch10-oci",
+        takes_rootfs: true,
+        // As config.json's linux.resources, not as flags.
+        takes_budgets: true,
+        // By the tour, playing the engine: an OCI runtime makes only the
+        // loopback of a new network namespace.
+        bridged: true,
+        start: Start::Bundle,
+        from_image: false,
+        run_flags: &[],
     },
 ];
 
@@ -979,8 +995,9 @@ fn ensure_default_bridge(chapter: &Chapter, rootfs: &Path) -> Result<(), String>
         return Ok(());
     }
     // A chapter that runs images makes the same bridge as ch07, which
-    // runs a rootfs: the bridge is made before the tour's image is.
-    let maker = match chapter.from_image {
+    // runs a rootfs: the bridge is made before the tour's image is. An
+    // OCI runtime makes none: the tour's engine makes the same one.
+    let maker = match chapter.from_image || chapter.start == Start::Bundle {
         true => "ch07-lifecycle",
         false => chapter.binary,
     };
@@ -1922,53 +1939,22 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
         false => Vec::new(),
     };
     let probe = Path::new("/usr/local/bin/lab-probe");
-    let mut command = Command::new(&binary);
-    // With exec, the container runs before the probe and after it: it is
-    // removed whatever happens to the probe.
-    let mut _running = None;
-    match chapter.start {
-        Start::CommandLine if chapter.takes_rootfs => {
-            command.args(&budgets).arg(rootfs).arg(probe);
-        }
-        Start::CommandLine => {
-            command.arg(crate::rootfs::sibling("lab-probe"));
-        }
-        // --rm: the tour leaves no container behind in the state directory.
-        Start::Run if chapter.from_image => {
-            let store = planted.dir.join("image-store");
-            let image = import_tour_image(chapter, rootfs, &store)?;
-            command
-                .env(crate::image::store::STORAGE_ENV, &store)
-                .args(["run", "--rm"])
-                .args(chapter.run_flags)
-                .args(&budgets)
-                .arg(image)
-                .arg(probe);
-        }
-        Start::Run => {
-            command
-                .args(["run", "--rm"])
-                .args(&budgets)
-                .arg(rootfs)
-                .arg(probe);
-        }
-        Start::Exec => {
-            let container = RunningContainer::start(chapter, &budgets, rootfs, &planted)?;
-            command.arg("exec").arg(&container.name).arg(probe);
-            _running = Some(container);
-        }
-    }
-    command.args(["--json", "--bait", &bait_json]);
-    if let Some(terminal) = &planted.terminal {
-        let pts = terminal
-            .pts
-            .try_clone()
-            .map_err(|e| LabError::io("dup", "the tour's terminal", e))?;
-        command.stdin(std::process::Stdio::from(pts));
-    }
-    if let Some(name) = &planted.bait.env_name {
-        command.env(name, &planted.secret);
-    }
+    let probe_flags = ["--json", "--bait", bait_json.as_str()];
+    // stdin is the tour's terminal (tty.inject).
+    let terminal = match &planted.terminal {
+        Some(terminal) => Some(
+            terminal
+                .pts
+                .try_clone()
+                .map_err(|e| LabError::io("dup", "the tour's terminal", e))?,
+        ),
+        None => None,
+    };
+    let secret_variable = planted
+        .bait
+        .env_name
+        .clone()
+        .map(|name| (name, planted.secret.clone()));
     // stderr is a host log file, opened for appending only, that begins
     // with the secret: the file a service manager or `2>>log` would pass.
     let log = planted.dir.join("stderr.log");
@@ -1978,10 +1964,64 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
         .append(true)
         .open(&log)
         .map_err(|e| LabError::io("open", log.display(), e))?;
-    command.stderr(std::process::Stdio::from(log_file));
-    let output = command
-        .output()
-        .map_err(|e| LabError::io("execve", binary.display(), e))?;
+    let stdio = crate::lab::engine::TourStdio {
+        stdin: terminal,
+        stderr: log_file,
+        env: secret_variable,
+    };
+    // With exec, the container runs before the probe and after it: it is
+    // removed whatever happens to the probe.
+    let mut _running = None;
+    let (stdout, exit_code) = match chapter.start {
+        Start::CommandLine if chapter.takes_rootfs => {
+            let mut command = Command::new(&binary);
+            command.args(&budgets).arg(rootfs).arg(probe);
+            run_runtime(command, &probe_flags, stdio)?
+        }
+        Start::CommandLine => {
+            let mut command = Command::new(&binary);
+            command.arg(crate::rootfs::sibling("lab-probe"));
+            run_runtime(command, &probe_flags, stdio)?
+        }
+        // --rm: the tour leaves no container behind in the state directory.
+        Start::Run if chapter.from_image => {
+            let store = planted.dir.join("image-store");
+            let image = import_tour_image(chapter, rootfs, &store)?;
+            let mut command = Command::new(&binary);
+            command
+                .env(crate::image::store::STORAGE_ENV, &store)
+                .args(["run", "--rm"])
+                .args(chapter.run_flags)
+                .args(&budgets)
+                .arg(image)
+                .arg(probe);
+            run_runtime(command, &probe_flags, stdio)?
+        }
+        Start::Run => {
+            let mut command = Command::new(&binary);
+            command
+                .args(["run", "--rm"])
+                .args(&budgets)
+                .arg(rootfs)
+                .arg(probe);
+            run_runtime(command, &probe_flags, stdio)?
+        }
+        Start::Exec => {
+            let container = RunningContainer::start(chapter, &budgets, rootfs, &planted)?;
+            let mut command = Command::new(&binary);
+            command.arg("exec").arg(&container.name).arg(probe);
+            _running = Some(container);
+            run_runtime(command, &probe_flags, stdio)?
+        }
+        Start::Bundle => {
+            let args = std::iter::once(probe.display().to_string())
+                .chain(probe_flags.iter().map(|flag| flag.to_string()))
+                .collect();
+            let run =
+                crate::lab::engine::run_in_bundle(&binary, &planted.dir, rootfs, args, stdio)?;
+            (run.stdout, run.exit_code)
+        }
+    };
     // The runtime has exited: the leaked fd has done its job.
     planted.dir_fd.take();
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
@@ -1989,11 +2029,10 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
         .strip_prefix(&format!("{}\n", planted.secret))
         .unwrap_or(&stderr);
     let findings: Vec<Finding> =
-        serde_json::from_slice(&output.stdout).map_err(|error| LabError::Probe {
+        serde_json::from_slice(&stdout).map_err(|error| LabError::Probe {
             chapter: chapter.binary.to_string(),
             message: format!(
-                "its output is not the probe's JSON ({error}); exit status {:?}; stderr: {}",
-                output.status.code(),
+                "its output is not the probe's JSON ({error}); exit status {exit_code:?}; stderr: {}",
                 stderr.trim()
             ),
         })?;
@@ -2003,6 +2042,27 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
         binary: chapter.binary.to_string(),
         findings: judge(findings, &host),
     })
+}
+
+/// Run a chapter's runtime with the tour's stdio, the probe's flags last:
+/// what the probe printed, and the runtime's exit code.
+fn run_runtime(
+    mut command: Command,
+    probe_flags: &[&str],
+    stdio: crate::lab::engine::TourStdio,
+) -> Result<(Vec<u8>, Option<i32>), LabError> {
+    command.args(probe_flags);
+    if let Some(pts) = stdio.stdin {
+        command.stdin(Stdio::from(pts));
+    }
+    if let Some((name, value)) = &stdio.env {
+        command.env(name, value);
+    }
+    command.stderr(Stdio::from(stdio.stderr));
+    let output = command
+        .output()
+        .map_err(|e| LabError::io("execve", command.get_program().to_string_lossy(), e))?;
+    Ok((output.stdout, output.status.code()))
 }
 
 /// The tour's rootfs, with what the tour planted in it, imported as an
