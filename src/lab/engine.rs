@@ -16,7 +16,12 @@
 //! - **the network**: `create`, then the lab's bridge wired into
 //!   /proc/PID/ns/net (chapter 09's `ContainerNetwork`, host guard
 //!   included), then `start`: what podman does with netavark and
-//!   containerd with CNI between the runtime's two verbs;
+//!   containerd with CNI between the runtime's two verbs. Left as the
+//!   runtime makes it, the namespace would hold a loopback alone, and the
+//!   network rows would measure an empty namespace instead of a
+//!   container on a bridge beside others, as chapters 04-09 run;
+//! - **stdout and stderr**: pipes, whose ends the tour reads, as conmon
+//!   gives runc (see [`Created::create`]);
 //! - **the process's parent**: the runtime's `create` leaves the
 //!   container's process orphaned, to be reaped by whoever started it as
 //!   a subreaper (conmon, containerd's shim); the tour is that subreaper
@@ -72,10 +77,11 @@ pub struct ProbeRun {
 }
 
 /// Run `args` (the probe's command line, as chapter 09 runs it) as the
-/// process of a bundle made in `scratch`, a directory of the tour's that
-/// it removes afterwards: `binary create`, the network wired, `binary
+/// process of a bundle: `binary create`, the network wired, `binary
 /// start`, the probe's stdout read to its end, the container reaped and
-/// deleted. Everything made is taken down whatever fails.
+/// deleted. The bundle and the runtime's state go in `scratch`, the
+/// tour's bait directory, which the tour removes afterwards; everything
+/// else made here is taken down before this returns, whatever fails.
 pub fn run_in_bundle(
     binary: &Path,
     scratch: &Path,
@@ -98,7 +104,8 @@ pub fn run_in_bundle(
     let text = spec::to_json(&tour_spec(args, &mount_point.path, &uids, &gids)?)?;
     std::fs::write(&config, text).map_err(|e| LabError::io("write", config.display(), e))?;
     let mut container = Created::create(binary, scratch, &bundle, stdio)?;
-    // NEW in ch10: the engine's half of chapter 04, between the verbs.
+    // Chapter 04's bridge, the engine's part of the network: between the
+    // verbs, while the container's process waits for `start`.
     let mut network = ContainerNetwork::prepare(
         &narrator,
         &BridgeRequest {
