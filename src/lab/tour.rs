@@ -1938,7 +1938,6 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
         ],
         false => Vec::new(),
     };
-    let probe = Path::new("/usr/local/bin/lab-probe");
     let probe_flags = ["--json", "--bait", bait_json.as_str()];
     // stdin is the tour's terminal (tty.inject).
     let terminal = match &planted.terminal {
@@ -1972,49 +1971,11 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
     // With exec, the container runs before the probe and after it: it is
     // removed whatever happens to the probe.
     let mut _running = None;
-    let (stdout, exit_code) = match chapter.start {
-        Start::CommandLine if chapter.takes_rootfs => {
-            let mut command = Command::new(&binary);
-            command.args(&budgets).arg(rootfs).arg(probe);
-            run_runtime(command, &probe_flags, stdio)?
-        }
-        Start::CommandLine => {
-            let mut command = Command::new(&binary);
-            command.arg(crate::rootfs::sibling("lab-probe"));
-            run_runtime(command, &probe_flags, stdio)?
-        }
-        // --rm: the tour leaves no container behind in the state directory.
-        Start::Run if chapter.from_image => {
-            let store = planted.dir.join("image-store");
-            let image = import_tour_image(chapter, rootfs, &store)?;
-            let mut command = Command::new(&binary);
-            command
-                .env(crate::image::store::STORAGE_ENV, &store)
-                .args(["run", "--rm"])
-                .args(chapter.run_flags)
-                .args(&budgets)
-                .arg(image)
-                .arg(probe);
-            run_runtime(command, &probe_flags, stdio)?
-        }
-        Start::Run => {
-            let mut command = Command::new(&binary);
-            command
-                .args(["run", "--rm"])
-                .args(&budgets)
-                .arg(rootfs)
-                .arg(probe);
-            run_runtime(command, &probe_flags, stdio)?
-        }
-        Start::Exec => {
-            let container = RunningContainer::start(chapter, &budgets, rootfs, &planted)?;
-            let mut command = Command::new(&binary);
-            command.arg("exec").arg(&container.name).arg(probe);
-            _running = Some(container);
-            run_runtime(command, &probe_flags, stdio)?
-        }
-        Start::Bundle => {
-            let args = std::iter::once(probe.display().to_string())
+    let command = runtime_command(chapter, rootfs, &budgets, &planted, &mut _running)?;
+    let (stdout, exit_code) = match command {
+        Some(command) => run_runtime(command, &probe_flags, stdio)?,
+        None => {
+            let args = std::iter::once(PROBE.to_string())
                 .chain(probe_flags.iter().map(|flag| flag.to_string()))
                 .collect();
             let run =
@@ -2042,6 +2003,57 @@ pub fn run_chapter(chapter: &Chapter, rootfs: &Path) -> Result<Column, LabError>
         binary: chapter.binary.to_string(),
         findings: judge(findings, &host),
     })
+}
+
+/// The probe, where the tour's rootfs has it.
+const PROBE: &str = "/usr/local/bin/lab-probe";
+
+/// The command line of the chapter's runtime, up to the probe's flags;
+/// `None` for a chapter the tour runs as an engine (`Start::Bundle`).
+/// With `Start::Exec`, the container to exec into is started here and
+/// kept in `running`, which removes it when dropped.
+fn runtime_command(
+    chapter: &Chapter,
+    rootfs: &Path,
+    budgets: &[String],
+    planted: &HostBait,
+    running: &mut Option<RunningContainer>,
+) -> Result<Option<Command>, LabError> {
+    let mut command = Command::new(crate::rootfs::sibling(chapter.binary));
+    match chapter.start {
+        Start::CommandLine if chapter.takes_rootfs => {
+            command.args(budgets).arg(rootfs).arg(PROBE);
+        }
+        Start::CommandLine => {
+            command.arg(crate::rootfs::sibling("lab-probe"));
+        }
+        // --rm: the tour leaves no container behind in the state directory.
+        Start::Run if chapter.from_image => {
+            let store = planted.dir.join("image-store");
+            let image = import_tour_image(chapter, rootfs, &store)?;
+            command
+                .env(crate::image::store::STORAGE_ENV, &store)
+                .args(["run", "--rm"])
+                .args(chapter.run_flags)
+                .args(budgets)
+                .arg(image)
+                .arg(PROBE);
+        }
+        Start::Run => {
+            command
+                .args(["run", "--rm"])
+                .args(budgets)
+                .arg(rootfs)
+                .arg(PROBE);
+        }
+        Start::Exec => {
+            let container = RunningContainer::start(chapter, budgets, rootfs, planted)?;
+            command.arg("exec").arg(&container.name).arg(PROBE);
+            *running = Some(container);
+        }
+        Start::Bundle => return Ok(None),
+    }
+    Ok(Some(command))
 }
 
 /// Run a chapter's runtime with the tour's stdio, the probe's flags last:
