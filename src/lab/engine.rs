@@ -44,7 +44,6 @@ use oci_spec::runtime::{
 };
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -399,16 +398,6 @@ impl Created {
     ) -> Result<Created, LabError> {
         let state = scratch.join("oci");
         let pid_file = scratch.join("container.pid");
-        // Made here, 0711, before the runtime would make it 0700: the
-        // container's process opens its state directory by path once it
-        // is in its user namespace, as an unprivileged host uid, which
-        // must be let through (a ch10-oci bug reported to its author; an
-        // engine picks its runtime's --root anyway).
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o711)
-            .create(&state)
-            .map_err(|e| LabError::io("mkdir", state.display(), e))?;
         let id = format!("tour-{}-ch10", std::process::id());
         let pipe = |what: &str| {
             pipe2(OFlag::O_CLOEXEC).map_err(|errno| LabError::StepFailed {
