@@ -157,6 +157,24 @@ fn words(parts: &[&str]) -> Vec<OsString> {
     parts.iter().map(OsString::from).collect()
 }
 
+/// `program` and `args`, as a command line to run.
+fn argv(program: &Path, args: &[&str]) -> Vec<OsString> {
+    let mut argv = vec![program.as_os_str().to_owned()];
+    argv.extend(words(args));
+    argv
+}
+
+/// `row` with the goal `goal` makes of it.
+fn with_goal(
+    row: Option<ComparedRow>,
+    goal: fn(&ComparedRow) -> Option<Goal>,
+) -> Option<ComparedRow> {
+    row.map(|mut row| {
+        row.goal = goal(&row);
+        row
+    })
+}
+
 /// Our chapters, then the peers that are installed, each with the
 /// isolation it provides.
 pub fn subjects(rootfs: &Path, runc_bundle: Option<&Path>) -> (Vec<Subject>, Vec<String>) {
