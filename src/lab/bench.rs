@@ -36,6 +36,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A part of the bench, for `lab bench --only`: one table of the report
+/// (the start-up table with what each step adds, a chapter's rows, the
+/// workloads inside ch03, TCP into ch04).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// Every chapter and peer starting /bin/true.
+    Startup,
+    /// Chapter 07's run -d, exec, stop and its monitor.
+    Lifecycle,
+    /// Chapter 08's load, pull, commit, build and run of an image.
+    Images,
+    /// Chapter 09's seccomp filter.
+    Hardening,
+    /// Chapter 10 beside runc, alone and under podman.
+    Oci,
+    /// A CPU-bound and a syscall-heavy loop inside ch03 and on the host.
+    Workloads,
+    /// TCP into ch04 through the bridge, and with --net host.
+    Network,
+}
+
+/// Whether `section` is run when `--only` names `only` (none: all).
+pub fn selected(only: &[Section], section: Section) -> bool {
+    only.is_empty() || only.contains(&section)
+}
+
 /// One thing to time.
 #[derive(Clone, Debug)]
 pub struct Subject {
@@ -1551,6 +1577,13 @@ mod tests {
     fn summaries_give_median_and_p95_or_nothing() {
         assert_eq!(summary(vec![3.0, 1.0, 2.0]), Some((2.0, 3.0)));
         assert_eq!(summary(Vec::new()), None);
+    }
+
+    #[test]
+    fn only_the_sections_named_run_and_all_when_none_is() {
+        assert!(selected(&[], Section::Oci));
+        assert!(selected(&[Section::Oci, Section::Images], Section::Oci));
+        assert!(!selected(&[Section::Oci], Section::Startup));
     }
 
     #[test]
