@@ -324,10 +324,23 @@ fn bench(
                 &indented,
             )?;
         }
-        Ok::<_, LabError>((timings, lifecycle, images, hardening))
+        let mut oci = bench::Comparison::default();
+        if wants(Section::Oci) {
+            say("timing ch10-oci against runc, alone and under podman ...");
+            oci = bench::oci(
+                &bench::OciBenchPlan {
+                    rootfs: &rootfs_dir,
+                    work: &bundle_dir.join("oci"),
+                    warmup,
+                    runs,
+                },
+                &indented,
+            )?;
+        }
+        Ok::<_, LabError>((timings, lifecycle, images, hardening, oci))
     })();
     let _ = std::fs::remove_dir_all(&bundle_dir);
-    let (timings, lifecycle, images, hardening) = measured?;
+    let (timings, lifecycle, images, hardening, oci) = measured?;
     let mut throughput = Vec::new();
     if wants(Section::Workloads) {
         say("timing the workloads inside ch03 and on the host ...");
@@ -352,6 +365,7 @@ fn bench(
         lifecycle,
         images,
         hardening,
+        oci,
         kernel: container_lab::hostinfo::kernel_release(),
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())
