@@ -102,7 +102,10 @@ enum LabCommand {
             (and ch09 seccomp=unconfined), the same in forked children of the bench under no \
             filter, a one-instruction filter and the default one, personality(2) whose rule \
             reads its argument, and the time to compile and to load the default profile, with \
-            issue 18's goals. Runs \
+            issue 18's goals; and chapter 10's OCI runtime: `run`, and create + start + wait + \
+            delete, beside runc on one bundle, and `podman run --rm` with each as podman's \
+            runtime (when podman is installed), with issue 19's goals. --only runs some of \
+            these parts. Runs \
             inside a stand-in host network namespace, like the tour.",
         after_help = "Examples:\n  sudo lab bench\n  sudo lab bench --quick --json\n  sudo lab bench --only oci,startup --runs 5\n  sudo lab bench --book book/src/generated"
     )]
