@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use std::path::PathBuf;
 
 #[test]
 fn quick_bench_produces_a_well_formed_report() {
@@ -11,6 +12,7 @@ fn quick_bench_produces_a_well_formed_report() {
     }
     let rootfs = rootfs().to_str().unwrap();
     let before = bench_containers();
+    let cgroups_before = orphaned_lab_cgroups();
     let output = run("lab", ["bench", "--quick", "--json", "--rootfs", rootfs]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let report: container_lab::lab::bench::Report =
@@ -242,6 +244,39 @@ fn quick_bench_produces_a_well_formed_report() {
         "{markdown}"
     );
 
+    // Chapter 10: run, and create + start + wait + delete, beside runc on
+    // one bundle; podman run --rm with each as its runtime; each row with
+    // a peer holds issue 19's goal, a missing tool is a note.
+    let oci = &report.oci;
+    let podman = installed("podman") && installed("conmon");
+    let operations: Vec<&str> = oci.rows.iter().map(|r| r.operation.as_str()).collect();
+    let mut expected = vec![
+        "run /bin/true, one bundle",
+        "create + start + wait + delete",
+    ];
+    if podman {
+        expected.push("podman run --rm IMAGE /bin/true");
+    }
+    assert_eq!(operations, expected, "{oci:?}");
+    for (row, target) in oci.rows.iter().zip([
+        "at least 5x runc's speed",
+        "at least 5x runc's speed",
+        "no slower than with runc",
+    ]) {
+        assert_eq!((row.runs, row.unit.as_str()), (3, "ms"), "{row:?}");
+        assert!(row.median > 0.0 && row.median <= row.p95, "{row:?}");
+        assert_eq!(row.peer_median.is_some(), installed("runc"), "{row:?}");
+        assert_eq!(
+            row.goal.as_ref().map(|goal| goal.target.as_str()),
+            installed("runc").then_some(target),
+            "{row:?}"
+        );
+    }
+    let noted = |start: &str| oci.notes.iter().any(|n| n.starts_with(start));
+    assert!(noted("both runtimes run one config.json"), "{oci:?}");
+    assert_eq!(noted("runc: not measured"), !installed("runc"), "{oci:?}");
+    assert_eq!(noted("podman run --rm: not measured"), !podman, "{oci:?}");
+
     // What the bench started, it removed.
     let after = bench_containers();
     let left: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
@@ -249,6 +284,33 @@ fn quick_bench_produces_a_well_formed_report() {
         left.is_empty(),
         "the bench left containers behind: {left:?}"
     );
+    let left: Vec<PathBuf> = orphaned_lab_cgroups()
+        .into_iter()
+        .filter(|dir| !cgroups_before.contains(dir))
+        .collect();
+    assert!(left.is_empty(), "the bench left cgroups behind: {left:?}");
+}
+
+/// The cgroups at the top of each hierarchy named after a lab process
+/// that no longer runs (`container-lab-PID`): the bench's own, for its
+/// containers and podman's, is one while it runs.
+fn orphaned_lab_cgroups() -> Vec<PathBuf> {
+    let hierarchies = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .chain([PathBuf::from("/sys/fs/cgroup")]);
+    hierarchies
+        .flat_map(|hierarchy| std::fs::read_dir(hierarchy).into_iter().flatten().flatten())
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("container-lab-")
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .map(|entry| entry.path())
+        .collect()
 }
 
 /// The names of the lab's containers and runc's that a bench names

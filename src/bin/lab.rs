@@ -102,9 +102,12 @@ enum LabCommand {
             (and ch09 seccomp=unconfined), the same in forked children of the bench under no \
             filter, a one-instruction filter and the default one, personality(2) whose rule \
             reads its argument, and the time to compile and to load the default profile, with \
-            issue 18's goals. Runs \
+            issue 18's goals; and chapter 10's OCI runtime: `run`, and create + start + wait + \
+            delete, beside runc on one bundle, and `podman run --rm` with each as podman's \
+            runtime (when podman is installed), with issue 19's goals. --only runs some of \
+            these parts. Runs \
             inside a stand-in host network namespace, like the tour.",
-        after_help = "Examples:\n  sudo lab bench\n  sudo lab bench --quick --json\n  sudo lab bench --book book/src/generated"
+        after_help = "Examples:\n  sudo lab bench\n  sudo lab bench --quick --json\n  sudo lab bench --only oci,startup --runs 5\n  sudo lab bench --book book/src/generated"
     )]
     Bench {
         /// Measured runs per subject
@@ -125,6 +128,9 @@ enum LabCommand {
         /// Also write the book's table and chart (bench.md, bench.svg) into DIR
         #[arg(long, value_name = "DIR")]
         book: Option<PathBuf>,
+        /// Only these parts of the bench (comma-separated), the others' tables left empty
+        #[arg(long, value_enum, value_delimiter = ',', value_name = "SECTION,...")]
+        only: Vec<container_lab::lab::bench::Section>,
     },
     /// Make an OCI bundle (rootfs/ and config.json) from an image, for runc or ch10-oci
     #[command(
@@ -181,11 +187,15 @@ fn main() {
             json,
             rootfs,
             book,
+            only,
         } => bench(
-            if quick { 3 } else { runs },
-            if quick { 1 } else { warmup },
-            quick,
-            json,
+            &BenchOptions {
+                runs: if quick { 3 } else { runs },
+                warmup: if quick { 1 } else { warmup },
+                quick,
+                json,
+                only,
+            },
             rootfs,
             book,
         ),
@@ -214,100 +224,142 @@ fn default_rootfs_ready() -> Result<PathBuf, LabError> {
     Ok(dir)
 }
 
-fn bench(
+/// How `lab bench` measures: rounds, workload sizes, the sections run,
+/// the report's form.
+struct BenchOptions {
     runs: usize,
     warmup: usize,
     quick: bool,
     json: bool,
+    only: Vec<container_lab::lab::bench::Section>,
+}
+
+fn bench(
+    options: &BenchOptions,
     rootfs_dir: Option<PathBuf>,
     book: Option<PathBuf>,
 ) -> Result<i32, LabError> {
-    use container_lab::lab::bench;
+    use container_lab::lab::bench::{self, Section};
+    let &BenchOptions {
+        runs,
+        warmup,
+        quick,
+        json,
+        ..
+    } = options;
     if runs == 0 {
         return Err(LabError::Usage {
             message: "--runs must be at least 1".into(),
         });
     }
+    // The book's table is the whole report, measured in one run.
+    if book.is_some() && !options.only.is_empty() {
+        return Err(LabError::Usage {
+            message: "--book writes the whole report: drop --only".into(),
+        });
+    }
+    let wants = |section| bench::selected(&options.only, section);
     let rootfs_dir = chosen_rootfs(rootfs_dir)?;
     let _stand_in = container_lab::lab::tour::enter_stand_in_host()?;
     let bundle_dir = Path::new(container_lab::lab::tour::BAIT_ROOT)
         .join(format!("bench-{}", std::process::id()));
     let bundle = bench::runc_bundle(&rootfs_dir, &bundle_dir, &["/bin/true"]);
-    let (subjects, skipped) = bench::subjects(&rootfs_dir, bundle.as_deref());
-    eprintln!(
-        "{}",
-        format!("timing {} subjects in {runs} rounds ...", subjects.len()).dimmed()
-    );
+    let (subjects, skipped) = match wants(Section::Startup) {
+        true => bench::subjects(&rootfs_dir, bundle.as_deref()),
+        false => (Vec::new(), Vec::new()),
+    };
     let progress = |round: usize| {
         if round % 10 == 9 {
             eprintln!("{}", format!("  round {} of {runs}", round + 1).dimmed());
         }
     };
+    let say = |line: &str| eprintln!("{}", line.dimmed());
+    let indented = |line: &str| eprintln!("{}", format!("  {line}").dimmed());
     // The bundles, the images' archive and stores: removed however the
     // measuring ends.
     let measured = (|| {
-        let timings = bench::measure_all(&subjects, warmup, runs, progress)?;
-        eprintln!(
-            "{}",
-            "timing ch07's run -d, exec and stop, against runc ...".dimmed()
-        );
-        let lifecycle = bench::lifecycle(
-            &rootfs_dir,
-            &bundle_dir.join("lifecycle"),
-            warmup,
-            runs,
-            progress,
-        )?;
-        eprintln!(
-            "{}",
-            "timing ch08's load, pull and run against tar, skopeo and ch07 ...".dimmed()
-        );
-        let images = bench::images(
-            &bench::ImageBenchPlan {
-                rootfs: &rootfs_dir,
-                work: &bundle_dir.join("images"),
-                // Layers 2-5; layer 1 is the rootfs without the lab's tools.
-                generated_layer_bytes: if quick { 1 << 20 } else { 25 << 20 },
+        let mut timings = Vec::new();
+        if wants(Section::Startup) {
+            say(&format!(
+                "timing {} subjects in {runs} rounds ...",
+                subjects.len()
+            ));
+            timings = bench::measure_all(&subjects, warmup, runs, progress)?;
+        }
+        let mut lifecycle = bench::Comparison::default();
+        if wants(Section::Lifecycle) {
+            say("timing ch07's run -d, exec and stop, against runc ...");
+            lifecycle = bench::lifecycle(
+                &rootfs_dir,
+                &bundle_dir.join("lifecycle"),
                 warmup,
                 runs,
-            },
-            &|line| eprintln!("{}", format!("  {line}").dimmed()),
-        )?;
-        eprintln!(
-            "{}",
-            "timing ch09's seccomp filter: per call against ch08, compile and load ...".dimmed()
-        );
-        let (calls, repeat) = if quick { (100_000, 3) } else { (2_000_000, 9) };
-        let hardening = bench::hardening(
-            &bench::HardeningBenchPlan {
-                rootfs: &rootfs_dir,
-                work: &bundle_dir.join("hardening"),
-                calls,
-                repeat,
-                runs,
-            },
-            &|line| eprintln!("{}", format!("  {line}").dimmed()),
-        )?;
-        Ok::<_, LabError>((timings, lifecycle, images, hardening))
+                progress,
+            )?;
+        }
+        let mut images = bench::Comparison::default();
+        if wants(Section::Images) {
+            say("timing ch08's load, pull and run against tar, skopeo and ch07 ...");
+            images = bench::images(
+                &bench::ImageBenchPlan {
+                    rootfs: &rootfs_dir,
+                    work: &bundle_dir.join("images"),
+                    // Layers 2-5; layer 1 is the rootfs without the lab's tools.
+                    generated_layer_bytes: if quick { 1 << 20 } else { 25 << 20 },
+                    warmup,
+                    runs,
+                },
+                &indented,
+            )?;
+        }
+        let mut hardening = bench::Comparison::default();
+        if wants(Section::Hardening) {
+            say("timing ch09's seccomp filter: per call against ch08, compile and load ...");
+            let (calls, repeat) = if quick { (100_000, 3) } else { (2_000_000, 9) };
+            hardening = bench::hardening(
+                &bench::HardeningBenchPlan {
+                    rootfs: &rootfs_dir,
+                    work: &bundle_dir.join("hardening"),
+                    calls,
+                    repeat,
+                    runs,
+                },
+                &indented,
+            )?;
+        }
+        let mut oci = bench::Comparison::default();
+        if wants(Section::Oci) {
+            say("timing ch10-oci against runc, alone and under podman ...");
+            oci = bench::oci(
+                &bench::OciBenchPlan {
+                    rootfs: &rootfs_dir,
+                    work: &bundle_dir.join("oci"),
+                    warmup,
+                    runs,
+                },
+                &indented,
+            )?;
+        }
+        Ok::<_, LabError>((timings, lifecycle, images, hardening, oci))
     })();
     let _ = std::fs::remove_dir_all(&bundle_dir);
-    let (timings, lifecycle, images, hardening) = measured?;
-    eprintln!(
-        "{}",
-        "timing the workloads inside ch03 and on the host ...".dimmed()
-    );
-    let (cpu, syscalls, repeat) = if quick {
-        (1_000_000, 10_000, 1)
-    } else {
-        (300_000_000, 2_000_000, 9)
-    };
-    let throughput = bench::throughput(&rootfs_dir, cpu, syscalls, repeat)?;
-    eprintln!(
-        "{}",
-        "timing TCP into ch04: bridge and published port vs --net host ...".dimmed()
-    );
-    let (mib, tries) = if quick { (8, 1) } else { (256, 3) };
-    let network = bench::network_throughput(&rootfs_dir, mib, tries)?;
+    let (timings, lifecycle, images, hardening, oci) = measured?;
+    let mut throughput = Vec::new();
+    if wants(Section::Workloads) {
+        say("timing the workloads inside ch03 and on the host ...");
+        let (cpu, syscalls, repeat) = if quick {
+            (1_000_000, 10_000, 1)
+        } else {
+            (300_000_000, 2_000_000, 9)
+        };
+        throughput = bench::throughput(&rootfs_dir, cpu, syscalls, repeat)?;
+    }
+    let mut network = Vec::new();
+    if wants(Section::Network) {
+        say("timing TCP into ch04: bridge and published port vs --net host ...");
+        let (mib, tries) = if quick { (8, 1) } else { (256, 3) };
+        network = bench::network_throughput(&rootfs_dir, mib, tries)?;
+    }
     let report = bench::Report {
         timings,
         network,
@@ -316,6 +368,7 @@ fn bench(
         lifecycle,
         images,
         hardening,
+        oci,
         kernel: container_lab::hostinfo::kernel_release(),
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())

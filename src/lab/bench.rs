@@ -22,12 +22,18 @@
 //! system call (getppid(2) in ch09 beside ch08, and in the bench's own
 //! children under no filter, a one-instruction one and the default), and
 //! what compiling and loading the filter costs a start.
+//!
+//! Chapter 10's OCI runtime ([`oci`]): `run` of one bundle beside
+//! `runc run`, `create` + `start` + wait + `delete` (what engines call)
+//! beside runc's, and `podman run --rm` with each as podman's runtime.
 
 mod hardening;
 mod images;
+mod oci;
 
 pub use hardening::{HardeningBenchPlan, hardening};
 pub use images::{ImageBenchPlan, images};
+pub use oci::{OciBenchPlan, oci};
 
 use crate::error::LabError;
 use serde::{Deserialize, Serialize};
@@ -35,6 +41,32 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A part of the bench, for `lab bench --only`: one table of the report
+/// (the start-up table with what each step adds, a chapter's rows, the
+/// workloads inside ch03, TCP into ch04).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// Every chapter and peer starting /bin/true.
+    Startup,
+    /// Chapter 07's run -d, exec, stop and its monitor.
+    Lifecycle,
+    /// Chapter 08's load, pull, commit, build and run of an image.
+    Images,
+    /// Chapter 09's seccomp filter.
+    Hardening,
+    /// Chapter 10 beside runc, alone and under podman.
+    Oci,
+    /// A CPU-bound and a syscall-heavy loop inside ch03 and on the host.
+    Workloads,
+    /// TCP into ch04 through the bridge, and with --net host.
+    Network,
+}
+
+/// Whether `section` is run when `--only` names `only` (none: all).
+pub fn selected(only: &[Section], section: Section) -> bool {
+    only.is_empty() || only.contains(&section)
+}
 
 /// One thing to time.
 #[derive(Clone, Debug)]
@@ -105,6 +137,9 @@ pub struct Report {
     /// its compile and load.
     #[serde(default)]
     pub hardening: Comparison,
+    /// Chapter 10's runtime beside runc on one bundle, and under podman.
+    #[serde(default)]
+    pub oci: Comparison,
     pub kernel: String,
     pub cpus: usize,
 }
@@ -155,6 +190,24 @@ pub struct Goal {
 
 fn words(parts: &[&str]) -> Vec<OsString> {
     parts.iter().map(OsString::from).collect()
+}
+
+/// `program` and `args`, as a command line to run.
+fn argv(program: &Path, args: &[&str]) -> Vec<OsString> {
+    let mut argv = vec![program.as_os_str().to_owned()];
+    argv.extend(words(args));
+    argv
+}
+
+/// `row` with the goal `goal` makes of it.
+fn with_goal(
+    row: Option<ComparedRow>,
+    goal: fn(&ComparedRow) -> Option<Goal>,
+) -> Option<ComparedRow> {
+    row.map(|mut row| {
+        row.goal = goal(&row);
+        row
+    })
 }
 
 /// Our chapters, then the peers that are installed, each with the
@@ -336,11 +389,29 @@ fn run_once(argv: &[OsString]) -> Result<Duration, LabError> {
 /// [`run_once`] with `env` added to the environment (an image store of
 /// the bench's own).
 fn run_once_with(argv: &[OsString], env: &[(&str, &Path)]) -> Result<Duration, LabError> {
+    run_logged(argv, env, None)
+}
+
+/// [`run_once_with`], its stderr into the file `log` (made anew) when
+/// given: a failure then quotes what it said. A file, not a pipe: a
+/// container that outlives the command (an OCI runtime's `create`) holds
+/// its stderr open, and the end of a pipe would not come before its own.
+fn run_logged(
+    argv: &[OsString],
+    env: &[(&str, &Path)],
+    log: Option<&Path>,
+) -> Result<Duration, LabError> {
     let line = || {
         argv.iter()
             .map(|a| a.to_string_lossy())
             .collect::<Vec<_>>()
             .join(" ")
+    };
+    let stderr = match log {
+        Some(path) => std::fs::File::create(path)
+            .map_err(|e| LabError::io("create", path.display(), e))?
+            .into(),
+        None => Stdio::null(),
     };
     let started = Instant::now();
     let status = Command::new(&argv[0])
@@ -348,7 +419,7 @@ fn run_once_with(argv: &[OsString], env: &[(&str, &Path)]) -> Result<Duration, L
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .status()
         .map_err(|e| LabError::ToolFailed {
             command: line(),
@@ -356,12 +427,27 @@ fn run_once_with(argv: &[OsString], env: &[(&str, &Path)]) -> Result<Duration, L
         })?;
     let elapsed = started.elapsed();
     if !status.success() {
+        let said = log
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .map(|text| last_lines(&text, 5))
+            .filter(|text| !text.is_empty())
+            .map_or(String::new(), |text| format!(": {text}"));
         return Err(LabError::ToolFailed {
             command: line(),
-            message: format!("did not exit 0 ({status})"),
+            message: format!("did not exit 0 ({status}){said}"),
         });
     }
     Ok(elapsed)
+}
+
+/// The last `count` lines of `text` that say something, on one line.
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(count)..].join(" / ")
 }
 
 /// The runtime's own peak RSS: its VmHWM while the container sleeps. (Not
@@ -1011,12 +1097,12 @@ impl Report {
             .map(|t| t.median_ms)
     }
 
-    /// The plain-text table, the marginal costs and the throughput.
-    pub fn render(&self) -> String {
-        let mut out = format!(
+    /// The start-up table, the peers skipped and what each step adds.
+    fn render_startup_into(&self, out: &mut String) {
+        out.push_str(&format!(
             "{:<26} {:<8} {:>9} {:>9} {:>9} {:>9}  {}\n",
             "subject", "kind", "min ms", "median", "p95", "RSS KiB", "isolation"
-        );
+        ));
         for t in &self.timings {
             out.push_str(&format!(
                 "{:<26} {:<8} {:>9.2} {:>9.2} {:>9.2} {:>9}  {}\n",
@@ -1036,6 +1122,15 @@ impl Report {
         for (cost, ms) in self.marginal_costs() {
             out.push_str(&format!("  {cost:<48} {ms:>+8.2} ms\n"));
         }
+    }
+
+    /// The plain-text table, the marginal costs and the throughput.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // A bench run `--only` for other sections timed no start-up.
+        if !self.timings.is_empty() {
+            self.render_startup_into(&mut out);
+        }
         for t in &self.network {
             out.push_str(&format!(
                 "\n{}: --net host {:.1} ms, bridge and published port {:.1} ms ({:+.1}%)\n",
@@ -1048,6 +1143,8 @@ impl Report {
             .render_into(&mut out, "chapter 08's images", "ch08-images");
         self.hardening
             .render_into(&mut out, "chapter 09's hardening", "ch09-hardening");
+        self.oci
+            .render_into(&mut out, "chapter 10's OCI runtime", "ch10-oci");
         if !self.throughput.is_empty() {
             out.push_str("\ninside ch03 vs on the host (best run):\n");
             for t in &self.throughput {
@@ -1149,6 +1246,8 @@ impl Report {
             .markdown_into(&mut out, "chapter 08's images", "ch08-images");
         self.hardening
             .markdown_into(&mut out, "chapter 09's hardening", "ch09-hardening");
+        self.oci
+            .markdown_into(&mut out, "chapter 10's OCI runtime", "ch10-oci");
         if !self.throughput.is_empty() {
             out.push_str(
                 "\n| workload | on the host | inside ch03 | overhead |\n|---|---:|---:|---:|\n",
@@ -1349,6 +1448,7 @@ mod tests {
             lifecycle,
             images,
             hardening: Comparison::default(),
+            oci: Comparison::default(),
             kernel: "6.0".into(),
             cpus: 2,
         }
@@ -1379,6 +1479,7 @@ mod tests {
             lifecycle: Comparison::default(),
             images: Comparison::default(),
             hardening: Comparison::default(),
+            oci: Comparison::default(),
             kernel: "6.0".into(),
             cpus: 2,
         };
@@ -1518,6 +1619,41 @@ mod tests {
     }
 
     #[test]
+    fn a_report_of_chapter_10_alone_has_its_table_and_no_start_up() {
+        let mut report = report_of(Comparison::default(), Comparison::default());
+        report.timings.clear();
+        let mut run = lifecycle_row("run /bin/true, one bundle", "ms", "runc run", Some(51.0));
+        run.goal = Some(Goal {
+            target: "at least 5x runc's speed".into(),
+            measured: "2.00x".into(),
+            met: false,
+        });
+        report.oci = Comparison {
+            rows: vec![run],
+            notes: vec!["podman run --rm: not measured (podman not installed)".into()],
+        };
+        let text = report.render();
+        assert!(!text.contains("subject"), "{text}");
+        assert!(!text.contains("what each step adds"), "{text}");
+        assert!(
+            text.starts_with("\nchapter 10's OCI runtime, median (p95):\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    goal: at least 5x runc's speed: 2.00x, missed\n"),
+            "{text}"
+        );
+        assert_has_lines(
+            &report.markdown(),
+            &[
+                "| chapter 10's OCI runtime | `ch10-oci` median (p95) | peer | peer median (p95) | goal |",
+                "| run /bin/true, one bundle | 25.50 ms (30.25) | runc run | 51.00 ms (52.00) | at least 5x runc's speed: 2.00x, missed |",
+                "- podman run --rm: not measured (podman not installed)",
+            ],
+        );
+    }
+
+    #[test]
     fn pss_is_read_from_smaps_rollup() {
         let rollup = "55d0c0a4e000-7ffd3c5f1000 ---p 00000000 00:00 0                          [rollup]\n\
                       Rss:                3500 kB\n\
@@ -1533,6 +1669,20 @@ mod tests {
     fn summaries_give_median_and_p95_or_nothing() {
         assert_eq!(summary(vec![3.0, 1.0, 2.0]), Some((2.0, 3.0)));
         assert_eq!(summary(Vec::new()), None);
+    }
+
+    #[test]
+    fn only_the_sections_named_run_and_all_when_none_is() {
+        assert!(selected(&[], Section::Oci));
+        assert!(selected(&[Section::Oci, Section::Images], Section::Oci));
+        assert!(!selected(&[Section::Oci], Section::Startup));
+    }
+
+    #[test]
+    fn a_failure_quotes_the_last_lines_said() {
+        assert_eq!(last_lines("a\n\nb\nc\n  \n", 2), "b / c");
+        assert_eq!(last_lines("only\n", 5), "only");
+        assert_eq!(last_lines("", 5), "");
     }
 
     #[test]

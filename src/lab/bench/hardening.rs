@@ -17,7 +17,7 @@
 //! calls alone timed; the child reports its nanoseconds through a pipe.
 
 use super::Scratch;
-use super::{ComparedRow, Comparison, Goal, built_chapter, compared_row, run_once_with, words};
+use super::{ComparedRow, Comparison, Goal, argv, built_chapter, compared_row, run_once_with};
 use crate::error::LabError;
 use crate::image::store::STORAGE_ENV;
 use crate::runtime::caps::CapSet;
@@ -534,12 +534,6 @@ fn container_rows(
         .flatten(),
     );
     Ok(())
-}
-
-fn argv(program: &Path, args: &[&str]) -> Vec<OsString> {
-    let mut argv = vec![program.as_os_str().to_owned()];
-    argv.extend(words(args));
-    argv
 }
 
 #[cfg(test)]

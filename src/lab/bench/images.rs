@@ -10,8 +10,8 @@
 
 use super::Scratch;
 use super::{
-    ComparedRow, Comparison, Goal, built_chapter, compared_row, millis, run_once, run_once_with,
-    words,
+    ComparedRow, Comparison, Goal, argv, built_chapter, compared_row, millis, run_once,
+    run_once_with, with_goal, words,
 };
 use crate::error::LabError;
 use crate::image::digest::{Digest, HashingWriter};
@@ -277,12 +277,6 @@ fn fresh(work: &Path, name: &str) -> Result<Scratch, LabError> {
     Ok(Scratch(path))
 }
 
-fn argv(program: &Path, args: &[&str]) -> Vec<OsString> {
-    let mut argv = vec![program.as_os_str().to_owned()];
-    argv.extend(words(args));
-    argv
-}
-
 /// Run `argv` with a fresh image store of its own; its wall time in ms.
 fn with_fresh_store(work: &Path, argv: &[OsString]) -> Result<f64, LabError> {
     let store = fresh(work, "store")?;
@@ -373,16 +367,6 @@ fn run_goal(row: &ComparedRow) -> Option<Goal> {
         target: "within 1 ms of ch07".into(),
         measured: format!("{difference:+.2} ms"),
         met: difference <= 1.0,
-    })
-}
-
-fn with_goal(
-    row: Option<ComparedRow>,
-    goal: fn(&ComparedRow) -> Option<Goal>,
-) -> Option<ComparedRow> {
-    row.map(|mut row| {
-        row.goal = goal(&row);
-        row
     })
 }
 
