@@ -16,6 +16,7 @@
 //! | `bench` | `lab bench`: each chapter's cost against chroot, bwrap, runc |
 //! | `bench/images` | chapter 08's rows: load, pull and run, against tar, skopeo and ch07 |
 //! | `bench/hardening` | chapter 09's rows: seccomp per call against ch08, compile and load of the filter |
+//! | `bench/oci` | chapter 10's rows: run and create+start+delete beside runc, podman run --rm with each |
 //!
 //! None belongs to one chapter: each measures every chapter from ch00 on,
 //! and a chapter that adds an idea adds its rows or columns here (ch04 the
