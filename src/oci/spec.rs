@@ -6,7 +6,9 @@
 //! with /proc, a tmpfs /dev and its friends, a read-only /sys and cgroup
 //! tree. The values are the lab's wherever the lab has decided them in an
 //! earlier chapter, so a bundle run by runc holds what a chapter 09
-//! container holds:
+//! container holds, but for the user namespace, which runc's default
+//! (and podman's, and containerd's) leaves out and so does this one
+//! (`--rootless` has one; the tour adds chapter 09's):
 //!
 //! - **capabilities**: chapter 09's default (Docker's list without
 //!   CAP_NET_RAW and CAP_SYS_CHROOT, `caps::CapSet::container_default`),
