@@ -7,7 +7,7 @@
 use crate::error::LabError;
 use crate::oci::config::OCI_VERSION;
 use crate::oci::hooks;
-use crate::oci::state::{Container, StateRoot, Status, not_found};
+use crate::oci::state::{Container, StateRoot, Status};
 use crate::runtime::cgroups;
 use crate::runtime::lifecycle::parse_signal;
 use nix::sys::signal::Signal;
@@ -285,11 +285,6 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), LabError> {
     std::fs::write(&partial, pid.to_string())
         .map_err(|e| LabError::io("write", partial.display(), e))?;
     std::fs::rename(&partial, path).map_err(|e| LabError::io("rename", path.display(), e))
-}
-
-/// The container `id`, or an error that says so.
-pub fn find(root: &StateRoot, id: &str) -> Result<Container, LabError> {
-    root.read(id).map_err(|_| not_found(id))
 }
 
 // ANCHOR: features
