@@ -15,7 +15,7 @@ use container_lab::error::LabError;
 use container_lab::narrator::{Narrator, Step};
 use container_lab::oci::config::{Bundle, NamespaceKind, NamespacePlan, Plan, ProcessPlan};
 use container_lab::oci::log::Log;
-use container_lab::oci::state::{Container, DEFAULT_ROOT, StateRoot, Status, check_id};
+use container_lab::oci::state::{Container, DEFAULT_ROOT, StateJson, StateRoot, Status, check_id};
 use container_lab::oci::{fifo, hooks, mounts as oci_mounts, process as oci_process, verbs};
 use container_lab::runtime::cgroups::ContainerCgroup;
 use container_lab::runtime::command::{self, Command};
@@ -392,21 +392,11 @@ fn set_up(
         narrator,
         |pid, what| match what {
             // into the cgroup, and its OOM score, before it forks.
-            "prepare" => {
-                if let Some(cgroup) = &cgroup {
-                    cgroup.add(narrator, pid)?;
-                }
-                if let Some(score) = plan.process.oom_score_adj {
-                    let path = format!("/proc/{pid}/oom_score_adj");
-                    std::fs::write(&path, score.to_string())
-                        .map_err(|e| LabError::io("write", path, e))?;
-                }
-                Ok(())
-            }
+            "prepare" => prepare(narrator, pid, &cgroup_dirs, plan.process.oom_score_adj),
             "id maps" => userns::write_maps(narrator, pid, &plan.uid_maps, &plan.gid_maps),
             // NEW in ch10: hooks in the runtime's namespaces.
             "hooks" => {
-                let state = state_json(&args.id, bundle, pid);
+                let state = state_line(&args.id, bundle, Status::Creating, pid.as_raw());
                 hooks::run_all("prestart", &plan.hooks.prestart, &state)?;
                 hooks::run_all("createRuntime", &plan.hooks.create_runtime, &state)
             }
@@ -468,35 +458,60 @@ fn set_up(
 }
 // ANCHOR_END: set_up
 
-/// The state hooks read on stdin while the container is being created.
-fn state_json(id: &str, bundle: &Bundle, pid: nix::unistd::Pid) -> String {
-    serde_json::json!({
-        "ociVersion": container_lab::oci::config::OCI_VERSION,
-        "id": id,
-        "status": "creating",
-        "pid": pid.as_raw(),
-        "bundle": bundle.dir,
-        "annotations": bundle.plan.annotations,
-    })
-    .to_string()
+/// From outside, before the child forks anything: into the container's
+/// cgroup (its children inherit it), and the OOM score config.json asks for.
+fn prepare(
+    narrator: &Narrator,
+    pid: nix::unistd::Pid,
+    cgroups: &[PathBuf],
+    oom_score_adj: Option<i32>,
+) -> Result<(), LabError> {
+    for dir in cgroups {
+        let why = "the process, and all it will start, is in the container's cgroup";
+        container_lab::runtime::cgroups::write(
+            narrator,
+            &dir.join("cgroup.procs"),
+            &pid.to_string(),
+            why,
+        )?;
+    }
+    if let Some(score) = oom_score_adj {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&path, score.to_string()).map_err(|e| LabError::io("write", path, e))?;
+    }
+    Ok(())
 }
 
-/// The kinds as setns(2) and unshare(2) name them, in the order they are
-/// joined: the user namespace first (it owns the others), the mount
+/// The state hooks read on stdin: `status` with the pid as the hook's
+/// namespaces number it.
+fn state_line(id: &str, bundle: &Bundle, status: Status, pid: i32) -> String {
+    StateJson {
+        oci_version: container_lab::oci::config::OCI_VERSION,
+        id,
+        status: status.as_str(),
+        pid: Some(pid),
+        bundle: &bundle.dir,
+        annotations: &bundle.plan.annotations,
+    }
+    .to_line()
+}
+
+/// The kinds as setns(2) and unshare(2) name them (and /proc/PID/ns), in
+/// the order they are joined: the user namespace first (it owns the others), the mount
 /// namespace last (after it, paths are the container's).
-const KINDS: [(NamespaceKind, CloneFlags); 7] = [
-    (NamespaceKind::User, CloneFlags::CLONE_NEWUSER),
-    (NamespaceKind::Ipc, CloneFlags::CLONE_NEWIPC),
-    (NamespaceKind::Uts, CloneFlags::CLONE_NEWUTS),
-    (NamespaceKind::Network, CloneFlags::CLONE_NEWNET),
-    (NamespaceKind::Pid, CloneFlags::CLONE_NEWPID),
-    (NamespaceKind::Cgroup, CloneFlags::CLONE_NEWCGROUP),
-    (NamespaceKind::Mount, CloneFlags::CLONE_NEWNS),
+const KINDS: [(NamespaceKind, CloneFlags, &str); 7] = [
+    (NamespaceKind::User, CloneFlags::CLONE_NEWUSER, "user"),
+    (NamespaceKind::Ipc, CloneFlags::CLONE_NEWIPC, "ipc"),
+    (NamespaceKind::Uts, CloneFlags::CLONE_NEWUTS, "uts"),
+    (NamespaceKind::Network, CloneFlags::CLONE_NEWNET, "net"),
+    (NamespaceKind::Pid, CloneFlags::CLONE_NEWPID, "pid"),
+    (NamespaceKind::Cgroup, CloneFlags::CLONE_NEWCGROUP, "cgroup"),
+    (NamespaceKind::Mount, CloneFlags::CLONE_NEWNS, "mnt"),
 ];
 
 fn open_joined(namespaces: &[NamespacePlan]) -> Result<Vec<NamespaceFile>, LabError> {
     let mut joined = Vec::new();
-    for (kind, flag) in KINDS {
+    for (kind, flag, _) in KINDS {
         if let Some(path) = namespaces
             .iter()
             .find(|n| n.kind == kind)
@@ -535,8 +550,8 @@ fn enter_namespaces(
     }
     let new = KINDS
         .iter()
-        .filter(|(kind, _)| *kind != NamespaceKind::User && plan.has_new(*kind))
-        .fold(CloneFlags::empty(), |all, (_, flag)| all | *flag);
+        .filter(|(kind, _, _)| *kind != NamespaceKind::User && plan.has_new(*kind))
+        .fold(CloneFlags::empty(), |all, (_, flag, _)| all | *flag);
     if !new.is_empty() {
         namespaces::unshare(narrator, new)?;
     }
@@ -637,11 +652,7 @@ fn recipe<'a>(
             "wait while the runtime runs the prestart and createRuntime hooks",
         )?;
     }
-    let state = serde_json::json!({
-        "ociVersion": container_lab::oci::config::OCI_VERSION, "id": setup.id, "status": "creating",
-        "pid": host_pid, "bundle": setup.bundle.dir, "annotations": plan.annotations,
-    })
-    .to_string();
+    let state = state_line(setup.id, setup.bundle, Status::Creating, host_pid);
     hooks::run_all("createContainer", &plan.hooks.create_container, &state)?;
     // the working directory exists, as runc makes it.
     if plan.process.cwd != Path::new("/") {
@@ -749,11 +760,8 @@ impl Waiting<'_> {
         if let Err(error) = fifo::wait_for_start(narrator, self.setup.fifo) {
             failed(error)
         }
-        let state = serde_json::json!({
-            "ociVersion": container_lab::oci::config::OCI_VERSION, "id": self.setup.id, "status": "running",
-            "pid": 1, "bundle": self.setup.bundle.dir, "annotations": plan.annotations,
-        })
-        .to_string();
+        // inside the container's PID namespace, this process is 1.
+        let state = state_line(self.setup.id, self.setup.bundle, Status::Running, 1);
         if let Err(error) = hooks::run_all("startContainer", &plan.hooks.start_container, &state) {
             failed(error)
         }
@@ -837,7 +845,7 @@ fn start(root: &StateRoot, id: &str) -> Result<i32, LabError> {
         }
     }
     fifo::release(&root.fifo(id), container.process)?;
-    let state = serde_json::to_string(&container.state_json(Status::Running)).unwrap_or_default();
+    let state = container.state_json(Status::Running).to_line();
     hooks::run_all_reporting("poststart", &container.poststart, &state);
     Ok(0)
 }
@@ -942,19 +950,7 @@ fn exec(cli: &Cli, args: &ExecArgs) -> Result<i32, LabError> {
     let pid = spawn_detached(
         &narrator,
         |pid, what| match what {
-            "prepare" => {
-                for dir in &container.cgroups {
-                    let procs = dir.join("cgroup.procs");
-                    std::fs::write(&procs, pid.to_string())
-                        .map_err(|e| LabError::io("write", procs.display(), e))?;
-                }
-                if let Some(score) = process.oom_score_adj {
-                    let path = format!("/proc/{pid}/oom_score_adj");
-                    std::fs::write(&path, score.to_string())
-                        .map_err(|e| LabError::io("write", path, e))?;
-                }
-                Ok(())
-            }
+            "prepare" => prepare(&narrator, pid, &container.cgroups, process.oom_score_adj),
             _ => Ok(()),
         },
         |narrator, handshake| {
@@ -1053,17 +1049,8 @@ fn exec_process(container: &Container, args: &ExecArgs) -> Result<ProcessPlan, L
 /// The container's namespaces that are not this process's own, opened,
 /// in the order they are joined.
 fn container_namespaces(pid: i32) -> Result<Vec<NamespaceFile>, LabError> {
-    let names: [(&str, CloneFlags); 7] = [
-        ("user", CloneFlags::CLONE_NEWUSER),
-        ("ipc", CloneFlags::CLONE_NEWIPC),
-        ("uts", CloneFlags::CLONE_NEWUTS),
-        ("net", CloneFlags::CLONE_NEWNET),
-        ("pid", CloneFlags::CLONE_NEWPID),
-        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
-        ("mnt", CloneFlags::CLONE_NEWNS),
-    ];
     let mut joined = Vec::new();
-    for (name, flag) in names {
+    for (_, flag, name) in KINDS {
         let theirs = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
         let ours = PathBuf::from(format!("/proc/self/ns/{name}"));
         if std::fs::read_link(&theirs).ok() != std::fs::read_link(&ours).ok() {

@@ -241,6 +241,13 @@ impl Container {
     }
 }
 
+impl StateJson<'_> {
+    /// The document as hooks read it on stdin: one line of JSON.
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 pub fn not_found(id: &str) -> LabError {
     LabError::Container {
         message: format!("container {id} does not exist"),

@@ -159,7 +159,7 @@ pub fn remove(root: &StateRoot, container: &Container, force: bool) -> Result<()
             return Err(LabError::io("rmdir", dir.display(), error));
         }
     }
-    let state = serde_json::to_string(&container.state_json(Status::Stopped)).unwrap_or_default();
+    let state = container.state_json(Status::Stopped).to_line();
     hooks::run_all_reporting("poststop", &container.poststop, &state);
     root.forget(&container.id)
 }
