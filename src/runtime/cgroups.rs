@@ -335,28 +335,9 @@ impl ContainerCgroup {
     /// Make the container's cgroup under the runtime's own and write the
     /// limits, before anything runs in it.
     pub fn create(narrator: &Narrator, limits: &Limits) -> Result<ContainerCgroup, LabError> {
-        let layout = hostinfo::detect_cgroup_layout().map_err(|e| LabError::Refused {
-            message: format!("cannot tell this machine's cgroup layout: {e}"),
-            hint: "run `lab doctor`".into(),
-        })?;
-        let mounts = hostinfo::read_mountinfo().unwrap_or_default();
-        let own = own_cgroups(&std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default());
         let name = format!("container-lab-{}", std::process::id());
-        let mut wanted = limits.controllers();
-        // cgroup v2 freezes any cgroup (cgroup.freeze); v1 only those in
-        // the freezer controller's own hierarchy.
-        if limits.freezable {
-            wanted.push("freezer");
-        }
-        let plan = plan(layout, &mounts, &own, &wanted, &name)?;
-        let cgroup = ContainerCgroup {
-            plan,
-            limits: limits.clone(),
-        };
-        cgroup.make(narrator)?;
-        Ok(cgroup)
+        ContainerCgroup::create_at(narrator, limits, &name, &[])
     }
-    // ANCHOR_END: create
 
     /// Chapter 10: make the cgroup at `path`, config.json's cgroupsPath
     /// (absolute: from each hierarchy's root, as engines give it;
@@ -378,6 +359,8 @@ impl ContainerCgroup {
             false => own_cgroups(&std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default()),
         };
         let mut wanted = limits.controllers();
+        // cgroup v2 freezes any cgroup (cgroup.freeze); v1 only those in
+        // the freezer controller's own hierarchy.
         if limits.freezable {
             wanted.push("freezer");
         }
@@ -410,6 +393,7 @@ impl ContainerCgroup {
         cgroup.make(narrator)?;
         Ok(cgroup)
     }
+    // ANCHOR_END: create
 
     /// Keep the cgroup past this process (chapter 10's `create` exits and
     /// `delete` removes it): its directories, not removed on drop.
