@@ -91,6 +91,17 @@ pub fn read_if_present(path: &Path) -> Result<Option<String>, HostInfoError> {
     }
 }
 
+/// A process's command line, an argument a word (/proc/PID/cmdline,
+/// proc(5)); empty for a process that is gone or a kernel thread.
+pub fn command_line(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|byte| *byte == 0)
+        .filter(|word| !word.is_empty())
+        .map(|word| String::from_utf8_lossy(word).into_owned())
+        .collect()
+}
+
 // ---------------------------------------------------------------------------
 // Kernel
 

@@ -46,7 +46,8 @@ enum LabCommand {
         long_about = "Remove what interrupted lab runs left behind. A run cleans up after itself \
             even on error and Ctrl-C; only a SIGKILL or a crash leaves things behind. clean removes \
             only things with the lab's own names (.lab-probe-*, .lab-breakout, \
-            /run/container-lab/tour-PID-*), and only when the run that made them has ended."
+            /run/container-lab/tour-PID-*, lab anatomy's anatomy-PID), and only when the run \
+            that made them has ended."
     )]
     Clean {
         /// Say what would be removed, remove nothing
@@ -77,7 +78,8 @@ enum LabCommand {
         /// The root filesystem to run the chapters on (default: the lab's, built if missing)
         #[arg(long, value_name = "DIR")]
         rootfs: Option<PathBuf>,
-        /// Also write the book's scorecard tables into DIR (book/src/generated)
+        /// Also write the book's scorecard tables (in English, and in Korean under
+        /// ko/) and its heat map (scorecard.svg) into DIR (book/src/generated)
         #[arg(long, value_name = "DIR")]
         book: Option<PathBuf>,
     },
@@ -131,6 +133,33 @@ enum LabCommand {
         /// Only these parts of the bench (comma-separated), the others' tables left empty
         #[arg(long, value_enum, value_delimiter = ',', value_name = "SECTION,...")]
         only: Vec<container_lab::lab::bench::Section>,
+    },
+    /// Start a chapter 09 container, read its layers from the host, remove it
+    #[command(
+        long_about = "Start a real chapter 09 container and read what it is made of from the host \
+            side, layer by layer: its process, its root filesystem, its namespaces, its cgroup.\n\n\
+            It imports the rootfs as an image into an image store of its own (under \
+            /run/container-lab/anatomy-PID), and runs it as a reader of chapter 09 would: \
+            `ch09-hardening run -d --name anatomy-PID --memory 64M --pids 64 --cpus 0.5 --net none \
+            IMAGE /bin/sleep 86400`. `ch09-hardening inspect` gives the container's host PID and \
+            cgroup directories. Then it reads, for the container's command: /proc/PID/ns/* \
+            against its own (which namespaces are new), uid_map and gid_map, mountinfo (the \
+            overlay at /, its layers, the other mounts, the masked and read-only paths), status \
+            (capabilities, Seccomp, NoNewPrivs), and the budgets in the cgroup files (memory, \
+            pids, cpu; cgroup v1 or v2). Last it removes the container (`rm -f`) and the image \
+            store, also when something fails or Ctrl-C stops it.\n\n\
+            Without --book it prints the facts; with --book it writes them as JSON and as a \
+            picture for the book. Only facts that are the same from one run to the next are \
+            kept: no host PIDs, inode numbers or scratch paths. Needs root.",
+        after_help = "Examples:\n  sudo lab anatomy\n  sudo lab anatomy --book book/src/generated"
+    )]
+    Anatomy {
+        /// The root filesystem to make the image of (default: the lab's, built if missing)
+        #[arg(long, value_name = "DIR")]
+        rootfs: Option<PathBuf>,
+        /// Write ch09-anatomy.json (the facts) and ch09-anatomy.svg (the picture) into DIR
+        #[arg(long, value_name = "DIR")]
+        book: Option<PathBuf>,
     },
     /// Make an OCI bundle (rootfs/ and config.json) from an image, for runc or ch10-oci
     #[command(
@@ -200,6 +229,7 @@ fn main() {
             book,
         ),
         LabCommand::Clean { dry_run, rootfs } => clean(dry_run, rootfs),
+        LabCommand::Anatomy { rootfs, book } => anatomy(rootfs, book),
         LabCommand::Tour {
             json,
             chapters,
@@ -435,27 +465,65 @@ fn tour(
     Ok(if regressions.is_empty() { 0 } else { 1 })
 }
 
-/// The scorecard page's table and each chapter's column, as Markdown.
+/// The scorecard page's table and its heat map, and each chapter's column;
+/// the tables again in Korean under `ko/`, for the Korean edition.
 fn write_book_tables(
     matrix: &container_lab::lab::scorecard::Matrix,
     dir: &Path,
 ) -> Result<(), LabError> {
-    std::fs::create_dir_all(dir).map_err(|e| LabError::io("mkdir", dir.display(), e))?;
-    let mut files = vec![(dir.join("scorecard.md"), matrix.markdown())];
-    for column in &matrix.columns {
-        let table = matrix
-            .markdown_diff(&column.chapter)
-            .expect("column exists");
-        files.push((
-            dir.join(format!("scorecard-ch{}.md", column.chapter)),
-            table,
-        ));
+    use container_lab::lab::scorecard::Language;
+    let mut files = vec![(dir.join("scorecard.svg"), matrix.heat_map())];
+    for (language, dir) in [
+        (Language::English, dir.to_path_buf()),
+        (Language::Korean, dir.join("ko")),
+    ] {
+        std::fs::create_dir_all(&dir).map_err(|e| LabError::io("mkdir", dir.display(), e))?;
+        files.push((dir.join("scorecard.md"), matrix.markdown_in(language)));
+        for column in &matrix.columns {
+            let table = matrix
+                .markdown_diff_in(&column.chapter, language)
+                .expect("column exists");
+            files.push((
+                dir.join(format!("scorecard-ch{}.md", column.chapter)),
+                table,
+            ));
+        }
     }
     for (path, text) in files {
         std::fs::write(&path, text).map_err(|e| LabError::io("write", path.display(), e))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// A chapter 09 container's layers, read from a real one: printed, or
+/// written for the book.
+fn anatomy(rootfs_dir: Option<PathBuf>, book: Option<PathBuf>) -> Result<i32, LabError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(LabError::Refused {
+            message: "lab anatomy needs root: it runs a chapter 09 container with cgroup budgets"
+                .into(),
+            hint: "run it with sudo".into(),
+        });
+    }
+    let rootfs_dir = chosen_rootfs(rootfs_dir)?;
+    let anatomy =
+        container_lab::lab::anatomy::dissect(&rootfs_dir, |line| eprintln!("{}", line.dimmed()))?;
+    let Some(dir) = book else {
+        print!("{}", anatomy.render());
+        return Ok(0);
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| LabError::io("mkdir", dir.display(), e))?;
+    let json = serde_json::to_string_pretty(&anatomy).expect("the anatomy serialises") + "\n";
+    for (name, text) in [
+        ("ch09-anatomy.json", json),
+        ("ch09-anatomy.svg", anatomy.svg()),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| LabError::io("write", path.display(), e))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(0)
 }
 
 fn clean(dry_run: bool, mut rootfs_dirs: Vec<PathBuf>) -> Result<i32, LabError> {

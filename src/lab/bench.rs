@@ -1299,7 +1299,7 @@ impl Report {
             svg.push_str(&format!(
                 "<text x=\"4\" y=\"{:.1}\">{}</text>\n<rect x=\"{label_width}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"{bar_height}\" fill=\"{color}\"/>\n<text x=\"{:.1}\" y=\"{:.1}\">{:.2}</text>\n",
                 y + 15.0,
-                xml_escape(&t.name),
+                super::svg::escape(&t.name),
                 label_width + width + 4.0,
                 y + 15.0,
                 t.median_ms
@@ -1403,12 +1403,6 @@ fn compared_cell(median: Option<f64>, p95: Option<f64>, unit: &str) -> String {
 
 fn rss_cell(kib: i64) -> String {
     if kib > 0 { kib.to_string() } else { "-".into() }
-}
-
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// A directory removed when dropped, whatever happens in between (the

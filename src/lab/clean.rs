@@ -62,6 +62,9 @@ pub enum Leftover {
     /// kernel.ctrl-alt-del as a killed tour left it, and the machine's
     /// own value, which the tour kept in its lock file.
     CtrlAltDel(String),
+    /// The image store of a killed `lab anatomy` (`anatomy-PID`), and the
+    /// container of the same name it was still running.
+    AnatomySpecimen(PathBuf),
 }
 
 impl std::fmt::Display for Leftover {
@@ -97,6 +100,11 @@ impl std::fmt::Display for Leftover {
                 write!(f, "state of dead container {}", path.display())
             }
             Leftover::Pasta(pid, file) => write!(f, "pasta process {pid} ({})", file.display()),
+            Leftover::AnatomySpecimen(store) => write!(
+                f,
+                "lab anatomy's container and image store {}",
+                store.display()
+            ),
         }
     }
 }
@@ -205,6 +213,9 @@ pub fn find(rootfs_dirs: &[PathBuf], bait_root: &Path) -> Vec<Leftover> {
         }
         if pid_suffix(&name, "layers-").is_some_and(|pid| !is_running(pid)) {
             found.push(Leftover::LayerPoints(entry.path()));
+        }
+        if pid_suffix(&name, "anatomy-").is_some_and(|pid| !is_running(pid)) {
+            found.push(Leftover::AnatomySpecimen(entry.path()));
         }
     }
     // ch08's image store (root's): what writers that died left, and the
@@ -511,6 +522,7 @@ pub fn remove(leftover: &Leftover) -> Result<(), String> {
             crate::runtime::usernet::stop(*pid, file);
             Ok(())
         }
+        Leftover::AnatomySpecimen(store) => crate::lab::anatomy::remove_leftover(store),
         Leftover::RemappedCopy(path) => {
             std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
         }

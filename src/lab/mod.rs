@@ -6,6 +6,10 @@
 //! | file | what it does |
 //! |---|---|
 //! | `scorecard` | the checks, the cells each chapter is expected to show, the matrix |
+//! | `heat_map` | the matrix as an SVG picture, for the book |
+//! | `svg` | what the book's hand-written SVG pictures share: escaping text |
+//! | `anatomy` | `lab anatomy`: a running ch09 container's layers, read from the host |
+//! | `anatomy/diagram` | those layers as an SVG picture, for the book |
 //! | `probe` | `lab-probe`: runs the checks inside a container |
 //! | `spoof` | `lab-probe --spoof-arp/--spoof-source`: forged ARP and IPv4 from inside |
 //! | `tour` | `lab tour`: a stand-in host with bait, every chapter probed |
@@ -26,12 +30,15 @@
 //! name the runtime's state) and the shared plumbing. Nothing in `runtime`
 //! uses this folder.
 
+pub mod anatomy;
 pub mod bench;
 pub mod clean;
 pub mod doctor;
 pub mod engine;
+pub mod heat_map;
 pub mod loopdev;
 pub mod probe;
 pub mod scorecard;
 pub mod spoof;
+pub mod svg;
 pub mod tour;

@@ -208,16 +208,7 @@ pub fn ps(root: &StateRoot, args: &PsArgs) -> Result<i32, LabError> {
     }
     println!("{:>8}  CMD", "PID");
     for pid in pids {
-        let command = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|bytes| {
-                bytes
-                    .split(|b| *b == 0)
-                    .filter(|w| !w.is_empty())
-                    .map(|w| String::from_utf8_lossy(w).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
+        let command = crate::hostinfo::command_line(pid).join(" ");
         println!("{pid:>8}  {command}");
     }
     Ok(0)

@@ -568,12 +568,7 @@ pub fn top(store: &Store, name: &str) -> Result<i32, LabError> {
                 .unwrap_or(0)
         };
         let seconds = (number(11) + number(12)) / ticks;
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let words: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .filter(|w| !w.is_empty())
-            .map(|w| String::from_utf8_lossy(w).into_owned())
-            .collect();
+        let words = crate::hostinfo::command_line(pid);
         // The container writes its own command line: control characters
         // would reach your terminal (escape sequences, a newline that
         // forges a row), so they show as `?`, as ps(1) shows them.

@@ -68,6 +68,12 @@ impl IdMap {
         (id >= self.inside && id - self.inside < self.count)
             .then(|| self.outside + (id - self.inside))
     }
+
+    /// The container id that host id `id` stands for, if it is mapped.
+    pub fn to_container(&self, id: u32) -> Option<u32> {
+        (id >= self.outside && id - self.outside < self.count)
+            .then(|| self.inside + (id - self.outside))
+    }
 }
 
 /// The default range for root: 65536 ids (the 16-bit ids a distribution's
@@ -924,6 +930,8 @@ mod tests {
         assert_eq!(map.to_host(0), Some(1879048192));
         assert_eq!(map.to_host(65535), Some(1879113727));
         assert_eq!(map.to_host(65536), None);
+        assert_eq!(map.to_container(1879113727), Some(65535));
+        assert_eq!(map.to_container(1879048191), None);
         assert_eq!(map.to_string(), "0 1879048192 65536");
         for bad in ["0:100000", "a:b:c", "0:0:0", "0:4294967295:2"] {
             assert!(bad.parse::<IdMap>().is_err(), "{bad}");
