@@ -144,6 +144,21 @@ fn every_source_file_the_prose_names_exists() {
     );
 }
 
+/// A generated file of the book holds what the lab computes today;
+/// BOOK_UPDATE=1 rewrites it.
+fn assert_generated(target: &Path, expected: &str) {
+    if std::env::var_os("BOOK_UPDATE").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, expected).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(target).unwrap_or_default(),
+        expected,
+        "{} is stale: BOOK_UPDATE=1 cargo test --test book",
+        target.display()
+    );
+}
+
 /// The book's pictures are SVG drawn by svgbob from ASCII sources in
 /// book/diagrams/NAME.bob, so that they are diffable text and cannot be
 /// edited apart from their source. BOOK_UPDATE=1 rewrites the SVGs.
@@ -152,7 +167,6 @@ fn pictures_are_generated_from_their_text() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sources = root.join("book/diagrams");
     let generated = root.join("book/src/generated/diagrams");
-    let update = std::env::var_os("BOOK_UPDATE").is_some_and(|v| v == "1");
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&sources).unwrap().flatten() {
         let path = entry.path();
@@ -161,17 +175,7 @@ fn pictures_are_generated_from_their_text() {
         }
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
         let svg = svgbob::to_svg(&std::fs::read_to_string(&path).unwrap());
-        let target = generated.join(format!("{name}.svg"));
-        if update {
-            std::fs::create_dir_all(&generated).unwrap();
-            std::fs::write(&target, &svg).unwrap();
-        }
-        assert_eq!(
-            std::fs::read_to_string(&target).unwrap_or_default(),
-            svg,
-            "{} is stale: BOOK_UPDATE=1 cargo test --test book",
-            target.display()
-        );
+        assert_generated(&generated.join(format!("{name}.svg")), &svg);
         names.push(name);
     }
     // Every picture is shown somewhere, and every picture shown has a source.
@@ -192,6 +196,78 @@ fn pictures_are_generated_from_their_text() {
             "a page shows generated/diagrams/{name}.svg, which has no book/diagrams/{name}.bob"
         );
     }
+}
+
+/// The scorecard page's heat map is the picture of the table next to it:
+/// `lab tour --book` writes both from one matrix, and this draws the picture
+/// again from the table on disk (whose freshness against a real tour
+/// `tests/scorecard.rs` checks). BOOK_UPDATE=1 rewrites the SVG.
+#[test]
+fn scorecard_heat_map_is_drawn_from_the_table() {
+    use container_lab::lab::scorecard::Matrix;
+    let generated = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/generated");
+    let table = std::fs::read_to_string(generated.join("scorecard.md")).unwrap();
+    let svg = Matrix::from_markdown(&table)
+        .expect("book/src/generated/scorecard.md is a scorecard table")
+        .heat_map();
+    assert_generated(&generated.join("scorecard.svg"), &svg);
+    let page = std::fs::read_to_string(generated.join("../scorecard.md")).unwrap();
+    assert!(
+        page.contains("](generated/scorecard.svg)"),
+        "the scorecard page does not show its heat map"
+    );
+}
+
+/// Each chapter's scorecard section and the Korean edition's tables are
+/// the scorecard page's matrix, as `lab tour --book` writes them all from
+/// one run: redrawn here from the table on disk, in both languages.
+/// BOOK_UPDATE=1 rewrites the Korean ones.
+#[test]
+fn chapter_tables_and_korean_tables_come_from_the_matrix() {
+    use container_lab::lab::scorecard::{Language, Matrix};
+    let generated = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/generated");
+    let table = std::fs::read_to_string(generated.join("scorecard.md")).unwrap();
+    let matrix = Matrix::from_markdown(&table).expect("scorecard.md is a scorecard table");
+    for column in &matrix.columns {
+        let name = format!("scorecard-ch{}.md", column.chapter);
+        assert_eq!(
+            std::fs::read_to_string(generated.join(&name)).unwrap_or_default(),
+            matrix
+                .markdown_diff_in(&column.chapter, Language::English)
+                .unwrap(),
+            "book/src/generated/{name} is not the matrix's column: run book/update-generated.sh"
+        );
+        assert_generated(
+            &generated.join("ko").join(&name),
+            &matrix
+                .markdown_diff_in(&column.chapter, Language::Korean)
+                .unwrap(),
+        );
+    }
+    assert_generated(
+        &generated.join("ko/scorecard.md"),
+        &matrix.markdown_in(Language::Korean),
+    );
+}
+
+/// Chapter 09's picture of a container's layers is drawn from the facts
+/// beside it: `lab anatomy --book` writes both from one reading of a real
+/// container, and this draws the picture again from the facts on disk
+/// (whose freshness against a real container `tests/anatomy.rs` checks).
+/// BOOK_UPDATE=1 rewrites the SVG.
+#[test]
+fn ch09_anatomy_is_drawn_from_the_facts() {
+    use container_lab::lab::anatomy::Anatomy;
+    let generated = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/generated");
+    let json = std::fs::read_to_string(generated.join("ch09-anatomy.json")).unwrap();
+    let anatomy: Anatomy =
+        serde_json::from_str(&json).expect("book/src/generated/ch09-anatomy.json is an Anatomy");
+    assert_generated(&generated.join("ch09-anatomy.svg"), &anatomy.svg());
+    let page = std::fs::read_to_string(generated.join("../ch09-hardening.md")).unwrap();
+    assert!(
+        page.contains("](generated/ch09-anatomy.svg)"),
+        "the chapter 09 page does not show its container's anatomy"
+    );
 }
 
 /// What `--help` says a command takes: its long and short flags, and which
@@ -367,7 +443,12 @@ fn chapter_pages_have_the_lessons_shape() {
                 "{name}: does not start with its crux (> **Crux.** ...)"
             ));
         }
-        let headings: Vec<&str> = markdown.lines().filter(|l| l.starts_with("## ")).collect();
+        // A heading's title, without the id it states (`## Summary {#summary}`).
+        let headings: Vec<&str> = markdown
+            .lines()
+            .filter(|l| l.starts_with("## "))
+            .map(|l| l.split(" {#").next().unwrap_or(l))
+            .collect();
         for wanted in ["## Exercises", "## Summary"] {
             if !headings.contains(&wanted) {
                 problems.push(format!("{name}: no {wanted}"));
