@@ -102,6 +102,20 @@ pub fn command_line(pid: i32) -> Vec<String> {
         .collect()
 }
 
+/// A process's command line as one line for a terminal. A container writes
+/// its own argv, so control characters in it (escape sequences that retitle
+/// or repaint the operator's terminal, a newline that forges a row) are
+/// shown as `?`, as ps(1) shows them.
+pub fn printable_command_line(pid: i32) -> String {
+    printable(&command_line(pid).join(" "))
+}
+
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------
 // Kernel
 
@@ -620,6 +634,14 @@ pub fn is_static_executable(path: &Path) -> Result<Option<bool>, HostInfoError> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn control_characters_are_shown_as_question_marks() {
+        assert_eq!(
+            super::printable("sh \u{1b}]0;title\u{7}\nrow\tcell ünïcode"),
+            "sh ?]0;title??row?cell ünïcode"
+        );
+    }
+
     use super::*;
     use std::os::unix::ffi::OsStrExt;
 

@@ -380,6 +380,51 @@ fn exec_runs_a_process_of_its_own_inside() {
 }
 
 #[test]
+fn ps_shows_control_characters_of_a_command_line_as_question_marks() {
+    let Some(oci) = Oci::new("ps-escape") else {
+        return;
+    };
+    // $0 of the shell: an xterm title sequence, and a newline that would
+    // forge a second row of ps's table.
+    oci.args(&[
+        "sh",
+        "-c",
+        "sleep 60; :",
+        "\u{1b}]0;owned\u{7}\n    1  forged",
+    ]);
+    let id = oci.id("ps-escape");
+    let bundle = oci.bundle();
+    let run = oci.ch10(&["run", "-d", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+    // `run -d` returns once the container is started, which may be just
+    // before its process has exec'd the shell.
+    let mut table = String::new();
+    for _ in 0..50 {
+        let ps = oci.ch10(&["ps", &id]);
+        assert_eq!(code(&ps), 0, "{}", stderr(&ps));
+        table = stdout(&ps);
+        if table.contains("sleep 60") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        table.contains("sh -c sleep 60; : ?]0;owned??    1  forged"),
+        "{table:?}"
+    );
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\u{7}'),
+        "{table:?}"
+    );
+    assert!(
+        !table
+            .lines()
+            .any(|line| line.trim_start().starts_with("1  forged")),
+        "{table:?}"
+    );
+}
+
+#[test]
 fn pause_and_resume_freeze_and_thaw_the_container() {
     let Some(oci) = Oci::new("pause") else { return };
     oci.args(&["sleep", "60"]);

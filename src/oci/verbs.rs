@@ -208,7 +208,8 @@ pub fn ps(root: &StateRoot, args: &PsArgs) -> Result<i32, LabError> {
     }
     println!("{:>8}  CMD", "PID");
     for pid in pids {
-        let command = crate::hostinfo::command_line(pid).join(" ");
+        // Written by the container: control characters show as `?`.
+        let command = crate::hostinfo::printable_command_line(pid);
         println!("{pid:>8}  {command}");
     }
     Ok(0)

@@ -568,18 +568,8 @@ pub fn top(store: &Store, name: &str) -> Result<i32, LabError> {
                 .unwrap_or(0)
         };
         let seconds = (number(11) + number(12)) / ticks;
-        let words = crate::hostinfo::command_line(pid);
-        // The container writes its own command line: control characters
-        // would reach your terminal (escape sequences, a newline that
-        // forges a row), so they show as `?`, as ps(1) shows them.
-        let words: Vec<String> = words
-            .iter()
-            .map(|w| {
-                w.chars()
-                    .map(|c| if c.is_control() { '?' } else { c })
-                    .collect()
-            })
-            .collect();
+        // Written by the container: control characters show as `?`.
+        let command = crate::hostinfo::printable_command_line(pid);
         rows.push([
             uid,
             pid.to_string(),
@@ -590,7 +580,7 @@ pub fn top(store: &Store, name: &str) -> Result<i32, LabError> {
                 seconds / 60 % 60,
                 seconds % 60
             ),
-            words.join(" "),
+            command,
         ]);
     }
     print!("{}", align(&rows));
