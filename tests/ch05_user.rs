@@ -227,6 +227,29 @@ impl World {
     }
 }
 
+/// The TCP ports something listens on in this thread's network namespace
+/// (proc(5): /proc/net/tcp and tcp6, state 0A is LISTEN).
+fn listening_tcp_ports() -> Vec<u16> {
+    let mut ports: Vec<u16> = ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|file| std::fs::read_to_string(format!("/proc/thread-self/net/{file}")).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let port = fields.get(1)?.rsplit(':').next()?;
+                    (fields.get(3) == Some(&"0A")).then(|| u16::from_str_radix(port, 16).ok())?
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
 /// The pastas still running with a pid file under `uid`'s directory.
 fn pastas_of(uid: u32) -> Vec<String> {
     let dir = format!("/container-lab-{uid}/pasta/");
@@ -332,8 +355,11 @@ as_root!(
         // From the runtime's own namespace, on its loopback: pasta takes
         // such a connection straight to the container's socket.
         // pasta may accept before its way into the container is ready (seen
-        // under load: an empty reply); a client tries again, for 5 s.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // under load: an empty reply); a client tries again, for 15 s. Seen
+        // once in CI on a new machine, while the tests were installing
+        // packages: refused for 5 s. If it fails again, the message says
+        // what listened in the host namespace and which pastas ran.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         let client = loop {
             let client = world.host.command(bin("lab-probe")).args(["--connect", "127.0.0.1:18091"]).output().unwrap();
             if stdout(&client).starts_with("hello from jail") || std::time::Instant::now() > deadline {
@@ -341,7 +367,18 @@ as_root!(
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
         };
-        assert!(stdout(&client).starts_with("hello from jail"), "{}{}", stdout(&client), stderr(&client));
+        if !stdout(&client).starts_with("hello from jail") {
+            let listening = world.in_host(listening_tcp_ports);
+            let pastas = pastas_of(user.uid);
+            let _ = server.kill();
+            let output = server.wait_with_output().unwrap();
+            panic!(
+                "{}{}\nTCP ports listening in the host namespace: {listening:?}\npastas of the user: {pastas:?}\nthe runtime said: {}",
+                stdout(&client),
+                stderr(&client),
+                stderr(&output)
+            );
+        }
         let output = server.wait_with_output().unwrap();
         assert_eq!(code(&output), 0, "{}", stderr(&output));
         assert_eq!(pastas_of(user.uid), Vec::<String>::new(), "pasta must go with the container");
