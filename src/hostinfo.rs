@@ -634,16 +634,16 @@ pub fn is_static_executable(path: &Path) -> Result<Option<bool>, HostInfoError> 
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
     #[test]
     fn control_characters_are_shown_as_question_marks() {
         assert_eq!(
-            super::printable("sh \u{1b}]0;title\u{7}\nrow\tcell ünïcode"),
+            printable("sh \u{1b}]0;title\u{7}\nrow\tcell ünïcode"),
             "sh ?]0;title??row?cell ünïcode"
         );
     }
-
-    use super::*;
-    use std::os::unix::ffi::OsStrExt;
 
     /// A Ubuntu 22.04-style host: only cgroup2, at /sys/fs/cgroup.
     const UNIFIED: &str = "\
