@@ -73,6 +73,41 @@ fn doctor_reports_the_cgroup_layout_this_machine_has() {
     assert!(report.contains("checks:"), "{report}");
 }
 
+/// The doctor times a real move into a container's cgroups, and leaves no
+/// cgroup behind (they carry its pid: container-lab-PID).
+#[test]
+fn doctor_times_a_cgroup_move_and_removes_its_cgroups() {
+    if !require_root("doctor_times_a_cgroup_move_and_removes_its_cgroups") {
+        return;
+    }
+    let child = Command::new(public_bin("lab"))
+        .arg("doctor")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let output = child.wait_with_output().unwrap();
+    let report = stdout(&output);
+    let line = report
+        .lines()
+        .find(|l| l.contains("cgroup move"))
+        .unwrap_or_else(|| panic!("no cgroup move line: {report}"));
+    assert!(
+        line.contains("a process entered a container's cgroups in ") && line.contains(" ms"),
+        "{line}"
+    );
+    let left: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|hierarchy| hierarchy.path().join(format!("container-lab-{pid}")))
+        .chain([std::path::PathBuf::from(format!(
+            "/sys/fs/cgroup/container-lab-{pid}"
+        ))])
+        .filter(|dir| dir.exists())
+        .collect();
+    assert!(left.is_empty(), "the doctor left {left:?}");
+}
+
 #[test]
 fn doctor_without_root_fails_and_says_how_to_fix_it() {
     if !require_root("doctor_without_root_fails_and_says_how_to_fix_it") {

@@ -10,6 +10,7 @@ use crate::hostinfo::{self, CgroupLayout, HostInfoError, MountInfo, UsernsKnob};
 use colored::Colorize;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +90,13 @@ pub fn gather() -> Vec<Check> {
             &hostinfo::detect_cgroup_layout(),
             &hostinfo::read_mountinfo(),
             hostinfo::cgroup2_controllers,
+        ),
+        cgroup_move_check(
+            &time_cgroup_move(),
+            hostinfo::read_mountinfo()
+                .ok()
+                .and_then(|mounts| hostinfo::cgroup2_mount(&mounts))
+                .as_deref(),
         ),
         overlay_check(hostinfo::overlayfs_available()),
     ];
@@ -698,6 +706,88 @@ fn rootfs_state(path: &Path) -> RootfsState {
     }
 }
 
+/// A move into cgroups slower than this is worth a word: the move that
+/// waits for an RCU grace period takes some milliseconds, one that does
+/// not a fraction of one.
+pub const SLOW_CGROUP_MOVE: Duration = Duration::from_millis(2);
+
+/// Time one move of a process into a container's cgroups, as chapters 06
+/// to 10 make and join them (`ContainerCgroup::create` and `add`: memory,
+/// cpu, pids, freezer), with a `sleep` as the process; then remove them.
+/// They are named container-lab-PID, which `lab clean` removes should the
+/// doctor die in between.
+pub fn time_cgroup_move() -> Result<Duration, String> {
+    use crate::runtime::cgroups::{ContainerCgroup, Limits};
+    if !nix::unistd::geteuid().is_root() {
+        return Err("needs root".into());
+    }
+    let narrator = crate::narrator::Narrator::new(false, false).map_err(|e| e.to_string())?;
+    // The narrator sets colour for stderr; the report keeps its own.
+    colored::control::unset_override();
+    let limits = Limits {
+        account: true,
+        freezable: true,
+        ..Limits::default()
+    };
+    let cgroup = ContainerCgroup::create(&narrator, &limits).map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new("sleep")
+        .arg("10")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start sleep: {e}"))?;
+    let started = Instant::now();
+    let moved = cgroup.add(&narrator, nix::unistd::Pid::from_raw(child.id() as i32));
+    let took = started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(cgroup);
+    moved.map_err(|e| e.to_string())?;
+    Ok(took)
+}
+
+/// How long a container start waits to enter its cgroups. Moving a process
+/// takes the kernel's cgroup_threadgroup_rwsem, whose writer waits for an
+/// RCU grace period unless a cgroup mount has `favordynmods` (Linux 6.0),
+/// which makes every fork and exit a little slower instead (the kernel's
+/// cgroup-v2 documentation). The lock is one for the whole kernel: the
+/// option on any cgroup2 mount, a hybrid host's included, is enough.
+pub fn cgroup_move_check(measured: &Result<Duration, String>, cgroup2: Option<&Path>) -> Check {
+    let took = match measured {
+        Err(why) => {
+            return Check::new("cgroup move", Status::Info, format!("not measured: {why}"));
+        }
+        Ok(took) => *took,
+    };
+    let shown = format!("{:.1} ms", took.as_secs_f64() * 1000.0);
+    if took < SLOW_CGROUP_MOVE {
+        return Check::new(
+            "cgroup move",
+            Status::Ok,
+            format!("a process entered a container's cgroups in {shown}"),
+        );
+    }
+    let mut check = Check::new(
+        "cgroup move",
+        Status::Info,
+        format!(
+            "a process entered a container's cgroups in {shown}: every container start waits as long"
+        ),
+    );
+    check.details.push(
+        "the kernel's cgroup_threadgroup_rwsem lets a move in after an RCU grace period (see the bench page)".into(),
+    );
+    check.details.push(match cgroup2 {
+        Some(mount) => format!(
+            "to trade it for slightly slower fork and exit: mount -o remount,favordynmods {} (Linux 6.0)",
+            mount.display()
+        ),
+        None => "a cgroup mount with favordynmods (Linux 6.0) trades it for slightly slower fork and exit".into(),
+    });
+    check
+}
+
 /// The default rootfs at `path` (from $CONTAINER_LAB_ROOTFS when
 /// `from_env`). The fix names the path: sudo drops the environment, so
 /// `sudo lab rootfs` alone would build in the built-in default instead.
@@ -1130,5 +1220,28 @@ fail  root     euid 1000
                 .all(|check| check.fix.is_some()),
             "every warning and failure says what to do"
         );
+    }
+
+    #[test]
+    fn a_quick_cgroup_move_is_ok_and_a_slow_one_names_favordynmods() {
+        let quick = cgroup_move_check(&Ok(Duration::from_micros(300)), None);
+        assert_eq!(quick.status, Status::Ok);
+        assert!(quick.found.contains("0.3 ms"), "{}", quick.found);
+        let slow = cgroup_move_check(
+            &Ok(Duration::from_micros(12_340)),
+            Some(Path::new("/sys/fs/cgroup/unified")),
+        );
+        assert_eq!(slow.status, Status::Info);
+        assert!(slow.found.contains("12.3 ms"), "{}", slow.found);
+        assert!(
+            slow.details
+                .iter()
+                .any(|d| d.contains("mount -o remount,favordynmods /sys/fs/cgroup/unified")),
+            "{:?}",
+            slow.details
+        );
+        let unmeasured = cgroup_move_check(&Err("needs root".into()), None);
+        assert_eq!(unmeasured.status, Status::Info);
+        assert_eq!(unmeasured.found, "not measured: needs root");
     }
 }
