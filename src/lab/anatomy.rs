@@ -383,8 +383,8 @@ fn read(
     names: &[String],
     started_with: String,
 ) -> Result<Anatomy, LabError> {
-    let uid_map = parse_id_map(&read_proc(pid, "uid_map")?);
-    let gid_map = parse_id_map(&read_proc(pid, "gid_map")?);
+    let uid_map = IdMap::parse_proc_map(&read_proc(pid, "uid_map")?);
+    let gid_map = IdMap::parse_proc_map(&read_proc(pid, "gid_map")?);
     let status = read_proc(pid, "status")?;
     let process = process_from_status(&status, hostinfo::command_line(pid), &uid_map, &gid_map)
         .ok_or_else(|| LabError::Container {
@@ -417,20 +417,6 @@ fn read(
         user_namespace: IdMaps { uid_map, gid_map },
         cgroups: cgroups(cgroup_dirs, &host_mounts, &own, names),
     })
-}
-
-/// uid_map or gid_map: `INSIDE OUTSIDE COUNT` a line.
-pub fn parse_id_map(text: &str) -> Vec<IdMap> {
-    text.lines()
-        .filter_map(|line| {
-            let mut numbers = line.split_whitespace().map(|n| n.parse::<u32>().ok());
-            Some(IdMap {
-                inside: numbers.next()??,
-                outside: numbers.next()??,
-                count: numbers.next()??,
-            })
-        })
-        .collect()
 }
 
 /// The process's facts from its status file (proc_pid_status(5)).
@@ -837,7 +823,7 @@ mod tests {
         let status = "Name:\tsleep\nNSpid:\t19082\t2\nUid:\t1879048192\t1879048192\t1879048192\t1879048192\n\
                       Gid:\t1879048192\t1879048192\t1879048192\t1879048192\nCapEff:\t0000000000000003\n\
                       CapBnd:\t00000000000000ff\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t2\n";
-        let map = parse_id_map("         0 1879048192      65536\n");
+        let map = IdMap::parse_proc_map("         0 1879048192      65536\n");
         assert_eq!(
             map,
             [IdMap {

@@ -209,14 +209,9 @@ pub struct UserModeNetwork {
 fn host_id_of_root(child: Pid, map: &str) -> Result<u32, LabError> {
     let path = format!("/proc/{child}/{map}");
     let text = std::fs::read_to_string(&path).map_err(|e| LabError::io("read", &path, e))?;
-    text.lines()
-        .find_map(|line| {
-            let words: Vec<u32> = line
-                .split_whitespace()
-                .filter_map(|w| w.parse().ok())
-                .collect();
-            (words.len() == 3 && words[0] == 0).then_some(words[1])
-        })
+    crate::runtime::userns::IdMap::parse_proc_map(&text)
+        .iter()
+        .find_map(|range| range.to_host(0))
         .ok_or_else(|| LabError::Refused {
             message: format!("{path} maps no id onto the container's root"),
             hint: "pasta runs as the container's root: give the container an id 0".into(),

@@ -63,6 +63,21 @@ impl fmt::Display for IdMap {
 }
 
 impl IdMap {
+    /// The ranges of a /proc/PID/uid_map or gid_map as the kernel prints
+    /// it: `INSIDE OUTSIDE COUNT` a line (user_namespaces(7)).
+    pub fn parse_proc_map(text: &str) -> Vec<IdMap> {
+        text.lines()
+            .filter_map(|line| {
+                let mut numbers = line.split_whitespace().map(|n| n.parse::<u32>().ok());
+                Some(IdMap {
+                    inside: numbers.next()??,
+                    outside: numbers.next()??,
+                    count: numbers.next()??,
+                })
+            })
+            .collect()
+    }
+
     /// The host id that container id `id` stands for, if it is mapped.
     pub fn to_host(&self, id: u32) -> Option<u32> {
         (id >= self.inside && id - self.inside < self.count)
